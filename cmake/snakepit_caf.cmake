@@ -1,0 +1,22 @@
+# CAF 0.17 ships no CMake config, Find module or pkg-config file: find the headers and
+# libraries ourselves and wrap them in imported targets (CAF::core, CAF::io).
+# Installed with snakepit's package config so consumers get the same targets.
+if(NOT TARGET CAF::core)
+  find_package(Threads REQUIRED)
+  find_path(CAF_INCLUDE_DIR caf/all.hpp)
+  find_library(CAF_CORE_LIBRARY caf_core)
+  find_library(CAF_IO_LIBRARY caf_io)
+  if(NOT CAF_INCLUDE_DIR OR NOT CAF_CORE_LIBRARY OR NOT CAF_IO_LIBRARY)
+    message(FATAL_ERROR "CAF 0.17 not found (need caf/all.hpp, libcaf_core, libcaf_io): "
+                        "apt-get install libcaf-dev")
+  endif()
+  add_library(CAF::core UNKNOWN IMPORTED)
+  set_target_properties(CAF::core PROPERTIES
+    IMPORTED_LOCATION "${CAF_CORE_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES Threads::Threads)
+  add_library(CAF::io UNKNOWN IMPORTED)
+  set_target_properties(CAF::io PROPERTIES
+    IMPORTED_LOCATION "${CAF_IO_LIBRARY}"
+    INTERFACE_LINK_LIBRARIES CAF::core)
+endif()
