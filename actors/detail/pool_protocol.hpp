@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string>
+
+#include <caf/actor_addr.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+
+#include "snakepit/messages/pool_actor.hpp"
+#include "snakepit/messages/worker_actor.hpp"
+#include "snakepit/messages/worker_status.hpp"
+
+namespace snakepit::detail {
+
+// What workers tell the pool that owns them.
+
+/// (worker_ready_atom, worker, status): the worker's process answers calls.
+using worker_ready_atom = caf::atom_constant<caf::atom("wready")>;
+/// (worker_failed_atom, worker id, error): the worker could not start.
+using worker_failed_atom = caf::atom_constant<caf::atom("wfailed")>;
+/// (slot_free_atom, worker address, ok): a call finished and its slot is free.
+using slot_free_atom = caf::atom_constant<caf::atom("slotfree")>;
+/// (expire_atom, queue sequence number): a queued request's time is up.
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+
+/// The pool as its workers and timers see it.
+using pool_actor_impl = pool_actor::extend<
+  caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
+  caf::reacts_to<worker_failed_atom, std::string, caf::error>,
+  caf::reacts_to<slot_free_atom, caf::actor_addr, bool>,
+  caf::reacts_to<expire_atom, std::uint64_t>>;
+
+} // namespace snakepit::detail

@@ -1,0 +1,422 @@
+#include "snakepit/actors/pool.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <set>
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "snakepit/actors/detail/log.hpp"
+#include "snakepit/actors/detail/pool_protocol.hpp"
+#include "snakepit/actors/python_locator.hpp"
+#include "snakepit/actors/scheduler_settings.hpp"
+#include "snakepit/actors/worker.hpp"
+#include "snakepit/messages/error.hpp"
+#include "snakepit/supervision/supervisor.hpp"
+
+namespace snakepit {
+
+namespace {
+
+using detail::expire_atom;
+using detail::pool_actor_impl;
+using detail::slot_free_atom;
+using detail::worker_failed_atom;
+using detail::worker_ready_atom;
+
+enum class phase { starting, ready, failed, stopping };
+
+const char* to_cstr(phase p) {
+  switch (p) {
+    case phase::starting: return "starting";
+    case phase::ready: return "ready";
+    case phase::failed: return "failed";
+    default: return "stopping";
+  }
+}
+
+/// A ready worker as the pool sees it.
+struct worker_slot {
+  worker_actor handle;
+  caf::actor_addr addr;
+  worker_status info;  // as reported when it became ready
+  std::uint32_t in_flight = 0;
+  std::uint64_t served = 0;
+  std::uint64_t failed = 0;
+};
+
+struct queued_request {
+  std::uint64_t seq = 0;
+  execute_request req;
+  caf::typed_response_promise<execute_reply> promise;
+  caf::timestamp enqueued_at;
+};
+
+struct pool_state {
+  pool_config cfg;
+  supervisor_actor sup;
+  phase current = phase::starting;
+  std::vector<worker_slot> workers;
+  std::deque<queued_request> queue;
+  std::uint64_t next_seq = 0;
+  std::uint64_t next_request = 0;
+  std::size_t rotate = 0;
+  /// Initial workers asked for and not yet ready or failed.
+  std::set<std::string> starting;
+  std::uint32_t launched = 0;
+  std::vector<caf::typed_response_promise<pool_status>> ready_waiters;
+  std::uint64_t served = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t crashes = 0;
+  std::uint64_t replacements = 0;
+  caf::error failure;
+
+  static inline const char* name = "snakepit.pool";
+
+  worker_slot* find(const caf::actor_addr& addr) {
+    for (auto& w : workers)
+      if (w.addr == addr)
+        return &w;
+    return nullptr;
+  }
+
+  /// The least-loaded worker with a free slot, rotating among equals.
+  worker_slot* pick() {
+    worker_slot* best = nullptr;
+    auto n = workers.size();
+    for (size_t k = 0; k < n; ++k) {
+      auto& w = workers[(rotate + k) % n];
+      if (w.in_flight >= w.info.capacity)
+        continue;
+      if (best == nullptr || w.in_flight < best->in_flight)
+        best = &w;
+    }
+    if (best != nullptr)
+      rotate = static_cast<size_t>(best - workers.data()) + 1;
+    return best;
+  }
+};
+
+using pool_pointer = pool_actor_impl::stateful_pointer<pool_state>;
+
+pool_status make_status(pool_pointer self) {
+  auto& st = self->state;
+  pool_status out;
+  out.name = st.cfg.name;
+  out.state = to_cstr(st.current);
+  out.size = st.cfg.size;
+  out.ready = static_cast<std::uint32_t>(st.workers.size());
+  out.queued = static_cast<std::uint32_t>(st.queue.size());
+  out.queue_max = st.cfg.queue_max;
+  out.served = st.served;
+  out.failed = st.failed;
+  out.crashes = st.crashes;
+  out.replacements = st.replacements;
+  for (auto& w : st.workers) {
+    out.capacity += w.info.capacity;
+    out.busy += w.in_flight;
+    auto ws = w.info;
+    ws.in_flight = w.in_flight;
+    ws.served = w.served;
+    ws.failed = w.failed;
+    out.workers.push_back(std::move(ws));
+  }
+  return out;
+}
+
+/// The pool cannot go on: answer everyone waiting, then exit (the linked
+/// supervisor stops the workers).
+void fail_pool(pool_pointer self, caf::error err) {
+  auto& st = self->state;
+  if (st.current == phase::failed || st.current == phase::stopping)
+    return;
+  st.current = phase::failed;
+  st.failure = err;
+  detail::log_error(st.cfg.name, "pool failed: {}", describe(err).message);
+  for (auto& rp : st.ready_waiters)
+    rp.deliver(err);
+  st.ready_waiters.clear();
+  for (auto& q : st.queue)
+    q.promise.deliver(err);
+  st.failed += st.queue.size();
+  st.queue.clear();
+  self->quit(err);
+}
+
+void start_more(pool_pointer self);
+
+worker_config make_worker_config(pool_pointer self, const std::string& id) {
+  auto& cfg = self->state.cfg;
+  worker_config wc;
+  wc.id = cfg.name + "/" + id;
+  wc.python = cfg.python;
+  wc.adapter = cfg.adapter;
+  wc.python_path = cfg.python_path;
+  wc.env = cfg.env;
+  wc.capacity = 1;  // process profile
+  wc.max_payload_bytes = cfg.max_payload_bytes;
+  wc.startup_timeout = cfg.startup_timeout;
+  wc.deadline_grace = cfg.deadline_grace;
+  wc.shutdown_timeout = cfg.shutdown_timeout;
+  wc.owner = caf::actor_cast<caf::actor>(self);
+  return wc;
+}
+
+void launch_worker(pool_pointer self) {
+  auto& st = self->state;
+  auto id = "w-" + std::to_string(++st.launched);
+  st.starting.insert(id);
+  child_spec spec;
+  spec.id = id;
+  spec.restart = restart_type::permanent;
+  spec.shutdown = shutdown_policy::after(st.cfg.shutdown_timeout + std::chrono::seconds{1});
+  spec.start = [wc = make_worker_config(self, id)](caf::actor_system& sys)
+    -> caf::expected<caf::actor> {
+    return caf::actor_cast<caf::actor>(spawn_worker(sys, wc));
+  };
+  self->request(st.sup, caf::infinite, start_child_atom::value, std::move(spec))
+    .then([](const caf::actor&) {},
+          [self](caf::error& err) { fail_pool(self, std::move(err)); });
+}
+
+void start_more(pool_pointer self) {
+  auto& st = self->state;
+  auto limit = st.cfg.startup_concurrency;
+  while (st.launched < st.cfg.size && st.starting.size() < limit)
+    launch_worker(self);
+}
+
+void dispatch_queue(pool_pointer self) {
+  auto& st = self->state;
+  while (!st.queue.empty()) {
+    auto* w = st.pick();
+    if (w == nullptr)
+      return;
+    auto q = std::move(st.queue.front());
+    st.queue.pop_front();
+    q.req.queued = caf::make_timestamp() - q.enqueued_at;
+    ++w->in_flight;
+    q.promise.delegate(w->handle, execute_atom::value, std::move(q.req));
+  }
+}
+
+void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& info) {
+  auto& st = self->state;
+  if (st.current == phase::failed || st.current == phase::stopping)
+    return;
+  auto local_id = info.id.substr(st.cfg.name.size() + 1);
+  // A restarted worker keeps its id: drop the stale slot, if any.
+  st.workers.erase(std::remove_if(st.workers.begin(), st.workers.end(),
+                                  [&](const worker_slot& w) { return w.info.id == info.id; }),
+                   st.workers.end());
+  self->monitor(handle);
+  worker_slot slot;
+  slot.addr = handle.address();
+  slot.handle = std::move(handle);
+  slot.info = std::move(info);
+  st.workers.push_back(std::move(slot));
+  if (st.starting.erase(local_id) > 0)
+    start_more(self);
+  if (st.current == phase::starting && st.workers.size() >= st.cfg.min_ready) {
+    st.current = phase::ready;
+    detail::log_info(st.cfg.name, "ready: {} of {} workers", st.workers.size(),
+                     st.cfg.size);
+    auto status = make_status(self);
+    for (auto& rp : st.ready_waiters)
+      rp.deliver(status);
+    st.ready_waiters.clear();
+  }
+  dispatch_queue(self);
+}
+
+caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
+  auto& st = self->state;
+  if (st.current == phase::failed) {
+    ++st.failed;
+    return st.failure;
+  }
+  if (st.current == phase::stopping) {
+    ++st.failed;
+    return make_error(errc::pool_stopped,
+                      fmt::format("pool '{}' is stopping", st.cfg.name));
+  }
+  if (req.request_id.empty())
+    req.request_id = st.cfg.name + "-" + std::to_string(++st.next_request);
+  auto now = caf::make_timestamp();
+  if (req.deadline.time_since_epoch().count() == 0)
+    req.deadline = now + st.cfg.request_timeout;
+  if (req.deadline <= now) {
+    ++st.failed;
+    return make_error(errc::timeout,
+                      fmt::format("request {} for tool '{}' arrived at pool '{}' after "
+                                  "its deadline",
+                                  req.request_id, req.tool, st.cfg.name));
+  }
+  if (st.queue.empty()) {
+    if (auto* w = st.pick()) {
+      ++w->in_flight;
+      return self->delegate(w->handle, execute_atom::value, std::move(req));
+    }
+  }
+  if (st.queue.size() >= st.cfg.queue_max) {
+    ++st.failed;
+    return make_error(errc::pool_saturated,
+                      fmt::format("pool '{}' is saturated: all {} workers busy and {} "
+                                  "requests queued (queue_max); retry later, or raise "
+                                  "size or queue_max",
+                                  st.cfg.name, st.workers.size(), st.queue.size()));
+  }
+  queued_request q;
+  q.seq = ++st.next_seq;
+  q.promise = self->make_response_promise<execute_reply>();
+  q.enqueued_at = now;
+  auto wait = std::min<caf::timespan>(req.deadline - now, st.cfg.queue_timeout);
+  q.req = std::move(req);
+  auto promise = q.promise;
+  st.queue.push_back(std::move(q));
+  self->delayed_send(self, wait, expire_atom::value, st.queue.back().seq);
+  return promise;
+}
+
+void on_expire(pool_pointer self, std::uint64_t seq) {
+  auto& st = self->state;
+  // The queue is ordered by seq: binary search.
+  auto i = std::lower_bound(st.queue.begin(), st.queue.end(), seq,
+                            [](const queued_request& q, std::uint64_t s) { return q.seq < s; });
+  if (i == st.queue.end() || i->seq != seq)
+    return;
+  auto now = caf::make_timestamp();
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - i->enqueued_at);
+  if (i->req.deadline <= now) {
+    i->promise.deliver(make_error(
+      errc::timeout, fmt::format("request {} for tool '{}' waited {} ms in the queue of "
+                                 "pool '{}' and passed its deadline without a free worker",
+                                 i->req.request_id, i->req.tool, waited.count(),
+                                 st.cfg.name)));
+  } else {
+    i->promise.deliver(make_error(
+      errc::pool_saturated,
+      fmt::format("request {} for tool '{}' waited {} ms in the queue of pool '{}' "
+                  "(queue_timeout) without a free worker; raise size or queue_timeout",
+                  i->req.request_id, i->req.tool, waited.count(), st.cfg.name)));
+  }
+  ++st.failed;
+  st.queue.erase(i);
+}
+
+} // namespace
+
+caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
+  auto checked = validate(std::move(cfg));
+  if (!checked)
+    return std::move(checked.error());
+  auto python = locate_python(checked->python);
+  if (!python)
+    return std::move(python.error());
+  checked->python = std::move(*python);
+  if (checked->startup_concurrency == 0)
+    checked->startup_concurrency = 2 * available_cpus();
+  auto impl = sys.spawn([cfg = std::move(*checked)](pool_pointer self) mutable
+                        -> pool_actor_impl::behavior_type {
+    auto& init = self->state;
+    init.cfg = std::move(cfg);
+    supervisor_config sc;
+    sc.name = init.cfg.name + "/workers";
+    sc.strategy = supervision_strategy::dynamic;
+    sc.intensity = init.cfg.intensity;
+    sc.backoff = init.cfg.backoff;
+    init.sup = spawn_supervisor(self->system(), std::move(sc));
+    self->link_to(init.sup);
+    self->set_exit_handler([self](caf::exit_msg& msg) {
+      auto& st = self->state;
+      if (msg.source == st.sup.address()) {
+        fail_pool(self, msg.reason ? msg.reason
+                                   : make_error(errc::internal, "worker supervisor exited"));
+        return;
+      }
+      // Asked to stop (by a parent or user).
+      st.current = phase::stopping;
+      auto err = make_error(errc::pool_stopped,
+                            fmt::format("pool '{}' is stopping", st.cfg.name));
+      for (auto& q : st.queue)
+        q.promise.deliver(err);
+      st.queue.clear();
+      for (auto& rp : st.ready_waiters)
+        rp.deliver(err);
+      st.ready_waiters.clear();
+      self->quit(msg.reason);
+    });
+    self->set_down_handler([self](caf::down_msg& msg) {
+      auto& st = self->state;
+      auto* w = st.find(msg.source);
+      if (w == nullptr)
+        return;
+      if (is(msg.reason, errc::worker_replaced))
+        ++st.replacements;
+      else if (msg.reason && msg.reason != caf::exit_reason::user_shutdown
+               && !is(msg.reason, errc::pool_stopped))
+        ++st.crashes;
+      st.failed += w->in_flight;  // the worker failed its calls in flight
+      st.workers.erase(st.workers.begin() + (w - st.workers.data()));
+    });
+    detail::log_info(init.cfg.name, "starting {} workers of {} ({})", init.cfg.size,
+                     init.cfg.adapter, init.cfg.python);
+    start_more(self);
+    return {
+      [self](execute_atom, execute_request& req) { return on_execute(self, req); },
+      [self](status_atom) { return make_status(self); },
+      [self](ready_atom) -> caf::result<pool_status> {
+        auto& st = self->state;
+        if (st.current == phase::ready)
+          return make_status(self);
+        if (st.current == phase::failed)
+          return st.failure;
+        auto rp = self->make_response_promise<pool_status>();
+        st.ready_waiters.push_back(rp);
+        return rp;
+      },
+      [self](worker_ready_atom, worker_actor& handle, worker_status& info) {
+        on_worker_ready(self, handle, info);
+      },
+      [self](worker_failed_atom, const std::string& id, const caf::error& err) {
+        auto& st = self->state;
+        auto local_id = id.substr(st.cfg.name.size() + 1);
+        if (st.starting.count(local_id) > 0) {
+          // A worker of the first start failed: the adapter or interpreter is
+          // broken; restarting it would only spin.
+          fail_pool(self, err);
+        }
+      },
+      [self](slot_free_atom, const caf::actor_addr& addr, bool ok) {
+        auto& st = self->state;
+        ok ? ++st.served : ++st.failed;
+        if (auto* w = st.find(addr)) {
+          if (w->in_flight > 0)
+            --w->in_flight;
+          ok ? ++w->served : ++w->failed;
+        }
+        dispatch_queue(self);
+      },
+      [self](expire_atom, std::uint64_t seq) { on_expire(self, seq); },
+    };
+  });
+  return caf::actor_cast<pool_actor>(impl);
+}
+
+caf::expected<pool_actor> start_pool(caf::actor_system& sys, pool_config cfg) {
+  auto pool = spawn_pool(sys, std::move(cfg));
+  if (!pool)
+    return pool;
+  caf::scoped_actor self{sys};
+  caf::error failure;
+  self->request(*pool, caf::infinite, ready_atom::value)
+    .receive([](const pool_status&) {}, [&](caf::error& err) { failure = std::move(err); });
+  if (failure) {
+    self->send_exit(*pool, caf::exit_reason::user_shutdown);
+    return failure;
+  }
+  return pool;
+}
+
+} // namespace snakepit

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+
+#include "snakepit/actors/pool_config.hpp"
+#include "snakepit/messages/pool_actor.hpp"
+
+namespace snakepit {
+
+/// Spawns a pool: a pool actor, its worker supervisor and `cfg.size` worker
+/// processes, started concurrently (at most `startup_concurrency` at once).
+/// Returns at once; requests sent before the workers are ready wait in the
+/// queue. If the pool cannot start (bad interpreter, adapter import error)
+/// queued and later requests fail with `errc::startup_failed` and the pool
+/// exits with that error.
+///
+/// `cfg.python` must name a usable interpreter or be empty; an empty one is
+/// resolved here with `locate_python` (blocking on first use: call this from
+/// your own thread, not from inside an actor).
+caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg);
+
+/// Spawns a pool and waits until it is ready (its `min_ready` workers answer)
+/// or its start failed. Blocks the calling thread: not for use inside actors.
+caf::expected<pool_actor> start_pool(caf::actor_system& sys, pool_config cfg);
+
+} // namespace snakepit

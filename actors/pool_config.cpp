@@ -1,0 +1,49 @@
+#include "snakepit/actors/pool_config.hpp"
+
+#include <fmt/format.h>
+
+#include "snakepit/messages/error.hpp"
+
+namespace snakepit {
+
+caf::expected<pool_config> validate(pool_config cfg) {
+  std::vector<std::string> problems;
+  auto need = [&](bool ok, std::string what) {
+    if (!ok)
+      problems.push_back(std::move(what));
+  };
+  need(!cfg.name.empty() && cfg.name.find('/') == std::string::npos,
+       "name must be non-empty and contain no '/'");
+  need(!cfg.adapter.empty(),
+       "adapter is required (a dotted path such as "
+       "snakepit_bridge.showcase.ShowcaseAdapter)");
+  need(cfg.adapter.empty() || cfg.adapter.find('.') != std::string::npos,
+       fmt::format("adapter '{}' must be a dotted path: package.module.ClassName",
+                   cfg.adapter));
+  need(cfg.size >= 1 && cfg.size <= 4096, "size must be between 1 and 4096");
+  need(cfg.min_ready <= cfg.size, "min_ready must not exceed size");
+  need(cfg.queue_max <= 10'000'000, "queue_max must be at most 10000000");
+  need(cfg.startup_timeout.count() > 0, "startup_timeout_ms must be positive");
+  need(cfg.queue_timeout.count() > 0, "queue_timeout_ms must be positive");
+  need(cfg.request_timeout.count() > 0, "request_timeout_ms must be positive");
+  need(cfg.deadline_grace.count() >= 0, "deadline_grace_ms must not be negative");
+  need(cfg.shutdown_timeout.count() >= 0, "shutdown_timeout_ms must not be negative");
+  need(cfg.max_payload_bytes >= 1024 && cfg.max_payload_bytes <= (1LL << 31) - 65536 - 1,
+       "max_payload_bytes must be between 1024 and 2147418111 (gRPC's limit)");
+  need(cfg.intensity.period.count() > 0, "max_seconds must be positive");
+  need(cfg.backoff.min <= cfg.backoff.max,
+       "restart_backoff_min_ms must not exceed restart_backoff_max_ms");
+  if (!problems.empty()) {
+    std::string msg = fmt::format("invalid configuration of pool '{}':", cfg.name);
+    for (auto& p : problems)
+      msg += "\n  - " + p;
+    return make_error(errc::bad_config, std::move(msg));
+  }
+  if (cfg.min_ready == 0)
+    cfg.min_ready = cfg.size;
+  if (cfg.intensity.max_restarts == 0)
+    cfg.intensity.max_restarts = std::max<std::uint32_t>(3, cfg.size);
+  return cfg;
+}
+
+} // namespace snakepit

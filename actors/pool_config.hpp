@@ -1,0 +1,60 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/expected.hpp>
+#include <caf/timespan.hpp>
+
+#include "snakepit/supervision/restart_intensity.hpp"
+
+namespace snakepit {
+
+/// Everything a pool needs. Every bound has a default here and a TOML key of
+/// the same name (times in the TOML carry a `_ms` suffix).
+struct pool_config {
+  /// Names the pool in logs, errors and worker ids ("<name>/w-<n>").
+  std::string name = "default";
+  /// Dotted path of the adapter class, e.g. "snakepit_bridge.showcase.ShowcaseAdapter".
+  std::string adapter;
+  /// Extra Python import directories.
+  std::vector<std::string> python_path;
+  /// Interpreter; empty: $SNAKEPIT_PYTHON, else the first that can import grpc.
+  std::string python;
+  /// Environment variables for the workers, on top of the host's.
+  std::vector<std::pair<std::string, std::string>> env;
+  /// Number of worker processes.
+  std::uint32_t size = 2;
+  /// Workers that must be ready before the pool counts as started; 0 = all.
+  std::uint32_t min_ready = 0;
+  /// Workers starting at the same time; 0 = twice the CPUs this process may use.
+  std::uint32_t startup_concurrency = 0;
+  /// From spawn to a worker's ready signal.
+  caf::timespan startup_timeout = std::chrono::seconds{20};
+  /// Requests waiting for a free worker, at most; beyond: `pool_saturated`.
+  std::uint32_t queue_max = 1024;
+  /// Longest wait in the queue; then `pool_saturated`.
+  caf::timespan queue_timeout = std::chrono::seconds{10};
+  /// Deadline of a request that comes without one.
+  caf::timespan request_timeout = std::chrono::seconds{60};
+  /// A process-profile worker still busy this long after a call's deadline
+  /// is killed and replaced.
+  caf::timespan deadline_grace = std::chrono::milliseconds{500};
+  /// Largest request or result, in bytes of wire encoding.
+  std::int64_t max_payload_bytes = 64LL * 1024 * 1024;
+  /// SIGTERM-to-SIGKILL budget for each worker process when stopping.
+  caf::timespan shutdown_timeout = std::chrono::seconds{5};
+  /// Restart intensity of the pool's worker supervisor. The default allows a
+  /// restart per worker and then some, within 10 s.
+  restart_intensity intensity{0, std::chrono::seconds{10}};
+  /// Back-off between restarts of a worker that keeps failing.
+  restart_backoff backoff;
+};
+
+/// Checks a configuration; the error (`errc::bad_config`) lists every problem.
+caf::expected<pool_config> validate(pool_config cfg);
+
+} // namespace snakepit

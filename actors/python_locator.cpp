@@ -1,0 +1,162 @@
+#include "snakepit/actors/python_locator.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "snakepit/messages/error.hpp"
+
+extern char** environ;
+
+namespace snakepit {
+
+namespace {
+
+bool is_executable(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)
+         && ::access(path.c_str(), X_OK) == 0;
+}
+
+/// Resolves a command name through PATH; paths with a slash stay as they are.
+std::string resolve_command(const std::string& name) {
+  if (name.find('/') != std::string::npos)
+    return is_executable(name) ? name : std::string{};
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    auto end = dirs.find(':', start);
+    if (end == std::string::npos)
+      end = dirs.size();
+    auto dir = dirs.substr(start, end - start);
+    if (!dir.empty()) {
+      auto candidate = dir + "/" + name;
+      if (is_executable(candidate))
+        return candidate;
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
+struct probe_result {
+  bool ok = false;
+  std::string detail;  // last line of stderr, or why it could not run
+};
+
+/// Runs `python -c "import grpc, google.protobuf"` and waits for it (blocking).
+probe_result probe(const std::string& python) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
+    return {false, std::string{"pipe: "} + std::strerror(errno)};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
+  std::vector<std::string> args{python, "-c", "import grpc, google.protobuf"};
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  auto rc = ::posix_spawn(&pid, python.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  if (rc != 0) {
+    ::close(pipe_fds[0]);
+    return {false, std::string{"cannot run: "} + std::strerror(rc)};
+  }
+  std::string err;
+  char buf[4096];
+  for (;;) {
+    auto n = ::read(pipe_fds[0], buf, sizeof(buf));
+    if (n > 0) {
+      if (err.size() < 65536)
+        err.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    break;
+  }
+  ::close(pipe_fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return {true, {}};
+  while (!err.empty() && (err.back() == '\n' || err.back() == '\r'))
+    err.pop_back();
+  auto pos = err.rfind('\n');
+  auto last = pos == std::string::npos ? err : err.substr(pos + 1);
+  if (last.empty())
+    last = "exited with status " + std::to_string(WEXITSTATUS(status));
+  return {false, last};
+}
+
+std::mutex cache_mtx;
+std::map<std::string, probe_result> cache;
+
+probe_result cached_probe(const std::string& python) {
+  {
+    std::lock_guard<std::mutex> guard{cache_mtx};
+    if (auto i = cache.find(python); i != cache.end())
+      return i->second;
+  }
+  auto result = probe(python);
+  std::lock_guard<std::mutex> guard{cache_mtx};
+  cache.emplace(python, result);
+  return result;
+}
+
+constexpr const char* fix_hint =
+  "Install Debian's packages (apt-get install python3-grpcio python3-protobuf) "
+  "or point --python / SNAKEPIT_PYTHON / the pool's `python` key at an "
+  "interpreter that can `import grpc` (for example /usr/bin/python3, or a venv "
+  "made with --system-site-packages).";
+
+} // namespace
+
+caf::expected<std::string> locate_python(const std::string& configured) {
+  std::vector<std::pair<std::string, std::string>> candidates;  // (source, name)
+  if (!configured.empty()) {
+    candidates.emplace_back("configured", configured);
+  } else if (auto* env = std::getenv("SNAKEPIT_PYTHON"); env && *env) {
+    candidates.emplace_back("SNAKEPIT_PYTHON", env);
+  } else {
+    candidates.emplace_back("PATH", "python3");
+    candidates.emplace_back("default", "/usr/bin/python3");
+  }
+  std::string tried;
+  for (auto& [source, name] : candidates) {
+    auto path = resolve_command(name);
+    std::string why;
+    if (path.empty()) {
+      why = "not found";
+    } else {
+      auto result = cached_probe(path);
+      if (result.ok)
+        return path;
+      why = result.detail;
+    }
+    if (!tried.empty())
+      tried += "; ";
+    tried += name + (path.empty() || path == name ? "" : " (" + path + ")")
+             + " [" + source + "]: " + why;
+  }
+  return make_error(errc::startup_failed,
+                    "no Python interpreter that can import grpc was found (tried "
+                      + tried + "). " + fix_hint);
+}
+
+} // namespace snakepit

@@ -1,0 +1,91 @@
+#include "snakepit/actors/runtime_paths.hpp"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace snakepit {
+
+namespace {
+
+bool is_dir(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string dirname_of(const std::string& path) {
+  auto pos = path.rfind('/');
+  return pos == std::string::npos ? "." : path.substr(0, pos);
+}
+
+/// Owns the runtime directory; removes its (flat) contents at exit.
+struct runtime_dir_holder {
+  std::string path;
+
+  runtime_dir_holder() {
+    std::string parent = "/tmp";
+    if (auto* env = std::getenv("SNAKEPIT_RUNTIME_PARENT"); env && *env)
+      parent = env;
+    std::string templ = parent + "/snakepit-XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) == nullptr)
+      throw std::runtime_error("snakepit: cannot create runtime directory under "
+                               + parent + ": " + std::strerror(errno));
+    path = buf.data();
+    ::chmod(path.c_str(), 0700);
+  }
+
+  ~runtime_dir_holder() {
+    if (auto* dir = ::opendir(path.c_str())) {
+      while (auto* entry = ::readdir(dir)) {
+        if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0)
+          continue;
+        ::unlink((path + "/" + entry->d_name).c_str());
+      }
+      ::closedir(dir);
+    }
+    ::rmdir(path.c_str());
+  }
+};
+
+} // namespace
+
+const std::string& runtime_dir() {
+  static runtime_dir_holder holder;
+  return holder.path;
+}
+
+std::string next_socket_path() {
+  static std::atomic<unsigned long> counter{0};
+  return runtime_dir() + "/w" + std::to_string(++counter) + ".sock";
+}
+
+std::string python_package_dir() {
+  if (auto* env = std::getenv("SNAKEPIT_PYTHON_PACKAGE_DIR"); env && *env)
+    return env;
+  // An installed library finds the package under <prefix>/share, relative to
+  // its own file (lib/ or lib/<multiarch>/).
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&python_package_dir), &info) != 0
+      && info.dli_fname != nullptr) {
+    auto lib_dir = dirname_of(info.dli_fname);
+    for (const char* rel : {"/../share/snakepit/python", "/../../share/snakepit/python"}) {
+      auto candidate = lib_dir + rel;
+      if (is_dir(candidate + "/snakepit_bridge"))
+        return candidate;
+    }
+  }
+  if (is_dir(std::string{SNAKEPIT_SOURCE_PYTHON_DIR} + "/snakepit_bridge"))
+    return SNAKEPIT_SOURCE_PYTHON_DIR;
+  return SNAKEPIT_INSTALLED_PYTHON_DIR;
+}
+
+} // namespace snakepit

@@ -1,0 +1,496 @@
+#include "snakepit/actors/worker.hpp"
+
+#include <csignal>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "snakepit/actors/detail/log.hpp"
+#include "snakepit/actors/detail/pool_protocol.hpp"
+#include "snakepit/actors/detail/worker_channel.hpp"
+#include "snakepit/actors/process_launcher.hpp"
+#include "snakepit/actors/runtime_paths.hpp"
+#include "snakepit/messages/detail/value_proto.hpp"
+#include "snakepit/messages/error.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::detail::rpc_call_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::process_exit)
+
+namespace snakepit {
+
+namespace {
+
+using spawned_atom = caf::atom_constant<caf::atom("spawned")>;
+using readyline_atom = caf::atom_constant<caf::atom("readyline")>;
+using exited_atom = caf::atom_constant<caf::atom("exited")>;
+using rpc_done_atom = caf::atom_constant<caf::atom("rpcdone")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using grace_atom = caf::atom_constant<caf::atom("grace")>;
+using start_tout_atom = caf::atom_constant<caf::atom("starttout")>;
+using orphan_atom = caf::atom_constant<caf::atom("orphan")>;
+
+/// The worker as the launcher thread, gRPC threads and its own timers see it.
+using worker_actor_impl = worker_actor::extend<
+  caf::reacts_to<spawned_atom, std::int32_t, std::string>,
+  caf::reacts_to<readyline_atom, std::string>,
+  caf::reacts_to<exited_atom, process_exit>,
+  caf::reacts_to<rpc_done_atom, detail::rpc_call_ptr>,
+  caf::reacts_to<deadline_atom, std::uint64_t>,
+  caf::reacts_to<grace_atom, std::uint64_t>,
+  caf::reacts_to<start_tout_atom>,
+  caf::reacts_to<orphan_atom, std::uint64_t>>;
+
+/// The last lines a worker wrote to stderr, kept for startup errors.
+class stderr_tail {
+public:
+  void push(std::string_view line) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    lines_.emplace_back(line.substr(0, 2000));
+    if (lines_.size() > max_lines)
+      lines_.pop_front();
+  }
+
+  std::string joined() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    std::string out;
+    for (auto& l : lines_) {
+      out += l;
+      out += '\n';
+    }
+    return out;
+  }
+
+private:
+  static constexpr size_t max_lines = 30;
+  mutable std::mutex mtx_;
+  std::deque<std::string> lines_;
+};
+
+enum class phase { starting, ready, stopping };
+
+const char* to_cstr(phase p) {
+  switch (p) {
+    case phase::starting: return "starting";
+    case phase::ready: return "ready";
+    default: return "stopping";
+  }
+}
+
+struct call_state {
+  caf::typed_response_promise<execute_reply> promise;
+  std::string request_id;
+  std::string tool;
+  caf::timespan queued{0};
+  caf::timestamp deadline{};
+  /// Answered already (deadline passed); the process may still be running it.
+  bool answered = false;
+};
+
+struct worker_state {
+  worker_config cfg;
+  std::string socket_path;
+  std::uint64_t launch_id = 0;
+  std::int32_t pid = 0;
+  bool process_alive = false;
+  phase current = phase::starting;
+  std::unique_ptr<detail::worker_channel> channel;
+  std::unordered_map<std::uint64_t, call_state> calls;
+  std::uint64_t next_seq = 0;
+  std::uint64_t served = 0;
+  std::uint64_t failed = 0;
+  std::string python_version;
+  std::shared_ptr<stderr_tail> tail = std::make_shared<stderr_tail>();
+  /// Set once the actor decided how it ends (crash, replacement).
+  caf::error exit_reason;
+
+  static inline const char* name = "snakepit.worker";
+
+  ~worker_state() {
+    // Whatever ends the actor, its process must not outlive it.
+    if (process_alive)
+      default_process_launcher().terminate(launch_id, std::chrono::milliseconds{0});
+  }
+};
+
+using worker_pointer = worker_actor_impl::stateful_pointer<worker_state>;
+
+process_spec make_spec(const worker_state& st) {
+  const auto& cfg = st.cfg;
+  process_spec spec;
+  spec.executable = cfg.python;
+  spec.tag = cfg.id;
+  spec.args = {"-m",           "snakepit_bridge.worker",
+               "--adapter",    cfg.adapter,
+               "--socket",     st.socket_path,
+               "--concurrency", std::to_string(cfg.capacity),
+               "--max-message-bytes", std::to_string(cfg.max_payload_bytes),
+               "--ready-fd",   "3",
+               "--lifeline-fd", "4",
+               "--parent-pid", std::to_string(::getpid()),
+               "--worker-id",  cfg.id};
+  for (auto& dir : cfg.python_path) {
+    spec.args.emplace_back("--python-path");
+    spec.args.emplace_back(dir);
+  }
+  std::string pythonpath = python_package_dir();
+  if (auto* existing = std::getenv("PYTHONPATH"); existing && *existing)
+    pythonpath += std::string{":"} + existing;
+  // Native thread pools sized for the profile: N threads must not each start
+  // a full BLAS pool.
+  auto threads = std::to_string(cfg.capacity);
+  spec.env = {{"PYTHONPATH", pythonpath},
+              {"PYTHONUNBUFFERED", "1"},
+              {"OMP_NUM_THREADS", threads},
+              {"OPENBLAS_NUM_THREADS", threads},
+              {"MKL_NUM_THREADS", threads},
+              {"NUMEXPR_NUM_THREADS", threads}};
+  for (auto& kv : cfg.env)
+    spec.env.push_back(kv);
+  return spec;
+}
+
+worker_status make_status(worker_pointer self) {
+  auto& st = self->state;
+  worker_status out;
+  out.id = st.cfg.id;
+  out.pid = st.pid;
+  out.state = to_cstr(st.current);
+  out.capacity = st.cfg.capacity;
+  out.in_flight = static_cast<std::uint32_t>(st.calls.size());
+  out.served = st.served;
+  out.failed = st.failed;
+  out.python_version = st.python_version;
+  return out;
+}
+
+/// Ends the actor: fails calls still waiting for an answer, stops the process.
+void shut_down(worker_pointer self, caf::error reason, const caf::error& call_error) {
+  auto& st = self->state;
+  for (auto& [seq, call] : st.calls)
+    if (!call.answered)
+      call.promise.deliver(call_error);
+  st.calls.clear();
+  st.current = phase::stopping;
+  if (st.process_alive) {
+    auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
+      st.cfg.shutdown_timeout);
+    default_process_launcher().terminate(st.launch_id, grace);
+    st.process_alive = false;  // the launcher finishes the job
+  }
+  self->quit(std::move(reason));
+}
+
+void fail_startup(worker_pointer self, caf::error err) {
+  auto& st = self->state;
+  detail::log_warning(st.cfg.id, "could not start: {}", describe(err).message);
+  caf::anon_send(st.cfg.owner, detail::worker_failed_atom::value, st.cfg.id, err);
+  shut_down(self, err, err);
+}
+
+/// The ready line: `{"status": "ready", ...}` or `{"status": "error", ...}`.
+void on_ready_line(worker_pointer self, const std::string& line) {
+  auto& st = self->state;
+  if (st.current != phase::starting)
+    return;
+  auto doc = nlohmann::json::parse(line, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    fail_startup(self, make_error(errc::startup_failed,
+                                  fmt::format("worker {} sent an unreadable ready line: {}",
+                                              st.cfg.id, line.substr(0, 500))));
+    return;
+  }
+  auto status = doc.value("status", std::string{});
+  if (status != "ready") {
+    auto message = doc.value("message", std::string{"unknown startup error"});
+    fail_startup(self, make_error(errc::startup_failed,
+                                  fmt::format("worker {} could not start adapter '{}': {}",
+                                              st.cfg.id, st.cfg.adapter, message),
+                                  doc.value("python_type", std::string{}),
+                                  doc.value("traceback", std::string{})));
+    return;
+  }
+  st.python_version = doc.value("python_version", std::string{});
+  st.channel = std::make_unique<detail::worker_channel>(
+    st.socket_path, st.cfg.max_payload_bytes + 65536);
+  st.current = phase::ready;
+  detail::log_debug(st.cfg.id, "ready (pid {})", st.pid);
+  caf::anon_send(st.cfg.owner, detail::worker_ready_atom::value,
+                 caf::actor_cast<worker_actor>(self), make_status(self));
+}
+
+void on_exit(worker_pointer self, const process_exit& how) {
+  auto& st = self->state;
+  st.process_alive = false;
+  if (st.current == phase::starting) {
+    auto tail = st.tail->joined();
+    fail_startup(self, make_error(errc::startup_failed,
+                                  fmt::format("worker {} (pid {}) {} before it was ready{}{}",
+                                              st.cfg.id, how.pid, how.describe(),
+                                              tail.empty() ? "" : "; its last output:\n",
+                                              tail)));
+    return;
+  }
+  if (st.exit_reason) {  // killed on purpose
+    shut_down(self, st.exit_reason, st.exit_reason);
+    return;
+  }
+  auto err = make_error(errc::worker_crashed,
+                        fmt::format("worker {} (pid {}) {} while serving; it is being "
+                                    "replaced, retry the call",
+                                    st.cfg.id, how.pid, how.describe()));
+  detail::log_warning(st.cfg.id, "{}", describe(err).message);
+  shut_down(self, err, err);
+}
+
+caf::error error_from_wire(const bridge::v1::Error& e) {
+  errc code = errc::internal;
+  switch (e.kind()) {
+    case bridge::v1::UNKNOWN_TOOL: code = errc::unknown_tool; break;
+    case bridge::v1::BAD_ARGUMENTS: code = errc::bad_arguments; break;
+    case bridge::v1::PYTHON_EXCEPTION: code = errc::python_exception; break;
+    case bridge::v1::ENCODE_FAILED: code = errc::encode_failed; break;
+    case bridge::v1::PAYLOAD_TOO_LARGE: code = errc::payload_too_large; break;
+    case bridge::v1::TIMEOUT: code = errc::timeout; break;
+    default: break;
+  }
+  return make_error(code, e.message(), e.python_type(), e.traceback());
+}
+
+void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
+  auto& st = self->state;
+  auto i = st.calls.find(call->seq);
+  if (i == st.calls.end())
+    return;
+  auto& entry = i->second;
+  const auto& status = call->status;
+  if (!status.ok()
+      && (status.error_code() == grpc::StatusCode::UNAVAILABLE
+          || status.error_code() == grpc::StatusCode::CANCELLED
+          || status.error_code() == grpc::StatusCode::INTERNAL)) {
+    // Most likely the process died: its exit (with code or signal) is about
+    // to arrive from the launcher and fails the call with the real cause. If
+    // the process is in fact alive, the transport is broken: replace it.
+    self->delayed_send(self, std::chrono::seconds{2}, orphan_atom::value, call->seq);
+    return;
+  }
+  bool ok = false;
+  if (!entry.answered) {
+    if (status.ok()) {
+      auto& resp = call->response;
+      if (resp.has_error()) {
+        entry.promise.deliver(error_from_wire(resp.error()));
+      } else {
+        execute_reply reply;
+        reply.result = detail::from_proto(std::move(*resp.mutable_result()));
+        reply.python_wall = caf::timespan{resp.wall_ns()};
+        reply.python_cpu = caf::timespan{resp.cpu_ns()};
+        reply.queued = entry.queued;
+        reply.request_id = std::move(entry.request_id);
+        reply.worker_id = st.cfg.id;
+        entry.promise.deliver(std::move(reply));
+        ok = true;
+      }
+    } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      entry.promise.deliver(make_error(
+        errc::timeout, fmt::format("tool '{}' passed its deadline in worker {}",
+                                   entry.tool, st.cfg.id)));
+    } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      entry.promise.deliver(make_error(
+        errc::payload_too_large,
+        fmt::format("a message of tool '{}' is over the payload limit of {} bytes "
+                    "(max_payload_bytes): {}",
+                    entry.tool, st.cfg.max_payload_bytes, status.error_message())));
+    } else {
+      entry.promise.deliver(make_error(
+        errc::internal, fmt::format("gRPC call to worker {} failed ({}): {}", st.cfg.id,
+                                    static_cast<int>(status.error_code()),
+                                    status.error_message())));
+    }
+  }
+  ok ? ++st.served : ++st.failed;
+  st.calls.erase(i);
+  caf::anon_send(st.cfg.owner, detail::slot_free_atom::value, self->address(), ok);
+}
+
+caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
+  auto& st = self->state;
+  if (st.current != phase::ready)
+    return make_error(errc::worker_crashed,
+                      fmt::format("worker {} is {}, not ready", st.cfg.id,
+                                  to_cstr(st.current)));
+  if (st.calls.size() >= st.cfg.capacity)
+    return make_error(errc::internal,
+                      fmt::format("worker {} is at its capacity of {} calls", st.cfg.id,
+                                  st.cfg.capacity));
+  auto now = caf::make_timestamp();
+  bool has_deadline = req.deadline.time_since_epoch().count() != 0;
+  auto left = req.deadline - now;
+  if (has_deadline && left <= caf::timespan{0})
+    return make_error(errc::timeout,
+                      fmt::format("request {} for tool '{}' passed its deadline before "
+                                  "it reached worker {}",
+                                  req.request_id, req.tool, st.cfg.id));
+  auto call = std::make_shared<detail::rpc_call>();
+  call->seq = ++st.next_seq;
+  auto& wire = call->request;
+  wire.set_request_id(req.request_id);
+  wire.set_tool(req.tool);
+  detail::to_proto(std::move(req.arguments), wire.mutable_arguments());
+  wire.set_correlation_id(std::move(req.correlation_id));
+  wire.set_session_id(std::move(req.session_id));
+  for (auto& [k, v] : req.metadata)
+    (*wire.mutable_metadata())[k] = v;
+  auto size = static_cast<std::int64_t>(wire.ByteSizeLong());
+  if (size > st.cfg.max_payload_bytes)
+    return make_error(errc::payload_too_large,
+                      fmt::format("request for tool '{}' is {} bytes, over the payload "
+                                  "limit of {} bytes (max_payload_bytes); send less or "
+                                  "raise the pool's max_payload_bytes",
+                                  req.tool, size, st.cfg.max_payload_bytes));
+  if (has_deadline) {
+    auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+    wire.set_timeout_ms(std::max<std::int64_t>(1, left_ms));
+    // The process gets the deadline plus the grace; our own timer answers
+    // the caller at the deadline itself.
+    call->context.set_deadline(std::chrono::system_clock::now() + left
+                               + st.cfg.deadline_grace + std::chrono::seconds{1});
+    self->delayed_send(self, left, deadline_atom::value, call->seq);
+  }
+  auto promise = self->make_response_promise<execute_reply>();
+  call_state entry{promise, std::move(req.request_id), std::move(req.tool), req.queued,
+                   req.deadline, false};
+  st.calls.emplace(call->seq, std::move(entry));
+  auto handle = caf::actor_cast<caf::actor>(self);
+  st.channel->execute(std::move(call), [handle](detail::rpc_call_ptr done) {
+    caf::anon_send(handle, rpc_done_atom::value, std::move(done));
+  });
+  return promise;
+}
+
+void on_deadline(worker_pointer self, std::uint64_t seq) {
+  auto& st = self->state;
+  auto i = st.calls.find(seq);
+  if (i == st.calls.end() || i->second.answered)
+    return;
+  auto& entry = i->second;
+  entry.answered = true;
+  ++st.failed;
+  entry.promise.deliver(make_error(
+    errc::timeout, fmt::format("tool '{}' (request {}) did not finish before its "
+                               "deadline in worker {}",
+                               entry.tool, entry.request_id, st.cfg.id)));
+  // The process is still busy with it and cannot take another call: give it a
+  // short grace, then replace it.
+  self->delayed_send(self, st.cfg.deadline_grace, grace_atom::value, seq);
+}
+
+void on_grace(worker_pointer self, std::uint64_t seq) {
+  auto& st = self->state;
+  auto i = st.calls.find(seq);
+  if (i == st.calls.end() || !st.process_alive || st.exit_reason)
+    return;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.deadline_grace);
+  st.exit_reason = make_error(
+    errc::worker_replaced,
+    fmt::format("worker {} was still running tool '{}' {} ms after its deadline and "
+                "was killed",
+                st.cfg.id, i->second.tool, ms.count()));
+  detail::log_warning(st.cfg.id, "{}", describe(st.exit_reason).message);
+  default_process_launcher().signal(st.launch_id, SIGKILL);
+}
+
+} // namespace
+
+worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
+  auto impl = sys.spawn([cfg = std::move(cfg)](worker_pointer self) mutable
+                        -> worker_actor_impl::behavior_type {
+    auto& init = self->state;
+    init.cfg = std::move(cfg);
+    init.socket_path = next_socket_path();
+    self->set_exit_handler([self](caf::exit_msg& msg) {
+      auto err = make_error(errc::pool_stopped,
+                            fmt::format("worker {} is stopping", self->state.cfg.id));
+      shut_down(self, msg.reason, err);
+    });
+    // Callbacks run on the launcher thread: they only send messages.
+    auto handle = caf::actor_cast<caf::actor>(self);
+    auto weak = self->address();
+    auto tail = init.tail;
+    auto tag = init.cfg.id;
+    process_events events;
+    events.on_spawned = [weak](caf::expected<int> pid) {
+      if (auto h = caf::actor_cast<caf::actor>(weak))
+        caf::anon_send(h, spawned_atom::value, pid ? static_cast<std::int32_t>(*pid) : 0,
+                       pid ? std::string{} : caf::to_string(pid.error()));
+    };
+    events.on_ready_line = [weak](std::string line) {
+      if (auto h = caf::actor_cast<caf::actor>(weak))
+        caf::anon_send(h, readyline_atom::value, std::move(line));
+    };
+    events.on_output = [tail, tag](bool is_stderr, std::string_view line) {
+      if (is_stderr)
+        tail->push(line);
+      detail::log_worker_output(tag, is_stderr, line);
+    };
+    events.on_exit = [weak](process_exit how) {
+      if (auto h = caf::actor_cast<caf::actor>(weak))
+        caf::anon_send(h, exited_atom::value, how);
+    };
+    init.launch_id = default_process_launcher().spawn(make_spec(init), std::move(events));
+    init.process_alive = true;
+    self->delayed_send(self, init.cfg.startup_timeout, start_tout_atom::value);
+    return {
+      [self](execute_atom, execute_request& req) { return on_execute(self, req); },
+      [self](status_atom) { return make_status(self); },
+      [self](spawned_atom, std::int32_t pid, const std::string& err) {
+        if (pid > 0) {
+          self->state.pid = pid;
+          return;
+        }
+        self->state.process_alive = false;
+        fail_startup(self, make_error(errc::startup_failed,
+                                      fmt::format("cannot start {}: {}",
+                                                  self->state.cfg.python, err)));
+      },
+      [self](readyline_atom, const std::string& line) { on_ready_line(self, line); },
+      [self](exited_atom, const process_exit& how) { on_exit(self, how); },
+      [self](rpc_done_atom, detail::rpc_call_ptr& call) {
+        on_rpc_done(self, std::move(call));
+      },
+      [self](deadline_atom, std::uint64_t seq) { on_deadline(self, seq); },
+      [self](grace_atom, std::uint64_t seq) { on_grace(self, seq); },
+      [self](start_tout_atom) {
+        auto& st = self->state;
+        if (st.current != phase::starting)
+          return;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+          st.cfg.startup_timeout);
+        fail_startup(self, make_error(errc::startup_failed,
+                                      fmt::format("worker {} did not become ready within "
+                                                  "{} ms (startup_timeout_ms)",
+                                                  st.cfg.id, ms.count())));
+      },
+      [self](orphan_atom, std::uint64_t seq) {
+        // A call failed in transport and no process exit followed: the
+        // worker is unusable.
+        auto& st = self->state;
+        if (st.calls.count(seq) == 0 || !st.process_alive)
+          return;
+        auto err = make_error(errc::worker_crashed,
+                              fmt::format("worker {} (pid {}) stopped answering on its "
+                                          "socket; it is being replaced",
+                                          st.cfg.id, st.pid));
+        shut_down(self, err, err);
+      },
+    };
+  });
+  return caf::actor_cast<worker_actor>(impl);
+}
+
+} // namespace snakepit

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/timespan.hpp>
+
+namespace snakepit {
+
+/// Everything one worker actor needs to start and run its Python process.
+/// Pools fill it from their `pool_config`; users rarely build one by hand.
+struct worker_config {
+  /// e.g. "demo/w-2"; names the worker in logs and errors.
+  std::string id;
+  /// Absolute path of the Python interpreter.
+  std::string python;
+  /// Dotted path of the adapter class, e.g. "snakepit_bridge.showcase.ShowcaseAdapter".
+  std::string adapter;
+  /// Extra import directories, searched before the interpreter's own.
+  std::vector<std::string> python_path;
+  /// Environment variables set on top of the host's.
+  std::vector<std::pair<std::string, std::string>> env;
+  /// Calls the worker may run at once (1 in the process profile).
+  std::uint32_t capacity = 1;
+  /// Largest request or result, in bytes of wire encoding.
+  std::int64_t max_payload_bytes = 64 * 1024 * 1024;
+  /// From spawn to the worker's ready signal.
+  caf::timespan startup_timeout = std::chrono::seconds{10};
+  /// How long after a call's deadline a busy process-profile worker is killed.
+  caf::timespan deadline_grace = std::chrono::milliseconds{500};
+  /// SIGTERM-to-SIGKILL budget when the worker is stopped.
+  caf::timespan shutdown_timeout = std::chrono::seconds{5};
+  /// Receives readiness, startup failures and free slots (the pool).
+  caf::actor owner;
+};
+
+} // namespace snakepit

@@ -1,0 +1,303 @@
+// The `snakepit` command line: one-shot calls and the demo.
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "snakepit/snakepit.hpp"
+
+namespace {
+
+using namespace snakepit;
+using std::chrono::steady_clock;
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+
+constexpr const char* showcase_adapter = "snakepit_bridge.showcase.ShowcaseAdapter";
+
+/// Options shared by commands that start a pool.
+struct pool_options {
+  std::string adapter = showcase_adapter;
+  std::vector<std::string> python_path;
+  std::string python;
+  std::uint32_t workers = 1;
+  std::int64_t max_payload_bytes = 64LL * 1024 * 1024;
+  std::int64_t startup_timeout_ms = 20000;
+  std::string log_level = "warning";
+
+  void add_to(CLI::App& app) {
+    app.add_option("--adapter", adapter, "Adapter class, dotted path (package.module.Class)")
+      ->capture_default_str();
+    app.add_option("--python-path", python_path, "Extra Python import directory (repeatable)");
+    app.add_option("--python", python,
+                   "Python interpreter (default: $SNAKEPIT_PYTHON, else one that can "
+                   "import grpc)");
+    app.add_option("--workers", workers, "Worker processes in the pool")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 4096u));
+    app.add_option("--max-payload-bytes", max_payload_bytes,
+                   "Largest request or result in bytes")
+      ->capture_default_str();
+    app.add_option("--startup-timeout-ms", startup_timeout_ms,
+                   "Time a worker may take to become ready")
+      ->capture_default_str();
+    app.add_option("--log-level", log_level, "debug, info, warning, error or off")
+      ->capture_default_str();
+  }
+
+  pool_config to_config(const std::string& name) const {
+    pool_config cfg;
+    cfg.name = name;
+    cfg.adapter = adapter;
+    cfg.python_path = python_path;
+    cfg.python = python;
+    cfg.size = workers;
+    cfg.max_payload_bytes = max_payload_bytes;
+    cfg.startup_timeout = std::chrono::milliseconds{startup_timeout_ms};
+    return cfg;
+  }
+};
+
+void print_error(const error_info& info) {
+  std::cerr << info.to_json() << std::endl;
+}
+
+void print_error(const caf::error& err) {
+  print_error(describe(err));
+}
+
+bool apply_log_level(const std::string& name) {
+  auto level = parse_log_level(name);
+  if (!level) {
+    error_info info;
+    info.kind = "bad_arguments";
+    info.message = "--log-level must be one of debug, info, warning, error, off; got '"
+                   + name + "'";
+    print_error(info);
+    return false;
+  }
+  set_log_level(*level);
+  return true;
+}
+
+/// Creates the actor system with the scheduler settings measured best.
+struct host {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+
+  host() {
+    add_message_types(cfg);
+    use_recommended_scheduler(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+};
+
+caf::expected<execute_reply> call(caf::actor_system& sys, const pool_actor& pool,
+                                  execute_request req) {
+  caf::scoped_actor self{sys};
+  caf::expected<execute_reply> out{caf::error{}};
+  self->request(pool, caf::infinite, execute_atom::value, std::move(req))
+    .receive([&](execute_reply& reply) { out = std::move(reply); },
+             [&](caf::error& err) { out = std::move(err); });
+  return out;
+}
+
+void stop(caf::actor_system& sys, const pool_actor& pool) {
+  caf::scoped_actor self{sys};
+  self->monitor(pool);
+  self->send_exit(pool, caf::exit_reason::user_shutdown);
+  self->receive([](const caf::down_msg&) {});
+}
+
+// --- snakepit call ----------------------------------------------------------
+
+struct call_options {
+  pool_options pool;
+  std::string tool;
+  std::string args_json = "{}";
+  std::int64_t timeout_ms = 60000;
+  bool timings = false;
+};
+
+int run_call(const call_options& opts) {
+  if (!apply_log_level(opts.pool.log_level))
+    return exit_usage;
+  auto args = value::from_json(opts.args_json);
+  if (!args || !args->is_map()) {
+    error_info info;
+    info.kind = "bad_arguments";
+    info.message = args ? "--args must be a JSON object of keyword arguments, e.g. "
+                          "'{\"a\": 1}'; got " + opts.args_json
+                        : "--args is not valid JSON: " + describe(args.error()).message;
+    print_error(info);
+    return exit_usage;
+  }
+  host h;
+  auto cfg = opts.pool.to_config("call");
+  cfg.request_timeout = std::chrono::milliseconds{std::max<std::int64_t>(1, opts.timeout_ms)};
+  auto pool = start_pool(*h.sys, cfg);
+  if (!pool) {
+    print_error(pool.error());
+    return exit_failed;
+  }
+  auto req = make_request(opts.tool, *args->if_map(),
+                          std::chrono::milliseconds{opts.timeout_ms});
+  auto reply = call(*h.sys, *pool, std::move(req));
+  stop(*h.sys, *pool);
+  if (!reply) {
+    print_error(reply.error());
+    return exit_failed;
+  }
+  if (opts.timings) {
+    auto us = [](caf::timespan t) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(t).count();
+    };
+    std::cout << value::make_map({{"result", reply->result},
+                                  {"python_wall_us", us(reply->python_wall)},
+                                  {"python_cpu_us", us(reply->python_cpu)},
+                                  {"worker", reply->worker_id}})
+                   .to_json()
+              << std::endl;
+  } else {
+    std::cout << reply->result.to_json() << std::endl;
+  }
+  return exit_ok;
+}
+
+// --- snakepit demo ----------------------------------------------------------
+
+double ms_since(steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(steady_clock::now() - start).count();
+}
+
+int run_demo(const pool_options& opts_in) {
+  auto opts = opts_in;
+  if (opts.workers < 2)
+    opts.workers = 2;
+  if (!apply_log_level(opts.log_level))
+    return exit_usage;
+  host h;
+  auto& sys = *h.sys;
+  fmt::print("snakepit demo: a pool of {} Python workers running {}\n\n", opts.workers,
+             opts.adapter);
+  auto t0 = steady_clock::now();
+  auto pool = start_pool(sys, opts.to_config("demo"));
+  if (!pool) {
+    print_error(pool.error());
+    return exit_failed;
+  }
+  fmt::print("pool ready in {:.1f} ms\n\n", ms_since(t0));
+
+  auto show = [&](const char* what, execute_request req) {
+    auto start = steady_clock::now();
+    auto reply = call(sys, *pool, std::move(req));
+    auto total = ms_since(start);
+    if (reply) {
+      auto json = reply->result.to_json();
+      if (json.size() > 160)
+        json = json.substr(0, 157) + "...";
+      fmt::print("  {:<34} -> {}\n  {:<34}    {:.2f} ms round trip, {:.2f} ms in Python "
+                 "({})\n",
+                 what, json, "", total,
+                 std::chrono::duration<double, std::milli>(reply->python_wall).count(),
+                 reply->worker_id);
+    } else {
+      auto info = describe(reply.error());
+      fmt::print("  {:<34} -> error {}: {}\n", what, info.kind, info.message);
+    }
+  };
+  fmt::print("calls:\n");
+  show("worker_info()", make_request("worker_info"));
+  show("add(a=2, b=40)", make_request("add", {{"a", 2}, {"b", 40}}));
+  show("add(a=9007199254740993, b=0)",
+       make_request("add", {{"a", std::int64_t{9007199254740993}}, {"b", 0}}));
+  show("echo(nested value)",
+       make_request("echo", {{"value", value{{"list", value::make_list({1, 2.5, "three"})},
+                                              {"bytes", bytes{std::string("\x00\xff", 2)}},
+                                              {"none", nullptr}}}}));
+  show("bytes_length(1 MiB of bytes)",
+       make_request("bytes_length", {{"data", bytes{std::string(1 << 20, 'x')}}}));
+  show("fail(message='boom')", make_request("fail", {{"message", "boom"}}));
+  show("no_such_tool()", make_request("no_such_tool"));
+  show("sleep(seconds=0.2), 1 s deadline",
+       make_request("sleep", {{"seconds", 0.2}}, std::chrono::seconds{1}));
+
+  // Throughput: many no-op calls with as many in flight as there are workers.
+  caf::scoped_actor self{sys};
+  const int calls = 2000;
+  int sent = 0, done = 0, failed = 0;
+  auto start = steady_clock::now();
+  auto send_one = [&] {
+    ++sent;
+    self->request(*pool, caf::infinite, execute_atom::value, make_request("noop"))
+      .receive([&](execute_reply&) { ++done; }, [&](caf::error&) { ++failed; });
+  };
+  // One caller; the pool spreads calls over the workers.
+  while (sent < calls)
+    send_one();
+  auto secs = ms_since(start) / 1000.0;
+  fmt::print("\n{} no-op calls one after another: {:.0f} calls/s, {:.1f} us per call "
+             "({} failed)\n",
+             calls, calls / secs, secs * 1e6 / calls, failed);
+
+  caf::scoped_actor status_self{sys};
+  status_self->request(*pool, caf::infinite, status_atom::value)
+    .receive(
+      [&](pool_status& st) {
+        fmt::print("\npool '{}': {} workers ready, {} served, {} failed\n", st.name,
+                   st.ready, st.served, st.failed);
+        for (auto& w : st.workers)
+          fmt::print("  {} pid {} python {} served {} failed {}\n", w.id, w.pid,
+                     w.python_version, w.served, w.failed);
+      },
+      [&](caf::error& err) { print_error(err); });
+  stop(sys, *pool);
+  fmt::print("\npool stopped\n");
+  return exit_ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"snakepit: pools of supervised Python workers for C++ (CAF actors over "
+               "gRPC)"};
+  app.require_subcommand(1);
+
+  call_options call_opts;
+  auto* call_cmd = app.add_subcommand("call", "Start a pool, call one tool, print the result "
+                                              "as JSON");
+  call_opts.pool.add_to(*call_cmd);
+  call_cmd->add_option("--tool", call_opts.tool, "Tool to call")->required();
+  call_cmd->add_option("--args", call_opts.args_json, "Keyword arguments as a JSON object")
+    ->capture_default_str();
+  call_cmd->add_option("--timeout-ms", call_opts.timeout_ms, "Deadline of the call")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  call_cmd->add_flag("--timings", call_opts.timings,
+                     "Print {result, python_wall_us, python_cpu_us, worker}");
+
+  pool_options demo_opts;
+  demo_opts.workers = 2;
+  auto* demo_cmd = app.add_subcommand("demo", "Start a pool of the showcase adapter, call a "
+                                              "few tools, print results and timings");
+  demo_opts.add_to(*demo_cmd);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_usage;
+  }
+  if (call_cmd->parsed())
+    return run_call(call_opts);
+  if (demo_cmd->parsed())
+    return run_demo(demo_opts);
+  return exit_usage;
+}

@@ -1,0 +1,16 @@
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace snakepit {
+
+// Public atoms: what callers send to pools and workers.
+
+/// Run a tool: `(execute_atom, execute_request) -> execute_reply`.
+using execute_atom = caf::atom_constant<caf::atom("execute")>;
+/// Ask for a status snapshot.
+using status_atom = caf::atom_constant<caf::atom("status")>;
+/// Wait until a pool is ready (its minimum of workers answer), or its start failed.
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
+
+} // namespace snakepit

@@ -1,0 +1,106 @@
+#include "snakepit/messages/error.hpp"
+
+#include <caf/exit_reason.hpp>
+#include <caf/message.hpp>
+#include <caf/sec.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace snakepit {
+
+namespace {
+
+constexpr const char* errc_names[] = {
+  "none",           "unknown_tool",     "bad_arguments",    "python_exception",
+  "encode_failed",  "worker_crashed",   "timeout",          "pool_saturated",
+  "payload_too_large", "startup_failed", "bad_config",      "pool_stopped",
+  "restart_intensity_exceeded", "worker_replaced", "internal",
+};
+
+constexpr auto errc_count = sizeof(errc_names) / sizeof(errc_names[0]);
+
+} // namespace
+
+std::string to_string(errc x) {
+  auto i = static_cast<size_t>(x);
+  return i < errc_count ? errc_names[i] : "internal";
+}
+
+errc errc_from_string(const std::string& name) {
+  for (size_t i = 1; i < errc_count; ++i)
+    if (name == errc_names[i])
+      return static_cast<errc>(i);
+  return errc::internal;
+}
+
+caf::error make_error(errc code) {
+  return caf::error{static_cast<uint8_t>(code), error_category};
+}
+
+caf::error make_error(errc code, std::string message) {
+  return caf::error{static_cast<uint8_t>(code), error_category,
+                    caf::make_message(std::move(message))};
+}
+
+caf::error make_error(errc code, std::string message, std::string python_type,
+                      std::string traceback) {
+  return caf::error{static_cast<uint8_t>(code), error_category,
+                    caf::make_message(std::move(message), std::move(python_type),
+                                      std::move(traceback))};
+}
+
+bool is(const caf::error& err, errc code) {
+  return err && err.category() == error_category
+         && err.code() == static_cast<uint8_t>(code);
+}
+
+error_info describe(const caf::error& err) {
+  error_info out;
+  if (!err) {
+    out.kind = "none";
+    return out;
+  }
+  if (err.category() == error_category) {
+    out.code = static_cast<errc>(err.code());
+    out.kind = to_string(out.code);
+    const auto& ctx = err.context();
+    if (ctx.size() >= 1 && ctx.match_element<std::string>(0))
+      out.message = ctx.get_as<std::string>(0);
+    if (ctx.size() >= 3 && ctx.match_element<std::string>(1)
+        && ctx.match_element<std::string>(2)) {
+      out.python_type = ctx.get_as<std::string>(1);
+      out.traceback = ctx.get_as<std::string>(2);
+    }
+    return out;
+  }
+  if (err == caf::sec::request_timeout) {
+    out.code = errc::timeout;
+    out.kind = "timeout";
+    out.message = "the request timed out in CAF before any reply";
+    return out;
+  }
+  if (err == caf::sec::request_receiver_down
+      || err == caf::exit_reason::user_shutdown) {
+    out.code = errc::worker_crashed;
+    out.kind = "worker_crashed";
+    out.message = "the actor serving the request is gone (" + caf::to_string(err)
+                  + "); retry: the pool replaces it";
+    return out;
+  }
+  out.code = errc::internal;
+  out.kind = "internal";
+  out.message = caf::to_string(err);
+  return out;
+}
+
+std::string error_info::to_json() const {
+  nlohmann::json inner = {{"kind", kind}, {"message", message}};
+  if (!python_type.empty())
+    inner["python_type"] = python_type;
+  if (!traceback.empty())
+    inner["traceback"] = traceback;
+  return nlohmann::json{{"error", inner}}.dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace snakepit

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+
+namespace snakepit {
+
+/// Every failure snakepit reports to a caller. Sent inside a `caf::error` of
+/// category `snakepit` whose context is (message, python_type, traceback).
+enum class errc : std::uint8_t {
+  /// The adapter has no tool of that name; the message lists the known ones.
+  unknown_tool = 1,
+  /// Arguments missing, unexpected or of the wrong type.
+  bad_arguments,
+  /// The tool raised; python_type and traceback say what and where.
+  python_exception,
+  /// A result (or argument) has no wire form; the message names the type.
+  encode_failed,
+  /// The worker process died during the call (exit code or signal in the message).
+  worker_crashed,
+  /// The request passed its deadline (in the queue or in a worker).
+  timeout,
+  /// No free worker and the queue is full, or the queue timeout passed.
+  pool_saturated,
+  /// A request or result is over the pool's `max_payload_bytes`.
+  payload_too_large,
+  /// A worker could not start: bad interpreter, adapter import error, timeout.
+  startup_failed,
+  /// The configuration is invalid; the message says which key and why.
+  bad_config,
+  /// The pool is stopping or stopped and takes no more requests.
+  pool_stopped,
+  /// A supervisor exceeded its restart intensity and gave up.
+  restart_intensity_exceeded,
+  /// A worker was replaced on purpose (deadline kill, recycle): an exit reason,
+  /// not counted toward restart intensity.
+  worker_replaced,
+  /// A bug in snakepit or an unexpected transport failure.
+  internal,
+};
+
+/// The CAF error category of snakepit errors.
+constexpr caf::atom_value error_category = caf::atom("snakepit");
+
+/// Stable lower-case name of a code, e.g. "unknown_tool".
+std::string to_string(errc x);
+
+/// Parses a name produced by `to_string(errc)`; `errc::internal` when unknown.
+errc errc_from_string(const std::string& name);
+
+/// A typed error without details.
+caf::error make_error(errc code);
+
+/// A typed error with a message for the caller (what happened, what to do).
+caf::error make_error(errc code, std::string message);
+
+/// A typed error from Python, with the exception type and traceback.
+caf::error make_error(errc code, std::string message, std::string python_type,
+                      std::string traceback);
+
+/// A flat, printable view of any error a snakepit call can return, including
+/// CAF's own (a request to a dead actor reads as `worker_crashed`, a CAF
+/// request timeout as `timeout`).
+struct error_info {
+  std::string kind;
+  std::string message;
+  std::string python_type;
+  std::string traceback;
+  errc code = errc::internal;
+
+  /// `{"error": {"kind": ..., "message": ..., "python_type": ..., "traceback": ...}}`
+  std::string to_json() const;
+};
+
+/// Reads a `caf::error` returned by a pool, worker or supervisor.
+error_info describe(const caf::error& err);
+
+/// True when `err` is a snakepit error with this code.
+bool is(const caf::error& err, errc code);
+
+} // namespace snakepit

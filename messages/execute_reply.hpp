@@ -1,0 +1,34 @@
+#pragma once
+
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+#include <caf/timespan.hpp>
+
+#include "snakepit/messages/value.hpp"
+
+namespace snakepit {
+
+/// The result of one tool call and where its time went.
+struct execute_reply {
+  /// What the tool returned.
+  value result;
+  /// Wall-clock time spent in the Python tool.
+  caf::timespan python_wall{0};
+  /// CPU time of the Python thread that ran the tool.
+  caf::timespan python_cpu{0};
+  /// Time the request waited in the pool's queue.
+  caf::timespan queued{0};
+  /// The request this answers.
+  std::string request_id;
+  /// The worker that ran it, e.g. "demo/w-2".
+  std::string worker_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, execute_reply& x) {
+  return f(caf::meta::type_name("snakepit::execute_reply"), x.result,
+           x.python_wall, x.python_cpu, x.queued, x.request_id, x.worker_id);
+}
+
+} // namespace snakepit

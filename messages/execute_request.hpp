@@ -1,0 +1,60 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+#include <caf/timestamp.hpp>
+#include <caf/timespan.hpp>
+
+#include "snakepit/messages/value.hpp"
+
+namespace snakepit {
+
+/// One call of a Python tool. A struct, not positional arguments, so new
+/// capabilities add fields without breaking callers.
+struct execute_request {
+  /// Unique per pool; the pool assigns one when empty.
+  std::string request_id;
+  /// Name of the tool on the adapter.
+  std::string tool;
+  /// Keyword arguments of the tool.
+  value::map arguments;
+  /// Absolute deadline. A default-constructed (epoch) deadline means "the
+  /// pool's `request_timeout` from when the pool receives the request".
+  caf::timestamp deadline{};
+  /// Time the request waited in the pool's queue (filled by the pool).
+  caf::timespan queued{0};
+  /// Caller's id for tracing a request across systems.
+  std::string correlation_id;
+  /// Session the request belongs to (empty: none).
+  std::string session_id;
+  /// Free-form key/value pairs passed through to Python.
+  std::map<std::string, std::string> metadata;
+};
+
+/// Builds a request for `tool` with `arguments`.
+inline execute_request make_request(std::string tool, value::map arguments = {}) {
+  execute_request r;
+  r.tool = std::move(tool);
+  r.arguments = std::move(arguments);
+  return r;
+}
+
+/// Builds a request that must finish within `timeout` from now.
+inline execute_request make_request(std::string tool, value::map arguments,
+                                    caf::timespan timeout) {
+  auto r = make_request(std::move(tool), std::move(arguments));
+  r.deadline = caf::make_timestamp() + timeout;
+  return r;
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, execute_request& x) {
+  return f(caf::meta::type_name("snakepit::execute_request"), x.request_id,
+           x.tool, x.arguments, x.deadline, x.queued, x.correlation_id,
+           x.session_id, x.metadata);
+}
+
+} // namespace snakepit

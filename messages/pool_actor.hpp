@@ -1,0 +1,25 @@
+#pragma once
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "snakepit/messages/atoms.hpp"
+#include "snakepit/messages/execute_reply.hpp"
+#include "snakepit/messages/execute_request.hpp"
+#include "snakepit/messages/pool_status.hpp"
+
+namespace snakepit {
+
+/// The interface of a pool of Python workers.
+///
+/// - `(execute_atom, execute_request) -> execute_reply`: runs a tool on a free
+///   worker, or queues the request; errors are `snakepit::errc` values.
+/// - `(status_atom) -> pool_status`: a snapshot.
+/// - `(ready_atom) -> pool_status`: answers once the pool's minimum of workers
+///   is ready, or with `errc::startup_failed` when its start failed.
+using pool_actor = caf::typed_actor<
+  caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
+  caf::replies_to<status_atom>::with<pool_status>,
+  caf::replies_to<ready_atom>::with<pool_status>>;
+
+} // namespace snakepit

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "snakepit/messages/worker_status.hpp"
+
+namespace snakepit {
+
+/// A snapshot of a pool: its workers, load and counters.
+struct pool_status {
+  std::string name;
+  /// "starting", "ready", "failed", "stopping".
+  std::string state;
+  /// Configured number of workers.
+  std::uint32_t size = 0;
+  /// Workers ready to take calls.
+  std::uint32_t ready = 0;
+  /// Sum of the ready workers' capacities.
+  std::uint32_t capacity = 0;
+  /// Calls running in workers now.
+  std::uint32_t busy = 0;
+  /// Requests waiting for a free worker.
+  std::uint32_t queued = 0;
+  /// Bound of the queue (`queue_max`).
+  std::uint32_t queue_max = 0;
+  /// Requests answered successfully.
+  std::uint64_t served = 0;
+  /// Requests answered with an error (any cause, including queue rejections).
+  std::uint64_t failed = 0;
+  /// Worker processes that died unexpectedly.
+  std::uint64_t crashes = 0;
+  /// Workers killed on purpose (deadline kills).
+  std::uint64_t replacements = 0;
+  std::vector<worker_status> workers;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
+  return f(caf::meta::type_name("snakepit::pool_status"), x.name, x.state,
+           x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
+           x.failed, x.crashes, x.replacements, x.workers);
+}
+
+} // namespace snakepit

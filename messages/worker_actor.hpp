@@ -1,0 +1,20 @@
+#pragma once
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "snakepit/messages/atoms.hpp"
+#include "snakepit/messages/execute_reply.hpp"
+#include "snakepit/messages/execute_request.hpp"
+#include "snakepit/messages/worker_status.hpp"
+
+namespace snakepit {
+
+/// The interface of one worker: one Python process (process profile, capacity
+/// 1) or one multi-threaded Python server (thread profile, capacity N).
+/// Pools send to workers; users normally talk to pools.
+using worker_actor = caf::typed_actor<
+  caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
+  caf::replies_to<status_atom>::with<worker_status>>;
+
+} // namespace snakepit

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+
+namespace snakepit {
+
+/// A snapshot of one worker (one Python process).
+struct worker_status {
+  /// e.g. "demo/w-2".
+  std::string id;
+  /// Process id of the Python worker; 0 before it started.
+  std::int32_t pid = 0;
+  /// "starting", "ready", "stopping".
+  std::string state;
+  /// Calls the worker may run at once (1 in the process profile).
+  std::uint32_t capacity = 1;
+  /// Calls running now.
+  std::uint32_t in_flight = 0;
+  /// Calls finished successfully.
+  std::uint64_t served = 0;
+  /// Calls that ended with an error.
+  std::uint64_t failed = 0;
+  /// Interpreter of the worker, e.g. "3.11.2".
+  std::string python_version;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
+  return f(caf::meta::type_name("snakepit::worker_status"), x.id, x.pid, x.state,
+           x.capacity, x.in_flight, x.served, x.failed, x.python_version);
+}
+
+} // namespace snakepit

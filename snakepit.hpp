@@ -1,0 +1,20 @@
+#pragma once
+
+// snakepit: pools of supervised Python worker processes as CAF actors.
+// One include for applications; each header is also usable on its own.
+
+#include "snakepit/actors/log.hpp"
+#include "snakepit/actors/pool.hpp"
+#include "snakepit/actors/pool_config.hpp"
+#include "snakepit/actors/python_locator.hpp"
+#include "snakepit/actors/scheduler_settings.hpp"
+#include "snakepit/messages/atoms.hpp"
+#include "snakepit/messages/error.hpp"
+#include "snakepit/messages/execute_reply.hpp"
+#include "snakepit/messages/execute_request.hpp"
+#include "snakepit/messages/message_types.hpp"
+#include "snakepit/messages/pool_actor.hpp"
+#include "snakepit/messages/pool_status.hpp"
+#include "snakepit/messages/value.hpp"
+#include "snakepit/messages/worker_actor.hpp"
+#include "snakepit/supervision/supervisor.hpp"
