@@ -7,6 +7,7 @@
 #include "snakepit/actors/pool.hpp"
 #include "snakepit/actors/pool_config.hpp"
 #include "snakepit/actors/python_locator.hpp"
+#include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/actors/scheduler_settings.hpp"
 #include "snakepit/messages/atoms.hpp"
 #include "snakepit/messages/error.hpp"

@@ -318,24 +318,32 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
   caf::anon_send(st.cfg.owner, detail::slot_free_atom::value, self->address(), ok);
 }
 
+/// Refuses a call before it reaches Python; the pool gets its slot back.
+caf::error refuse(worker_pointer self, caf::error err) {
+  auto& st = self->state;
+  ++st.failed;
+  caf::anon_send(st.cfg.owner, detail::slot_free_atom::value, self->address(), false);
+  return err;
+}
+
 caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
   auto& st = self->state;
   if (st.current != phase::ready)
-    return make_error(errc::worker_crashed,
+    return refuse(self, make_error(errc::worker_crashed,
                       fmt::format("worker {} is {}, not ready", st.cfg.id,
-                                  to_cstr(st.current)));
+                                  to_cstr(st.current))));
   if (st.calls.size() >= st.cfg.capacity)
-    return make_error(errc::internal,
+    return refuse(self, make_error(errc::internal,
                       fmt::format("worker {} is at its capacity of {} calls", st.cfg.id,
-                                  st.cfg.capacity));
+                                  st.cfg.capacity)));
   auto now = caf::make_timestamp();
   bool has_deadline = req.deadline.time_since_epoch().count() != 0;
   auto left = req.deadline - now;
   if (has_deadline && left <= caf::timespan{0})
-    return make_error(errc::timeout,
+    return refuse(self, make_error(errc::timeout,
                       fmt::format("request {} for tool '{}' passed its deadline before "
                                   "it reached worker {}",
-                                  req.request_id, req.tool, st.cfg.id));
+                                  req.request_id, req.tool, st.cfg.id)));
   auto call = std::make_shared<detail::rpc_call>();
   call->seq = ++st.next_seq;
   auto& wire = call->request;
@@ -348,11 +356,11 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
     (*wire.mutable_metadata())[k] = v;
   auto size = static_cast<std::int64_t>(wire.ByteSizeLong());
   if (size > st.cfg.max_payload_bytes)
-    return make_error(errc::payload_too_large,
+    return refuse(self, make_error(errc::payload_too_large,
                       fmt::format("request for tool '{}' is {} bytes, over the payload "
                                   "limit of {} bytes (max_payload_bytes); send less or "
                                   "raise the pool's max_payload_bytes",
-                                  req.tool, size, st.cfg.max_payload_bytes));
+                                  req.tool, size, st.cfg.max_payload_bytes)));
   if (has_deadline) {
     auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
     wire.set_timeout_ms(std::max<std::int64_t>(1, left_ms));

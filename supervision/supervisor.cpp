@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -50,6 +51,9 @@ struct supervisor_state {
   bool stopping = false;
   caf::error stop_reason;
   std::minstd_rand rng{std::random_device{}()};
+  /// Linked children whose exit message has not arrived yet: an exit message
+  /// from anyone else comes from the parent.
+  std::set<caf::actor_addr> linked;
 
   static inline const char* name = "snakepit.supervisor";
 
@@ -88,6 +92,7 @@ caf::error start_one(sup_pointer self, child_entry& entry) {
   entry.handle = std::move(*started);
   entry.state = child_state::running;
   ++entry.generation;
+  self->state.linked.insert(entry.handle.address());
   self->link_to(entry.handle);
   self->monitor(entry.handle);
   return caf::none;
@@ -210,6 +215,8 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
     return;
   }
   ++entry->restarts;
+  entry->handle = nullptr;  // dead: nothing to stop if we give up below
+  entry->state = child_state::restarting;
   auto id = entry->spec.id;
   detail::log_info(st.cfg.name, "child {} exited ({}); restarting", id,
                    describe(reason).message.empty() ? caf::to_string(reason)
@@ -245,7 +252,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
     self->set_exit_handler([self](caf::exit_msg& msg) {
       // Children's exits are handled through their DOWN messages; an exit
       // from anyone else (the parent) stops the supervisor.
-      if (self->state.find(msg.source) != nullptr)
+      if (self->state.linked.erase(msg.source) > 0)
         return;
       begin_shutdown(self, msg.reason);
     });

@@ -1,0 +1,46 @@
+"""snakepit_bridge: the Python side of snakepit.
+
+Write an adapter by subclassing :class:`BaseAdapter` and marking methods with :func:`tool`;
+snakepit starts worker processes (``python -m snakepit_bridge.worker``) that serve it over
+gRPC. :class:`AdapterTestClient` calls an adapter in-process for unit tests.
+
+The names below are imported on first use, so that ``python -m snakepit_bridge.worker`` can
+set up its parent-death guard before anything heavy (grpc, protobuf) is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["BaseAdapter", "tool", "CallContext", "ToolCallError", "AdapterTestClient", "__version__"]
+
+_EXPORTS = {
+    "BaseAdapter": "snakepit_bridge.adapter",
+    "tool": "snakepit_bridge.tools",
+    "CallContext": "snakepit_bridge.context",
+    "ToolCallError": "snakepit_bridge.errors",
+    "AdapterTestClient": "snakepit_bridge.testing",
+}
+
+if TYPE_CHECKING:
+    from snakepit_bridge.adapter import BaseAdapter
+    from snakepit_bridge.context import CallContext
+    from snakepit_bridge.errors import ToolCallError
+    from snakepit_bridge.testing import AdapterTestClient
+    from snakepit_bridge.tools import tool
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'snakepit_bridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,267 @@
+"""One tool call from request to response: the path shared by the server and the test client.
+
+Look the tool up, check the payload size, decode and check the arguments, wait for a slot, run
+the tool (sync tools in the thread pool, ``async def`` tools on the event loop), time it, encode
+the result, check its size, and map every failure to a wire ``Error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Generator, Optional, Tuple
+
+from snakepit_bridge import arguments as _arguments
+from snakepit_bridge import values
+from snakepit_bridge._wire import bridge_pb2 as pb
+from snakepit_bridge.adapter import BaseAdapter, tool_table
+from snakepit_bridge.context import CallContext
+from snakepit_bridge.errors import (
+    INTERNAL,
+    PAYLOAD_TOO_LARGE,
+    PYTHON_EXCEPTION,
+    TIMEOUT,
+    UNKNOWN_TOOL,
+    BridgeError,
+    type_name,
+)
+from snakepit_bridge.tools import ToolDef
+
+_THIS_FILE = os.path.normcase(os.path.abspath(__file__))
+
+
+class Dispatcher:
+    """Serves tool calls of one adapter instance.
+
+    Args:
+        adapter: the adapter, already set up.
+        concurrency: how many tool calls run at once; more wait for a slot, in order.
+        max_payload_bytes: the largest encoded arguments and result (``Value`` bytes) allowed.
+        worker_id: reported to tools through :class:`CallContext`.
+    """
+
+    def __init__(self, adapter: BaseAdapter, *, concurrency: int, max_payload_bytes: int, worker_id: str = "") -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.adapter = adapter
+        self.tools: Dict[str, ToolDef] = tool_table(type(adapter))
+        self.max_payload_bytes = max_payload_bytes
+        self.worker_id = worker_id
+        self.in_flight = 0  # calls accepted and not answered yet (running or waiting for a slot)
+        self.served = 0  # calls answered since start
+        self._slots = asyncio.Semaphore(concurrency)
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="snakepit-tool")
+        self._threads_lock = threading.Lock()
+        self._threads_busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def threads_busy(self) -> int:
+        """Sync tools running in the pool right now (they cannot be interrupted)."""
+        with self._threads_lock:
+            return self._threads_busy
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Waits until no call is in flight, for at most ``timeout_s``; True when idle."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stops the thread pool without waiting for tools still running in it."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
+        """Serves one call; never raises except when the call itself is cancelled."""
+        received = time.monotonic()
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._execute(request, received)
+        except BridgeError as exc:
+            return _error(exc.kind, exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug of ours: report it typed, keep serving
+            return _error(INTERNAL, f"snakepit_bridge failed serving tool '{request.tool}': {exc!r}",
+                          type_name(type(exc)), "".join(traceback.format_exception(exc)))
+        finally:
+            self.in_flight -= 1
+            self.served += 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def _execute(self, request: pb.ExecuteRequest, received: float) -> pb.ExecuteResponse:
+        definition = self.tools.get(request.tool)
+        if definition is None:
+            known = ", ".join(sorted(self.tools)) or "(none)"
+            raise BridgeError(UNKNOWN_TOOL, f"unknown tool '{request.tool}'; known tools: {known}")
+        name = definition.spec.name
+        size = request.arguments.ByteSize()
+        if size > self.max_payload_bytes:
+            raise BridgeError(PAYLOAD_TOO_LARGE, f"arguments of tool '{name}' are {size} bytes, {self._over()}")
+        arguments = values.decode_arguments(request.arguments)
+        _arguments.check(definition, arguments)
+        deadline = received + request.timeout_ms / 1000.0 if request.timeout_ms > 0 else None
+        if definition.context_parameter is not None:
+            arguments[definition.context_parameter] = CallContext(
+                request_id=request.request_id,
+                tool=name,
+                correlation_id=request.correlation_id,
+                session_id=request.session_id,
+                metadata=dict(request.metadata),
+                deadline=deadline,
+                worker_id=self.worker_id,
+            )
+        function = getattr(self.adapter, definition.attribute)
+        async with self._slots:
+            if deadline is not None and time.monotonic() >= deadline:
+                waited_ms = int((time.monotonic() - received) * 1000)
+                raise BridgeError(TIMEOUT, f"tool '{name}' did not start before its deadline "
+                                           f"(timeout_ms={request.timeout_ms}, waited {waited_ms} ms for a slot)")
+            if definition.is_async:
+                ran = await self._run_async(function, arguments, deadline)
+                return self._respond(name, request.timeout_ms, ran)
+            # The result is encoded in the pool thread too, keeping the event loop free for pings.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._run_sync_and_respond, name, function, arguments)
+
+    def _run_sync_and_respond(self, name: str, function: Callable[..., Any], arguments: Dict[str, Any]) -> pb.ExecuteResponse:
+        return self._respond(name, 0, self._run_sync(function, arguments))
+
+    def _respond(self, name: str, timeout_ms: int, ran: _Ran) -> pb.ExecuteResponse:
+        """The response for a tool that ran: its result encoded, or its failure; with timings."""
+        result, failure, wall_ns, cpu_ns = ran
+        response = self._outcome(name, timeout_ms, result, failure)
+        response.wall_ns = wall_ns
+        response.cpu_ns = cpu_ns
+        return response
+
+    def _outcome(self, name: str, timeout_ms: int, result: Any, failure: Optional[BaseException]) -> pb.ExecuteResponse:
+        if isinstance(failure, _DeadlinePassed):
+            return _error(TIMEOUT, f"tool '{name}' did not finish within its deadline (timeout_ms={timeout_ms}); it was cancelled")
+        if failure is not None:
+            return _error(PYTHON_EXCEPTION, _message(failure), type_name(type(failure)), _format_traceback(failure))
+        try:
+            value = values.encode(result, what=f"result of tool '{name}'", where="result")
+        except BridgeError as exc:
+            return _error(exc.kind, exc.message)
+        size = value.ByteSize()
+        if size > self.max_payload_bytes:
+            return _error(PAYLOAD_TOO_LARGE, f"result of tool '{name}' is {size} bytes, {self._over()}")
+        return pb.ExecuteResponse(result=value)
+
+    def _over(self) -> str:
+        return f"over the payload limit of {self.max_payload_bytes} bytes (max_payload_bytes)"
+
+    def _run_sync(self, function: Callable[..., Any], arguments: Dict[str, Any]) -> _Ran:
+        """Runs in a pool thread: the tool's own wall and CPU time are measured here."""
+        with self._threads_lock:
+            self._threads_busy += 1
+        wall_start = time.perf_counter_ns()
+        cpu_start = time.thread_time_ns()
+        try:
+            result, failure = function(**arguments), None
+        except BaseException as exc:  # SystemExit too: a tool cannot end the worker this way
+            result, failure = None, exc
+        cpu_ns = time.thread_time_ns() - cpu_start
+        wall_ns = time.perf_counter_ns() - wall_start
+        with self._threads_lock:
+            self._threads_busy -= 1
+        return result, failure, wall_ns, cpu_ns
+
+    async def _run_async(self, function: Callable[..., Any], arguments: Dict[str, Any], deadline: Optional[float]) -> _Ran:
+        """Runs on the event loop; CPU time counts only the tool's own steps, and the tool is
+        cancelled when the deadline passes."""
+        wall_start = time.perf_counter_ns()
+        timed = _Timed(function(**arguments))
+        task = asyncio.ensure_future(timed)
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        result: Any = None
+        failure: Optional[BaseException] = None
+        if not done:
+            task.cancel()
+            try:
+                await task
+            except BaseException:
+                pass
+            failure = _DeadlinePassed()
+        elif task.cancelled():
+            failure = asyncio.CancelledError("the tool was cancelled")
+        elif task.exception() is not None:
+            failure = task.exception()
+        else:
+            result = task.result()
+        return result, failure, time.perf_counter_ns() - wall_start, timed.cpu_ns
+
+
+_Ran = Tuple[Any, Optional[BaseException], int, int]
+
+
+class _DeadlinePassed(Exception):
+    """Internal marker: an async tool was cancelled at its deadline."""
+
+
+class _Timed:
+    """Wraps a coroutine and adds up the CPU time of its own steps (not of other tasks)."""
+
+    def __init__(self, coroutine: Any) -> None:
+        self._coroutine = coroutine
+        self.cpu_ns = 0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine = self._coroutine
+        to_send: Any = None
+        to_throw: Optional[BaseException] = None
+        while True:
+            start = time.thread_time_ns()
+            try:
+                if to_throw is None:
+                    yielded = coroutine.send(to_send)
+                else:
+                    yielded = coroutine.throw(to_throw)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.cpu_ns += time.thread_time_ns() - start
+            to_send, to_throw = None, None
+            try:
+                to_send = yield yielded
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:
+                to_throw = exc
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type_name(type(exc))} whose str() failed>"
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The traceback of a tool's exception, without the dispatcher's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and os.path.normcase(os.path.abspath(tb.tb_frame.f_code.co_filename)) == _THIS_FILE:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _error(kind: str, message: str, python_type: str = "", trace: str = "") -> pb.ExecuteResponse:
+    return pb.ExecuteResponse(
+        error=pb.Error(kind=pb.ErrorKind.Value(kind.upper()), message=message, python_type=python_type, traceback=trace)
+    )

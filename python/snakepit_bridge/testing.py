@@ -1,0 +1,129 @@
+"""``AdapterTestClient``: call an adapter's tools in-process, through the worker's own dispatch.
+
+No subprocess, no socket: each call is encoded to the wire form, serialized, parsed, checked
+and run exactly as a worker would (argument checks, value encoding, payload limit, thread pool
+or event loop), and the response comes back decoded, or as a :class:`ToolCallError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import Any, List, Mapping, Optional, Type, Union
+
+from snakepit_bridge import values
+from snakepit_bridge._wire import bridge_pb2 as pb
+from snakepit_bridge.adapter import BaseAdapter
+from snakepit_bridge.dispatch import Dispatcher
+from snakepit_bridge.errors import BridgeError, ToolCallError
+from snakepit_bridge.tools import ToolSpec
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class AdapterTestClient:
+    """Drives one adapter instance the way a worker process does, for unit tests.
+
+    Use it as a context manager: ``setup()`` runs on enter, ``teardown()`` on exit::
+
+        with AdapterTestClient(MyAdapter) as client:
+            assert client.call("add", a=1, b=2) == 3
+
+    Args:
+        adapter: an adapter class (instantiated with no arguments) or an instance.
+        max_message_bytes: the payload limit, as ``--max-message-bytes`` gives a worker.
+        concurrency: size of the thread pool for sync tools, as ``--concurrency``.
+        worker_id: what tools see as ``CallContext.worker_id``.
+    """
+
+    def __init__(
+        self,
+        adapter: Union[Type[BaseAdapter], BaseAdapter],
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        concurrency: int = 1,
+        worker_id: str = "test",
+    ) -> None:
+        instance = adapter() if isinstance(adapter, type) else adapter
+        if not isinstance(instance, BaseAdapter):
+            raise TypeError(f"{type(instance).__name__} is not a BaseAdapter")
+        self.adapter = instance
+        self._options = dict(concurrency=concurrency, max_payload_bytes=max_message_bytes, worker_id=worker_id)
+        self._dispatcher: Optional[Dispatcher] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self.last_wall_ns = 0  # wall time of the last call's tool, as the worker reports it
+        self.last_cpu_ns = 0  # CPU time of the last call's tool
+
+    def __enter__(self) -> "AdapterTestClient":
+        self._dispatcher = Dispatcher(self.adapter, **self._options)  # checks the tools first
+        try:
+            self.adapter.setup()
+        except BaseException:
+            self._dispatcher.close()
+            self._dispatcher = None
+            raise
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="snakepit-test-loop", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        assert self._loop is not None and self._thread is not None and self._dispatcher is not None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._dispatcher.close()
+        self.adapter.teardown()
+
+    def tools(self) -> List[ToolSpec]:
+        """The adapter's tool specs, sorted by name (as ``ListTools`` reports them)."""
+        return self.adapter.describe()
+
+    def call(self, tool_name: str, /, **arguments: Any) -> Any:
+        """Calls a tool with keyword arguments; returns the decoded result.
+
+        Raises:
+            ToolCallError: the call failed (kind, message, python_type, traceback as a worker
+                would send them).
+        """
+        return self.call_with(tool_name, arguments)
+
+    def call_with(
+        self,
+        tool_name: str,
+        arguments: Mapping[str, Any],
+        *,
+        timeout_ms: int = 0,
+        session_id: str = "",
+        correlation_id: str = "",
+        metadata: Optional[Mapping[str, str]] = None,
+    ) -> Any:
+        """Like :meth:`call`, with the arguments as a mapping and the call's context fields."""
+        if self._dispatcher is None or self._loop is None:
+            raise RuntimeError("use AdapterTestClient as a context manager: `with AdapterTestClient(...) as client:`")
+        try:
+            encoded = values.encode_map(arguments, what=f"arguments of tool '{tool_name}'")
+        except BridgeError as exc:
+            raise ToolCallError(exc.kind, exc.message) from None
+        request = pb.ExecuteRequest(
+            request_id=uuid.uuid4().hex,
+            tool=tool_name,
+            arguments=encoded,
+            timeout_ms=timeout_ms,
+            correlation_id=correlation_id,
+            session_id=session_id,
+            metadata=dict(metadata or {}),
+        )
+        request = pb.ExecuteRequest.FromString(request.SerializeToString())  # exactly what a worker parses
+        future = asyncio.run_coroutine_threadsafe(self._dispatcher.execute(request), self._loop)
+        response = pb.ExecuteResponse.FromString(future.result().SerializeToString())
+        self.last_wall_ns = response.wall_ns
+        self.last_cpu_ns = response.cpu_ns
+        if response.WhichOneof("outcome") == "error":
+            error = response.error
+            raise ToolCallError(
+                pb.ErrorKind.Name(error.kind).lower(), error.message, error.python_type, error.traceback
+            )
+        return values.decode(response.result, where="result")

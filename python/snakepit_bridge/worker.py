@@ -1,0 +1,308 @@
+"""Entry point of a worker process: ``python -m snakepit_bridge.worker``.
+
+The start contract with the host (the C++ side implements the other half)::
+
+    PYTHON -m snakepit_bridge.worker --adapter pkg.module.Class --socket /tmp/sp-XXXX/w-3.sock
+        --concurrency 1 --max-message-bytes N --ready-fd 3 --lifeline-fd 4
+        --parent-pid PID --worker-id pool-3 [--python-path DIR]...
+    PYTHON -m snakepit_bridge.worker --check
+
+1. Before any heavy import: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; exit 70 at once if
+   ``getppid()`` is not ``--parent-pid``; a daemon thread reads the lifeline fd and calls
+   ``os._exit(70)`` on end-of-file or error (the host is gone).
+2. Prepend each ``--python-path`` to ``sys.path``, import the adapter, check it subclasses
+   ``BaseAdapter`` and its tools can be served, instantiate it, run ``setup()``.
+3. On failure: one JSON line ``{"status": "error", "kind": "startup_failed", "message": ...,
+   "python_type": ..., "traceback": ...}`` on the ready fd, close it, exit 3.
+4. Serve service ``Worker`` on ``unix:<socket>`` (gRPC limits: max-message-bytes + 65536).
+5. Then one JSON line ``{"status": "ready", "pid", "worker_id", "python_version",
+   "implementation", "gil_enabled", "adapter", "tools"}`` on the ready fd, and close it.
+6. Stop RPC (its grace_ms) or SIGTERM/SIGINT (5000 ms): stop accepting, let calls in flight
+   finish within the grace, ``teardown()``, exit 0.
+
+Exit codes: 0 graceful stop, 2 bad command line, 3 startup failed, 70 host gone or not our
+parent. ``--check`` exits 0 after importing grpc and the wire modules, printing versions as
+JSON on stdout (1 and a JSON error otherwise).
+
+Only the standard library's light modules are imported at module level, on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_STARTUP_FAILED = 3
+EXIT_HOST_GONE = 70
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SIGTERM_GRACE_S = 5.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m snakepit_bridge.worker",
+                                     description="A snakepit worker: serves one adapter's tools over gRPC.")
+    parser.add_argument("--check", action="store_true",
+                        help="import grpc and the wire modules, print versions as JSON, exit 0")
+    parser.add_argument("--adapter", help="dotted path of the adapter class, e.g. pkg.module.Class")
+    parser.add_argument("--socket", help="unix socket path to serve on (at most 107 bytes)")
+    parser.add_argument("--concurrency", type=int, default=1, help="tool calls that run at once (default 1)")
+    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
+                        help="payload limit for arguments and results (default 16 MiB)")
+    parser.add_argument("--ready-fd", type=int, help="fd to write the one-line JSON ready/error report to")
+    parser.add_argument("--lifeline-fd", type=int, help="fd whose end-of-file means the host is gone")
+    parser.add_argument("--parent-pid", type=int, help="exit 70 unless this is our parent's pid")
+    parser.add_argument("--worker-id", default="", help="the host's id for this worker")
+    parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
+                        help="prepend DIR to sys.path (repeatable, kept in order)")
+    args = parser.parse_args(argv)
+    if not args.check:
+        if not args.adapter or not args.socket:
+            parser.error("--adapter and --socket are required")
+        if args.concurrency < 1:
+            parser.error("--concurrency must be at least 1")
+        if args.max_message_bytes < 1:
+            parser.error("--max-message-bytes must be positive")
+        for name in ("ready_fd", "lifeline_fd"):
+            fd = getattr(args, name)
+            if fd is not None:
+                try:
+                    os.fstat(fd)
+                except OSError:
+                    parser.error(f"--{name.replace('_', '-')} {fd} is not an open file descriptor")
+    return args
+
+
+def _say(text: str) -> None:
+    """A line on stderr, for people reading the host's log of this worker."""
+    try:
+        os.write(2, f"snakepit worker: {text}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _guard_parent(args: argparse.Namespace) -> None:
+    """Step 1: die with the host, and never outlive it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            _say(f"prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}")
+    if args.parent_pid is not None and os.getppid() != args.parent_pid:
+        _say(f"parent is pid {os.getppid()}, not --parent-pid {args.parent_pid}: the host is gone")
+        os._exit(EXIT_HOST_GONE)
+    for fd in (args.ready_fd, args.lifeline_fd):
+        if fd is not None:
+            os.set_inheritable(fd, False)  # children the adapter starts must not hold them open
+    if args.lifeline_fd is not None:
+        threading.Thread(target=_watch_lifeline, args=(args.lifeline_fd,), name="snakepit-lifeline",
+                         daemon=True).start()
+
+
+def _watch_lifeline(fd: int) -> None:
+    while True:
+        try:
+            if not os.read(fd, 4096):
+                break
+        except OSError:
+            break
+    _say("lifeline closed: the host is gone, exiting")
+    os._exit(EXIT_HOST_GONE)
+
+
+def _report(fd: Optional[int], line: Dict[str, Any]) -> None:
+    """Writes the one JSON line to the ready fd and closes it."""
+    if fd is None:
+        return
+    data = (json.dumps(line) + "\n").encode("utf-8")
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError as exc:
+        _say(f"cannot write to --ready-fd {fd}: {exc}")
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class _StartupFailure(Exception):
+    def __init__(self, message: str, cause: Optional[BaseException]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cause = cause
+
+    def line(self) -> Dict[str, Any]:
+        import traceback
+
+        from snakepit_bridge.errors import type_name
+
+        cause = self.cause
+        return {
+            "status": "error",
+            "kind": "startup_failed",
+            "message": self.message,
+            "python_type": type_name(type(cause)) if cause is not None else "",
+            "traceback": "".join(traceback.format_exception(cause)) if cause is not None else "",
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    from snakepit_bridge.errors import type_name
+
+    return f"{type_name(type(exc))}: {exc}"
+
+
+def _load_adapter(path: str) -> Any:
+    """Step 2: import, check, instantiate and set up the adapter; raises _StartupFailure."""
+    import importlib
+
+    from snakepit_bridge.adapter import BaseAdapter, tool_table
+
+    module_name, _, qualname = path.partition(":") if ":" in path else path.rpartition(".")
+    if not module_name or not qualname:
+        raise _StartupFailure(f"adapter '{path}' is not a dotted path like 'package.module.Class'",
+                              ValueError(path))
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except BaseException as exc:  # SystemExit at import time too
+        raise _StartupFailure(f"cannot import adapter '{path}': {_describe(exc)}", exc) from None
+    if not (isinstance(target, type) and issubclass(target, BaseAdapter)):
+        exc = TypeError(f"{path} is {target!r}")
+        raise _StartupFailure(f"adapter '{path}' is not a subclass of snakepit_bridge.BaseAdapter", exc)
+    try:
+        tool_table(target)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too
+        raise _StartupFailure(f"adapter '{path}' has a tool that cannot be served: {exc}", exc) from None
+    try:
+        adapter = target()
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too
+        raise _StartupFailure(f"cannot create adapter '{path}': {_describe(exc)}", exc) from None
+    try:
+        adapter.setup()
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too
+        raise _StartupFailure(f"setup() of adapter '{path}' failed: {_describe(exc)}", exc) from None
+    return adapter
+
+
+async def _serve(args: argparse.Namespace, adapter: Any) -> int:
+    """Steps 4-6."""
+    import asyncio
+
+    from snakepit_bridge.server import WorkerServer, runtime_info
+
+    server = WorkerServer(adapter, adapter_path=args.adapter, socket_path=args.socket,
+                          concurrency=args.concurrency, max_message_bytes=args.max_message_bytes,
+                          worker_id=args.worker_id)
+    try:
+        await server.start()
+    except Exception as exc:
+        failure = _StartupFailure(f"cannot serve on unix:{args.socket}: {_describe(exc)}", exc)
+        _say(failure.message)
+        _report(args.ready_fd, failure.line())
+        _teardown(adapter)
+        return EXIT_STARTUP_FAILED
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, server.request_stop, SIGTERM_GRACE_S)
+    _report(args.ready_fd, {
+        "status": "ready",
+        "pid": os.getpid(),
+        "worker_id": args.worker_id,
+        **runtime_info(),
+        "adapter": args.adapter,
+        "tools": sorted(server.dispatcher.tools),
+    })
+    await server.serve_until_stopped()
+    _teardown(adapter)
+    if server.dispatcher.threads_busy:
+        _say(f"{server.dispatcher.threads_busy} tool call(s) still running after the grace period; exiting anyway")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)  # pool threads cannot be interrupted, and the interpreter would join them
+    return EXIT_OK
+
+
+def _teardown(adapter: Any) -> None:
+    try:
+        adapter.teardown()
+    except Exception:
+        import traceback
+
+        _say("teardown() failed:\n" + traceback.format_exc())
+
+
+_CHECK_HINT = ("snakepit workers need Python 3.10+ with grpcio and protobuf: on Debian, /usr/bin/python3 with "
+               "python3-grpcio and python3-protobuf, or a venv made with --system-site-packages")
+
+
+def platform_version() -> str:
+    return ".".join(str(part) for part in sys.version_info[:3])
+
+
+def _check() -> int:
+    """``--check``: can this interpreter run workers?"""
+    try:
+        import importlib
+
+        import google.protobuf
+        import grpc
+
+        import snakepit_bridge
+        from snakepit_bridge._wire import bridge_pb2
+        from snakepit_bridge.server import runtime_info
+
+        importlib.import_module("snakepit_bridge._wire.bridge_pb2_grpc")
+    except Exception as exc:
+        print(json.dumps({"status": "error", "executable": sys.executable,
+                          "message": f"{type(exc).__name__}: {exc}", "hint": _CHECK_HINT}))
+        return 1
+    if sys.version_info < (3, 10):
+        print(json.dumps({"status": "error", "executable": sys.executable,
+                          "message": f"Python {platform_version()} is too old: snakepit_bridge needs 3.10 or newer",
+                          "hint": _CHECK_HINT}))
+        return 1
+    print(json.dumps({
+        "status": "ok",
+        "executable": sys.executable,
+        **runtime_info(),
+        "grpc_version": grpc.__version__,
+        "protobuf_version": google.protobuf.__version__,
+        "snakepit_bridge_version": snakepit_bridge.__version__,
+        "wire": bridge_pb2.DESCRIPTOR.package,
+    }))
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Runs a worker; returns its exit code."""
+    args = _parse(argv)
+    if args.check:
+        return _check()
+    _guard_parent(args)
+    sys.path[:0] = args.python_path
+    try:
+        adapter = _load_adapter(args.adapter)
+    except _StartupFailure as failure:
+        _say(failure.message)
+        _report(args.ready_fd, failure.line())
+        return EXIT_STARTUP_FAILED
+    import asyncio
+
+    return asyncio.run(_serve(args, adapter))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The `snakepit` command line, driven as a user would: real processes, real workers."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SNAKEPIT = os.environ.get("SNAKEPIT_BIN", "snakepit")
+
+
+def run(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run([SNAKEPIT, *args], capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+
+
+def error_of(proc: subprocess.CompletedProcess) -> dict:
+    last = [line for line in proc.stderr.splitlines() if line.startswith("{")][-1]
+    return json.loads(last)["error"]
+
+
+def test_call_prints_the_result_as_json():
+    proc = run("call", "--tool", "add", "--args", '{"a": 2, "b": 40}')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == 42
+
+
+def test_call_keeps_big_integers_and_bytes():
+    proc = run("call", "--tool", "echo", "--args",
+               '{"value": {"n": 9007199254740993, "b": {"$bytes": "AAH/"}}}')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"b": {"$bytes": "AAH/"}, "n": 9007199254740993}
+
+
+def test_invalid_json_is_a_usage_error():
+    proc = run("call", "--tool", "add", "--args", '{"a": 2,')
+    assert proc.returncode == 2
+    err = error_of(proc)
+    assert err["kind"] == "bad_arguments"
+    assert "not valid JSON" in err["message"]
+
+
+def test_args_must_be_an_object():
+    proc = run("call", "--tool", "add", "--args", "[1, 2]")
+    assert proc.returncode == 2
+    assert "JSON object" in error_of(proc)["message"]
+
+
+def test_unknown_tool_is_a_typed_error_listing_tools():
+    proc = run("call", "--tool", "nope")
+    assert proc.returncode == 1
+    err = error_of(proc)
+    assert err["kind"] == "unknown_tool"
+    assert "echo" in err["message"]
+
+
+def test_python_exception_carries_type_and_traceback():
+    proc = run("call", "--tool", "fail", "--args", '{"message": "bad day", "exception": "KeyError"}')
+    assert proc.returncode == 1
+    err = error_of(proc)
+    assert err["kind"] == "python_exception"
+    assert err["python_type"] == "KeyError"
+    assert "Traceback" in err["traceback"]
+
+
+def test_timeout(tmp_path: Path):
+    proc = run("call", "--tool", "sleep", "--args", '{"seconds": 20}', "--timeout-ms", "300")
+    assert proc.returncode == 1
+    assert error_of(proc)["kind"] == "timeout"
+
+
+def test_adapter_import_failure_reports_the_traceback():
+    proc = run("call", "--adapter", "missing_pkg.Adapter", "--tool", "x")
+    assert proc.returncode == 1
+    err = error_of(proc)
+    assert err["kind"] == "startup_failed"
+    assert err["python_type"] == "ModuleNotFoundError"
+    assert "missing_pkg" in err["message"]
+
+
+def test_user_adapter_from_python_path(tmp_path: Path):
+    (tmp_path / "tiny.py").write_text(
+        "from snakepit_bridge import BaseAdapter, tool\n"
+        "class Tiny(BaseAdapter):\n"
+        "    @tool\n"
+        "    def twice(self, x: int) -> int:\n"
+        "        return 2 * x\n")
+    proc = run("call", "--adapter", "tiny.Tiny", "--python-path", str(tmp_path),
+               "--tool", "twice", "--args", '{"x": 21}')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == 42
+
+
+def test_python_without_grpc_says_how_to_fix_it(tmp_path: Path):
+    wrapper = tmp_path / "python-without-grpc"
+    wrapper.write_text('#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    for args, env in ((["--python", str(wrapper)], None),
+                      ([], {"SNAKEPIT_PYTHON": str(wrapper)})):
+        proc = run("call", *args, "--tool", "noop", env=env)
+        assert proc.returncode == 1
+        err = error_of(proc)
+        assert err["kind"] == "startup_failed"
+        assert "grpc" in err["message"]
+        assert "apt-get install python3-grpcio" in err["message"]
+
+
+def test_demo_runs_and_prints_timings():
+    proc = run("demo")
+    assert proc.returncode == 0, proc.stderr
+    assert "pool ready in" in proc.stdout
+    assert "calls/s" in proc.stdout
+    assert "python_exception" in proc.stdout
+    assert "pool stopped" in proc.stdout
+
+
+def test_no_worker_outlives_the_command():
+    proc = run("call", "--tool", "worker_info", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    pid = json.loads(proc.stdout)["pid"]
+    assert not Path(f"/proc/{pid}").exists() or \
+        Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0

@@ -1,0 +1,23 @@
+# Installs snakepit from BUILD_DIR into a scratch prefix, builds the consumer
+# project against it with find_package(snakepit CONFIG) and runs it.
+file(REMOVE_RECURSE "${WORK_DIR}")
+set(prefix "${WORK_DIR}/prefix")
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "command failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}")
+run(${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${WORK_DIR}/build"
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
+run("${WORK_DIR}/build/consumer")
+message(STATUS "consumer said:\n${last_output}")
+if(NOT last_output MATCHES "result=42")
+  message(FATAL_ERROR "consumer did not print result=42")
+endif()
+if(NOT last_output MATCHES "package_dir=${prefix}/share/snakepit/python")
+  message(FATAL_ERROR "consumer did not use the installed Python package")
+endif()

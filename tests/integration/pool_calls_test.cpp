@@ -1,0 +1,108 @@
+// A typed request reaches a real Python worker and comes back.
+
+#include "pool_fixture.hpp"
+
+using namespace snakepit;
+using namespace snakepit::testing;
+
+TEST_CASE_FIXTURE(system_fixture, "calls reach Python and values survive the round trip") {
+  auto pool = start(showcase(2));
+  SUBCASE("numbers stay exact") {
+    auto r = call(pool, make_request("add", {{"a", 2}, {"b", 40}}));
+    REQUIRE_MESSAGE(r, message_of(r));
+    CHECK(r->result == value{42});
+    auto big = call(pool, make_request("add", {{"a", std::int64_t{9007199254740993}}, {"b", 0}}));
+    REQUIRE(big);
+    CHECK(big->result.as_int() == 9007199254740993);
+    auto real = call(pool, make_request("add", {{"a", 0.5}, {"b", 0.25}}));
+    REQUIRE(real);
+    CHECK(real->result.as_double() == 0.75);
+  }
+  SUBCASE("nested values and bytes are echoed unchanged") {
+    value nested{{"list", value::make_list({1, 2.5, "three", nullptr, true})},
+                 {"bytes", bytes{std::string("\x00\x01\xff", 3)}},
+                 {"map", value{{"k", "v"}}},
+                 {"unicode", "snake \xf0\x9f\x90\x8d"}};
+    auto r = call(pool, make_request("echo", {{"value", nested}}));
+    REQUIRE_MESSAGE(r, message_of(r));
+    CHECK(r->result == nested);
+  }
+  SUBCASE("large bytes go both ways as bytes") {
+    auto r = call(pool, make_request("bytes_length", {{"data", bytes{std::string(3 << 20, 'x')}}}));
+    REQUIRE_MESSAGE(r, message_of(r));
+    CHECK(r->result.as_int() == (3 << 20));
+    auto made = call(pool, make_request("make_bytes", {{"size", 5 << 20}}));
+    REQUIRE_MESSAGE(made, message_of(made));
+    REQUIRE(made->result.is_bytes());
+    CHECK(made->result.if_bytes()->data.size() == size_t{5 << 20});
+  }
+  SUBCASE("replies carry timing and the worker") {
+    auto r = call(pool, make_request("cpu_burn", {{"milliseconds", 30}}));
+    REQUIRE_MESSAGE(r, message_of(r));
+    CHECK(r->python_wall >= std::chrono::milliseconds{25});
+    CHECK(r->python_cpu >= std::chrono::milliseconds{10});
+    CHECK(r->worker_id.rfind("test/w-", 0) == 0);
+    CHECK(!r->request_id.empty());
+  }
+  SUBCASE("the worker reports its process and native thread limits") {
+    auto r = call(pool, make_request("worker_info"));
+    REQUIRE_MESSAGE(r, message_of(r));
+    CHECK(r->result["pid"].as_int() > 0);
+    CHECK(r->result["pid"].as_int() != ::getpid());
+    CHECK(r->result["ppid"].as_int() == ::getpid());
+    CHECK(r->result["python_version"].as_string().substr(0, 2) == "3.");
+    auto st = status(pool);
+    CHECK(st.ready == 2);
+    CHECK(st.workers.size() == 2);
+    CHECK(st.workers[0].pid > 0);
+  }
+  SUBCASE("worker output does not disturb the protocol") {
+    set_log_level(log_level::error);  // keep the test log short
+    auto r = call(pool, make_request("noisy", {{"lines", 20000}}));
+    set_log_level(log_level::warning);
+    REQUIRE_MESSAGE(r, message_of(r));
+    CHECK(r->result.as_int() == 20000);
+    CHECK(call(pool, make_request("noop")));
+  }
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "bad input gets a typed error and the worker keeps serving") {
+  auto pool = start(showcase(1));
+  SUBCASE("unknown tool lists the known ones") {
+    auto r = call(pool, make_request("no_such_tool"));
+    CHECK(kind_of(r) == "unknown_tool");
+    CHECK(message_of(r).find("no_such_tool") != std::string::npos);
+    CHECK(message_of(r).find("echo") != std::string::npos);
+  }
+  SUBCASE("missing, unexpected and mistyped arguments") {
+    auto missing = call(pool, make_request("add", {{"a", 1}}));
+    CHECK(kind_of(missing) == "bad_arguments");
+    CHECK(message_of(missing).find("'b'") != std::string::npos);
+    auto extra = call(pool, make_request("add", {{"a", 1}, {"b", 2}, {"z", 3}}));
+    CHECK(kind_of(extra) == "bad_arguments");
+    CHECK(message_of(extra).find("'z'") != std::string::npos);
+    auto typed = call(pool, make_request("add", {{"a", "one"}, {"b", 2}}));
+    CHECK(kind_of(typed) == "bad_arguments");
+  }
+  SUBCASE("a Python exception carries type and traceback") {
+    auto r = call(pool, make_request("fail", {{"message", "kaboom"}}));
+    REQUIRE(!r);
+    auto info = describe(r.error());
+    CHECK(info.kind == "python_exception");
+    CHECK(info.python_type == "ValueError");
+    CHECK(info.message.find("kaboom") != std::string::npos);
+    CHECK(info.traceback.find("Traceback") != std::string::npos);
+  }
+  SUBCASE("an unencodable result names the Python type") {
+    auto r = call(pool, make_request("unencodable"));
+    CHECK(kind_of(r) == "encode_failed");
+    CHECK(message_of(r).find("set") != std::string::npos);
+  }
+  // After each failure above the same single worker still answers.
+  auto after = call(pool, make_request("add", {{"a", 1}, {"b", 1}}));
+  REQUIRE_MESSAGE(after, message_of(after));
+  CHECK(after->result == value{2});
+  CHECK(status(pool).crashes == 0);
+  stop(pool);
+}

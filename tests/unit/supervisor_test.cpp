@@ -1,0 +1,272 @@
+// Supervisor semantics on plain C++ test actors (no Python).
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+
+#include "snakepit/messages/error.hpp"
+#include "snakepit/messages/message_types.hpp"
+#include "snakepit/supervision/supervisor.hpp"
+
+using namespace snakepit;
+using namespace std::chrono_literals;
+
+namespace {
+
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using replace_atom = caf::atom_constant<caf::atom("replace")>;
+
+/// Shared record of what the test children did.
+struct journal {
+  std::mutex mtx;
+  std::vector<std::string> events;
+  std::atomic<int> starts{0};
+
+  void add(std::string e) {
+    std::lock_guard<std::mutex> guard{mtx};
+    events.push_back(std::move(e));
+  }
+  std::vector<std::string> snapshot() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return events;
+  }
+};
+
+caf::behavior test_child(caf::event_based_actor* self, std::string id,
+                         std::shared_ptr<journal> log) {
+  // Logged before the child quits, so before its supervisor sees it down.
+  self->set_exit_handler([self, id, log](caf::exit_msg& msg) {
+    log->add("stop " + id);
+    self->quit(msg.reason);
+  });
+  return {
+    [self, id, log](crash_atom) {
+      log->add("stop " + id);
+      self->quit(caf::sec::runtime_error);
+    },
+    [self](done_atom) { self->quit(); },
+    [self](replace_atom) { self->quit(make_error(errc::worker_replaced, "on purpose")); },
+  };
+}
+
+child_spec make_child(const std::string& id, std::shared_ptr<journal> log,
+                      restart_type restart = restart_type::permanent) {
+  child_spec spec;
+  spec.id = id;
+  spec.restart = restart;
+  spec.shutdown = shutdown_policy::after(1s);
+  spec.start = [id, log](caf::actor_system& sys) -> caf::expected<caf::actor> {
+    ++log->starts;
+    log->add("start " + id);  // here, in the supervisor, so the order is exact
+    return sys.spawn(test_child, id, log);
+  };
+  return spec;
+}
+
+struct fixture {
+  caf::actor_system_config sys_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::shared_ptr<journal> log = std::make_shared<journal>();
+
+  fixture() {
+    add_message_types(sys_cfg);
+    sys = std::make_unique<caf::actor_system>(sys_cfg);
+  }
+
+  supervisor_config config(std::uint32_t max_restarts = 3) {
+    supervisor_config sc;
+    sc.name = "test-sup";
+    sc.intensity = restart_intensity{max_restarts, 5s};
+    sc.backoff = restart_backoff{caf::timespan{0}, caf::timespan{0}};
+    return sc;
+  }
+
+  std::vector<child_info> children(const supervisor_actor& sup) {
+    caf::scoped_actor self{*sys};
+    std::vector<child_info> out;
+    self->request(sup, 5s, which_children_atom::value)
+      .receive([&](std::vector<child_info>& xs) { out = std::move(xs); },
+               [&](caf::error& e) { FAIL(caf::to_string(e)); });
+    return out;
+  }
+
+  caf::actor child(const supervisor_actor& sup, const std::string& id) {
+    for (auto& c : children(sup))
+      if (c.id == id)
+        return c.handle;
+    return nullptr;
+  }
+
+  /// Waits until the child `id` runs with a handle other than `old`.
+  caf::actor wait_new_child(const supervisor_actor& sup, const std::string& id,
+                            const caf::actor& old) {
+    for (int i = 0; i < 500; ++i) {
+      auto h = child(sup, id);
+      if (h && h != old)
+        return h;
+      std::this_thread::sleep_for(5ms);
+    }
+    FAIL("child " << id << " was not restarted");
+    return nullptr;
+  }
+
+  caf::error wait_down(caf::scoped_actor& self) {
+    caf::error reason;
+    self->receive([&](const caf::down_msg& m) { reason = m.reason; },
+                  caf::after(10s) >> [&] { FAIL("no DOWN message"); });
+    return reason;
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(fixture, "a crashed permanent child is restarted") {
+  auto sc = config();
+  sc.children = {make_child("a", log), make_child("b", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto a = child(sup, "a");
+  REQUIRE(a);
+  caf::anon_send(a, crash_atom::value);
+  auto a2 = wait_new_child(sup, "a", a);
+  CHECK(a2 != a);
+  CHECK(log->starts == 3);
+  auto infos = children(sup);
+  REQUIRE(infos.size() == 2);
+  CHECK(infos[0].restarts == 1);
+  CHECK(infos[1].restarts == 0);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "more restarts than the intensity stops the supervisor") {
+  auto sc = config(2);
+  sc.children = {make_child("a", log), make_child("b", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  self->monitor(sup);
+  caf::actor last;
+  for (int i = 0; i < 2; ++i) {
+    auto a = child(sup, "a");
+    caf::anon_send(a, crash_atom::value);
+    last = wait_new_child(sup, "a", a);
+  }
+  caf::anon_send(last, crash_atom::value);  // the third within the window
+  auto reason = wait_down(self);
+  CHECK(is(reason, errc::restart_intensity_exceeded));
+  CHECK(describe(reason).message.find("more than 2 restarts") != std::string::npos);
+  // The surviving child was stopped too.
+  auto events = log->snapshot();
+  REQUIRE(!events.empty());
+  CHECK(events.back() == "stop b");
+}
+
+TEST_CASE_FIXTURE(fixture, "stopping a supervisor stops its children in reverse order") {
+  auto sc = config();
+  sc.children = {make_child("a", log), make_child("b", log), make_child("c", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  REQUIRE(children(sup).size() == 3);
+  caf::scoped_actor self{*sys};
+  self->monitor(sup);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  CHECK(wait_down(self) == caf::exit_reason::user_shutdown);
+  auto events = log->snapshot();
+  CHECK(events == std::vector<std::string>{"start a", "start b", "start c", "stop c",
+                                           "stop b", "stop a"});
+}
+
+TEST_CASE_FIXTURE(fixture, "restart types: temporary never, transient only on failure") {
+  auto sc = config();
+  sc.children = {make_child("temp", log, restart_type::temporary),
+                 make_child("trans", log, restart_type::transient)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto temp = child(sup, "temp");
+  caf::anon_send(temp, crash_atom::value);
+  auto trans = child(sup, "trans");
+  caf::anon_send(trans, crash_atom::value);
+  auto trans2 = wait_new_child(sup, "trans", trans);
+  CHECK(child(sup, "temp") == nullptr);
+  caf::anon_send(trans2, done_atom::value);  // normal exit: not restarted
+  for (int i = 0; i < 200 && !children(sup).empty(); ++i)
+    std::this_thread::sleep_for(5ms);
+  CHECK(children(sup).empty());
+  CHECK(log->starts == 3);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "deliberate replacements do not count toward the intensity") {
+  auto sc = config(1);
+  sc.children = {make_child("a", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  self->monitor(sup);
+  for (int i = 0; i < 5; ++i) {
+    auto a = child(sup, "a");
+    caf::anon_send(a, replace_atom::value);
+    wait_new_child(sup, "a", a);
+  }
+  auto infos = children(sup);
+  REQUIRE(infos.size() == 1);
+  CHECK(infos[0].replacements == 5);
+  CHECK(infos[0].restarts == 0);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  CHECK(wait_down(self) == caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "a child that fails to start stops the ones before it") {
+  auto sc = config();
+  auto bad = make_child("bad", log);
+  bad.start = [](caf::actor_system&) -> caf::expected<caf::actor> {
+    return make_error(errc::startup_failed, "no luck");
+  };
+  sc.children = {make_child("a", log), bad, make_child("c", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  self->monitor(sup);
+  auto reason = wait_down(self);
+  CHECK(is(reason, errc::startup_failed));
+  CHECK(describe(reason).message.find("child bad failed to start") != std::string::npos);
+  auto events = log->snapshot();
+  CHECK(events == std::vector<std::string>{"start a", "stop a"});
+}
+
+TEST_CASE_FIXTURE(fixture, "a dynamic supervisor starts and terminates children at run time") {
+  auto sc = config();
+  sc.strategy = supervision_strategy::dynamic;
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  for (auto id : {"x", "y"})
+    self->request(sup, 5s, start_child_atom::value, make_child(id, log))
+      .receive([](const caf::actor& h) { CHECK(h); },
+               [](caf::error& e) { FAIL(caf::to_string(e)); });
+  self->request(sup, 5s, start_child_atom::value, make_child("x", log))
+    .receive([](const caf::actor&) { FAIL("duplicate id accepted"); },
+             [](caf::error& e) { CHECK(is(e, errc::bad_config)); });
+  CHECK(children(sup).size() == 2);
+  self->request(sup, 5s, terminate_child_atom::value, std::string{"x"})
+    .receive([](bool found) { CHECK(found); }, [](caf::error& e) { FAIL(caf::to_string(e)); });
+  CHECK(children(sup).size() == 1);
+  self->monitor(sup);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  wait_down(self);
+  auto events = log->snapshot();
+  CHECK(std::count(events.begin(), events.end(), "stop y") == 1);
+}
+
+TEST_CASE("the restart window slides and the back-off grows with jitter") {
+  restart_window w{restart_intensity{2, 100ms}};
+  auto t0 = restart_window::clock::now();
+  CHECK(w.record(t0));
+  CHECK(w.record(t0 + 10ms));
+  CHECK_FALSE(w.record(t0 + 20ms));
+  CHECK(w.count(t0 + 200ms) == 0);
+  CHECK(w.record(t0 + 200ms));
+  restart_backoff b{100ms, 1s};
+  CHECK(b.delay(1, 0.5) == caf::timespan{0});
+  CHECK(b.delay(2, 0.5) == 100ms);
+  CHECK(b.delay(3, 0.5) == 200ms);
+  CHECK(b.delay(10, 0.5) == 1s);
+  CHECK(b.delay(2, 0.0) == 80ms);
+}
