@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -79,8 +80,10 @@ std::string python_package_dir() {
     auto lib_dir = dirname_of(info.dli_fname);
     for (const char* rel : {"/../share/snakepit/python", "/../../share/snakepit/python"}) {
       auto candidate = lib_dir + rel;
-      if (is_dir(candidate + "/snakepit_bridge"))
-        return candidate;
+      if (is_dir(candidate + "/snakepit_bridge")) {
+        char resolved[PATH_MAX];
+        return ::realpath(candidate.c_str(), resolved) != nullptr ? resolved : candidate;
+      }
     }
   }
   if (is_dir(std::string{SNAKEPIT_SOURCE_PYTHON_DIR} + "/snakepit_bridge"))
