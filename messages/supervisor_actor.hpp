@@ -10,6 +10,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "snakepit/messages/atoms.hpp"
 #include "snakepit/supervision/child_spec.hpp"
 
 namespace snakepit {
@@ -20,11 +21,14 @@ using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
 using terminate_child_atom = caf::atom_constant<caf::atom("termchild")>;
 /// Inspect: `(which_children_atom) -> std::vector<child_info>`.
 using which_children_atom = caf::atom_constant<caf::atom("children")>;
+/// A child with `await_ready` reports: `(child_ready_atom, child, error)`.
+using child_ready_atom = caf::atom_constant<caf::atom("childready")>;
 
 /// One child as a supervisor sees it.
 struct child_info {
   std::string id;
-  /// "running", "restarting" (waiting out a back-off), "stopping".
+  /// "starting" (waiting until ready), "running", "restarting" (dead,
+  /// waiting out a back-off or its turn), "stopping".
   std::string state;
   /// Restarts of this child since the supervisor started.
   std::uint64_t restarts = 0;
@@ -40,9 +44,20 @@ typename Inspector::result_type inspect(Inspector& f, child_info& x) {
 }
 
 /// The interface of a supervisor actor.
+///
+/// - `(start_child_atom, spec) -> actor`: adds and starts a child at run time.
+/// - `(terminate_child_atom, id) -> bool`: stops a child for good, answering
+///   once it is down (false: no such child).
+/// - `(which_children_atom) -> vector<child_info>`: inspection.
+/// - `(ready_atom) -> bool`: answers once every declared child has started
+///   (and, for children with `await_ready`, is ready), or with the error
+///   that stopped the start.
+/// - `(child_ready_atom, child, error)`: how children report readiness.
 using supervisor_actor = caf::typed_actor<
   caf::replies_to<start_child_atom, child_spec>::with<caf::actor>,
   caf::replies_to<terminate_child_atom, std::string>::with<bool>,
-  caf::replies_to<which_children_atom>::with<std::vector<child_info>>>;
+  caf::replies_to<which_children_atom>::with<std::vector<child_info>>,
+  caf::replies_to<ready_atom>::with<bool>,
+  caf::reacts_to<child_ready_atom, caf::actor_addr, caf::error>>;
 
 } // namespace snakepit

@@ -47,6 +47,14 @@ struct child_spec {
   restart_type restart = restart_type::permanent;
   shutdown_policy shutdown;
   child_kind kind = child_kind::worker;
+  /// Optional: makes the supervisor wait, after starting the child and before
+  /// starting the next one, until the child is ready. Called with the child
+  /// and the supervisor; it must arrange for exactly one
+  /// `(child_ready_atom, child address, error)` to reach the supervisor
+  /// (an empty error: ready). If the child dies first, its DOWN decides.
+  std::function<void(caf::actor_system&, const caf::actor& child,
+                     const caf::actor& supervisor)>
+    await_ready;
 };
 
 } // namespace snakepit

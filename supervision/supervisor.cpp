@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <random>
 #include <set>
-#include <unordered_map>
 
 #include <caf/all.hpp>
 #include <fmt/format.h>
@@ -19,13 +18,27 @@ using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
 
 using supervisor_actor_impl = supervisor_actor::extend<
-  caf::reacts_to<restart_atom, std::string, std::uint64_t>,
+  caf::reacts_to<restart_atom, std::uint64_t>,
   caf::reacts_to<kill_atom, caf::actor_addr>>;
 
-enum class child_state { running, restarting, stopping };
+/// Life of one child slot. Restarts happen in two phases: stop what the
+/// strategy says must go (`stopping_for_restart`, in reverse start order),
+/// then start every `restarting` child in start order, one at a time.
+enum class child_state {
+  /// Started, waiting for its `child_ready` (children with `await_ready`).
+  starting,
+  running,
+  /// Being stopped for good (terminate_child or supervisor shutdown).
+  stopping,
+  /// Being stopped because a sibling failed (one_for_all, rest_for_one).
+  stopping_for_restart,
+  /// Dead; waits for the start phase.
+  restarting,
+};
 
 const char* to_cstr(child_state s) {
   switch (s) {
+    case child_state::starting: return "starting";
     case child_state::running: return "running";
     case child_state::restarting: return "restarting";
     default: return "stopping";
@@ -35,43 +48,53 @@ const char* to_cstr(child_state s) {
 struct child_entry {
   child_spec spec;
   caf::actor handle;
-  child_state state = child_state::running;
+  child_state state = child_state::restarting;
+  bool stop_sent = false;
   std::uint64_t restarts = 0;
   std::uint64_t replacements = 0;
-  /// Bumped on every (re)start, so stale restart timers are ignored.
-  std::uint64_t generation = 0;
   /// Promises of terminate_child requests, delivered once the child is down.
   std::vector<caf::typed_response_promise<bool>> on_stopped;
 };
+
+enum class sup_phase { starting, running, stopping };
 
 struct supervisor_state {
   supervisor_config cfg;
   std::vector<child_entry> children;  // in start order
   restart_window window{restart_intensity{}};
-  bool stopping = false;
+  sup_phase phase = sup_phase::starting;
   caf::error stop_reason;
   std::minstd_rand rng{std::random_device{}()};
   /// Linked children whose exit message has not arrived yet: an exit message
   /// from anyone else comes from the parent.
   std::set<caf::actor_addr> linked;
+  /// Identifies the latest scheduled start phase; older timers are ignored.
+  std::uint64_t start_generation = 0;
+  std::vector<caf::typed_response_promise<bool>> ready_waiters;
 
   static inline const char* name = "snakepit.supervisor";
 
   child_entry* find(const std::string& id) {
-    auto i = std::find_if(children.begin(), children.end(),
-                          [&](const child_entry& c) { return c.spec.id == id; });
-    return i == children.end() ? nullptr : &*i;
+    for (auto& c : children)
+      if (c.spec.id == id)
+        return &c;
+    return nullptr;
   }
 
   child_entry* find(const caf::actor_addr& addr) {
-    auto i = std::find_if(children.begin(), children.end(), [&](const child_entry& c) {
-      return c.handle && c.handle.address() == addr;
-    });
-    return i == children.end() ? nullptr : &*i;
+    for (auto& c : children)
+      if (c.handle && c.handle.address() == addr)
+        return &c;
+    return nullptr;
   }
 
   void erase(const child_entry* entry) {
     children.erase(children.begin() + (entry - children.data()));
+  }
+
+  bool any_in(child_state s) const {
+    return std::any_of(children.begin(), children.end(),
+                       [s](const child_entry& c) { return c.state == s; });
   }
 };
 
@@ -85,24 +108,18 @@ bool is_shutdown(const caf::error& reason) {
   return reason == caf::exit_reason::user_shutdown || is(reason, errc::pool_stopped);
 }
 
-caf::error start_one(sup_pointer self, child_entry& entry) {
-  auto started = entry.spec.start(self->system());
-  if (!started)
-    return std::move(started.error());
-  entry.handle = std::move(*started);
-  entry.state = child_state::running;
-  ++entry.generation;
-  self->state.linked.insert(entry.handle.address());
-  self->link_to(entry.handle);
-  self->monitor(entry.handle);
-  return caf::none;
+std::string reason_text(const caf::error& reason) {
+  auto info = describe(reason);
+  return info.message.empty() ? caf::to_string(reason) : info.message;
 }
+
+// -- stopping ------------------------------------------------------------------
 
 /// Asks one child to stop per its shutdown policy; its DOWN finishes the job.
 void stop_child(sup_pointer self, child_entry& entry) {
-  entry.state = child_state::stopping;
-  if (!entry.handle)
+  if (!entry.handle || entry.stop_sent)
     return;
+  entry.stop_sent = true;
   const auto& policy = entry.spec.shutdown;
   if (policy.mode == shutdown_policy::kind::brutal_kill) {
     self->send_exit(entry.handle, caf::exit_reason::kill);
@@ -113,60 +130,43 @@ void stop_child(sup_pointer self, child_entry& entry) {
     self->delayed_send(self, policy.timeout, kill_atom::value, entry.handle.address());
 }
 
-void finish_if_done(sup_pointer self);
-
-/// Stops the next child in reverse start order (static supervisors), or all
-/// of them at once (dynamic supervisors).
+/// Stops the next child in reverse start order (all at once for dynamic
+/// supervisors); quits when none is left.
 void continue_shutdown(sup_pointer self) {
   auto& st = self->state;
-  // Children waiting out a back-off have no process to stop.
   st.children.erase(std::remove_if(st.children.begin(), st.children.end(),
                                    [](const child_entry& c) { return !c.handle; }),
                     st.children.end());
+  if (st.children.empty()) {
+    self->quit(st.stop_reason);
+    return;
+  }
   if (st.cfg.strategy == supervision_strategy::dynamic) {
     for (auto& c : st.children)
-      if (c.state != child_state::stopping)
-        stop_child(self, c);
-  } else if (!st.children.empty()) {
-    auto& last = st.children.back();
-    if (last.state != child_state::stopping)
-      stop_child(self, last);
+      stop_child(self, c);
+  } else {
+    stop_child(self, st.children.back());
   }
-  finish_if_done(self);
-}
-
-void finish_if_done(sup_pointer self) {
-  auto& st = self->state;
-  if (st.stopping && st.children.empty())
-    self->quit(st.stop_reason);
 }
 
 void begin_shutdown(sup_pointer self, caf::error reason) {
   auto& st = self->state;
-  if (st.stopping)
+  if (st.phase == sup_phase::stopping)
     return;
-  st.stopping = true;
+  st.phase = sup_phase::stopping;
   st.stop_reason = std::move(reason);
+  for (auto& rp : st.ready_waiters)
+    rp.deliver(st.stop_reason ? st.stop_reason
+                              : make_error(errc::pool_stopped, "supervisor stopped"));
+  st.ready_waiters.clear();
+  for (auto& c : st.children)
+    c.state = child_state::stopping;
   continue_shutdown(self);
 }
 
-void schedule_restart(sup_pointer self, child_entry& entry, bool deliberate) {
-  auto& st = self->state;
-  entry.handle = nullptr;
-  entry.state = child_state::restarting;
-  caf::timespan delay{0};
-  if (!deliberate) {
-    std::uniform_real_distribution<double> unit{0.0, 1.0};
-    auto nth = st.window.count(restart_window::clock::now());
-    delay = st.cfg.backoff.delay(nth, unit(st.rng));
-  }
-  if (delay.count() == 0) {
-    // Send rather than start inline: keeps one path for both cases.
-    self->send(self, restart_atom::value, entry.spec.id, entry.generation);
-  } else {
-    self->delayed_send(self, delay, restart_atom::value, entry.spec.id, entry.generation);
-  }
-}
+// -- starting ------------------------------------------------------------------
+
+void advance_start(sup_pointer self);
 
 /// Counts a failure; false (and the supervisor is shutting down) when the
 /// restart intensity is exceeded.
@@ -176,16 +176,126 @@ bool count_failure(sup_pointer self, const std::string& id, const caf::error& re
     return true;
   const auto& lim = st.window.limits();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(lim.period).count();
+  auto info = describe(reason);
   auto err = make_error(errc::restart_intensity_exceeded,
                         fmt::format("supervisor {} gave up: more than {} restarts within "
                                     "{} ms; last: child {} exited with {}",
                                     st.cfg.name, lim.max_restarts, ms, id,
-                                    describe(reason).message.empty()
-                                      ? caf::to_string(reason)
-                                      : describe(reason).message));
+                                    reason_text(reason)),
+                        info.python_type, info.traceback);
   detail::log_error(st.cfg.name, "{}", describe(err).message);
   begin_shutdown(self, err);
   return false;
+}
+
+/// Runs the start phase after the back-off (none when `at_once`).
+void schedule_start_phase(sup_pointer self, bool at_once) {
+  auto& st = self->state;
+  auto gen = ++st.start_generation;
+  caf::timespan delay{0};
+  if (!at_once) {
+    std::uniform_real_distribution<double> unit{0.0, 1.0};
+    delay = st.cfg.backoff.delay(st.window.count(restart_window::clock::now()),
+                                 unit(st.rng));
+  }
+  if (delay.count() == 0)
+    self->send(self, restart_atom::value, gen);
+  else
+    self->delayed_send(self, delay, restart_atom::value, gen);
+}
+
+/// A child could not be started (or died before it was ready).
+void on_start_failure(sup_pointer self, child_entry& entry, const caf::error& err) {
+  auto& st = self->state;
+  auto id = entry.spec.id;
+  entry.handle = nullptr;
+  entry.state = child_state::restarting;
+  if (st.phase == sup_phase::starting) {
+    auto info = describe(err);
+    begin_shutdown(self, make_error(errc::startup_failed,
+                                    fmt::format("supervisor {}: child {} failed to start: {}",
+                                                st.cfg.name, id, reason_text(err)),
+                                    info.python_type, info.traceback));
+    return;
+  }
+  detail::log_warning(st.cfg.name, "child {} failed to restart: {}", id, reason_text(err));
+  if (count_failure(self, id, err))
+    schedule_start_phase(self, false);
+}
+
+/// Starts the `restarting` children in start order, one at a time (a child
+/// with `await_ready` must report ready before the next starts).
+void advance_start(sup_pointer self) {
+  auto& st = self->state;
+  if (st.phase == sup_phase::stopping)
+    return;
+  for (;;) {
+    if (st.any_in(child_state::starting) || st.any_in(child_state::stopping_for_restart))
+      return;
+    auto next = std::find_if(st.children.begin(), st.children.end(), [](const child_entry& c) {
+      return c.state == child_state::restarting;
+    });
+    if (next == st.children.end())
+      break;
+    auto& entry = *next;
+    auto started = entry.spec.start(self->system());
+    if (!started) {
+      on_start_failure(self, entry, started.error());
+      return;
+    }
+    entry.handle = std::move(*started);
+    entry.stop_sent = false;
+    st.linked.insert(entry.handle.address());
+    self->link_to(entry.handle);
+    self->monitor(entry.handle);
+    if (entry.spec.await_ready) {
+      entry.state = child_state::starting;
+      entry.spec.await_ready(self->system(), entry.handle, caf::actor_cast<caf::actor>(self));
+      return;
+    }
+    entry.state = child_state::running;
+  }
+  if (st.phase == sup_phase::starting) {
+    st.phase = sup_phase::running;
+    for (auto& rp : st.ready_waiters)
+      rp.deliver(true);
+    st.ready_waiters.clear();
+  }
+}
+
+// -- failures --------------------------------------------------------------------
+
+/// Stops the next sibling marked for a group restart, in reverse start order;
+/// when none is left, schedules the start phase.
+void continue_group_stop(sup_pointer self, bool at_once) {
+  auto& st = self->state;
+  for (auto i = st.children.rbegin(); i != st.children.rend(); ++i) {
+    if (i->state != child_state::stopping_for_restart)
+      continue;
+    if (!i->stop_sent)
+      stop_child(self, *i);
+    return;  // one at a time: wait for its DOWN
+  }
+  schedule_start_phase(self, at_once);
+}
+
+/// The siblings a failure takes down with it, per strategy.
+void mark_group(sup_pointer self, const child_entry& failed) {
+  auto& st = self->state;
+  auto strategy = st.cfg.strategy;
+  if (strategy != supervision_strategy::one_for_all
+      && strategy != supervision_strategy::rest_for_one)
+    return;
+  auto failed_index = &failed - st.children.data();
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(st.children.size()); ++i) {
+    auto& c = st.children[static_cast<size_t>(i)];
+    if (&c == &failed)
+      continue;
+    if (strategy == supervision_strategy::rest_for_one && i < failed_index)
+      continue;
+    if (c.state == child_state::running || c.state == child_state::starting)
+      c.state = child_state::stopping_for_restart;
+  }
 }
 
 void on_child_down(sup_pointer self, const caf::down_msg& msg) {
@@ -193,15 +303,32 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   auto* entry = st.find(msg.source);
   if (entry == nullptr)
     return;
-  if (entry->state == child_state::stopping || st.stopping) {
+  if (st.phase == sup_phase::stopping || entry->state == child_state::stopping) {
     for (auto& rp : entry->on_stopped)
       rp.deliver(true);
-    st.erase(entry);
-    if (st.stopping)
+    entry->handle = nullptr;
+    if (st.phase == sup_phase::stopping) {
       continue_shutdown(self);
+    } else {
+      st.erase(entry);
+      advance_start(self);
+    }
+    return;
+  }
+  if (entry->state == child_state::stopping_for_restart) {
+    entry->handle = nullptr;
+    if (entry->spec.restart == restart_type::temporary)
+      st.erase(entry);
+    else
+      entry->state = child_state::restarting;
+    continue_group_stop(self, false);
     return;
   }
   const auto& reason = msg.reason;
+  if (entry->state == child_state::starting) {
+    on_start_failure(self, *entry, reason);
+    return;
+  }
   bool normal = is_normal(reason) || is_shutdown(reason);
   auto restart = entry->spec.restart;
   if (restart == restart_type::temporary
@@ -209,35 +336,23 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
     st.erase(entry);
     return;
   }
+  entry->handle = nullptr;
+  entry->state = child_state::restarting;
   if (is(reason, errc::worker_replaced)) {
+    // A deliberate replacement: restart at once, not counted.
     ++entry->replacements;
-    schedule_restart(self, *entry, true);
+    mark_group(self, *entry);
+    continue_group_stop(self, true);
     return;
   }
   ++entry->restarts;
-  entry->handle = nullptr;  // dead: nothing to stop if we give up below
-  entry->state = child_state::restarting;
   auto id = entry->spec.id;
-  detail::log_info(st.cfg.name, "child {} exited ({}); restarting", id,
-                   describe(reason).message.empty() ? caf::to_string(reason)
-                                                    : describe(reason).message);
+  detail::log_info(st.cfg.name, "child {} exited ({}); restarting", id, reason_text(reason));
   if (!count_failure(self, id, reason))
     return;
-  schedule_restart(self, *st.find(id), false);
-}
-
-void on_restart(sup_pointer self, const std::string& id, std::uint64_t generation) {
-  auto& st = self->state;
-  auto* entry = st.find(id);
-  if (st.stopping || entry == nullptr || entry->generation != generation
-      || entry->state != child_state::restarting)
-    return;
-  if (auto err = start_one(self, *entry)) {
-    detail::log_warning(st.cfg.name, "child {} failed to restart: {}", id,
-                        describe(err).message);
-    if (count_failure(self, id, err))
-      schedule_restart(self, *st.find(id), false);
-  }
+  entry = st.find(id);
+  mark_group(self, *entry);
+  continue_group_stop(self, false);
 }
 
 } // namespace
@@ -260,33 +375,29 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
       child_entry entry;
       entry.spec = spec;
       init.children.push_back(std::move(entry));
-      if (auto err = start_one(self, init.children.back())) {
-        auto failed = make_error(errc::startup_failed,
-                                 fmt::format("supervisor {}: child {} failed to start: {}",
-                                             init.cfg.name, spec.id,
-                                             describe(err).message));
-        init.children.pop_back();
-        begin_shutdown(self, failed);
-        break;
-      }
     }
+    advance_start(self);
     return {
       [self](start_child_atom, child_spec& spec) -> caf::result<caf::actor> {
         auto& st = self->state;
-        if (st.stopping)
+        if (st.phase == sup_phase::stopping)
           return make_error(errc::pool_stopped,
                             fmt::format("supervisor {} is stopping", st.cfg.name));
         if (st.find(spec.id) != nullptr)
           return make_error(errc::bad_config,
                             fmt::format("supervisor {} already has a child {}",
                                         st.cfg.name, spec.id));
+        auto started = spec.start(self->system());
+        if (!started)
+          return std::move(started.error());
         child_entry entry;
         entry.spec = std::move(spec);
+        entry.handle = std::move(*started);
+        entry.state = child_state::running;
+        st.linked.insert(entry.handle.address());
+        self->link_to(entry.handle);
+        self->monitor(entry.handle);
         st.children.push_back(std::move(entry));
-        if (auto err = start_one(self, st.children.back())) {
-          st.children.pop_back();
-          return err;
-        }
         return st.children.back().handle;
       },
       [self](terminate_child_atom, const std::string& id) -> caf::result<bool> {
@@ -299,8 +410,8 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         }
         auto rp = self->make_response_promise<bool>();
         entry->on_stopped.push_back(rp);
-        if (entry->state != child_state::stopping)
-          stop_child(self, *entry);
+        entry->state = child_state::stopping;
+        stop_child(self, *entry);
         return rp;
       },
       [self](which_children_atom) {
@@ -310,8 +421,29 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
                                    c.replacements, c.handle});
         return out;
       },
-      [self](restart_atom, const std::string& id, std::uint64_t generation) {
-        on_restart(self, id, generation);
+      [self](ready_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        if (st.phase == sup_phase::running)
+          return true;
+        if (st.phase == sup_phase::stopping)
+          return st.stop_reason ? st.stop_reason
+                                : make_error(errc::pool_stopped, "supervisor stopped");
+        auto rp = self->make_response_promise<bool>();
+        st.ready_waiters.push_back(rp);
+        return rp;
+      },
+      [self](child_ready_atom, const caf::actor_addr& child, const caf::error& err) {
+        auto* entry = self->state.find(child);
+        if (entry == nullptr || entry->state != child_state::starting)
+          return;
+        if (err)  // it failed; its DOWN follows and decides
+          return;
+        entry->state = child_state::running;
+        advance_start(self);
+      },
+      [self](restart_atom, std::uint64_t generation) {
+        if (generation == self->state.start_generation)
+          advance_start(self);
       },
       [self](kill_atom, const caf::actor_addr& addr) {
         if (auto* entry = self->state.find(addr))

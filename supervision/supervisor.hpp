@@ -15,6 +15,10 @@ namespace snakepit {
 enum class supervision_strategy {
   /// Restart only the failed child.
   one_for_one,
+  /// Stop all other children, then restart all (in start order).
+  one_for_all,
+  /// Stop the children started after the failed one, then restart it and them.
+  rest_for_one,
   /// Many instances of child specs added at run time; stopped in parallel.
   dynamic,
 };

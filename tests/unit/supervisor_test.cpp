@@ -270,3 +270,108 @@ TEST_CASE("the restart window slides and the back-off grows with jitter") {
   CHECK(b.delay(10, 0.5) == 1s);
   CHECK(b.delay(2, 0.0) == 80ms);
 }
+
+TEST_CASE_FIXTURE(fixture, "one_for_all restarts every child, temporary ones excepted") {
+  auto sc = config();
+  sc.strategy = supervision_strategy::one_for_all;
+  sc.children = {make_child("a", log), make_child("b", log),
+                 make_child("t", log, restart_type::temporary), make_child("c", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto b = child(sup, "b");
+  REQUIRE(b);
+  caf::anon_send(b, crash_atom::value);
+  auto c2 = wait_new_child(sup, "c", nullptr);
+  (void) c2;
+  // Wait until the whole group is back.
+  for (int i = 0; i < 500; ++i) {
+    auto infos = children(sup);
+    if (infos.size() == 3
+        && std::all_of(infos.begin(), infos.end(),
+                       [](const child_info& x) { return x.state == "running"; })
+        && log->starts == 7)
+      break;
+    std::this_thread::sleep_for(5ms);
+  }
+  auto events = log->snapshot();
+  // The others stop in reverse order, then all but the temporary child start in order.
+  std::vector<std::string> expected{"start a", "start b", "start t", "start c",
+                                    "stop b",  "stop c",  "stop t",  "stop a",
+                                    "start a", "start b", "start c"};
+  CHECK(events == expected);
+  auto infos = children(sup);
+  REQUIRE(infos.size() == 3);
+  CHECK(infos[1].id == "b");
+  CHECK(infos[1].restarts == 1);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "rest_for_one restarts the failed child and those after it") {
+  auto sc = config();
+  sc.strategy = supervision_strategy::rest_for_one;
+  sc.children = {make_child("a", log), make_child("b", log), make_child("c", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto a = child(sup, "a");
+  auto b = child(sup, "b");
+  caf::anon_send(b, crash_atom::value);
+  for (int i = 0; i < 500 && log->starts < 5; ++i)
+    std::this_thread::sleep_for(5ms);
+  wait_new_child(sup, "c", nullptr);
+  auto events = log->snapshot();
+  std::vector<std::string> expected{"start a", "start b", "start c", "stop b",
+                                    "stop c",  "start b", "start c"};
+  CHECK(events == expected);
+  CHECK(child(sup, "a") == a);  // untouched
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "a sub-second intensity window and the restart back-off") {
+  auto sc = config(1);
+  sc.intensity = restart_intensity{1, 200ms};
+  sc.backoff = restart_backoff{150ms, 1s};
+  sc.children = {make_child("a", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  self->monitor(sup);
+  // Two failures more than 200 ms apart never exceed "1 within 200 ms".
+  for (int i = 0; i < 2; ++i) {
+    auto a = child(sup, "a");
+    caf::anon_send(a, crash_atom::value);
+    wait_new_child(sup, "a", a);
+    std::this_thread::sleep_for(250ms);
+  }
+  // Two within the window: the second restart waits out the back-off (~150 ms)...
+  auto a = child(sup, "a");
+  caf::anon_send(a, crash_atom::value);
+  auto a2 = wait_new_child(sup, "a", a);
+  auto t0 = std::chrono::steady_clock::now();
+  caf::anon_send(a2, crash_atom::value);
+  // ... and exceeds the intensity: the supervisor gives up.
+  auto reason = wait_down(self);
+  CHECK(is(reason, errc::restart_intensity_exceeded));
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+}
+
+TEST_CASE_FIXTURE(fixture, "a child with await_ready holds back the next start") {
+  auto sc = config();
+  auto slow = make_child("slow", log);
+  // Reports ready 200 ms after start.
+  slow.await_ready = [this](caf::actor_system& s, const caf::actor& c, const caf::actor& sup) {
+    s.spawn([c, sup, l = log](caf::event_based_actor* w) {
+      w->delayed_send(w, 200ms, done_atom::value);
+      return caf::behavior{[w, c, sup, l](done_atom) {
+        l->add("ready slow");
+        caf::anon_send(sup, child_ready_atom::value, c.address(), caf::error{});
+        w->quit();
+      }};
+    });
+  };
+  sc.children = {slow, make_child("next", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  bool ready = false;
+  self->request(sup, 5s, ready_atom::value)
+    .receive([&](bool ok) { ready = ok; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
+  CHECK(ready);
+  CHECK(log->snapshot() == std::vector<std::string>{"start slow", "ready slow", "start next"});
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "snakepit/actors/pool_config.hpp"
+#include "snakepit/messages/value.hpp"
+#include "snakepit/supervision/child_spec.hpp"
+#include "snakepit/supervision/restart_intensity.hpp"
+#include "snakepit/supervision/supervisor.hpp"
+
+namespace snakepit {
+
+/// What a node of a supervision tree is.
+enum class node_kind { supervisor, pool, actor };
+
+/// Where a node (or a problem) comes from in its TOML file.
+struct source_position {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+/// One node of a declared supervision tree: a supervisor with children, a
+/// pool of Python workers, or a user actor made by a registered factory.
+struct tree_node {
+  node_kind kind = node_kind::supervisor;
+  /// Unique in the whole tree; how C++ code looks the node up.
+  std::string name;
+  /// Key path in the TOML file, e.g. "pools.ml".
+  std::string key_path;
+  source_position where;
+  /// As a child of its supervisor.
+  restart_type restart = restart_type::permanent;
+  /// Default: `infinity` for supervisors, 5000 ms otherwise.
+  shutdown_policy shutdown;
+
+  // -- supervisor ------------------------------------------------------------
+  supervision_strategy strategy = supervision_strategy::one_for_one;
+  restart_intensity intensity;
+  restart_backoff backoff;
+  /// In start order.
+  std::vector<tree_node> children;
+
+  // -- pool --------------------------------------------------------------------
+  pool_config pool;
+
+  // -- actor -------------------------------------------------------------------
+  /// Name the factory was registered under.
+  std::string actor_kind;
+  /// Arguments for the factory.
+  value::map args;
+};
+
+/// A validated tree, ready to start.
+struct tree_spec {
+  /// The file it came from (or a name given to a string).
+  std::string source;
+  tree_node root;
+};
+
+} // namespace snakepit
