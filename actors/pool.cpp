@@ -159,7 +159,7 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.startup_timeout = cfg.startup_timeout;
   wc.deadline_grace = cfg.deadline_grace;
   wc.shutdown_timeout = cfg.shutdown_timeout;
-  wc.owner = caf::actor_cast<caf::actor>(self);
+  wc.owner = self->address();
   return wc;
 }
 
@@ -327,16 +327,29 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     sc.intensity = init.cfg.intensity;
     sc.backoff = init.cfg.backoff;
     init.sup = spawn_supervisor(self->system(), std::move(sc));
+    // Linked, so either dying takes the other along; monitored, because CAF
+    // drops the link when the pool sends its supervisor an exit message.
     self->link_to(init.sup);
+    self->monitor(init.sup);
     self->set_exit_handler([self](caf::exit_msg& msg) {
       auto& st = self->state;
+      detail::log_debug(st.cfg.name, "exit message ({}) from {}", caf::to_string(msg.reason),
+                        msg.source == st.sup.address() ? "its supervisor" : "outside");
       if (msg.source == st.sup.address()) {
+        if (st.current == phase::stopping) {  // its workers are gone: done
+          self->quit(st.failure);
+          return;
+        }
         fail_pool(self, msg.reason ? msg.reason
                                    : make_error(errc::internal, "worker supervisor exited"));
         return;
       }
-      // Asked to stop (by a parent or user).
+      if (st.current == phase::stopping)
+        return;
+      // Asked to stop (by a parent or user): calls in flight finish within
+      // the workers' shutdown timeout; the pool ends after its workers.
       st.current = phase::stopping;
+      st.failure = msg.reason;
       auto err = make_error(errc::pool_stopped,
                             fmt::format("pool '{}' is stopping", st.cfg.name));
       for (auto& q : st.queue)
@@ -345,10 +358,18 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       for (auto& rp : st.ready_waiters)
         rp.deliver(err);
       st.ready_waiters.clear();
-      self->quit(msg.reason);
+      self->send_exit(st.sup, msg.reason);
     });
     self->set_down_handler([self](caf::down_msg& msg) {
       auto& st = self->state;
+      if (msg.source == st.sup.address()) {
+        if (st.current == phase::stopping)  // its workers are gone: done
+          self->quit(st.failure);
+        else
+          fail_pool(self, msg.reason ? msg.reason
+                                     : make_error(errc::internal, "worker supervisor exited"));
+        return;
+      }
       auto* w = st.find(msg.source);
       if (w == nullptr)
         return;
@@ -382,9 +403,10 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       [self](worker_failed_atom, const std::string& id, const caf::error& err) {
         auto& st = self->state;
         auto local_id = id.substr(st.cfg.name.size() + 1);
-        if (st.starting.count(local_id) > 0) {
-          // A worker of the first start failed: the adapter or interpreter is
-          // broken; restarting it would only spin.
+        if (st.current == phase::starting && st.starting.count(local_id) > 0) {
+          // A worker of the first start failed before the pool was ready: the
+          // adapter or interpreter is broken; restarting it would only spin.
+          // Later failures are the supervisor's (back-off, intensity).
           fail_pool(self, err);
         }
       },

@@ -34,6 +34,7 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using grace_atom = caf::atom_constant<caf::atom("grace")>;
 using start_tout_atom = caf::atom_constant<caf::atom("starttout")>;
 using orphan_atom = caf::atom_constant<caf::atom("orphan")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 /// The worker as the launcher thread, gRPC threads and its own timers see it.
 using worker_actor_impl = worker_actor::extend<
@@ -44,7 +45,8 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<deadline_atom, std::uint64_t>,
   caf::reacts_to<grace_atom, std::uint64_t>,
   caf::reacts_to<start_tout_atom>,
-  caf::reacts_to<orphan_atom, std::uint64_t>>;
+  caf::reacts_to<orphan_atom, std::uint64_t>,
+  caf::reacts_to<flush_atom>>;
 
 /// The last lines a worker wrote to stderr, kept for startup errors.
 class stderr_tail {
@@ -106,8 +108,13 @@ struct worker_state {
   std::uint64_t failed = 0;
   std::string python_version;
   std::shared_ptr<stderr_tail> tail = std::make_shared<stderr_tail>();
-  /// Set once the actor decided how it ends (crash, replacement).
+  /// Set once the actor decided how it ends (crash, replacement, stop).
   caf::error exit_reason;
+  /// The process is gone; replies it sent just before may still be on their
+  /// way, so the actor waits briefly for them before it ends.
+  bool exited = false;
+  caf::error final_reason;
+  caf::error final_call_error;
 
   static inline const char* name = "snakepit.worker";
 
@@ -155,6 +162,12 @@ process_spec make_spec(const worker_state& st) {
   return spec;
 }
 
+template <class... Ts>
+void tell_owner(const worker_state& st, Ts&&... xs) {
+  if (auto owner = caf::actor_cast<caf::actor>(st.cfg.owner))
+    caf::anon_send(owner, std::forward<Ts>(xs)...);
+}
+
 worker_status make_status(worker_pointer self) {
   auto& st = self->state;
   worker_status out;
@@ -186,10 +199,34 @@ void shut_down(worker_pointer self, caf::error reason, const caf::error& call_er
   self->quit(std::move(reason));
 }
 
+caf::error stopped_error(worker_pointer self) {
+  return make_error(errc::pool_stopped,
+                    fmt::format("worker {} stopped before the call finished",
+                                self->state.cfg.id));
+}
+
+/// Asked to stop (by its supervisor): SIGTERM lets Python finish the calls in
+/// flight (their replies still reach the callers), SIGKILL follows after
+/// `shutdown_timeout`; the actor ends when the process is gone.
+void begin_stop(worker_pointer self, caf::error reason) {
+  auto& st = self->state;
+  if (st.current == phase::stopping && st.exit_reason)
+    return;
+  st.exit_reason = reason ? std::move(reason) : caf::error{caf::exit_reason::user_shutdown};
+  st.current = phase::stopping;
+  if (!st.process_alive) {
+    shut_down(self, st.exit_reason, stopped_error(self));
+    return;
+  }
+  auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.shutdown_timeout);
+  detail::log_debug(st.cfg.id, "stopping: SIGTERM, SIGKILL after {} ms", grace.count());
+  default_process_launcher().terminate(st.launch_id, grace);
+}
+
 void fail_startup(worker_pointer self, caf::error err) {
   auto& st = self->state;
   detail::log_warning(st.cfg.id, "could not start: {}", describe(err).message);
-  caf::anon_send(st.cfg.owner, detail::worker_failed_atom::value, st.cfg.id, err);
+  tell_owner(st, detail::worker_failed_atom::value, st.cfg.id, err);
   shut_down(self, err, err);
 }
 
@@ -220,12 +257,35 @@ void on_ready_line(worker_pointer self, const std::string& line) {
     st.socket_path, st.cfg.max_payload_bytes + 65536);
   st.current = phase::ready;
   detail::log_debug(st.cfg.id, "ready (pid {})", st.pid);
-  caf::anon_send(st.cfg.owner, detail::worker_ready_atom::value,
+  tell_owner(st, detail::worker_ready_atom::value,
                  caf::actor_cast<worker_actor>(self), make_status(self));
+}
+
+bool has_unanswered(const worker_state& st) {
+  for (auto& [seq, call] : st.calls)
+    if (!call.answered)
+      return true;
+  return false;
+}
+
+/// The process is gone: ends the actor once the replies the process sent
+/// before it went have arrived (they are delivered normally), or after a
+/// short wait; calls still open then fail with `call_error`.
+void finish_after_exit(worker_pointer self, caf::error reason, caf::error call_error) {
+  auto& st = self->state;
+  if (!has_unanswered(st)) {
+    shut_down(self, std::move(reason), call_error);
+    return;
+  }
+  st.exited = true;
+  st.final_reason = std::move(reason);
+  st.final_call_error = std::move(call_error);
+  self->delayed_send(self, std::chrono::milliseconds{200}, flush_atom::value);
 }
 
 void on_exit(worker_pointer self, const process_exit& how) {
   auto& st = self->state;
+  detail::log_debug(st.cfg.id, "process {} {}", how.pid, how.describe());
   st.process_alive = false;
   if (st.current == phase::starting) {
     auto tail = st.tail->joined();
@@ -236,8 +296,12 @@ void on_exit(worker_pointer self, const process_exit& how) {
                                               tail)));
     return;
   }
+  if (st.current == phase::stopping) {  // asked to stop
+    finish_after_exit(self, st.exit_reason, stopped_error(self));
+    return;
+  }
   if (st.exit_reason) {  // killed on purpose
-    shut_down(self, st.exit_reason, st.exit_reason);
+    finish_after_exit(self, st.exit_reason, st.exit_reason);
     return;
   }
   auto err = make_error(errc::worker_crashed,
@@ -245,7 +309,7 @@ void on_exit(worker_pointer self, const process_exit& how) {
                                     "replaced, retry the call",
                                     st.cfg.id, how.pid, how.describe()));
   detail::log_warning(st.cfg.id, "{}", describe(err).message);
-  shut_down(self, err, err);
+  finish_after_exit(self, err, err);
 }
 
 caf::error error_from_wire(const bridge::v1::Error& e) {
@@ -269,6 +333,15 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
     return;
   auto& entry = i->second;
   const auto& status = call->status;
+  if (st.exited && !status.ok()) {
+    if (!entry.answered)
+      entry.promise.deliver(st.final_call_error);
+    ++st.failed;
+    st.calls.erase(i);
+    if (!has_unanswered(st))
+      shut_down(self, st.final_reason, st.final_call_error);
+    return;
+  }
   if (!status.ok()
       && (status.error_code() == grpc::StatusCode::UNAVAILABLE
           || status.error_code() == grpc::StatusCode::CANCELLED
@@ -315,14 +388,16 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
   }
   ok ? ++st.served : ++st.failed;
   st.calls.erase(i);
-  caf::anon_send(st.cfg.owner, detail::slot_free_atom::value, self->address(), ok);
+  tell_owner(st, detail::slot_free_atom::value, self->address(), ok);
+  if (st.exited && !has_unanswered(st))
+    shut_down(self, st.final_reason, st.final_call_error);
 }
 
 /// Refuses a call before it reaches Python; the pool gets its slot back.
 caf::error refuse(worker_pointer self, caf::error err) {
   auto& st = self->state;
   ++st.failed;
-  caf::anon_send(st.cfg.owner, detail::slot_free_atom::value, self->address(), false);
+  tell_owner(st, detail::slot_free_atom::value, self->address(), false);
   return err;
 }
 
@@ -421,11 +496,7 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
     auto& init = self->state;
     init.cfg = std::move(cfg);
     init.socket_path = next_socket_path();
-    self->set_exit_handler([self](caf::exit_msg& msg) {
-      auto err = make_error(errc::pool_stopped,
-                            fmt::format("worker {} is stopping", self->state.cfg.id));
-      shut_down(self, msg.reason, err);
-    });
+    self->set_exit_handler([self](caf::exit_msg& msg) { begin_stop(self, msg.reason); });
     // Callbacks run on the launcher thread: they only send messages.
     auto handle = caf::actor_cast<caf::actor>(self);
     auto weak = self->address();
@@ -483,6 +554,10 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
                                       fmt::format("worker {} did not become ready within "
                                                   "{} ms (startup_timeout_ms)",
                                                   st.cfg.id, ms.count())));
+      },
+      [self](flush_atom) {
+        auto& st = self->state;
+        shut_down(self, st.final_reason, st.final_call_error);
       },
       [self](orphan_atom, std::uint64_t seq) {
         // A call failed in transport and no process exit followed: the

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
 #include <caf/timespan.hpp>
 
 namespace snakepit {
@@ -34,8 +34,9 @@ struct worker_config {
   caf::timespan deadline_grace = std::chrono::milliseconds{500};
   /// SIGTERM-to-SIGKILL budget when the worker is stopped.
   caf::timespan shutdown_timeout = std::chrono::seconds{5};
-  /// Receives readiness, startup failures and free slots (the pool).
-  caf::actor owner;
+  /// Receives readiness, startup failures and free slots (the pool). Weak,
+  /// so a pool nobody references can end.
+  caf::actor_addr owner;
 };
 
 } // namespace snakepit

@@ -1,8 +1,86 @@
 #include "snakepit/actors/detail/worker_channel.hpp"
 
 #include <climits>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace snakepit::detail {
+
+namespace {
+
+/// Destroys retired channels on its own thread once no call uses them.
+class channel_keeper {
+public:
+  static channel_keeper& instance() {
+    // Never destroyed: calls may still complete while the process exits.
+    static auto* keeper = new channel_keeper;
+    return *keeper;
+  }
+
+  void retire(std::shared_ptr<channel_slot> slot) {
+    slot->retired = true;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      retired_.push_back(std::move(slot));
+    }
+    cv_.notify_one();
+  }
+
+  void call_finished() {
+    cv_.notify_one();
+  }
+
+private:
+  channel_keeper() {
+    std::thread{[this] { run(); }}.detach();
+  }
+
+  void run() {
+    std::unique_lock<std::mutex> lock{mtx_};
+    for (;;) {
+      cv_.wait(lock, [this] { return has_idle(); });
+      std::vector<std::shared_ptr<channel_slot>> idle;
+      for (auto i = retired_.begin(); i != retired_.end();) {
+        if ((*i)->calls.load() == 0) {
+          idle.push_back(std::move(*i));
+          i = retired_.erase(i);
+        } else {
+          ++i;
+        }
+      }
+      lock.unlock();
+      for (auto& slot : idle)
+        slot->channel.reset();  // here, never on a gRPC thread
+      idle.clear();
+      lock.lock();
+    }
+  }
+
+  bool has_idle() const {
+    for (auto& slot : retired_)
+      if (slot->calls.load() == 0)
+        return true;
+    return false;
+  }
+
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<channel_slot>> retired_;
+};
+
+} // namespace
+
+void call_guard::attach(std::shared_ptr<channel_slot> slot) {
+  slot_ = std::move(slot);
+  slot_->calls.fetch_add(1);
+}
+
+call_guard::~call_guard() {
+  if (slot_ && slot_->calls.fetch_sub(1) == 1 && slot_->retired.load())
+    channel_keeper::instance().call_finished();
+}
 
 worker_channel::worker_channel(const std::string& socket_path,
                                std::int64_t max_message_bytes) {
@@ -12,14 +90,19 @@ worker_channel::worker_channel(const std::string& socket_path,
   args.SetMaxSendMessageSize(limit);
   // Each worker has its own channel: never share a subchannel between workers.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  channel_ = grpc::CreateCustomChannel("unix:" + socket_path,
-                                       grpc::InsecureChannelCredentials(), args);
-  stub_ = bridge::v1::Worker::NewStub(channel_);
+  slot_ = std::make_shared<channel_slot>();
+  slot_->channel = grpc::CreateCustomChannel("unix:" + socket_path,
+                                             grpc::InsecureChannelCredentials(), args);
+  stub_ = bridge::v1::Worker::NewStub(slot_->channel);
 }
 
-void worker_channel::execute(rpc_call_ptr call,
-                             std::function<void(rpc_call_ptr)> done) {
-  call->channel = channel_;
+worker_channel::~worker_channel() {
+  stub_.reset();
+  channel_keeper::instance().retire(std::move(slot_));
+}
+
+void worker_channel::execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)> done) {
+  call->guard.attach(slot_);
   auto* raw = call.get();
   stub_->async()->Execute(&raw->context, &raw->request, &raw->response,
                           [call = std::move(call), done = std::move(done)](

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,16 +12,41 @@
 
 namespace snakepit::detail {
 
+/// A channel and the number of calls that still use it. gRPC aborts when a
+/// channel's last reference is dropped on one of its own callback threads
+/// (which happens when a worker actor is gone before its calls complete), so
+/// channels are destroyed only by the channel keeper's thread, once retired
+/// and no call object refers to them any more.
+struct channel_slot {
+  std::shared_ptr<grpc::Channel> channel;
+  std::atomic<int> calls{0};
+  std::atomic<bool> retired{false};
+};
+
+/// Counts one call on a channel for as long as it lives.
+class call_guard {
+public:
+  call_guard() = default;
+  /// Starts counting this call on `slot` (once).
+  void attach(std::shared_ptr<channel_slot> slot);
+  call_guard(const call_guard&) = delete;
+  call_guard& operator=(const call_guard&) = delete;
+  ~call_guard();
+
+private:
+  std::shared_ptr<channel_slot> slot_;
+};
+
 /// One unary Execute call in flight. Owns everything gRPC needs until the
 /// completion callback has run (context, request, response, status).
 struct rpc_call {
+  /// First member, so destroyed last: after the context has let go of the call.
+  call_guard guard;
   std::uint64_t seq = 0;
   grpc::ClientContext context;
   bridge::v1::ExecuteRequest request;
   bridge::v1::ExecuteResponse response;
   grpc::Status status;
-  /// Keeps the channel alive while the call runs.
-  std::shared_ptr<grpc::Channel> channel;
 };
 
 using rpc_call_ptr = std::shared_ptr<rpc_call>;
@@ -34,15 +60,17 @@ public:
   /// directions are `max_message_bytes`.
   worker_channel(const std::string& socket_path, std::int64_t max_message_bytes);
 
+  worker_channel(const worker_channel&) = delete;
+  worker_channel& operator=(const worker_channel&) = delete;
+
+  /// Hands the channel to the keeper, which destroys it after its last call.
+  ~worker_channel();
+
   /// Starts `call`; `done` runs once on a gRPC thread when it completes.
   void execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)> done);
 
-  const std::shared_ptr<grpc::Channel>& channel() const noexcept {
-    return channel_;
-  }
-
 private:
-  std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<channel_slot> slot_;
   std::unique_ptr<bridge::v1::Worker::Stub> stub_;
 };
 

@@ -26,6 +26,9 @@ from snakepit_bridge.dispatch import Dispatcher
 #: Room for the envelope around a payload of ``max_message_bytes`` in gRPC's message limits.
 ENVELOPE_BYTES = 65536
 
+#: How long a graceful stop waits for the last responses to be written (idle worker).
+RESPONSE_FLUSH_S = 0.25
+
 #: The longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL).
 SOCKET_PATH_BYTES_MAX = 107
 
@@ -165,8 +168,10 @@ class WorkerServer:
         assert self._server is not None and self._stop_grace_s is not None
         grace_s = await self._stop_grace_s
         self.stopping = True
-        await self.dispatcher.wait_idle(grace_s)
-        await self._server.stop(None)
+        idle = await self.dispatcher.wait_idle(grace_s)
+        # A finished call's response may not be written yet when the dispatcher is idle:
+        # a short grace lets gRPC flush it instead of cancelling it.
+        await self._server.stop(RESPONSE_FLUSH_S if idle else None)
         self.dispatcher.close()
         try:
             os.unlink(self.socket_path)

@@ -163,3 +163,32 @@ TEST_CASE("a Python without grpc gives a clear startup error") {
   CHECK(describe(missing.error()).message.find("not found") != std::string::npos);
   std::remove(script.c_str());
 }
+
+TEST_CASE_FIXTURE(system_fixture, "stopping a pool lets calls in flight finish within the shutdown timeout") {
+  auto cfg = showcase(2);
+  cfg.shutdown_timeout = 1s;
+  auto pool = start(cfg);
+  auto info = call(pool, make_request("worker_info"));
+  REQUIRE(info);
+  caf::scoped_actor quick{*sys}, stuck{*sys};
+  quick->send(caf::actor_cast<caf::actor>(pool), execute_atom::value,
+              make_request("sleep", {{"seconds", 0.3}}));
+  stuck->send(caf::actor_cast<caf::actor>(pool), execute_atom::value,
+              make_request("sleep", {{"seconds", 30.0}}));
+  wait_status(pool, [](const pool_status& s) { return s.busy == 2; });
+  // Let both calls reach Python: a call still in transit when the stop begins
+  // is refused by the worker (it never ran) rather than drained.
+  std::this_thread::sleep_for(150ms);
+  auto t0 = std::chrono::steady_clock::now();
+  stop(pool);
+  auto took = std::chrono::steady_clock::now() - t0;
+  // The short call drained; the long one was cut at the shutdown timeout.
+  auto q = await(quick);
+  CHECK_MESSAGE(q, message_of(q));
+  auto s = await(stuck);
+  REQUIRE(!s);
+  CHECK(describe(s.error()).kind == "pool_stopped");
+  CHECK(took >= 900ms);
+  CHECK(took < 4s);
+  CHECK(default_process_launcher().live_count() == 0);
+}

@@ -32,7 +32,7 @@ struct system_fixture {
     add_message_types(sys_cfg);
     use_recommended_scheduler(sys_cfg);
     sys = std::make_unique<caf::actor_system>(sys_cfg);
-    if (current_log_level() < log_level::warning)
+    if (current_log_level() < log_level::warning && !std::getenv("SNAKEPIT_TEST_VERBOSE"))
       set_log_level(log_level::warning);
   }
 

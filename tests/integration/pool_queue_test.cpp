@@ -1,6 +1,7 @@
 // The pool's queue, its bounds and deadlines, and payload limits.
 
 #include "pool_fixture.hpp"
+#include "snakepit/actors/process_launcher.hpp"
 
 using namespace snakepit;
 using namespace snakepit::testing;
@@ -117,4 +118,23 @@ TEST_CASE_FIXTURE(system_fixture, "bad pool configurations are rejected with eve
   CHECK(info.message.find("adapter") != std::string::npos);
   CHECK(info.message.find("size") != std::string::npos);
   CHECK(info.message.find("max_payload_bytes") != std::string::npos);
+}
+
+TEST_CASE("a pool nobody stops does not keep its actor system from ending") {
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    caf::actor_system_config cfg;
+    add_message_types(cfg);
+    caf::actor_system sys{cfg};
+    auto pool = start_pool(sys, system_fixture::showcase(2));
+    REQUIRE(pool);
+    caf::scoped_actor self{sys};
+    self->request(*pool, 10s, execute_atom::value, make_request("noop"))
+      .receive([](execute_reply&) {}, [](caf::error& e) { FAIL(caf::to_string(e)); });
+  }  // the system ends here: handles dropped, workers must go too
+  CHECK(std::chrono::steady_clock::now() - t0 < 15s);
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (default_process_launcher().live_count() > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  CHECK(default_process_launcher().live_count() == 0);
 }

@@ -1,0 +1,1434 @@
+#include "snakepit/supervision/tree_loader.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <toml++/toml.h>
+
+#include "snakepit/messages/error.hpp"
+#include "snakepit/supervision/actor_registry.hpp"
+
+namespace snakepit {
+
+namespace {
+
+// -- limits -------------------------------------------------------------------
+
+/// A tree file is a few kilobytes; refuse anything absurd before parsing it.
+constexpr std::uintmax_t max_file_bytes = 16 * 1024 * 1024;
+
+/// Longest time a key may hold: what fits a `caf::timespan` (int64 ns).
+constexpr std::int64_t max_ms = std::numeric_limits<caf::timespan::rep>::max() / 1'000'000;
+
+constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
+
+// -- the schema ---------------------------------------------------------------
+
+using word_list = std::vector<std::string_view>;
+
+const word_list top_level_keys = {"root", "supervisors", "pools", "actors"};
+
+const word_list supervisor_keys = {
+  "strategy",         "max_restarts", "max_seconds",
+  "restart_backoff_min_ms", "restart_backoff_max_ms", "children",
+  "restart",          "shutdown",
+};
+
+const word_list pool_keys = {
+  "adapter",          "size",          "min_ready",
+  "python",           "python_path",   "env",
+  "startup_concurrency", "startup_timeout_ms", "queue_max",
+  "queue_timeout_ms", "request_timeout_ms", "deadline_grace_ms",
+  "max_payload_bytes", "shutdown_timeout_ms", "max_restarts",
+  "max_seconds",      "restart_backoff_min_ms", "restart_backoff_max_ms",
+  "restart",          "shutdown",
+};
+
+const word_list actor_keys = {"kind", "args", "restart", "shutdown"};
+
+const word_list strategy_words = {"one_for_one", "one_for_all", "rest_for_one"};
+
+const word_list restart_words = {"permanent", "transient", "temporary"};
+
+const word_list shutdown_words = {"brutal_kill", "infinity"};
+
+const char* section_of(node_kind k) {
+  switch (k) {
+    case node_kind::supervisor:
+      return "supervisors";
+    case node_kind::pool:
+      return "pools";
+    case node_kind::actor:
+      return "actors";
+  }
+  return "?";
+}
+
+const char* kind_word(node_kind k) {
+  switch (k) {
+    case node_kind::supervisor:
+      return "supervisor";
+    case node_kind::pool:
+      return "pool";
+    case node_kind::actor:
+      return "actor";
+  }
+  return "?";
+}
+
+const word_list& keys_of(node_kind k) {
+  switch (k) {
+    case node_kind::supervisor:
+      return supervisor_keys;
+    case node_kind::pool:
+      return pool_keys;
+    case node_kind::actor:
+      return actor_keys;
+  }
+  return actor_keys;
+}
+
+// -- words for describe_tree ---------------------------------------------------
+
+const char* strategy_word(supervision_strategy x) {
+  switch (x) {
+    case supervision_strategy::one_for_one:
+      return "one_for_one";
+    case supervision_strategy::one_for_all:
+      return "one_for_all";
+    case supervision_strategy::rest_for_one:
+      return "rest_for_one";
+    case supervision_strategy::dynamic:
+      return "dynamic";
+  }
+  return "?";
+}
+
+const char* restart_word(restart_type x) {
+  switch (x) {
+    case restart_type::permanent:
+      return "permanent";
+    case restart_type::transient:
+      return "transient";
+    case restart_type::temporary:
+      return "temporary";
+  }
+  return "?";
+}
+
+std::string number_text(caf::timespan t, std::int64_t unit_ns) {
+  if (t.count() % unit_ns == 0)
+    return std::to_string(t.count() / unit_ns);
+  return fmt::format("{}", static_cast<double>(t.count()) / static_cast<double>(unit_ns));
+}
+
+std::string ms_text(caf::timespan t) {
+  return number_text(t, 1'000'000) + " ms";
+}
+
+std::string seconds_text(caf::timespan t) {
+  return number_text(t, 1'000'000'000) + " s";
+}
+
+std::string shutdown_text(const shutdown_policy& x) {
+  switch (x.mode) {
+    case shutdown_policy::kind::brutal_kill:
+      return "brutal_kill";
+    case shutdown_policy::kind::infinity:
+      return "infinity";
+    case shutdown_policy::kind::timeout:
+      return ms_text(x.timeout);
+  }
+  return "?";
+}
+
+// -- text helpers ---------------------------------------------------------------
+
+/// `"text"` with quotes and control characters escaped, cut after 60 bytes.
+std::string quote(std::string_view s) {
+  constexpr std::size_t max_len = 60;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size() && i < max_len; ++i) {
+    auto c = s[i];
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        else
+          out += c;
+    }
+  }
+  if (s.size() > max_len)
+    out += "...";
+  out += '"';
+  return out;
+}
+
+/// A key as it appears in a dotted TOML path: bare when it can be, else quoted.
+std::string key_segment(std::string_view key) {
+  auto bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+  return bare ? std::string{key} : quote(key);
+}
+
+std::string join_words(const word_list& words, std::string_view last_sep = " or ") {
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0)
+      out += i + 1 == words.size() ? last_sep : std::string_view{", "};
+    out += words[i];
+  }
+  return out;
+}
+
+/// Optimal string alignment distance (an adjacent swap costs 1), ignoring case.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  auto lower = [](char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  };
+  std::vector<std::vector<std::size_t>> d(a.size() + 1,
+                                          std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i)
+    d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      auto cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0u : 1u;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2])
+          && lower(a[i - 2]) == lower(b[j - 1]))
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+/// The candidate closest to `word` within a few edits (or that `word` starts),
+/// if any.
+template <class Words>
+std::optional<std::string_view> closest(std::string_view word, const Words& candidates) {
+  constexpr std::size_t max_len = 64;
+  if (word.size() > max_len)
+    return std::nullopt;
+  std::optional<std::string_view> best;
+  auto best_distance = std::numeric_limits<std::size_t>::max();
+  for (const auto& candidate : candidates) {
+    std::string_view c{candidate};
+    if (c == word || c.size() > max_len)
+      continue;
+    auto d = edit_distance(word, c);
+    auto allowed = std::max<std::size_t>(1, std::min(word.size(), c.size()) / 3);
+    // A word cut short ("brutal" for "brutal_kill") also counts as close.
+    if (word.size() >= 3 && c.size() > word.size()
+        && edit_distance(word, c.substr(0, word.size())) == 0)
+      d = std::min(d, allowed);
+    if (d <= allowed && d < best_distance) {
+      best = c;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+/// ` (did you mean 'x'?)` for the closest candidate, else "".
+template <class Words>
+std::string did_you_mean(std::string_view word, const Words& candidates) {
+  if (auto best = closest(word, candidates))
+    return fmt::format(" (did you mean '{}'?)", *best);
+  return {};
+}
+
+std::string_view type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::none:
+      return "nothing";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return n.as_array()->is_array_of_tables() ? "array of tables" : "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+  }
+  return "?";
+}
+
+template <class T>
+std::string stream_text(const T& x) {
+  std::ostringstream out;
+  out << x;
+  return out.str();
+}
+
+/// What a node holds, for "got ...": its type and, for scalars, its value.
+std::string describe_got(const toml::node& n) {
+  auto type = std::string{type_name(n)};
+  if (auto s = n.as_string())
+    return type + " " + quote(s->get());
+  if (auto i = n.as_integer())
+    return type + " " + std::to_string(i->get());
+  if (auto f = n.as_floating_point())
+    return type + " " + fmt::format("{}", f->get());
+  if (auto b = n.as_boolean())
+    return type + (b->get() ? " true" : " false");
+  if (auto d = n.as_date())
+    return type + " " + stream_text(d->get());
+  if (auto t = n.as_time())
+    return type + " " + stream_text(t->get());
+  if (auto dt = n.as_date_time())
+    return type + " " + stream_text(dt->get());
+  return type;
+}
+
+/// A TOML value as a `value`: integers stay int64, dates and times become strings.
+value to_value(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::none:
+      return value{};
+    case toml::node_type::string:
+      return value(n.as_string()->get());
+    case toml::node_type::integer:
+      return value(n.as_integer()->get());
+    case toml::node_type::floating_point:
+      return value(n.as_floating_point()->get());
+    case toml::node_type::boolean:
+      return value(n.as_boolean()->get());
+    case toml::node_type::date:
+      return value(stream_text(n.as_date()->get()));
+    case toml::node_type::time:
+      return value(stream_text(n.as_time()->get()));
+    case toml::node_type::date_time:
+      return value(stream_text(n.as_date_time()->get()));
+    case toml::node_type::array: {
+      value::list xs;
+      for (const auto& x : *n.as_array())
+        xs.push_back(to_value(x));
+      return value(std::move(xs));
+    }
+    case toml::node_type::table: {
+      value::map xs;
+      for (const auto& [k, v] : *n.as_table())
+        xs.emplace(std::string{k.str()}, to_value(v));
+      return value(std::move(xs));
+    }
+  }
+  return value{};
+}
+
+/// Where `word` first occurs in `text` as a whole word (letters, digits, `_`), or npos.
+std::size_t find_word(std::string_view text, std::string_view word) {
+  auto is_word_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  };
+  for (auto pos = text.find(word); pos != std::string_view::npos;
+       pos = text.find(word, pos + 1)) {
+    auto end = pos + word.size();
+    if ((pos == 0 || !is_word_char(text[pos - 1]))
+        && (end == text.size() || !is_word_char(text[end])))
+      return pos;
+  }
+  return std::string_view::npos;
+}
+
+/// A Python dotted path: identifiers separated by single dots, at least two.
+bool is_dotted_python_path(std::string_view path) {
+  std::size_t parts = 0;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = path.find('.', start);
+    auto part = path.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (part.empty())
+      return false;
+    auto first = static_cast<unsigned char>(part.front());
+    if (std::isdigit(first))
+      return false;
+    for (char c : part) {
+      auto u = static_cast<unsigned char>(c);
+      if (!(std::isalnum(u) || c == '_' || u >= 0x80))
+        return false;
+    }
+    ++parts;
+    if (dot == std::string_view::npos)
+      break;
+    start = dot + 1;
+  }
+  return parts >= 2;
+}
+
+// -- problems -----------------------------------------------------------------
+
+class problem_list {
+public:
+  explicit problem_list(std::string file) : file_(std::move(file)) {
+    // nop
+  }
+
+  const std::string& file() const noexcept {
+    return file_;
+  }
+
+  source_position position(const toml::source_region& src) const {
+    return {file_, static_cast<int>(src.begin.line), static_cast<int>(src.begin.column)};
+  }
+
+  void add(source_position where, std::string key_path, std::string message) {
+    list_.push_back({std::move(where), std::move(key_path), std::move(message)});
+  }
+
+  bool empty() const noexcept {
+    return list_.empty();
+  }
+
+  /// The problems in file order.
+  std::vector<config_problem> take() {
+    std::stable_sort(list_.begin(), list_.end(), [](const auto& x, const auto& y) {
+      return std::tie(x.where.line, x.where.column) < std::tie(y.where.line, y.where.column);
+    });
+    return std::move(list_);
+  }
+
+private:
+  std::string file_;
+  std::vector<config_problem> list_;
+};
+
+// -- one [section.NAME] table ----------------------------------------------------
+
+/// Reads the keys of one table, reporting problems with their key paths.
+/// A missing key yields `std::nullopt` and no problem; a key with a problem
+/// is remembered as failed.
+class section {
+public:
+  section(const toml::table& tbl, std::string path, problem_list& problems)
+    : tbl_(tbl), path_(std::move(path)), problems_(problems) {
+    // nop
+  }
+
+  std::string path_of(std::string_view key) const {
+    return path_ + "." + key_segment(key);
+  }
+
+  const toml::node* get(std::string_view key) const {
+    return tbl_.get(key);
+  }
+
+  source_position where() const {
+    return problems_.position(tbl_.source());
+  }
+
+  source_position where(std::string_view key) const {
+    auto node = get(key);
+    return node ? problems_.position(node->source()) : where();
+  }
+
+  /// A problem with `key`, at its value (or the table when the key is missing).
+  void problem(std::string_view key, std::string message) {
+    failed_.emplace(key);
+    problems_.add(where(key), path_of(key), std::move(message));
+  }
+
+  /// A problem with the table as a whole.
+  void problem_here(std::string message) {
+    problems_.add(where(), path_, std::move(message));
+  }
+
+  void mark_failed(std::string_view key) {
+    failed_.emplace(key);
+  }
+
+  bool failed(std::string_view key) const {
+    return failed_.count(key) > 0;
+  }
+
+  /// Reports a missing required key at the table; true when present.
+  bool require(std::string_view key, std::string_view expected) {
+    if (get(key) != nullptr)
+      return true;
+    failed_.emplace(key);
+    problem_here(fmt::format("missing required key '{}' ({})", key, expected));
+    return false;
+  }
+
+  /// Reports every key not in `allowed`, at the key itself.
+  void check_keys(node_kind kind) {
+    const auto& allowed = keys_of(kind);
+    for (const auto& [k, v] : tbl_) {
+      auto key = k.str();
+      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end())
+        continue;
+      auto msg = fmt::format("unknown key '{}' in a {}", key, kind_word(kind));
+      if (key == "name") {
+        msg += fmt::format("; its name is the section name, as in [{}.NAME]", section_of(kind));
+      } else if (auto hint = did_you_mean(key, allowed); !hint.empty()) {
+        msg += hint;
+      } else {
+        for (auto other : {node_kind::supervisor, node_kind::pool, node_kind::actor}) {
+          const auto& keys = keys_of(other);
+          if (other != kind && std::find(keys.begin(), keys.end(), key) != keys.end()) {
+            msg += fmt::format(" (it is a key of {})", section_of(other));
+            break;
+          }
+        }
+        msg += fmt::format("; expected one of {}", join_words(allowed));
+      }
+      problems_.add(problems_.position(k.source()), path_of(key), std::move(msg));
+    }
+  }
+
+  std::optional<std::string> string(std::string_view key, std::string_view expected) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    auto s = node->as_string();
+    if (s == nullptr || s->get().empty()) {
+      problem(key, fmt::format("expected {}, got {}", expected, describe_got(*node)));
+      return std::nullopt;
+    }
+    return s->get();
+  }
+
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
+                                      std::int64_t max, std::string_view expected) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    auto i = node->as_integer();
+    if (i == nullptr) {
+      problem(key, fmt::format("expected {}, got {}", expected, describe_got(*node)));
+      return std::nullopt;
+    }
+    auto x = i->get();
+    if (x < min || x > max) {
+      auto bound = x > max ? fmt::format(" of at most {}", max) : std::string{};
+      problem(key, fmt::format("expected {}{}, got {}", expected, bound, x));
+      return std::nullopt;
+    }
+    return x;
+  }
+
+  std::optional<std::uint32_t> count(std::string_view key, std::int64_t min,
+                                     std::int64_t max, std::string_view expected) {
+    if (auto x = integer(key, min, max, expected))
+      return static_cast<std::uint32_t>(*x);
+    return std::nullopt;
+  }
+
+  /// An integer number of milliseconds, >= 0 or > 0.
+  std::optional<caf::timespan> millis(std::string_view key, bool positive) {
+    auto expected = positive ? "a positive integer (milliseconds)"
+                             : "an integer >= 0 (milliseconds)";
+    if (auto x = integer(key, positive ? 1 : 0, max_ms, expected))
+      return std::chrono::milliseconds{*x};
+    return std::nullopt;
+  }
+
+  /// A positive number of seconds, int or float (sub-second allowed).
+  std::optional<caf::timespan> seconds(std::string_view key) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    constexpr auto expected = "a positive number of seconds (integer or float)";
+    double x = 0;
+    if (auto i = node->as_integer()) {
+      x = static_cast<double>(i->get());
+    } else if (auto f = node->as_floating_point()) {
+      x = f->get();
+    } else {
+      problem(key, fmt::format("expected {}, got {}", expected, describe_got(*node)));
+      return std::nullopt;
+    }
+    auto max_s = static_cast<double>(max_ms) / 1000.0;
+    auto ns = x * 1e9;
+    if (!(x > 0) || !(x <= max_s) || ns < 1.0) {
+      problem(key, fmt::format("expected {}, got {}", expected, describe_got(*node)));
+      return std::nullopt;
+    }
+    return caf::timespan{static_cast<caf::timespan::rep>(ns)};
+  }
+
+  /// One of `words`, with a suggestion when the string is close to one.
+  std::optional<std::string> word(std::string_view key, const word_list& words) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    auto expected = "one of " + join_words(words);
+    auto s = node->as_string();
+    if (s == nullptr) {
+      problem(key, fmt::format("expected {}, got {}", expected, describe_got(*node)));
+      return std::nullopt;
+    }
+    if (std::find(words.begin(), words.end(), s->get()) == words.end()) {
+      problem(key, fmt::format("expected {}, got {}{}", expected, quote(s->get()),
+                               did_you_mean(s->get(), words)));
+      return std::nullopt;
+    }
+    return s->get();
+  }
+
+  std::optional<restart_type> restart() {
+    auto w = word("restart", restart_words);
+    if (!w)
+      return std::nullopt;
+    if (*w == "transient")
+      return restart_type::transient;
+    if (*w == "temporary")
+      return restart_type::temporary;
+    return restart_type::permanent;
+  }
+
+  std::optional<supervision_strategy> strategy() {
+    auto node = get("strategy");
+    if (node != nullptr && node->value<std::string_view>() == "dynamic") {
+      problem("strategy",
+              "'dynamic' is internal to pools (their worker supervisors); a declared "
+              "supervisor uses one_for_one, one_for_all or rest_for_one");
+      return std::nullopt;
+    }
+    auto w = word("strategy", strategy_words);
+    if (!w)
+      return std::nullopt;
+    if (*w == "one_for_all")
+      return supervision_strategy::one_for_all;
+    if (*w == "rest_for_one")
+      return supervision_strategy::rest_for_one;
+    return supervision_strategy::one_for_one;
+  }
+
+  /// An integer of milliseconds, "brutal_kill", or (unless `kind` is an actor)
+  /// "infinity".
+  std::optional<shutdown_policy> shutdown(node_kind kind) {
+    auto node = get("shutdown");
+    if (node == nullptr)
+      return std::nullopt;
+    auto is_actor = kind == node_kind::actor;
+    auto expected = is_actor
+                      ? "an integer >= 0 (milliseconds) or \"brutal_kill\""
+                      : "an integer >= 0 (milliseconds), \"brutal_kill\" or \"infinity\"";
+    if (node->is_integer()) {
+      if (auto x = integer("shutdown", 0, max_ms, expected))
+        return shutdown_policy::after(std::chrono::milliseconds{*x});
+      return std::nullopt;
+    }
+    auto s = node->as_string();
+    if (s == nullptr) {
+      problem("shutdown", fmt::format("expected {}, got {}", expected, describe_got(*node)));
+      return std::nullopt;
+    }
+    const auto& w = s->get();
+    if (w == "brutal_kill")
+      return shutdown_policy::brutal_kill();
+    if (w == "infinity") {
+      if (!is_actor)
+        return shutdown_policy::infinity();
+      problem("shutdown", "\"infinity\" is only for supervisors and pools; an actor is a "
+                          "worker: give a timeout in milliseconds or \"brutal_kill\"");
+      return std::nullopt;
+    }
+    problem("shutdown", fmt::format("expected {}, got {}{}", expected, quote(w),
+                                    did_you_mean(w, shutdown_words)));
+    return std::nullopt;
+  }
+
+  /// An array of non-empty strings.
+  std::optional<std::vector<std::string>> string_list(std::string_view key) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    auto arr = node->as_array();
+    if (arr == nullptr) {
+      problem(key, fmt::format("expected an array of strings, got {}", describe_got(*node)));
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    auto ok = true;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const auto& x = *arr->get(i);
+      auto s = x.as_string();
+      if (s == nullptr || s->get().empty()) {
+        ok = false;
+        failed_.emplace(key);
+        problems_.add(problems_.position(x.source()),
+                      fmt::format("{}[{}]", path_of(key), i),
+                      fmt::format("expected a non-empty string, got {}", describe_got(x)));
+        continue;
+      }
+      out.push_back(s->get());
+    }
+    if (!ok)
+      return std::nullopt;
+    return out;
+  }
+
+  /// A table of strings (in key order).
+  std::optional<std::vector<std::pair<std::string, std::string>>>
+  string_table(std::string_view key) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    auto tbl = node->as_table();
+    if (tbl == nullptr) {
+      problem(key, fmt::format("expected a table of strings, got {}", describe_got(*node)));
+      return std::nullopt;
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    auto ok = true;
+    for (const auto& [k, v] : *tbl) {
+      auto s = v.as_string();
+      if (s == nullptr) {
+        ok = false;
+        failed_.emplace(key);
+        problems_.add(problems_.position(v.source()),
+                      path_of(key) + "." + key_segment(k.str()),
+                      fmt::format("expected a string, got {}", describe_got(v)));
+        continue;
+      }
+      out.emplace_back(std::string{k.str()}, s->get());
+    }
+    if (!ok)
+      return std::nullopt;
+    return out;
+  }
+
+private:
+  const toml::table& tbl_;
+  std::string path_;
+  problem_list& problems_;
+  std::set<std::string, std::less<>> failed_;
+};
+
+template <class T, class U>
+void assign(T& field, const std::optional<U>& x) {
+  if (x)
+    field = static_cast<T>(*x);
+}
+
+// -- the whole file ---------------------------------------------------------------
+
+struct child_ref {
+  std::string name;
+  std::string key_path;
+  source_position where;
+};
+
+struct definition {
+  /// Kind, name, key path and position are set; so are the fields read so far.
+  tree_node node;
+  /// Supervisors only, in declared order.
+  std::vector<child_ref> children;
+  /// Another definition came first with the same name.
+  bool duplicate = false;
+};
+
+class loader {
+public:
+  loader(std::string file, const actor_registry* registry)
+    : problems_(std::move(file)), registry_(registry) {
+    // nop
+  }
+
+  problem_list& problems() noexcept {
+    return problems_;
+  }
+
+  /// Reads and checks the document; returns the tree when nothing is wrong.
+  std::optional<tree_spec> run(const toml::table& doc) {
+    read_top_level(doc);
+    link();
+    if (!problems_.empty() || !root_)
+      return std::nullopt;
+    tree_spec spec;
+    spec.source = problems_.file();
+    spec.root = build(*root_);
+    return spec;
+  }
+
+private:
+  // -- reading ------------------------------------------------------------------
+
+  void read_top_level(const toml::table& doc) {
+    for (const auto& [k, v] : doc) {
+      auto key = k.str();
+      if (std::find(top_level_keys.begin(), top_level_keys.end(), key)
+          != top_level_keys.end())
+        continue;
+      problems_.add(problems_.position(k.source()), key_segment(key),
+                    fmt::format("unknown top-level key '{}'{}; expected root, [supervisors.NAME], "
+                                "[pools.NAME] or [actors.NAME]",
+                                key, did_you_mean(key, top_level_keys)));
+    }
+    if (auto node = doc.get("root")) {
+      auto s = node->as_string();
+      if (s == nullptr || s->get().empty())
+        problems_.add(problems_.position(node->source()), "root",
+                      fmt::format("expected the name of the root supervisor (a string), got {}",
+                                  describe_got(*node)));
+      else
+        root_name_.emplace(s->get(), problems_.position(node->source()));
+    }
+    read_sections(doc, node_kind::supervisor);
+    read_sections(doc, node_kind::pool);
+    read_sections(doc, node_kind::actor);
+  }
+
+  void read_sections(const toml::table& doc, node_kind kind) {
+    auto key = section_of(kind);
+    auto node = doc.get(key);
+    if (node == nullptr)
+      return;
+    auto tbl = node->as_table();
+    if (tbl == nullptr) {
+      if (kind == node_kind::supervisor)
+        supervisors_unknown_ = true;
+      problems_.add(problems_.position(node->source()), key,
+                    fmt::format("expected a table with one [{}.NAME] per {}, got {}", key,
+                                kind_word(kind), describe_got(*node)));
+      return;
+    }
+    for (const auto& [k, v] : *tbl) {
+      auto name = std::string{k.str()};
+      auto path = std::string{key} + "." + key_segment(name);
+      auto entry = v.as_table();
+      if (entry == nullptr) {
+        problems_.add(problems_.position(v.source()), path,
+                      fmt::format("expected a table ([{}] or {} = {{ ... }}), got {}", path,
+                                  key_segment(name), describe_got(v)));
+        continue;
+      }
+      definition def;
+      def.node.kind = kind;
+      def.node.name = name;
+      def.node.key_path = path;
+      def.node.where = problems_.position(entry->source());
+      section s{*entry, path, problems_};
+      if (name.empty() || name.find('/') != std::string::npos) {
+        s.problem_here("a name must be non-empty and contain no '/'");
+        s.mark_failed("name");
+      }
+      s.check_keys(kind);
+      switch (kind) {
+        case node_kind::supervisor:
+          read_supervisor(s, def);
+          break;
+        case node_kind::pool:
+          read_pool(s, def);
+          break;
+        case node_kind::actor:
+          read_actor(s, def);
+          break;
+      }
+      defs_.push_back(std::move(def));
+    }
+  }
+
+  void read_supervisor(section& s, definition& def) {
+    auto& n = def.node;
+    assign(n.strategy, s.strategy());
+    assign(n.intensity.max_restarts,
+           s.count("max_restarts", 0, max_u32, "an integer >= 0"));
+    assign(n.intensity.period, s.seconds("max_seconds"));
+    read_backoff(s, n.backoff);
+    n.restart = s.restart().value_or(restart_type::permanent);
+    n.shutdown = s.shutdown(node_kind::supervisor).value_or(shutdown_policy::infinity());
+    if (!s.require("children", "a non-empty array of names of supervisors, pools or actors")) {
+      children_unknown_ = true;
+      return;
+    }
+    auto node = s.get("children");
+    auto arr = node->as_array();
+    if (arr == nullptr || arr->empty()) {
+      if (arr == nullptr)
+        children_unknown_ = true;
+      s.problem("children",
+                fmt::format("expected a non-empty array of names of supervisors, pools or "
+                            "actors, got {}",
+                            arr ? std::string{"an empty array"} : describe_got(*node)));
+      return;
+    }
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const auto& x = *arr->get(i);
+      auto path = fmt::format("{}[{}]", s.path_of("children"), i);
+      auto str = x.as_string();
+      if (str == nullptr || str->get().empty()) {
+        children_unknown_ = true;
+        problems_.add(problems_.position(x.source()), path,
+                      fmt::format("expected the name of a supervisor, pool or actor, got {}",
+                                  describe_got(x)));
+        continue;
+      }
+      def.children.push_back({str->get(), std::move(path), problems_.position(x.source())});
+    }
+  }
+
+  void read_backoff(section& s, restart_backoff& backoff) {
+    assign(backoff.min, s.millis("restart_backoff_min_ms", false));
+    assign(backoff.max, s.millis("restart_backoff_max_ms", false));
+    if (backoff.min <= backoff.max || s.failed("restart_backoff_min_ms")
+        || s.failed("restart_backoff_max_ms"))
+      return;
+    auto key = s.get("restart_backoff_min_ms") ? "restart_backoff_min_ms"
+                                               : "restart_backoff_max_ms";
+    s.problem(key, fmt::format("restart_backoff_min_ms ({}) must not exceed "
+                               "restart_backoff_max_ms ({})",
+                               ms_text(backoff.min), ms_text(backoff.max)));
+  }
+
+  void read_pool(section& s, definition& def) {
+    auto& n = def.node;
+    auto& cfg = n.pool;
+    cfg.name = n.name;
+    constexpr auto adapter_text = "a dotted path package.module.ClassName";
+    if (s.require("adapter", adapter_text)) {
+      if (auto adapter = s.string("adapter", adapter_text)) {
+        cfg.adapter = *adapter;
+        if (!is_dotted_python_path(*adapter))
+          s.problem("adapter", fmt::format("expected {} (Python identifiers separated by "
+                                           "dots), got {}",
+                                           adapter_text, quote(*adapter)));
+      }
+    }
+    assign(cfg.size, s.count("size", 1, 4096, "a positive integer"));
+    assign(cfg.min_ready, s.count("min_ready", 0, max_u32, "an integer >= 0"));
+    assign(cfg.python, s.string("python", "a non-empty string (interpreter path or command)"));
+    assign(cfg.python_path, s.string_list("python_path"));
+    assign(cfg.env, s.string_table("env"));
+    assign(cfg.startup_concurrency,
+           s.count("startup_concurrency", 0, max_u32, "an integer >= 0"));
+    assign(cfg.startup_timeout, s.millis("startup_timeout_ms", true));
+    assign(cfg.queue_max, s.count("queue_max", 0, max_u32, "an integer >= 0"));
+    assign(cfg.queue_timeout, s.millis("queue_timeout_ms", true));
+    assign(cfg.request_timeout, s.millis("request_timeout_ms", true));
+    assign(cfg.deadline_grace, s.millis("deadline_grace_ms", false));
+    assign(cfg.max_payload_bytes,
+           s.integer("max_payload_bytes", 1, std::numeric_limits<std::int64_t>::max(),
+                     "a positive integer (bytes)"));
+    assign(cfg.shutdown_timeout, s.millis("shutdown_timeout_ms", false));
+    assign(cfg.intensity.max_restarts,
+           s.count("max_restarts", 0, max_u32, "an integer >= 0"));
+    assign(cfg.intensity.period, s.seconds("max_seconds"));
+    read_backoff(s, cfg.backoff);
+    n.restart = s.restart().value_or(restart_type::permanent);
+    auto default_shutdown = cfg.shutdown_timeout + std::chrono::seconds{1};
+    n.shutdown = s.shutdown(node_kind::pool).value_or(shutdown_policy::after(default_shutdown));
+    check_pool(s, n);
+  }
+
+  /// Runs `validate(pool_config)` and reports its problems at the keys they
+  /// name, leaving out those about keys already reported.
+  void check_pool(section& s, tree_node& n) {
+    auto checked = validate(n.pool);
+    if (checked) {
+      n.pool = std::move(*checked);
+      return;
+    }
+    auto text = describe(checked.error()).message;
+    constexpr std::string_view bullet = "\n  - ";
+    auto reported = false;
+    for (auto pos = text.find(bullet); pos != std::string::npos;) {
+      auto start = pos + bullet.size();
+      auto next = text.find(bullet, start);
+      auto line = text.substr(start, next == std::string::npos ? next : next - start);
+      pos = next;
+      reported = true;
+      // The keys the problem names, by position in its text.
+      std::vector<std::pair<std::size_t, std::string_view>> named;
+      auto consider = [&](std::string_view key) {
+        if (auto at = find_word(line, key); at != std::string_view::npos)
+          named.emplace_back(at, key);
+      };
+      consider("name");
+      for (auto key : pool_keys)
+        consider(key);
+      std::sort(named.begin(), named.end());
+      if (std::any_of(named.begin(), named.end(),
+                      [&](const auto& x) { return s.failed(x.second); }))
+        continue;
+      if (named.empty() || named.front().second == "name") {
+        s.problem_here(line);
+        continue;
+      }
+      auto key = named.front().second;
+      for (const auto& x : named) {
+        if (s.get(x.second) != nullptr) {
+          key = x.second;
+          break;
+        }
+      }
+      auto message = line;
+      if (message.rfind(std::string{key} + " ", 0) == 0)
+        message = message.substr(key.size() + 1);
+      s.problem(key, std::move(message));
+    }
+    if (!reported)
+      s.problem_here(text);
+  }
+
+  void read_actor(section& s, definition& def) {
+    auto& n = def.node;
+    constexpr auto kind_text = "the name of a registered actor kind";
+    if (s.require("kind", kind_text)) {
+      if (auto kind = s.string("kind", kind_text)) {
+        n.actor_kind = *kind;
+        check_actor_kind(s, *kind);
+      }
+    }
+    if (auto node = s.get("args")) {
+      if (auto tbl = node->as_table())
+        n.args = std::move(*to_value(*tbl).if_map());
+      else
+        s.problem("args", fmt::format("expected a table, got {}", describe_got(*node)));
+    }
+    n.restart = s.restart().value_or(restart_type::permanent);
+    assign(n.shutdown, s.shutdown(node_kind::actor));
+  }
+
+  void check_actor_kind(section& s, const std::string& kind) {
+    if (registry_ == nullptr || registry_->find(kind) != nullptr)
+      return;
+    auto kinds = registry_->kinds();
+    auto known = kinds.empty() ? std::string{"no actor kinds are registered"}
+                               : "registered kinds: " + fmt::format("{}", fmt::join(kinds, ", "));
+    s.problem("kind", fmt::format("unknown actor kind {}{}; {}", quote(kind),
+                                  did_you_mean(kind, kinds), known));
+  }
+
+  // -- linking ------------------------------------------------------------------
+
+  static std::string at_line(const source_position& where) {
+    return fmt::format("line {}", where.line);
+  }
+
+  void link() {
+    std::stable_sort(defs_.begin(), defs_.end(), [](const auto& x, const auto& y) {
+      return std::tie(x.node.where.line, x.node.where.column)
+             < std::tie(y.node.where.line, y.node.where.column);
+    });
+    // Names are unique across supervisors, pools and actors.
+    for (std::size_t i = 0; i < defs_.size(); ++i) {
+      auto& n = defs_[i].node;
+      auto [it, added] = by_name_.emplace(n.name, i);
+      if (added)
+        continue;
+      defs_[i].duplicate = true;
+      const auto& first = defs_[it->second].node;
+      problems_.add(n.where, n.key_path,
+                    fmt::format("the name '{}' is already taken by {} ({}): names must be "
+                                "unique across supervisors, pools and actors",
+                                n.name, first.key_path, at_line(first.where)));
+    }
+    link_children();
+    find_root();
+    report_unreferenced();
+    report_cycles();
+  }
+
+  void link_children() {
+    parent_.assign(defs_.size(), std::nullopt);
+    parent_ref_.assign(defs_.size(), nullptr);
+    std::vector<std::string_view> names;
+    for (const auto& entry : by_name_)
+      names.push_back(entry.first);
+    for (std::size_t i = 0; i < defs_.size(); ++i) {
+      std::set<std::string_view> seen;
+      for (const auto& ref : defs_[i].children) {
+        auto j = by_name_.find(ref.name);
+        if (j == by_name_.end()) {
+          auto hint = closest(ref.name, names);
+          problems_.add(ref.where, ref.key_path,
+                        fmt::format("no supervisor, pool or actor is named {}{}",
+                                    quote(ref.name), did_you_mean(ref.name, names)));
+          if (hint)
+            misspelled_.emplace(*hint);
+          continue;
+        }
+        if (!seen.insert(ref.name).second) {
+          problems_.add(ref.where, ref.key_path,
+                        fmt::format("'{}' is listed twice in these children", ref.name));
+          continue;
+        }
+        if (auto p = parent_[j->second]) {
+          const auto& other = *parent_ref_[j->second];
+          problems_.add(ref.where, ref.key_path,
+                        fmt::format("'{}' is already a child of supervisor '{}' ({}, {}): a "
+                                    "node has exactly one parent",
+                                    ref.name, defs_[*p].node.name, other.key_path,
+                                    at_line(other.where)));
+          continue;
+        }
+        parent_[j->second] = i;
+        parent_ref_[j->second] = &ref;
+      }
+    }
+  }
+
+  void find_root() {
+    if (root_name_) {
+      const auto& [name, where] = *root_name_;
+      auto j = by_name_.find(name);
+      if (j == by_name_.end()) {
+        std::vector<std::string_view> supervisors;
+        for (const auto& d : defs_)
+          if (d.node.kind == node_kind::supervisor)
+            supervisors.push_back(d.node.name);
+        problems_.add(where, "root",
+                      fmt::format("no supervisor is named {}{}", quote(name),
+                                  did_you_mean(name, supervisors)));
+        return;
+      }
+      const auto& n = defs_[j->second].node;
+      if (n.kind != node_kind::supervisor) {
+        problems_.add(where, "root",
+                      fmt::format("the root must be a supervisor, but '{}' is a {} ({})", name,
+                                  kind_word(n.kind), n.key_path));
+        return;
+      }
+      if (parent_[j->second]) {
+        const auto& ref = *parent_ref_[j->second];
+        problems_.add(where, "root",
+                      fmt::format("the root '{}' must not be a child, but {} lists it ({})",
+                                  name, ref.key_path, at_line(ref.where)));
+        return;
+      }
+      root_ = j->second;
+      return;
+    }
+    std::vector<std::size_t> candidates;
+    auto supervisors = 0;
+    for (std::size_t i = 0; i < defs_.size(); ++i) {
+      if (defs_[i].node.kind != node_kind::supervisor || defs_[i].duplicate)
+        continue;
+      ++supervisors;
+      if (!parent_[i])
+        candidates.push_back(i);
+    }
+    if (supervisors == 0 && supervisors_unknown_) {
+      // Reported where the supervisors section has the wrong type.
+    } else if (supervisors == 0) {
+      problems_.add({problems_.file(), 1, 1}, "supervisors",
+                    "no supervisor is defined: a tree needs a root [supervisors.NAME] with "
+                    "children");
+    } else if (children_unknown_) {
+      // Reported at the children list that could not be read.
+    } else if (candidates.empty()) {
+      auto first = std::find_if(defs_.begin(), defs_.end(), [](const auto& d) {
+        return d.node.kind == node_kind::supervisor;
+      });
+      problems_.add(first->node.where, "root",
+                    "no root supervisor: every supervisor is listed as another's child");
+    } else if (candidates.size() > 1) {
+      std::vector<std::string> names;
+      for (auto i : candidates)
+        names.push_back(fmt::format("'{}' ({})", defs_[i].node.name,
+                                    at_line(defs_[i].node.where)));
+      problems_.add(defs_[candidates[1]].node.where, "root",
+                    fmt::format("several supervisors are nobody's child: {}; a tree has one "
+                                "root: set root = \"NAME\" at the top of the file, or list "
+                                "the others in a supervisor's children",
+                                fmt::join(names, ", ")));
+      ambiguous_roots_ = std::move(candidates);
+    } else {
+      root_ = candidates.front();
+    }
+  }
+
+  void report_unreferenced() {
+    auto any_supervisor = std::any_of(defs_.begin(), defs_.end(), [](const auto& d) {
+      return d.node.kind == node_kind::supervisor;
+    });
+    // Without a known root or known children, "unreferenced" would be a guess.
+    auto bad_root = root_name_ && !root_;
+    if (!any_supervisor || children_unknown_ || bad_root)
+      return;
+    for (std::size_t i = 0; i < defs_.size(); ++i) {
+      if (parent_[i] || defs_[i].duplicate || root_ == i
+          || std::count(ambiguous_roots_.begin(), ambiguous_roots_.end(), i) > 0)
+        continue;
+      const auto& n = defs_[i].node;
+      if (root_name_ && root_name_->first == n.name)
+        continue; // reported by find_root
+      if (misspelled_.count(n.name) > 0)
+        continue; // a misspelled reference meant it: reported there
+      auto where_root = root_ ? fmt::format(", so it is not part of the tree under '{}'",
+                                            defs_[*root_].node.name)
+                              : std::string{};
+      problems_.add(n.where, n.key_path,
+                    fmt::format("{} '{}' is defined but not listed in any supervisor's "
+                                "children{}",
+                                kind_word(n.kind), n.name, where_root));
+    }
+  }
+
+  /// Each node has at most one parent here, so following parents from any
+  /// node either ends at a root or runs into a loop.
+  void report_cycles() {
+    constexpr std::size_t unvisited = std::numeric_limits<std::size_t>::max();
+    std::vector<std::size_t> walk_of(defs_.size(), unvisited);
+    for (std::size_t start = 0; start < defs_.size(); ++start) {
+      std::vector<std::size_t> walk;
+      std::optional<std::size_t> x = start;
+      while (x && walk_of[*x] == unvisited) {
+        walk_of[*x] = start;
+        walk.push_back(*x);
+        x = parent_[*x];
+      }
+      if (!x || walk_of[*x] != start)
+        continue;
+      // walk = child, parent, grandparent, ...; the loop starts at *x.
+      auto first = std::find(walk.begin(), walk.end(), *x);
+      std::vector<std::size_t> loop(first, walk.end());
+      std::reverse(loop.begin(), loop.end()); // parent before child
+      // Report at the children entry that comes first in the file.
+      const child_ref* at = nullptr;
+      std::size_t at_parent = loop.front();
+      for (auto i : loop) {
+        const auto* ref = parent_ref_[i];
+        if (at == nullptr
+            || std::tie(ref->where.line, ref->where.column)
+                 < std::tie(at->where.line, at->where.column)) {
+          at = ref;
+          at_parent = *parent_[i];
+        }
+      }
+      // Name the loop from the supervisor whose children entry is reported.
+      std::rotate(loop.begin(), std::find(loop.begin(), loop.end(), at_parent), loop.end());
+      std::string path;
+      for (auto i : loop)
+        path += defs_[i].node.name + " -> ";
+      path += defs_[loop.front()].node.name;
+      problems_.add(at->where, at->key_path,
+                    fmt::format("cycle: {}; a supervisor cannot be its own descendant", path));
+    }
+  }
+
+  tree_node build(std::size_t index) const {
+    tree_node n = defs_[index].node;
+    for (const auto& ref : defs_[index].children)
+      n.children.push_back(build(by_name_.at(ref.name)));
+    return n;
+  }
+
+  problem_list problems_;
+  const actor_registry* registry_;
+  std::vector<definition> defs_;
+  std::map<std::string, std::size_t, std::less<>> by_name_;
+  std::vector<std::optional<std::size_t>> parent_;
+  std::vector<const child_ref*> parent_ref_;
+  std::optional<std::pair<std::string, source_position>> root_name_;
+  std::optional<std::size_t> root_;
+  std::vector<std::size_t> ambiguous_roots_;
+  /// Some children list could not be read: who is whose child is not known,
+  /// so neither are the root candidates and the unreferenced definitions.
+  bool children_unknown_ = false;
+  /// Names suggested for undefined references ("did you mean").
+  std::set<std::string, std::less<>> misspelled_;
+  /// The `supervisors` section is not a table (already reported).
+  bool supervisors_unknown_ = false;
+};
+
+struct outcome {
+  std::vector<config_problem> problems;
+  std::optional<tree_spec> spec;
+};
+
+outcome analyze(std::string_view text, std::string source_name,
+                const actor_registry* registry) {
+  loader ld{source_name, registry};
+  outcome out;
+  toml::table doc;
+#if TOML_EXCEPTIONS
+  try {
+    doc = toml::parse(text, std::string_view{source_name});
+  } catch (const toml::parse_error& err) {
+    auto where = ld.problems().position(err.source());
+    out.problems.push_back({where, {}, fmt::format("syntax error: {}", err.description())});
+    return out;
+  }
+#else
+  auto parsed = toml::parse(text, std::string_view{source_name});
+  if (!parsed) {
+    const auto& err = parsed.error();
+    auto where = ld.problems().position(err.source());
+    out.problems.push_back({where, {}, fmt::format("syntax error: {}", err.description())});
+    return out;
+  }
+  doc = std::move(parsed).table();
+#endif
+  out.spec = ld.run(doc);
+  out.problems = ld.problems().take();
+  return out;
+}
+
+/// Reads a whole file, or says why it cannot.
+std::optional<std::string> read_file(const std::string& path, std::string& why) {
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (ec) {
+    why = ec.message();
+    return std::nullopt;
+  }
+  if (std::filesystem::is_directory(status)) {
+    why = "is a directory";
+    return std::nullopt;
+  }
+  auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > max_file_bytes) {
+    why = fmt::format("the file has {} bytes; a tree file may have at most {}", size,
+                      max_file_bytes);
+    return std::nullopt;
+  }
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f{std::fopen(path.c_str(), "rb"),
+                                                    &std::fclose};
+  if (!f) {
+    why = std::generic_category().message(errno);
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[8192];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) {
+    text.append(buf, n);
+    if (text.size() > max_file_bytes) {
+      why = fmt::format("the file has more than {} bytes", max_file_bytes);
+      return std::nullopt;
+    }
+  }
+  if (std::ferror(f.get())) {
+    why = "read error";
+    return std::nullopt;
+  }
+  return text;
+}
+
+outcome analyze_file(const std::string& path, const actor_registry* registry) {
+  std::string why;
+  auto text = read_file(path, why);
+  if (!text) {
+    outcome out;
+    out.problems.push_back({{path, 0, 0}, {}, "cannot read the tree file: " + why});
+    return out;
+  }
+  return analyze(*text, path, registry);
+}
+
+caf::expected<tree_spec> to_expected(outcome out, const std::string& source_name) {
+  if (out.problems.empty() && out.spec)
+    return std::move(*out.spec);
+  auto n = out.problems.size();
+  auto msg = fmt::format("{} problem{} in {}:", n, n == 1 ? "" : "s", source_name);
+  for (const auto& p : out.problems)
+    msg += "\n" + p.to_string();
+  return make_error(errc::bad_config, std::move(msg));
+}
+
+void describe_node(const tree_node& n, std::size_t depth, std::string& out) {
+  out.append(depth * 2, ' ');
+  out += fmt::format("{} {}: ", kind_word(n.kind), n.name);
+  switch (n.kind) {
+    case node_kind::supervisor:
+      out += fmt::format("{}, at most {} restart{} in {}, back-off {}..{}",
+                         strategy_word(n.strategy), n.intensity.max_restarts,
+                         n.intensity.max_restarts == 1 ? "" : "s",
+                         seconds_text(n.intensity.period), number_text(n.backoff.min, 1'000'000),
+                         ms_text(n.backoff.max));
+      break;
+    case node_kind::pool:
+      out += fmt::format("adapter {}, size {}, min_ready {}, python {}", n.pool.adapter,
+                         n.pool.size, n.pool.min_ready,
+                         n.pool.python.empty() ? std::string{"auto"} : n.pool.python);
+      break;
+    case node_kind::actor:
+      out += "kind " + n.actor_kind;
+      if (!n.args.empty())
+        out += ", args " + value(n.args).to_json();
+      break;
+  }
+  out += fmt::format("; restart {}, shutdown {}\n", restart_word(n.restart),
+                     shutdown_text(n.shutdown));
+  for (const auto& child : n.children)
+    describe_node(child, depth + 1, out);
+}
+
+} // namespace
+
+std::string config_problem::to_string() const {
+  std::string out = where.file;
+  if (where.line > 0) {
+    out += fmt::format("{}{}", out.empty() ? "" : ":", where.line);
+    if (where.column > 0)
+      out += fmt::format(":{}", where.column);
+  }
+  if (!out.empty())
+    out += ": ";
+  if (!key_path.empty())
+    out += key_path + ": ";
+  out += message;
+  return out;
+}
+
+std::vector<config_problem> check_tree_file(const std::string& path,
+                                            const actor_registry* registry) {
+  return analyze_file(path, registry).problems;
+}
+
+std::vector<config_problem> check_tree_string(std::string_view toml, std::string source_name,
+                                              const actor_registry* registry) {
+  return analyze(toml, std::move(source_name), registry).problems;
+}
+
+caf::expected<tree_spec> load_tree_file(const std::string& path,
+                                        const actor_registry* registry) {
+  return to_expected(analyze_file(path, registry), path);
+}
+
+caf::expected<tree_spec> load_tree_string(std::string_view toml, std::string source_name,
+                                          const actor_registry* registry) {
+  auto out = analyze(toml, source_name, registry);
+  return to_expected(std::move(out), source_name);
+}
+
+std::string describe_tree(const tree_spec& spec) {
+  std::string out = fmt::format("tree from {}\n", spec.source);
+  describe_node(spec.root, 0, out);
+  return out;
+}
+
+} // namespace snakepit

@@ -1,0 +1,649 @@
+// Supervision trees in TOML: loading, validation and the problems it reports.
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "snakepit/messages/error.hpp"
+#include "snakepit/supervision/actor_registry.hpp"
+#include "snakepit/supervision/tree_loader.hpp"
+
+using namespace snakepit;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string trees_dir() {
+  std::string here = __FILE__;
+  return here.substr(0, here.find_last_of('/')) + "/trees";
+}
+
+/// 1-based line and column of the `nth` occurrence of `needle` in `text`.
+std::pair<int, int> pos_of(std::string_view text, std::string_view needle, int nth = 0) {
+  auto at = text.find(needle);
+  for (; nth > 0 && at != std::string_view::npos; --nth)
+    at = text.find(needle, at + 1);
+  REQUIRE(at != std::string_view::npos);
+  auto line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
+  auto line_start = text.rfind('\n', at);
+  auto column = static_cast<int>(line_start == std::string_view::npos ? at + 1
+                                                                      : at - line_start);
+  return {line, column};
+}
+
+std::string dump(const std::vector<config_problem>& problems) {
+  std::string out;
+  for (const auto& p : problems)
+    out += p.to_string() + "\n";
+  return out;
+}
+
+/// The only problem with this key path (fails when there is not exactly one).
+const config_problem& problem_at(const std::vector<config_problem>& problems,
+                                 std::string_view key_path) {
+  INFO(dump(problems));
+  auto n = std::count_if(problems.begin(), problems.end(),
+                         [&](const auto& p) { return p.key_path == key_path; });
+  REQUIRE_MESSAGE(n == 1, "problems at ", key_path, ": ", n);
+  return *std::find_if(problems.begin(), problems.end(),
+                       [&](const auto& p) { return p.key_path == key_path; });
+}
+
+bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+/// Checks that a problem sits exactly on the `nth` occurrence of `needle`.
+void check_position(const config_problem& p, std::string_view text, std::string_view needle,
+                    int nth = 0) {
+  auto [line, column] = pos_of(text, needle, nth);
+  INFO(p.to_string());
+  CHECK(p.where.file == "t.toml");
+  CHECK(p.where.line == line);
+  CHECK(p.where.column == column);
+}
+
+std::vector<config_problem> check(std::string_view text,
+                                  const actor_registry* registry = nullptr) {
+  return check_tree_string(text, "t.toml", registry);
+}
+
+/// A minimal valid tree to which tests add one flaw.
+constexpr std::string_view base = R"(
+[supervisors.app]
+children = ["ml"]
+
+[pools.ml]
+adapter = "pkg.mod.Cls"
+)";
+
+std::string with(std::string_view extra) {
+  return std::string{base} + std::string{extra};
+}
+
+} // namespace
+
+TEST_SUITE("tree_loader") {
+
+TEST_CASE("tree: a full tree loads with every field") {
+  actor_registry registry;
+  registry.add("metrics_sink", [](caf::actor_system&, const value::map&) {
+    return caf::expected<caf::actor>{caf::sec::invalid_argument};
+  });
+  auto path = trees_dir() + "/full.toml";
+  CHECK(check_tree_file(path, &registry).empty());
+  auto spec = load_tree_file(path, &registry);
+  REQUIRE_MESSAGE(spec, describe(spec.error()).message);
+  CHECK(spec->source == path);
+  const auto& app = spec->root;
+  CHECK(app.kind == node_kind::supervisor);
+  CHECK(app.name == "app");
+  CHECK(app.key_path == "supervisors.app");
+  CHECK(app.where.file == path);
+  CHECK(app.where.line == 4);
+  CHECK(app.where.column == 1);
+  CHECK(app.strategy == supervision_strategy::one_for_all);
+  CHECK(app.intensity.max_restarts == 5);
+  CHECK(app.intensity.period == 500ms);
+  CHECK(app.backoff.min == 50ms);
+  CHECK(app.backoff.max == 500ms);
+  CHECK(app.restart == restart_type::permanent);
+  CHECK(app.shutdown.mode == shutdown_policy::kind::infinity);
+  REQUIRE(app.children.size() == 2);
+
+  const auto& metrics = app.children[0];
+  CHECK(metrics.kind == node_kind::actor);
+  CHECK(metrics.name == "metrics");
+  CHECK(metrics.key_path == "actors.metrics");
+  CHECK(metrics.where.line == 43);
+  CHECK(metrics.actor_kind == "metrics_sink");
+  CHECK(metrics.restart == restart_type::transient);
+  CHECK(metrics.shutdown.mode == shutdown_policy::kind::timeout);
+  CHECK(metrics.shutdown.timeout == 2000ms);
+  value::map args{
+    {"interval_ms", value(1000)},
+    {"ratio", value(0.5)},
+    {"label", value("m")},
+    {"on", value(true)},
+    {"tags", value::make_list({"a", 1})},
+    {"nested", value::make_map({{"x", 1}})},
+    {"since", value("1979-05-27")},
+  };
+  CHECK(value(metrics.args) == value(args));
+  CHECK(metrics.args.at("interval_ms").is_int());
+  CHECK(metrics.children.empty());
+
+  const auto& services = app.children[1];
+  CHECK(services.kind == node_kind::supervisor);
+  CHECK(services.name == "services");
+  CHECK(services.strategy == supervision_strategy::rest_for_one);
+  CHECK(services.intensity.max_restarts == 3);
+  CHECK(services.intensity.period == 5s);
+  CHECK(services.backoff.min == 100ms);
+  CHECK(services.backoff.max == 2s);
+  CHECK(services.restart == restart_type::transient);
+  CHECK(services.shutdown.mode == shutdown_policy::kind::timeout);
+  CHECK(services.shutdown.timeout == 30s);
+  REQUIRE(services.children.size() == 2);
+
+  const auto& ml = services.children[0];
+  CHECK(ml.kind == node_kind::pool);
+  CHECK(ml.name == "ml");
+  CHECK(ml.key_path == "pools.ml");
+  CHECK(ml.where.line == 18);
+  CHECK(ml.restart == restart_type::temporary);
+  CHECK(ml.shutdown.mode == shutdown_policy::kind::brutal_kill);
+  const auto& cfg = ml.pool;
+  CHECK(cfg.name == "ml");
+  CHECK(cfg.adapter == "pkg.module.MlAdapter");
+  CHECK(cfg.size == 4);
+  CHECK(cfg.min_ready == 2);
+  CHECK(cfg.python == "/usr/bin/python3");
+  CHECK(cfg.python_path == std::vector<std::string>{"/opt/a", "/opt/b"});
+  using env_t = std::vector<std::pair<std::string, std::string>>;
+  CHECK(cfg.env == env_t{{"MODE", "fast"}, {"OMP_NUM_THREADS", "1"}});
+  CHECK(cfg.startup_concurrency == 2);
+  CHECK(cfg.startup_timeout == 30s);
+  CHECK(cfg.queue_max == 100);
+  CHECK(cfg.queue_timeout == 2500ms);
+  CHECK(cfg.request_timeout == 15s);
+  CHECK(cfg.deadline_grace == 250ms);
+  CHECK(cfg.max_payload_bytes == 1048576);
+  CHECK(cfg.shutdown_timeout == 3s);
+  CHECK(cfg.intensity.max_restarts == 7);
+  CHECK(cfg.intensity.period == 20s);
+  CHECK(cfg.backoff.min == 10ms);
+  CHECK(cfg.backoff.max == 1s);
+
+  // Defaults, resolved as validate(pool_config) does.
+  const auto& text = services.children[1];
+  CHECK(text.name == "text");
+  CHECK(text.restart == restart_type::permanent);
+  CHECK(text.shutdown.mode == shutdown_policy::kind::timeout);
+  CHECK(text.shutdown.timeout == 6s); // shutdown_timeout_ms (5000) + 1000
+  pool_config defaults;
+  CHECK(text.pool.adapter == "pkg.text.TextAdapter");
+  CHECK(text.pool.size == defaults.size);
+  CHECK(text.pool.min_ready == defaults.size);
+  CHECK(text.pool.python.empty());
+  CHECK(text.pool.startup_timeout == defaults.startup_timeout);
+  CHECK(text.pool.request_timeout == defaults.request_timeout);
+  CHECK(text.pool.intensity.max_restarts == 3);
+  CHECK(text.pool.intensity.period == defaults.intensity.period);
+}
+
+TEST_CASE("tree: the root is the one supervisor nobody lists; describe_tree shows it") {
+  auto spec = load_tree_string(base, "t.toml");
+  REQUIRE_MESSAGE(spec, describe(spec.error()).message);
+  CHECK(spec->root.name == "app");
+  CHECK(spec->root.shutdown.mode == shutdown_policy::kind::infinity);
+  auto full = load_tree_file(trees_dir() + "/full.toml");
+  REQUIRE(full);
+  auto text = describe_tree(*full);
+  INFO(text);
+  CHECK(contains(text, "supervisor app: one_for_all, at most 5 restarts in 0.5 s, back-off "
+                       "50..500 ms; restart permanent, shutdown infinity\n"));
+  CHECK(contains(text, "\n  actor metrics: kind metrics_sink, args {"));
+  CHECK(contains(text, "; restart transient, shutdown 2000 ms\n"));
+  CHECK(contains(text, "\n  supervisor services: rest_for_one, at most 3 restarts in 5 s"));
+  CHECK(contains(text, "\n    pool ml: adapter pkg.module.MlAdapter, size 4, min_ready 2, "
+                       "python /usr/bin/python3; restart temporary, shutdown brutal_kill\n"));
+  CHECK(contains(text, "\n    pool text: adapter pkg.text.TextAdapter, size 2, min_ready 2, "
+                       "python auto; restart permanent, shutdown 6000 ms\n"));
+}
+
+TEST_CASE("tree: a syntax error is reported with its position, and nothing else") {
+  constexpr std::string_view text = "[supervisors.app]\nchildren = [\"ml\",, ]\n";
+  auto problems = check(text);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].where.file == "t.toml");
+  CHECK(problems[0].where.line == 2);
+  CHECK(problems[0].where.column > 0);
+  CHECK(problems[0].key_path.empty());
+  CHECK(contains(problems[0].message, "syntax error: "));
+  CHECK(contains(problems[0].to_string(), "t.toml:2:"));
+}
+
+TEST_CASE("tree: wrong types name the key path, what was expected and what came") {
+  auto text = with(R"(size = "four"
+min_ready = 1.5
+python_path = ["/a", 3]
+env = { A = "1", B = 2 }
+max_seconds = "5"
+[actors.x]
+kind = 7
+args = "none"
+)");
+  auto problems = check(text);
+  INFO(dump(problems));
+  const auto& size = problem_at(problems, "pools.ml.size");
+  CHECK(size.message == "expected a positive integer, got string \"four\"");
+  check_position(size, text, "\"four\"");
+  CHECK(size.to_string() == fmt::format("t.toml:{}:8: pools.ml.size: expected a positive "
+                                        "integer, got string \"four\"",
+                                        pos_of(text, "size =").first));
+  CHECK(problem_at(problems, "pools.ml.min_ready").message
+        == "expected an integer >= 0, got float 1.5");
+  const auto& element = problem_at(problems, "pools.ml.python_path[1]");
+  CHECK(element.message == "expected a non-empty string, got integer 3");
+  check_position(element, text, "3]");
+  const auto& env = problem_at(problems, "pools.ml.env.B");
+  CHECK(env.message == "expected a string, got integer 2");
+  check_position(env, text, "2 }");
+  CHECK(contains(problem_at(problems, "pools.ml.max_seconds").message,
+                 "expected a positive number of seconds (integer or float), got string"));
+  CHECK(contains(problem_at(problems, "actors.x.kind").message,
+                 "expected the name of a registered actor kind, got integer 7"));
+  CHECK(problem_at(problems, "actors.x.args").message == "expected a table, got string \"none\"");
+}
+
+TEST_CASE("tree: unknown keys are reported at the key with a suggestion") {
+  auto text = with(R"(sise = 3
+[supervisors.app2]
+strtegy = "one_for_one"
+children = ["x"]
+name = "other"
+[pool.extra]
+adapter = "a.b"
+[actors.x]
+kind = "k"
+strategy = "one_for_one"
+)");
+  auto problems = check(text);
+  INFO(dump(problems));
+  const auto& sise = problem_at(problems, "pools.ml.sise");
+  CHECK(sise.message == "unknown key 'sise' in a pool (did you mean 'size'?)");
+  check_position(sise, text, "sise");
+  const auto& strtegy = problem_at(problems, "supervisors.app2.strtegy");
+  CHECK(contains(strtegy.message, "(did you mean 'strategy'?)"));
+  check_position(strtegy, text, "strtegy");
+  CHECK(contains(problem_at(problems, "supervisors.app2.name").message,
+                 "its name is the section name, as in [supervisors.NAME]"));
+  const auto& pool = problem_at(problems, "pool");
+  CHECK(contains(pool.message, "unknown top-level key 'pool' (did you mean 'pools'?)"));
+  check_position(pool, text, "pool.extra");
+  CHECK(contains(problem_at(problems, "actors.x.strategy").message,
+                 "(it is a key of supervisors)"));
+}
+
+TEST_CASE("tree: missing required keys are reported at their table") {
+  constexpr std::string_view text = R"(
+[supervisors.app]
+strategy = "one_for_one"
+
+[pools.ml]
+size = 2
+
+[actors.a]
+restart = "temporary"
+)";
+  auto problems = check(text);
+  INFO(dump(problems));
+  const auto& children = problem_at(problems, "supervisors.app");
+  CHECK(contains(children.message, "missing required key 'children'"));
+  check_position(children, text, "[supervisors.app]");
+  const auto& adapter = problem_at(problems, "pools.ml");
+  CHECK(contains(adapter.message, "missing required key 'adapter'"));
+  check_position(adapter, text, "[pools.ml]");
+  // validate() says so too; the loader reports it once.
+  CHECK(std::none_of(problems.begin(), problems.end(), [](const auto& p) {
+    return contains(p.message, "adapter is required");
+  }));
+  CHECK(contains(problem_at(problems, "actors.a").message, "missing required key 'kind'"));
+  constexpr std::string_view empty_children = "[supervisors.app]\nchildren = []\n";
+  CHECK(contains(problem_at(check(empty_children), "supervisors.app.children").message,
+                 "expected a non-empty array of names"));
+}
+
+TEST_CASE("tree: names, references and shape") {
+  SUBCASE("duplicate names across sections") {
+    auto text = with("[actors.ml]\nkind = \"k\"\n");
+    auto problems = check(text);
+    const auto& dup = problem_at(problems, "actors.ml");
+    CHECK(dup.message == fmt::format("the name 'ml' is already taken by pools.ml (line {}): "
+                                     "names must be unique across supervisors, pools and "
+                                     "actors",
+                                     pos_of(text, "[pools.ml]").first));
+    check_position(dup, text, "[actors.ml]");
+  }
+  SUBCASE("a name referenced by two parents") {
+    constexpr std::string_view text = R"(
+[supervisors.app]
+children = ["ml", "sub"]
+[supervisors.sub]
+children = ["ml"]
+[pools.ml]
+adapter = "a.b"
+)";
+    auto problems = check(text);
+    const auto& twice = problem_at(problems, "supervisors.sub.children[0]");
+    CHECK(contains(twice.message, "'ml' is already a child of supervisor 'app' "
+                                  "(supervisors.app.children[0], line 3): a node has "
+                                  "exactly one parent"));
+    check_position(twice, text, "\"ml\"", 1);
+    CHECK(problems.size() == 1);
+  }
+  SUBCASE("references to undefined names") {
+    auto text = std::string{R"(
+[supervisors.app]
+children = ["ml", "mll", "nothing_like_it"]
+)"} + std::string{base.substr(base.find("[pools"))};
+    auto problems = check(text);
+    const auto& typo = problem_at(problems, "supervisors.app.children[1]");
+    CHECK(typo.message == "no supervisor, pool or actor is named \"mll\" (did you mean 'ml'?)");
+    check_position(typo, text, "\"mll\"");
+    CHECK(problem_at(problems, "supervisors.app.children[2]").message
+          == "no supervisor, pool or actor is named \"nothing_like_it\"");
+    // The definition a misspelled reference meant is not also "unreferenced".
+    auto meant = check("[supervisors.app]\nchildren = [\"embedings\"]\n"
+                       "[pools.embeddings]\nadapter = \"a.b\"\n");
+    CHECK(meant.size() == 1);
+    CHECK(contains(problem_at(meant, "supervisors.app.children[0]").message,
+                   "(did you mean 'embeddings'?)"));
+  }
+  SUBCASE("definitions nobody references") {
+    auto text = with("[pools.spare]\nadapter = \"a.b\"\n");
+    auto problems = check(text);
+    const auto& spare = problem_at(problems, "pools.spare");
+    CHECK(spare.message == "pool 'spare' is defined but not listed in any supervisor's "
+                           "children, so it is not part of the tree under 'app'");
+    check_position(spare, text, "[pools.spare]");
+  }
+  SUBCASE("cycles") {
+    constexpr std::string_view text = R"(
+root = "app"
+[supervisors.app]
+children = ["ml"]
+[pools.ml]
+adapter = "a.b"
+[supervisors.a]
+children = ["b"]
+[supervisors.b]
+children = ["a"]
+)";
+    auto problems = check(text);
+    const auto& cycle = problem_at(problems, "supervisors.a.children[0]");
+    CHECK(contains(cycle.message, "cycle: a -> b -> a"));
+    check_position(cycle, text, "\"b\"");
+    CHECK(problems.size() == 1);
+    auto self = check("[supervisors.s]\nchildren = [\"s\"]\n");
+    CHECK(contains(problem_at(self, "supervisors.s.children[0]").message, "cycle: s -> s"));
+    CHECK(contains(problem_at(self, "root").message, "no root supervisor"));
+  }
+  SUBCASE("several candidate roots, none, or a bad explicit root") {
+    auto text = with("[supervisors.other]\nchildren = [\"x\"]\n[actors.x]\nkind = \"k\"\n");
+    auto problems = check(text);
+    const auto& roots = problem_at(problems, "root");
+    CHECK(contains(roots.message, "several supervisors are nobody's child: 'app' (line 2), "
+                                  "'other' (line "));
+    CHECK(contains(roots.message, "set root = \"NAME\""));
+    CHECK(problems.size() == 1);
+    // Naming the root turns the other into an unreferenced definition.
+    auto rooted = check("root = \"app\"\n" + text);
+    CHECK(contains(problem_at(rooted, "supervisors.other").message,
+                   "is defined but not listed in any supervisor's children"));
+    CHECK(contains(problem_at(check("root = \"ap\"\n" + text), "root").message,
+                   "no supervisor is named \"ap\" (did you mean 'app'?)"));
+    CHECK(contains(problem_at(check("root = \"ml\"\n" + std::string{base}), "root").message,
+                   "the root must be a supervisor, but 'ml' is a pool (pools.ml)"));
+    auto none = check("[pools.ml]\nadapter = \"a.b\"\n");
+    CHECK(contains(problem_at(none, "supervisors").message, "no supervisor is defined"));
+    CHECK(none.size() == 1);
+  }
+}
+
+TEST_CASE("tree: impossible values") {
+  actor_registry registry;
+  auto nop = [](caf::actor_system&, const value::map&) {
+    return caf::expected<caf::actor>{caf::sec::invalid_argument};
+  };
+  registry.add("metrics_sink", nop);
+  registry.add("cache", nop);
+  auto text = std::string{R"(
+[supervisors.app]
+strategy = "one_for_al"
+max_restarts = -1
+max_seconds = 0
+restart_backoff_min_ms = 3000
+children = ["ml", "zero", "dyn", "neg", "m", "lazy", "bad"]
+restart = "forever"
+
+[supervisors.dyn]
+strategy = "dynamic"
+children = ["m2"]
+shutdown = "brutal"
+
+[pools.ml]
+adapter = "nodots"
+size = 2
+min_ready = 3
+
+[pools.zero]
+adapter = "a..b"
+size = 0
+request_timeout_ms = 0
+
+[pools.neg]
+adapter = "a.b"
+size = -1
+deadline_grace_ms = -5
+queue_max = 20000000
+max_payload_bytes = 100
+
+[actors.m]
+kind = "metrcs_sink"
+shutdown = "infinity"
+
+[actors.m2]
+kind = "cache"
+shutdown = -3
+
+[actors.lazy]
+kind = "cache"
+shutdown = 1.5
+
+[pools.bad]
+adapter = "a.b"
+min_ready = 5
+restart_backoff_max_ms = 10
+)"};
+  auto problems = check_tree_string(text, "t.toml", &registry);
+  INFO(dump(problems));
+  CHECK(problem_at(problems, "supervisors.app.strategy").message
+        == "expected one of one_for_one, one_for_all or rest_for_one, got \"one_for_al\" "
+           "(did you mean 'one_for_all'?)");
+  CHECK(problem_at(problems, "supervisors.app.max_restarts").message
+        == "expected an integer >= 0, got -1");
+  CHECK(contains(problem_at(problems, "supervisors.app.max_seconds").message,
+                 "expected a positive number of seconds"));
+  CHECK(problem_at(problems, "supervisors.app.restart_backoff_min_ms").message
+        == "restart_backoff_min_ms (3000 ms) must not exceed restart_backoff_max_ms (2000 ms)");
+  CHECK(contains(problem_at(problems, "supervisors.app.restart").message,
+                 "expected one of permanent, transient or temporary, got \"forever\""));
+  CHECK(contains(problem_at(problems, "supervisors.dyn.strategy").message,
+                 "'dynamic' is internal to pools"));
+  CHECK(contains(problem_at(problems, "supervisors.dyn.shutdown").message,
+                 "got \"brutal\" (did you mean 'brutal_kill'?)"));
+  // From validate(pool_config), at the key it names.
+  const auto& adapter = problem_at(problems, "pools.ml.adapter");
+  CHECK(contains(adapter.message, "dotted path"));
+  check_position(adapter, text, "\"nodots\"");
+  const auto& min_ready = problem_at(problems, "pools.ml.min_ready");
+  CHECK(min_ready.message == "must not exceed size");
+  check_position(min_ready, text, "3", 1);
+  CHECK(contains(problem_at(problems, "pools.zero.adapter").message,
+                 "expected a dotted path package.module.ClassName (Python identifiers "
+                 "separated by dots), got \"a..b\""));
+  CHECK(problem_at(problems, "pools.zero.size").message
+        == "expected a positive integer, got 0");
+  CHECK(problem_at(problems, "pools.zero.request_timeout_ms").message
+        == "expected a positive integer (milliseconds), got 0");
+  CHECK(problem_at(problems, "pools.neg.size").message
+        == "expected a positive integer, got -1");
+  CHECK(problem_at(problems, "pools.neg.deadline_grace_ms").message
+        == "expected an integer >= 0 (milliseconds), got -5");
+  CHECK(problem_at(problems, "pools.neg.queue_max").message
+        == "must be at most 10000000");
+  CHECK(contains(problem_at(problems, "pools.neg.max_payload_bytes").message,
+                 "must be between 1024 and"));
+  const auto& kind = problem_at(problems, "actors.m.kind");
+  CHECK(kind.message == "unknown actor kind \"metrcs_sink\" (did you mean 'metrics_sink'?); "
+                        "registered kinds: cache, metrics_sink");
+  check_position(kind, text, "\"metrcs_sink\"");
+  CHECK(contains(problem_at(problems, "actors.m.shutdown").message,
+                 "\"infinity\" is only for supervisors and pools"));
+  CHECK(problem_at(problems, "actors.m2.shutdown").message
+        == "expected an integer >= 0 (milliseconds) or \"brutal_kill\", got -3");
+  CHECK(problem_at(problems, "actors.lazy.shutdown").message
+        == "expected an integer >= 0 (milliseconds) or \"brutal_kill\", got float 1.5");
+  // A default (size 2) against a declared min_ready, and a declared maximum
+  // below the default minimum.
+  CHECK(problem_at(problems, "pools.bad.min_ready").message == "must not exceed size");
+  CHECK(contains(problem_at(problems, "pools.bad.restart_backoff_max_ms").message,
+                 "(100 ms) must not exceed restart_backoff_max_ms (10 ms)"));
+  // Without a registry any kind goes; an empty one lists none.
+  auto any_kind = check_tree_string(with("[actors.x]\nkind = \"anything\"\n"), "t.toml");
+  CHECK(std::none_of(any_kind.begin(), any_kind.end(),
+                     [](const auto& p) { return p.key_path == "actors.x.kind"; }));
+  actor_registry empty;
+  auto none = check_tree_string(with("[actors.x]\nkind = \"anything\"\n"), "t.toml", &empty);
+  CHECK(contains(problem_at(none, "actors.x.kind").message, "no actor kinds are registered"));
+}
+
+TEST_CASE("tree: all problems of a file are reported at once, in file order") {
+  constexpr std::string_view text = R"(
+[supervisors.app]
+children = ["ml", "ghost"]
+strategy = "all_for_one"
+
+[pools.ml]
+adapter = "pkg.mod.Cls"
+size = "4"
+sise = 4
+
+[actors.orphan]
+kind = "k"
+shutdown = "infinity"
+)";
+  auto problems = check(text);
+  INFO(dump(problems));
+  REQUIRE(problems.size() == 6);
+  CHECK(problems[0].key_path == "supervisors.app.children[1]");
+  CHECK(problems[1].key_path == "supervisors.app.strategy");
+  CHECK(problems[2].key_path == "pools.ml.size");
+  CHECK(problems[3].key_path == "pools.ml.sise");
+  CHECK(problems[4].key_path == "actors.orphan");
+  CHECK(problems[5].key_path == "actors.orphan.shutdown");
+  CHECK(std::is_sorted(problems.begin(), problems.end(), [](const auto& x, const auto& y) {
+    return x.where.line < y.where.line;
+  }));
+  auto loaded = load_tree_string(text, "t.toml");
+  REQUIRE(!loaded);
+  CHECK(is(loaded.error(), errc::bad_config));
+  auto message = describe(loaded.error()).message;
+  auto expected = std::string{"6 problems in t.toml:"};
+  for (const auto& p : problems)
+    expected += "\n" + p.to_string();
+  CHECK(message == expected);
+  auto one = load_tree_string("[supervisors.app]\nchildren = []\n", "one.toml");
+  REQUIRE(!one);
+  CHECK(contains(describe(one.error()).message, "1 problem in one.toml:\none.toml:2:12: "));
+}
+
+TEST_CASE("tree: files that cannot be read") {
+  auto missing = trees_dir() + "/no-such-tree.toml";
+  auto problems = check_tree_file(missing);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].where.file == missing);
+  CHECK(problems[0].where.line == 0);
+  CHECK(problems[0].to_string()
+        == missing + ": cannot read the tree file: No such file or directory");
+  auto loaded = load_tree_file(missing);
+  REQUIRE(!loaded);
+  CHECK(describe(loaded.error()).message
+        == "1 problem in " + missing + ":\n" + problems[0].to_string());
+  auto dir = check_tree_file(trees_dir());
+  REQUIRE(dir.size() == 1);
+  CHECK(contains(dir[0].message, "is a directory"));
+}
+
+TEST_CASE("tree: the example in docs/configuration.md loads and renders as shown") {
+  std::ifstream in{trees_dir() + "/../../../docs/configuration.md"};
+  REQUIRE(in);
+  std::string doc{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  auto block_after = [&](std::string_view marker, std::string_view fence) {
+    auto at = doc.find(marker);
+    REQUIRE(at != std::string::npos);
+    auto start = doc.find(fence, at);
+    REQUIRE(start != std::string::npos);
+    start += fence.size();
+    auto end = doc.find("```", start);
+    REQUIRE(end != std::string::npos);
+    return doc.substr(start, end - start);
+  };
+  auto toml = block_after("<!-- example: tree", "```toml\n");
+  auto rendering = block_after("`describe_tree` renders it as:", "```\n");
+  actor_registry registry;
+  registry.add("metrics_sink", [](caf::actor_system&, const value::map&) {
+    return caf::expected<caf::actor>{caf::sec::invalid_argument};
+  });
+  auto spec = load_tree_string(toml, "app.toml", &registry);
+  REQUIRE_MESSAGE(spec, describe(spec.error()).message);
+  CHECK(describe_tree(*spec) == rendering);
+}
+
+TEST_CASE("tree: actor registry") {
+  actor_registry registry;
+  CHECK(registry.find("x") == nullptr);
+  CHECK(registry.kinds().empty());
+  registry.add("b", [](caf::actor_system&, const value::map&) {
+    return caf::expected<caf::actor>{caf::sec::invalid_argument};
+  });
+  registry.add("a", [](caf::actor_system&, const value::map& args) {
+    return caf::expected<caf::actor>{args.empty() ? caf::sec::invalid_argument
+                                                  : caf::sec::runtime_error};
+  });
+  CHECK(registry.kinds() == std::vector<std::string>{"a", "b"});
+  REQUIRE(registry.find("a") != nullptr);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto made = (*registry.find("a"))(sys, value::map{});
+  REQUIRE(!made);
+  CHECK(made.error() == caf::sec::invalid_argument);
+  registry.add("a", [](caf::actor_system& s, const value::map&) {
+    auto echo = [] { return caf::behavior{[](int x) { return x; }}; };
+    return caf::expected<caf::actor>{s.spawn(echo)};
+  });
+  auto spawned = (*registry.find("a"))(sys, value::map{});
+  REQUIRE(spawned);
+  caf::anon_send_exit(*spawned, caf::exit_reason::user_shutdown);
+}
+
+} // TEST_SUITE("tree_loader")
