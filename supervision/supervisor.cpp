@@ -138,6 +138,7 @@ void continue_shutdown(sup_pointer self) {
                                    [](const child_entry& c) { return !c.handle; }),
                     st.children.end());
   if (st.children.empty()) {
+    detail::log_debug(st.cfg.name, "stopped");
     self->quit(st.stop_reason);
     return;
   }
@@ -155,6 +156,7 @@ void begin_shutdown(sup_pointer self, caf::error reason) {
     return;
   st.phase = sup_phase::stopping;
   st.stop_reason = std::move(reason);
+  detail::log_debug(st.cfg.name, "stopping ({} children)", st.children.size());
   for (auto& rp : st.ready_waiters)
     rp.deliver(st.stop_reason ? st.stop_reason
                               : make_error(errc::pool_stopped, "supervisor stopped"));
