@@ -441,4 +441,24 @@ caf::expected<pool_actor> start_pool(caf::actor_system& sys, pool_config cfg) {
   return pool;
 }
 
+caf::expected<execute_reply> call(caf::actor_system& sys, const pool_actor& pool,
+                                  execute_request req) {
+  caf::scoped_actor self{sys};
+  caf::expected<execute_reply> out{caf::error{}};
+  self->request(pool, caf::infinite, execute_atom::value, std::move(req))
+    .receive([&](execute_reply& reply) { out = std::move(reply); },
+             [&](caf::error& err) { out = std::move(err); });
+  return out;
+}
+
+void stop_pool(caf::actor_system& sys, const pool_actor& pool) {
+  caf::scoped_actor self{sys};
+  self->monitor(pool);
+  self->send_exit(pool, caf::exit_reason::user_shutdown);
+  self->receive([&](const caf::down_msg& msg) {
+    if (msg.source != pool.address())
+      return;
+  });
+}
+
 } // namespace snakepit

@@ -24,4 +24,16 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg);
 /// or its start failed. Blocks the calling thread: not for use inside actors.
 caf::expected<pool_actor> start_pool(caf::actor_system& sys, pool_config cfg);
 
+/// Sends one request and waits for its reply or typed error. Blocks the
+/// calling thread: from inside an actor use `request(pool, ...).then(...)`.
+caf::expected<execute_reply> call(caf::actor_system& sys, const pool_actor& pool,
+                                  execute_request req);
+
+/// Stops a pool and waits until it is gone: queued requests are answered
+/// `pool_stopped`, calls in flight finish within the pool's
+/// `shutdown_timeout` (then their workers are killed), every worker process
+/// has exited. Blocks the calling thread. (An untrappable
+/// `exit_reason::kill` instead drops queued requests unanswered.)
+void stop_pool(caf::actor_system& sys, const pool_actor& pool);
+
 } // namespace snakepit

@@ -53,7 +53,8 @@ struct probe_result {
   std::string detail;  // last line of stderr, or why it could not run
 };
 
-/// Runs `python -c "import grpc, google.protobuf"` and waits for it (blocking).
+/// Runs the interpreter to check its version and that it imports grpc and
+/// protobuf, and waits for it (blocking).
 probe_result probe(const std::string& python) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
@@ -63,7 +64,12 @@ probe_result probe(const std::string& python) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-  std::vector<std::string> args{python, "-c", "import grpc, google.protobuf"};
+  std::vector<std::string> args{
+    python, "-c",
+    "import sys\n"
+    "if sys.version_info < (3, 10): sys.exit('Python ' + sys.version.split()[0] + ' is too "
+    "old: snakepit_bridge needs 3.10 or newer')\n"
+    "import grpc, google.protobuf"};
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
@@ -114,8 +120,10 @@ probe_result cached_probe(const std::string& python) {
       return i->second;
   }
   auto result = probe(python);
-  std::lock_guard<std::mutex> guard{cache_mtx};
-  cache.emplace(python, result);
+  if (result.ok) {  // failures are not cached: the user may fix them meanwhile
+    std::lock_guard<std::mutex> guard{cache_mtx};
+    cache.emplace(python, result);
+  }
   return result;
 }
 

@@ -100,23 +100,6 @@ struct host {
   }
 };
 
-caf::expected<execute_reply> call(caf::actor_system& sys, const pool_actor& pool,
-                                  execute_request req) {
-  caf::scoped_actor self{sys};
-  caf::expected<execute_reply> out{caf::error{}};
-  self->request(pool, caf::infinite, execute_atom::value, std::move(req))
-    .receive([&](execute_reply& reply) { out = std::move(reply); },
-             [&](caf::error& err) { out = std::move(err); });
-  return out;
-}
-
-void stop(caf::actor_system& sys, const pool_actor& pool) {
-  caf::scoped_actor self{sys};
-  self->monitor(pool);
-  self->send_exit(pool, caf::exit_reason::user_shutdown);
-  self->receive([](const caf::down_msg&) {});
-}
-
 // --- snakepit call ----------------------------------------------------------
 
 struct call_options {
@@ -151,7 +134,7 @@ int run_call(const call_options& opts) {
   auto req = make_request(opts.tool, *args->if_map(),
                           std::chrono::milliseconds{opts.timeout_ms});
   auto reply = call(*h.sys, *pool, std::move(req));
-  stop(*h.sys, *pool);
+  stop_pool(*h.sys, *pool);
   if (!reply) {
     print_error(reply.error());
     return exit_failed;
@@ -259,7 +242,7 @@ int run_demo(const pool_options& opts_in) {
                      w.python_version, w.served, w.failed);
       },
       [&](caf::error& err) { print_error(err); });
-  stop(sys, *pool);
+  stop_pool(sys, *pool);
   fmt::print("\npool stopped\n");
   return exit_ok;
 }
@@ -292,8 +275,17 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? exit_ok : exit_usage;
+    // Usage errors are typed errors too, so scripts read them the same way.
+    error_info info;
+    info.kind = "bad_arguments";
+    info.message = std::string{e.what()} + "; see snakepit --help or snakepit COMMAND --help";
+    print_error(info);
+    return exit_usage;
   }
   if (call_cmd->parsed())
     return run_call(call_opts);

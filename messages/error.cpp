@@ -84,12 +84,17 @@ error_info describe(const caf::error& err) {
     out.code = errc::worker_crashed;
     out.kind = "worker_crashed";
     out.message = "the actor serving the request is gone (" + caf::to_string(err)
-                  + "); retry: the pool replaces it";
+                  + "): its worker died or its pool stopped";
     return out;
   }
   out.code = errc::internal;
   out.kind = "internal";
-  out.message = caf::to_string(err);
+  // CAF's own errors carry their text as the first context element.
+  const auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    out.message = ctx.get_as<std::string>(0);
+  else
+    out.message = caf::to_string(err);
   return out;
 }
 
