@@ -18,4 +18,8 @@
 #include "snakepit/messages/pool_status.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/messages/worker_actor.hpp"
+#include "snakepit/supervision/actor_registry.hpp"
 #include "snakepit/supervision/supervisor.hpp"
+#include "snakepit/supervision/tree.hpp"
+#include "snakepit/supervision/tree_loader.hpp"
+#include "snakepit/supervision/tree_spec.hpp"

@@ -159,6 +159,7 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.startup_timeout = cfg.startup_timeout;
   wc.deadline_grace = cfg.deadline_grace;
   wc.shutdown_timeout = cfg.shutdown_timeout;
+  wc.runtime_dir = cfg.runtime_dir;
   wc.owner = self->address();
   return wc;
 }

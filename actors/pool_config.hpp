@@ -52,6 +52,9 @@ struct pool_config {
   restart_intensity intensity{0, std::chrono::seconds{10}};
   /// Back-off between restarts of a worker that keeps failing.
   restart_backoff backoff;
+  /// Directory for the workers' sockets; empty: the host's private runtime
+  /// directory. Trees give each running tree its own.
+  std::string runtime_dir;
 };
 
 /// Checks a configuration; the error (`errc::bad_config`) lists every problem.

@@ -64,9 +64,31 @@ const std::string& runtime_dir() {
   return holder.path;
 }
 
-std::string next_socket_path() {
+std::string next_socket_path(const std::string& dir) {
   static std::atomic<unsigned long> counter{0};
-  return runtime_dir() + "/w" + std::to_string(++counter) + ".sock";
+  return (dir.empty() ? runtime_dir() : dir) + "/w" + std::to_string(++counter) + ".sock";
+}
+
+std::string make_private_dir(const std::string& prefix) {
+  static std::atomic<unsigned long> counter{0};
+  auto path = runtime_dir() + "/" + prefix + std::to_string(++counter);
+  if (::mkdir(path.c_str(), 0700) != 0)
+    return {};
+  return path;
+}
+
+void remove_private_dir(const std::string& dir) {
+  if (dir.empty())
+    return;
+  if (auto* d = ::opendir(dir.c_str())) {
+    while (auto* entry = ::readdir(d)) {
+      if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0)
+        continue;
+      ::unlink((dir + "/" + entry->d_name).c_str());
+    }
+    ::closedir(d);
+  }
+  ::rmdir(dir.c_str());
 }
 
 std::string python_package_dir() {

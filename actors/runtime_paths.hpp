@@ -9,8 +9,16 @@ namespace snakepit {
 /// at exit. Worker sockets live here: unix socket paths are limited to 107 bytes.
 const std::string& runtime_dir();
 
-/// A fresh socket path in the runtime directory, unique within this process.
-std::string next_socket_path();
+/// A fresh socket path in `dir` (default: the runtime directory), unique
+/// within this process.
+std::string next_socket_path(const std::string& dir = {});
+
+/// Creates a fresh private subdirectory (mode 0700) of the runtime directory,
+/// e.g. for one supervision tree; empty on failure.
+std::string make_private_dir(const std::string& prefix);
+
+/// Removes a directory made by `make_private_dir` and the sockets in it.
+void remove_private_dir(const std::string& dir);
 
 /// The directory holding the `snakepit_bridge` Python package:
 /// $SNAKEPIT_PYTHON_PACKAGE_DIR, else the installed copy next to the library,

@@ -495,7 +495,7 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
                         -> worker_actor_impl::behavior_type {
     auto& init = self->state;
     init.cfg = std::move(cfg);
-    init.socket_path = next_socket_path();
+    init.socket_path = next_socket_path(init.cfg.runtime_dir);
     self->set_exit_handler([self](caf::exit_msg& msg) { begin_stop(self, msg.reason); });
     // Callbacks run on the launcher thread: they only send messages.
     auto handle = caf::actor_cast<caf::actor>(self);

@@ -34,6 +34,8 @@ struct worker_config {
   caf::timespan deadline_grace = std::chrono::milliseconds{500};
   /// SIGTERM-to-SIGKILL budget when the worker is stopped.
   caf::timespan shutdown_timeout = std::chrono::seconds{5};
+  /// Directory for the socket; empty: the host's runtime directory.
+  std::string runtime_dir;
   /// Receives readiness, startup failures and free slots (the pool). Weak,
   /// so a pool nobody references can end.
   caf::actor_addr owner;

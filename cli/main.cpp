@@ -1,9 +1,14 @@
 // The `snakepit` command line: one-shot calls and the demo.
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -72,6 +77,11 @@ void print_error(const error_info& info) {
 
 void print_error(const caf::error& err) {
   print_error(describe(err));
+}
+
+/// A line for the operator, on stderr (stdout stays for results).
+void log_line(const std::string& text) {
+  std::cerr << "snakepit: " << text << std::endl;
 }
 
 bool apply_log_level(const std::string& name) {
@@ -247,6 +257,79 @@ int run_demo(const pool_options& opts_in) {
   return exit_ok;
 }
 
+// --- snakepit check / run ----------------------------------------------------
+
+int run_check(const std::string& file) {
+  auto problems = check_tree_file(file);
+  if (!problems.empty()) {
+    std::cerr << problems.size() << (problems.size() == 1 ? " problem" : " problems")
+              << " in " << file << ":\n";
+    for (auto& p : problems)
+      std::cerr << "  " << p.to_string() << "\n";
+    return exit_failed;
+  }
+  auto spec = load_tree_file(file);
+  if (!spec) {
+    print_error(spec.error());
+    return exit_failed;
+  }
+  std::cout << describe_tree(*spec);
+  std::cout << "ok: the tree is valid (user actor kinds are checked when a C++ program "
+               "registers them)\n";
+  return exit_ok;
+}
+
+int run_tree(const std::string& file, const std::string& log_level) {
+  if (!apply_log_level(log_level))
+    return exit_usage;
+  auto spec = load_tree_file(file);
+  if (!spec) {
+    std::cerr << describe(spec.error()).message << std::endl;
+    return exit_failed;
+  }
+  // Signals belong to the command line, never to the library: block them in
+  // every thread (all inherit this mask) and wait for them on one.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  host h;
+  auto& sys = *h.sys;
+  auto t0 = steady_clock::now();
+  auto tree = start_tree(sys, *spec);
+  if (!tree) {
+    print_error(tree.error());
+    return exit_failed;
+  }
+  log_line(fmt::format("tree '{}' from {} running ({:.0f} ms to start); stop with SIGINT or "
+                       "SIGTERM",
+                       spec->root.name, file, ms_since(t0)));
+  std::atomic<bool> stopping{false};
+  auto root = tree->root();
+  std::thread{[stop_signals, root, &stopping] {
+    int sig = 0;
+    if (sigwait(&stop_signals, &sig) == 0) {
+      stopping = true;
+      log_line(fmt::format("received {}; stopping the tree", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+      caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    }
+  }}.detach();
+  caf::error reason;
+  {
+    caf::scoped_actor self{sys};
+    self->monitor(root);
+    self->receive([&](const caf::down_msg& msg) { reason = msg.reason; });
+  }
+  tree->stop();  // waits for nothing more; cleans the tree's runtime directory
+  if (stopping) {
+    log_line("tree stopped");
+    return exit_ok;
+  }
+  print_error(reason);
+  return exit_failed;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -273,6 +356,17 @@ int main(int argc, char** argv) {
                                               "few tools, print results and timings");
   demo_opts.add_to(*demo_cmd);
 
+  std::string tree_file;
+  auto* check_cmd = app.add_subcommand("check", "Validate a supervision tree file and print the "
+                                                "tree");
+  check_cmd->add_option("file", tree_file, "Tree file (TOML)")->required();
+  std::string run_log_level = "info";
+  auto* run_cmd = app.add_subcommand("run", "Start a supervision tree and serve until SIGINT or "
+                                            "SIGTERM, then stop it in reverse order");
+  run_cmd->add_option("file", tree_file, "Tree file (TOML)")->required();
+  run_cmd->add_option("--log-level", run_log_level, "debug, info, warning, error or off")
+    ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -291,5 +385,9 @@ int main(int argc, char** argv) {
     return run_call(call_opts);
   if (demo_cmd->parsed())
     return run_demo(demo_opts);
+  if (check_cmd->parsed())
+    return run_check(tree_file);
+  if (run_cmd->parsed())
+    return run_tree(tree_file, run_log_level);
   return exit_usage;
 }

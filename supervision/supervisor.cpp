@@ -250,6 +250,9 @@ void advance_start(sup_pointer self) {
     st.linked.insert(entry.handle.address());
     self->link_to(entry.handle);
     self->monitor(entry.handle);
+    detail::log_info(st.cfg.name, "started {} {}",
+                     entry.spec.kind == child_kind::supervisor ? "supervisor" : "child",
+                     entry.spec.id);
     if (entry.spec.await_ready) {
       entry.state = child_state::starting;
       entry.spec.await_ready(self->system(), entry.handle, caf::actor_cast<caf::actor>(self));
@@ -441,6 +444,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         if (err)  // it failed; its DOWN follows and decides
           return;
         entry->state = child_state::running;
+        detail::log_info(self->state.cfg.name, "{} is ready", entry->spec.id);
         advance_start(self);
       },
       [self](restart_atom, std::uint64_t generation) {

@@ -1,0 +1,224 @@
+#include "snakepit/supervision/tree.hpp"
+
+#include <map>
+#include <mutex>
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "snakepit/actors/detail/log.hpp"
+#include "snakepit/actors/pool.hpp"
+#include "snakepit/actors/python_locator.hpp"
+#include "snakepit/actors/runtime_paths.hpp"
+#include "snakepit/messages/error.hpp"
+#include "snakepit/supervision/supervisor.hpp"
+
+namespace snakepit {
+
+class tree_directory {
+public:
+  struct entry {
+    node_kind kind = node_kind::actor;
+    caf::actor handle;
+  };
+
+  void put(const std::string& name, node_kind kind, caf::actor handle) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    entries_[name] = entry{kind, std::move(handle)};
+  }
+
+  bool get(const std::string& name, entry& out) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = entries_.find(name);
+    if (i == entries_.end())
+      return false;
+    out = i->second;
+    return true;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::map<std::string, entry> entries_;
+};
+
+namespace {
+
+using directory_ptr = std::shared_ptr<tree_directory>;
+
+/// Waits for a child's answer to `(ready_atom)` and tells the supervisor.
+template <class Handle, class Ok>
+void probe_ready(caf::actor_system& sys, const caf::actor& child, const caf::actor& sup) {
+  sys.spawn([child, sup](caf::event_based_actor* self) {
+    self->request(caf::actor_cast<Handle>(child), caf::infinite, ready_atom::value)
+      .then(
+        [self, child, sup](const Ok&) {
+          self->send(sup, child_ready_atom::value, child.address(), caf::error{});
+          self->quit();
+        },
+        [self, child, sup](caf::error& err) {
+          self->send(sup, child_ready_atom::value, child.address(), std::move(err));
+          self->quit();
+        });
+  });
+}
+
+supervisor_config make_supervisor_config(const tree_node& node, const directory_ptr& dir,
+                                         const actor_registry* registry);
+
+child_spec make_child(const tree_node& node, const directory_ptr& dir,
+                      const actor_registry* registry) {
+  child_spec spec;
+  spec.id = node.name;
+  spec.restart = node.restart;
+  spec.shutdown = node.shutdown;
+  auto name = node.name;
+  switch (node.kind) {
+    case node_kind::supervisor: {
+      spec.kind = child_kind::supervisor;
+      spec.start = [cfg = make_supervisor_config(node, dir, registry), dir,
+                    name](caf::actor_system& sys) -> caf::expected<caf::actor> {
+        auto h = caf::actor_cast<caf::actor>(spawn_supervisor(sys, cfg));
+        dir->put(name, node_kind::supervisor, h);
+        return h;
+      };
+      spec.await_ready = probe_ready<supervisor_actor, bool>;
+      break;
+    }
+    case node_kind::pool: {
+      spec.start = [cfg = node.pool, dir, name](caf::actor_system& sys)
+        -> caf::expected<caf::actor> {
+        auto pool = spawn_pool(sys, cfg);
+        if (!pool)
+          return std::move(pool.error());
+        auto h = caf::actor_cast<caf::actor>(*pool);
+        dir->put(name, node_kind::pool, h);
+        return h;
+      };
+      spec.await_ready = probe_ready<pool_actor, pool_status>;
+      break;
+    }
+    case node_kind::actor: {
+      const actor_registry::factory* factory
+        = registry != nullptr ? registry->find(node.actor_kind) : nullptr;
+      spec.start = [f = factory ? *factory : actor_registry::factory{}, kind = node.actor_kind,
+                    args = node.args, dir, name](caf::actor_system& sys)
+        -> caf::expected<caf::actor> {
+        if (!f)
+          return make_error(errc::bad_config,
+                            fmt::format("actor kind '{}' is not registered", kind));
+        auto h = f(sys, args);
+        if (h)
+          dir->put(name, node_kind::actor, *h);
+        return h;
+      };
+      break;
+    }
+  }
+  return spec;
+}
+
+supervisor_config make_supervisor_config(const tree_node& node, const directory_ptr& dir,
+                                         const actor_registry* registry) {
+  supervisor_config cfg;
+  cfg.name = node.name;
+  cfg.strategy = node.strategy;
+  cfg.intensity = node.intensity;
+  cfg.backoff = node.backoff;
+  for (auto& child : node.children)
+    cfg.children.push_back(make_child(child, dir, registry));
+  return cfg;
+}
+
+/// Resolves every pool's interpreter once, before anything starts, so pools
+/// (re)started by supervisors never block on it; gives each pool the tree's
+/// runtime directory.
+caf::error prepare(tree_node& node, const std::string& runtime) {
+  if (node.kind == node_kind::pool) {
+    auto python = locate_python(node.pool.python);
+    if (!python) {
+      auto info = describe(python.error());
+      return make_error(errc::startup_failed,
+                        fmt::format("pool {}: {}", node.name, info.message));
+    }
+    node.pool.python = *python;
+    node.pool.runtime_dir = runtime;
+  }
+  for (auto& child : node.children)
+    if (auto err = prepare(child, runtime))
+      return err;
+  return caf::none;
+}
+
+} // namespace
+
+caf::expected<caf::actor> running_tree::lookup(const std::string& name,
+                                               node_kind kind) const {
+  tree_directory::entry e;
+  if (!directory_ || !directory_->get(name, e) || e.kind != kind) {
+    const char* what = kind == node_kind::pool         ? "pool"
+                       : kind == node_kind::supervisor ? "supervisor"
+                                                       : "actor";
+    return make_error(errc::bad_config,
+                      fmt::format("the tree has no running {} named '{}'", what, name));
+  }
+  return e.handle;
+}
+
+caf::expected<pool_actor> running_tree::pool(const std::string& name) const {
+  auto h = lookup(name, node_kind::pool);
+  if (!h)
+    return std::move(h.error());
+  return caf::actor_cast<pool_actor>(*h);
+}
+
+caf::expected<supervisor_actor> running_tree::supervisor(const std::string& name) const {
+  auto h = lookup(name, node_kind::supervisor);
+  if (!h)
+    return std::move(h.error());
+  return caf::actor_cast<supervisor_actor>(*h);
+}
+
+caf::expected<caf::actor> running_tree::actor(const std::string& name) const {
+  return lookup(name, node_kind::actor);
+}
+
+void running_tree::stop() {
+  if (sys_ == nullptr || !root_)
+    return;
+  {
+    caf::scoped_actor self{*sys_};
+    self->monitor(root_);
+    self->send_exit(root_, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {});
+  }
+  remove_private_dir(runtime_dir_);
+  root_ = nullptr;
+}
+
+caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& spec,
+                                       const actor_registry* registry) {
+  auto root_node = spec.root;
+  running_tree tree;
+  tree.sys_ = &sys;
+  tree.runtime_dir_ = make_private_dir("tree-");
+  if (auto err = prepare(root_node, tree.runtime_dir_)) {
+    remove_private_dir(tree.runtime_dir_);
+    return err;
+  }
+  tree.directory_ = std::make_shared<tree_directory>();
+  tree.root_ = spawn_supervisor(sys, make_supervisor_config(root_node, tree.directory_, registry));
+  tree.directory_->put(root_node.name, node_kind::supervisor,
+                       caf::actor_cast<caf::actor>(tree.root_));
+  caf::scoped_actor self{sys};
+  caf::error failure;
+  self->request(tree.root_, caf::infinite, ready_atom::value)
+    .receive([](bool) {}, [&](caf::error& err) { failure = std::move(err); });
+  if (failure) {
+    tree.stop();
+    return failure;
+  }
+  detail::log_info(root_node.name, "tree from {} started", spec.source);
+  return tree;
+}
+
+} // namespace snakepit
