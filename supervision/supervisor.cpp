@@ -65,9 +65,11 @@ struct supervisor_state {
   sup_phase phase = sup_phase::starting;
   caf::error stop_reason;
   std::minstd_rand rng{std::random_device{}()};
-  /// Linked children whose exit message has not arrived yet: an exit message
-  /// from anyone else comes from the parent.
-  std::set<caf::actor_addr> linked;
+  /// Every child started, for the exit functor. Children are monitored, not
+  /// linked: in CAF 0.17 a child killed with `exit_reason::kill` would take a
+  /// linked supervisor down with it (kill cannot be trapped); instead, a
+  /// functor attached to the supervisor stops the children when it ends.
+  std::shared_ptr<std::set<caf::actor_addr>> started = std::make_shared<std::set<caf::actor_addr>>();
   /// Identifies the latest scheduled start phase; older timers are ignored.
   std::uint64_t start_generation = 0;
   std::vector<caf::typed_response_promise<bool>> ready_waiters;
@@ -247,8 +249,7 @@ void advance_start(sup_pointer self) {
     }
     entry.handle = std::move(*started);
     entry.stop_sent = false;
-    st.linked.insert(entry.handle.address());
-    self->link_to(entry.handle);
+    st.started->insert(entry.handle.address());
     self->monitor(entry.handle);
     detail::log_info(st.cfg.name, "started {} {}",
                      entry.spec.kind == child_kind::supervisor ? "supervisor" : "child",
@@ -368,12 +369,26 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
     auto& init = self->state;
     init.window = restart_window{cfg.intensity};
     init.cfg = std::move(cfg);
-    self->set_down_handler([self](caf::down_msg& msg) { on_child_down(self, msg); });
+    self->set_down_handler([self](caf::down_msg& msg) {
+      self->state.started->erase(msg.source);
+      on_child_down(self, msg);
+    });
+    // Children end with their supervisor, however it ends (even killed).
+    self->attach_functor([started = init.started](const caf::error& reason) {
+      auto why = reason == caf::exit_reason::kill ? caf::error{caf::exit_reason::user_shutdown}
+                                                  : reason;
+      if (!why)
+        why = caf::exit_reason::user_shutdown;
+      for (auto& addr : *started)
+        if (auto child = caf::actor_cast<caf::strong_actor_ptr>(addr))
+          child->enqueue(nullptr, caf::make_message_id(),
+                         caf::make_message(caf::exit_msg{caf::actor_addr{}, why}), nullptr);
+    });
     self->set_exit_handler([self](caf::exit_msg& msg) {
       // Children's exits are handled through their DOWN messages; an exit
       // from anyone else (the parent) stops the supervisor.
-      if (self->state.linked.erase(msg.source) > 0)
-        return;
+      if (self->state.find(msg.source) != nullptr)
+        return;  // a child's exit: its DOWN message decides
       begin_shutdown(self, msg.reason);
     });
     for (auto& spec : init.cfg.children) {
@@ -399,8 +414,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         entry.spec = std::move(spec);
         entry.handle = std::move(*started);
         entry.state = child_state::running;
-        st.linked.insert(entry.handle.address());
-        self->link_to(entry.handle);
+        st.started->insert(entry.handle.address());
         self->monitor(entry.handle);
         st.children.push_back(std::move(entry));
         return st.children.back().handle;

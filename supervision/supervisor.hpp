@@ -34,15 +34,16 @@ struct supervisor_config {
   std::vector<child_spec> children;
 };
 
-/// Spawns an OTP-style supervisor. It traps exits, links and monitors its
-/// children and is the only one that starts, restarts and stops them:
+/// Spawns an OTP-style supervisor. It traps exits and monitors its children
+/// (they end with it: it stops them when it ends, even when killed) and is
+/// the only one that starts, restarts and stops them:
 /// - a child ending abnormally is restarted (per its restart type), after a
 ///   back-off when it keeps failing;
 /// - an exit reason `errc::worker_replaced` is a deliberate replacement: the
 ///   child is restarted at once and it does not count toward the intensity;
 /// - more restarts than the intensity allows stops all children (reverse
 ///   order) and then the supervisor with `errc::restart_intensity_exceeded`,
-///   which reaches its linked parent;
+///   which its parent sees (as the DOWN reason, or an exit message if linked);
 /// - an exit message from a non-child (its parent) stops the children, then
 ///   the supervisor with the same reason.
 /// If a static child fails to start, the ones already started are stopped and
