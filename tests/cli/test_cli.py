@@ -1,6 +1,8 @@
 """The `snakepit` command line, driven as a user would: real processes, real workers."""
 
 import json
+import signal
+import time
 import os
 import stat
 import subprocess
@@ -126,3 +128,60 @@ def test_no_worker_outlives_the_command():
     pid = json.loads(proc.stdout)["pid"]
     assert not Path(f"/proc/{pid}").exists() or \
         Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
+
+
+EXAMPLES = Path(os.environ.get("SNAKEPIT_SOURCE_DIR", Path(__file__).parents[2])) / "examples"
+
+
+def test_check_prints_a_valid_tree():
+    proc = run("check", str(EXAMPLES / "nested.toml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "supervisor heavy: rest_for_one" in proc.stdout
+    assert "pool batch" in proc.stdout
+
+
+def test_check_reports_every_problem_with_position(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[supervisors.app]\nstrategy = "one_for_some"\nchildren = ["p"]\n'
+                   '[pools.p]\nadapter = "a.B"\nsise = 2\n')
+    proc = run("check", str(bad))
+    assert proc.returncode == 1
+    assert "2 problems" in proc.stderr
+    assert f"{bad}:2:" in proc.stderr and "one_for_some" in proc.stderr
+    assert "did you mean 'size'" in proc.stderr
+
+
+def python_workers_of(pid: int) -> list:
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()[1:]
+            if "snakepit_bridge.worker" in line and line.split()[1] == str(pid)]
+
+
+def test_run_serves_until_sigterm_and_leaves_no_worker():
+    proc = subprocess.Popen([SNAKEPIT, "run", str(EXAMPLES / "nested.toml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = ""
+    deadline = time.monotonic() + 60
+    while "running" not in started and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        started += line
+    assert "running" in started, started
+    workers = [int(line.split()[0]) for line in python_workers_of(proc.pid)]
+    assert len(workers) == 5
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "tree stopped" in err
+    # Every worker it started is gone (not merely re-parented).
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+    assert "started child fast" in started and "started child batch" in started
+
+
+def test_run_rejects_an_invalid_tree(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[supervisors.app]\nchildren = ["missing"]\n')
+    proc = run("run", str(bad))
+    assert proc.returncode == 1
+    assert "missing" in proc.stderr
