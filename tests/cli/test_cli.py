@@ -151,6 +151,14 @@ def test_check_reports_every_problem_with_position(tmp_path: Path):
     assert "did you mean 'size'" in proc.stderr
 
 
+def is_running(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 def python_workers_of(pid: int) -> list:
     out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines()[1:]
@@ -185,3 +193,26 @@ def test_run_rejects_an_invalid_tree(tmp_path: Path):
     proc = run("run", str(bad))
     assert proc.returncode == 1
     assert "missing" in proc.stderr
+
+
+def test_workers_die_with_a_sigkilled_host():
+    proc = subprocess.Popen([SNAKEPIT, "run", str(EXAMPLES / "one_pool.toml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started = ""
+    deadline = time.monotonic() + 60
+    while "running" not in started and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        started += line
+    workers = [int(line.split()[0]) for line in python_workers_of(proc.pid)]
+    assert len(workers) == 2, started
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [pid for pid in workers if is_running(pid)]
+        if not alive:
+            break
+        time.sleep(0.05)
+    assert alive == []
