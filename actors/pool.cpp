@@ -20,6 +20,7 @@ namespace snakepit {
 namespace {
 
 using detail::expire_atom;
+using detail::replace_atom;
 using detail::pool_actor_impl;
 using detail::slot_free_atom;
 using detail::worker_failed_atom;
@@ -164,10 +165,11 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   return wc;
 }
 
-void launch_worker(pool_pointer self) {
+void launch_worker(pool_pointer self, bool initial = true) {
   auto& st = self->state;
   auto id = "w-" + std::to_string(++st.launched);
-  st.starting.insert(id);
+  if (initial)
+    st.starting.insert(id);
   child_spec spec;
   spec.id = id;
   spec.restart = restart_type::permanent;
@@ -185,7 +187,7 @@ void start_more(pool_pointer self) {
   auto& st = self->state;
   auto limit = st.cfg.startup_concurrency;
   while (st.launched < st.cfg.size && st.starting.size() < limit)
-    launch_worker(self);
+    launch_worker(self, true);
 }
 
 void dispatch_queue(pool_pointer self) {
@@ -278,6 +280,23 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   st.queue.push_back(std::move(q));
   self->delayed_send(self, wait, expire_atom::value, st.queue.back().seq);
   return promise;
+}
+
+/// A deliberate replacement: start the new worker, then have the supervisor
+/// terminate the old one (never a restart on top, not counted as one).
+void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::string& why) {
+  auto& st = self->state;
+  auto* w = st.find(addr);
+  if (w == nullptr || st.current == phase::failed || st.current == phase::stopping)
+    return;
+  auto old_id = w->info.id.substr(st.cfg.name.size() + 1);
+  ++st.replacements;
+  st.failed += w->in_flight;  // the worker answered those calls already
+  st.workers.erase(st.workers.begin() + (w - st.workers.data()));
+  detail::log_info(st.cfg.name, "replacing {}: {}", old_id, why);
+  launch_worker(self, false);
+  self->request(st.sup, caf::infinite, terminate_child_atom::value, old_id)
+    .then([](bool) {}, [](caf::error&) {});
 }
 
 void on_expire(pool_pointer self, std::uint64_t seq) {
@@ -375,7 +394,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       if (w == nullptr)
         return;
       if (is(msg.reason, errc::worker_replaced))
-        ++st.replacements;
+        ++st.replacements;  // replaced by its supervisor (no pool was there to ask)
       else if (msg.reason && msg.reason != caf::exit_reason::user_shutdown
                && !is(msg.reason, errc::pool_stopped))
         ++st.crashes;
@@ -420,6 +439,9 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
           ok ? ++w->served : ++w->failed;
         }
         dispatch_queue(self);
+      },
+      [self](replace_atom, const caf::actor_addr& addr, const std::string& why) {
+        on_replace(self, addr, why);
       },
       [self](expire_atom, std::uint64_t seq) { on_expire(self, seq); },
     };

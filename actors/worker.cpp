@@ -113,6 +113,10 @@ struct worker_state {
   /// The process is gone; replies it sent just before may still be on their
   /// way, so the actor waits briefly for them before it ends.
   bool exited = false;
+  /// Its supervisor asked it to stop.
+  bool stopping_requested = false;
+  /// Killed for replacement while its pool was gone.
+  bool replacing_orphan = false;
   caf::error final_reason;
   caf::error final_call_error;
 
@@ -210,8 +214,9 @@ caf::error stopped_error(worker_pointer self) {
 /// `shutdown_timeout`; the actor ends when the process is gone.
 void begin_stop(worker_pointer self, caf::error reason) {
   auto& st = self->state;
-  if (st.current == phase::stopping && st.exit_reason)
+  if (st.stopping_requested)
     return;
+  st.stopping_requested = true;
   st.exit_reason = reason ? std::move(reason) : caf::error{caf::exit_reason::user_shutdown};
   st.current = phase::stopping;
   if (!st.process_alive) {
@@ -300,8 +305,17 @@ void on_exit(worker_pointer self, const process_exit& how) {
     finish_after_exit(self, st.exit_reason, stopped_error(self));
     return;
   }
-  if (st.exit_reason) {  // killed on purpose
-    finish_after_exit(self, st.exit_reason, st.exit_reason);
+  if (st.exit_reason) {  // killed on purpose, to be replaced
+    if (st.replacing_orphan) {  // no pool to replace it: the supervisor restarts it
+      finish_after_exit(self, st.exit_reason, st.exit_reason);
+      return;
+    }
+    // Wait for the supervisor to terminate this worker (the pool asked it to).
+    for (auto& [seq, call] : st.calls)
+      if (!call.answered)
+        call.promise.deliver(st.exit_reason);
+    st.calls.clear();
+    st.current = phase::stopping;
     return;
   }
   auto err = make_error(errc::worker_crashed,
@@ -479,13 +493,18 @@ void on_grace(worker_pointer self, std::uint64_t seq) {
   if (i == st.calls.end() || !st.process_alive || st.exit_reason)
     return;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.deadline_grace);
-  st.exit_reason = make_error(
-    errc::worker_replaced,
-    fmt::format("worker {} was still running tool '{}' {} ms after its deadline and "
-                "was killed",
-                st.cfg.id, i->second.tool, ms.count()));
-  detail::log_warning(st.cfg.id, "{}", describe(st.exit_reason).message);
+  auto why = fmt::format("worker {} was still running tool '{}' {} ms after its deadline and "
+                         "was killed",
+                         st.cfg.id, i->second.tool, ms.count());
+  st.exit_reason = make_error(errc::worker_replaced, why);
+  detail::log_warning(st.cfg.id, "{}", why);
   default_process_launcher().signal(st.launch_id, SIGKILL);
+  // The pool starts a replacement first, then has the supervisor terminate
+  // this worker: a deliberate replacement, not a crash and not a restart.
+  if (auto owner = caf::actor_cast<caf::actor>(st.cfg.owner))
+    caf::anon_send(owner, detail::replace_atom::value, self->address(), why);
+  else
+    st.replacing_orphan = true;
 }
 
 } // namespace

@@ -20,6 +20,10 @@ using worker_ready_atom = caf::atom_constant<caf::atom("wready")>;
 using worker_failed_atom = caf::atom_constant<caf::atom("wfailed")>;
 /// (slot_free_atom, worker address, ok): a call finished and its slot is free.
 using slot_free_atom = caf::atom_constant<caf::atom("slotfree")>;
+/// (replace_atom, worker address, why): the worker cannot serve any more (e.g.
+/// killed after a deadline); the pool starts a replacement, then has the
+/// supervisor terminate the old one.
+using replace_atom = caf::atom_constant<caf::atom("replace")>;
 /// (expire_atom, queue sequence number): a queued request's time is up.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
@@ -28,6 +32,7 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
   caf::reacts_to<worker_failed_atom, std::string, caf::error>,
   caf::reacts_to<slot_free_atom, caf::actor_addr, bool>,
+  caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
   caf::reacts_to<expire_atom, std::uint64_t>>;
 
 } // namespace snakepit::detail

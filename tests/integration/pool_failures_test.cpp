@@ -84,6 +84,9 @@ TEST_CASE_FIXTURE(system_fixture, "a call past its deadline times out and the st
     return s.replacements == 1 && s.ready == 1;
   });
   CHECK(st.crashes == 0);
+  // Start-new-then-terminate-old: a new child, not a restart of the old one.
+  REQUIRE(st.workers.size() == 1);
+  CHECK(st.workers[0].id == "test/w-2");
   auto after = call(pool, make_request("worker_info"));
   REQUIRE(after);
   CHECK(after->result["pid"].as_int() != before->result["pid"].as_int());
