@@ -242,3 +242,46 @@ TEST_CASE_FIXTURE(tree_fixture, "a tree whose pool cannot start reports the chil
     std::this_thread::sleep_for(10ms);
   CHECK(default_process_launcher().live_count() == 0);
 }
+
+namespace {
+
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+
+caf::behavior greeter(caf::event_based_actor*, std::string greeting) {
+  return {[greeting](ping_atom, const std::string& who) { return greeting + ", " + who; }};
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(tree_fixture, "user actors registered by kind run in the tree beside pools") {
+  actor_registry registry;
+  registry.add("greeter", [](caf::actor_system& s, const value::map& args)
+                            -> caf::expected<caf::actor> {
+    auto i = args.find("greeting");
+    return s.spawn(greeter, i == args.end() ? std::string{"hi"}
+                                            : std::string{i->second.as_string()});
+  });
+  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"hello\", \"p\"]\n"
+                               "[actors.hello]\nkind = \"greeter\"\n"
+                               "args = { greeting = \"hello\" }\n"
+                               "[pools.p]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                               "size = 1\n",
+                               "test.toml", &registry);
+  REQUIRE_MESSAGE(spec, (spec ? "" : describe(spec.error()).message));
+  auto tree = start_tree(*sys, *spec, &registry);
+  REQUIRE(tree);
+  trees.push_back(*tree);
+  auto hello = tree->actor("hello");
+  REQUIRE(hello);
+  caf::scoped_actor self{*sys};
+  self->request(*hello, 5s, ping_atom::value, std::string{"tree"})
+    .receive([](const std::string& s) { CHECK(s == "hello, tree"); },
+             [](caf::error& e) { FAIL(caf::to_string(e)); });
+  CHECK(call(pool_of(*tree, "p"), make_request("noop")));
+  CHECK(!tree->pool("hello"));  // a name is looked up with its kind
+  auto bad = load_tree_string("[supervisors.app]\nchildren = [\"x\"]\n[actors.x]\nkind = \"gretter\"\n",
+                              "test.toml", &registry);
+  REQUIRE(!bad);
+  CHECK(describe(bad.error()).message.find("greeter") != std::string::npos);
+  tree->stop();
+}
