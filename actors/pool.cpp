@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
+#include "snakepit/actors/detail/deadline_set.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/python_locator.hpp"
@@ -45,6 +46,8 @@ struct worker_slot {
   std::uint32_t in_flight = 0;
   std::uint64_t served = 0;
   std::uint64_t failed = 0;
+  /// When it last got a call (a pool-wide counter).
+  std::uint64_t last_used = 0;
 };
 
 struct queued_request {
@@ -52,6 +55,8 @@ struct queued_request {
   execute_request req;
   caf::typed_response_promise<execute_reply> promise;
   caf::timestamp enqueued_at;
+  /// Earlier of its deadline and the queue timeout.
+  caf::timestamp expires_at;
 };
 
 struct pool_state {
@@ -62,7 +67,9 @@ struct pool_state {
   std::deque<queued_request> queue;
   std::uint64_t next_seq = 0;
   std::uint64_t next_request = 0;
-  std::size_t rotate = 0;
+  std::uint64_t dispatches = 0;
+  /// Expiry times of queued requests, behind one timer.
+  detail::deadline_set expiries;
   /// Initial workers asked for and not yet ready or failed.
   std::set<std::string> starting;
   std::uint32_t launched = 0;
@@ -82,19 +89,20 @@ struct pool_state {
     return nullptr;
   }
 
-  /// The least-loaded worker with a free slot, rotating among equals.
+  /// The least-loaded worker with a free slot; among equals the one used
+  /// most recently (its process is warm: one call at a time then stays on
+  /// one worker instead of waking an idle one each time).
   worker_slot* pick() {
     worker_slot* best = nullptr;
-    auto n = workers.size();
-    for (size_t k = 0; k < n; ++k) {
-      auto& w = workers[(rotate + k) % n];
+    for (auto& w : workers) {
       if (w.in_flight >= w.info.capacity)
         continue;
-      if (best == nullptr || w.in_flight < best->in_flight)
+      if (best == nullptr || w.in_flight < best->in_flight
+          || (w.in_flight == best->in_flight && w.last_used > best->last_used))
         best = &w;
     }
     if (best != nullptr)
-      rotate = static_cast<size_t>(best - workers.data()) + 1;
+      best->last_used = ++dispatches;
     return best;
   }
 };
@@ -198,6 +206,7 @@ void dispatch_queue(pool_pointer self) {
       return;
     auto q = std::move(st.queue.front());
     st.queue.pop_front();
+    st.expiries.remove(q.expires_at, q.seq);
     q.req.queued = caf::make_timestamp() - q.enqueued_at;
     ++w->in_flight;
     q.promise.delegate(w->handle, execute_atom::value, std::move(q.req));
@@ -274,11 +283,12 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   q.seq = ++st.next_seq;
   q.promise = self->make_response_promise<execute_reply>();
   q.enqueued_at = now;
-  auto wait = std::min<caf::timespan>(req.deadline - now, st.cfg.queue_timeout);
+  q.expires_at = now + std::min<caf::timespan>(req.deadline - now, st.cfg.queue_timeout);
   q.req = std::move(req);
   auto promise = q.promise;
+  if (auto when = st.expiries.add(q.expires_at, q.seq))
+    self->delayed_send(self, *when - now, expire_atom::value, when->time_since_epoch().count());
   st.queue.push_back(std::move(q));
-  self->delayed_send(self, wait, expire_atom::value, st.queue.back().seq);
   return promise;
 }
 
@@ -443,7 +453,17 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       [self](replace_atom, const caf::actor_addr& addr, const std::string& why) {
         on_replace(self, addr, why);
       },
-      [self](expire_atom, std::uint64_t seq) { on_expire(self, seq); },
+      [self](expire_atom, std::int64_t tick_ns) {
+        auto& st = self->state;
+        std::optional<caf::timestamp> rearm;
+        auto now = caf::make_timestamp();
+        auto due = st.expiries.on_tick(caf::timestamp{caf::timespan{tick_ns}}, now, rearm);
+        if (rearm)
+          self->delayed_send(self, std::max(caf::timespan{0}, *rearm - now), expire_atom::value,
+                             rearm->time_since_epoch().count());
+        for (auto seq : due)
+          on_expire(self, seq);
+      },
     };
   });
   return caf::actor_cast<pool_actor>(impl);

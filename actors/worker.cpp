@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "snakepit/actors/detail/deadline_set.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
@@ -42,7 +43,7 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<readyline_atom, std::string>,
   caf::reacts_to<exited_atom, process_exit>,
   caf::reacts_to<rpc_done_atom, detail::rpc_call_ptr>,
-  caf::reacts_to<deadline_atom, std::uint64_t>,
+  caf::reacts_to<deadline_atom, std::int64_t>,
   caf::reacts_to<grace_atom, std::uint64_t>,
   caf::reacts_to<start_tout_atom>,
   caf::reacts_to<orphan_atom, std::uint64_t>,
@@ -104,6 +105,8 @@ struct worker_state {
   std::unique_ptr<detail::worker_channel> channel;
   std::unordered_map<std::uint64_t, call_state> calls;
   std::uint64_t next_seq = 0;
+  /// Deadlines of the calls in flight, behind one timer.
+  detail::deadline_set deadlines;
   std::uint64_t served = 0;
   std::uint64_t failed = 0;
   std::string python_version;
@@ -351,6 +354,7 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
     if (!entry.answered)
       entry.promise.deliver(st.final_call_error);
     ++st.failed;
+    st.deadlines.remove(entry.deadline, call->seq);
     st.calls.erase(i);
     if (!has_unanswered(st))
       shut_down(self, st.final_reason, st.final_call_error);
@@ -401,7 +405,8 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
     }
   }
   ok ? ++st.served : ++st.failed;
-  st.calls.erase(i);
+  st.deadlines.remove(entry.deadline, call->seq);
+    st.calls.erase(i);
   tell_owner(st, detail::slot_free_atom::value, self->address(), ok);
   if (st.exited && !has_unanswered(st))
     shut_down(self, st.final_reason, st.final_call_error);
@@ -414,6 +419,8 @@ caf::error refuse(worker_pointer self, caf::error err) {
   tell_owner(st, detail::slot_free_atom::value, self->address(), false);
   return err;
 }
+
+void arm_deadline(worker_pointer self, caf::timestamp at, std::uint64_t seq);
 
 caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
   auto& st = self->state;
@@ -453,11 +460,9 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   if (has_deadline) {
     auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
     wire.set_timeout_ms(std::max<std::int64_t>(1, left_ms));
-    // The process gets the deadline plus the grace; our own timer answers
-    // the caller at the deadline itself.
-    call->context.set_deadline(std::chrono::system_clock::now() + left
-                               + st.cfg.deadline_grace + std::chrono::seconds{1});
-    self->delayed_send(self, left, deadline_atom::value, call->seq);
+    // No gRPC deadline: our own timer answers the caller at the deadline and
+    // kills a process still busy after the grace, which bounds the call.
+    arm_deadline(self, req.deadline, call->seq);
   }
   auto promise = self->make_response_promise<execute_reply>();
   call_state entry{promise, std::move(req.request_id), std::move(req.tool), req.queued,
@@ -468,6 +473,29 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
     caf::anon_send(handle, rpc_done_atom::value, std::move(done));
   });
   return promise;
+}
+
+void arm_deadline(worker_pointer self, caf::timestamp at, std::uint64_t seq) {
+  if (auto when = self->state.deadlines.add(at, seq)) {
+    auto delay = std::max(caf::timespan{0}, *when - caf::make_timestamp());
+    self->delayed_send(self, delay, deadline_atom::value, when->time_since_epoch().count());
+  }
+}
+
+void on_deadline(worker_pointer self, std::uint64_t seq);
+
+/// The deadline timer fired: time out every call that is due, re-arm.
+void on_deadline_tick(worker_pointer self, std::int64_t tick_ns) {
+  auto& st = self->state;
+  std::optional<caf::timestamp> rearm;
+  auto due = st.deadlines.on_tick(caf::timestamp{caf::timespan{tick_ns}}, caf::make_timestamp(),
+                                  rearm);
+  if (rearm) {
+    auto delay = std::max(caf::timespan{0}, *rearm - caf::make_timestamp());
+    self->delayed_send(self, delay, deadline_atom::value, rearm->time_since_epoch().count());
+  }
+  for (auto seq : due)
+    on_deadline(self, seq);
 }
 
 void on_deadline(worker_pointer self, std::uint64_t seq) {
@@ -561,7 +589,7 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
       [self](rpc_done_atom, detail::rpc_call_ptr& call) {
         on_rpc_done(self, std::move(call));
       },
-      [self](deadline_atom, std::uint64_t seq) { on_deadline(self, seq); },
+      [self](deadline_atom, std::int64_t tick_ns) { on_deadline_tick(self, tick_ns); },
       [self](grace_atom, std::uint64_t seq) { on_grace(self, seq); },
       [self](start_tout_atom) {
         auto& st = self->state;

@@ -24,7 +24,7 @@ using slot_free_atom = caf::atom_constant<caf::atom("slotfree")>;
 /// killed after a deadline); the pool starts a replacement, then has the
 /// supervisor terminate the old one.
 using replace_atom = caf::atom_constant<caf::atom("replace")>;
-/// (expire_atom, queue sequence number): a queued request's time is up.
+/// (expire_atom, time the timer was armed for, in ns): the queue's timer.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 /// The pool as its workers and timers see it.
@@ -33,6 +33,6 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_failed_atom, std::string, caf::error>,
   caf::reacts_to<slot_free_atom, caf::actor_addr, bool>,
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
-  caf::reacts_to<expire_atom, std::uint64_t>>;
+  caf::reacts_to<expire_atom, std::int64_t>>;
 
 } // namespace snakepit::detail

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include <caf/timestamp.hpp>
+
+namespace snakepit::detail {
+
+/// Deadlines of many calls behind one timer: an actor arms a single delayed
+/// message for the earliest deadline instead of one per call (a CAF timer per
+/// call costs a timer-thread wake-up and lingers until it fires).
+class deadline_set {
+public:
+  /// Adds a deadline; returns the time to arm a timer for when it is earlier
+  /// than every timer armed so far.
+  std::optional<caf::timestamp> add(caf::timestamp at, std::uint64_t key) {
+    entries_.emplace(at, key);
+    if (at < armed_) {
+      armed_ = at;
+      return at;
+    }
+    return std::nullopt;
+  }
+
+  void remove(caf::timestamp at, std::uint64_t key) {
+    entries_.erase({at, key});
+  }
+
+  /// A timer armed for `tick_at` fired at `now`: returns the keys now due
+  /// (removed from the set) and sets `rearm_at` when a new timer is needed.
+  std::vector<std::uint64_t> on_tick(caf::timestamp tick_at, caf::timestamp now,
+                                     std::optional<caf::timestamp>& rearm_at) {
+    if (tick_at == armed_)
+      armed_ = caf::timestamp::max();
+    std::vector<std::uint64_t> due;
+    while (!entries_.empty() && entries_.begin()->first <= now) {
+      due.push_back(entries_.begin()->second);
+      entries_.erase(entries_.begin());
+    }
+    rearm_at.reset();
+    if (!entries_.empty() && entries_.begin()->first < armed_) {
+      armed_ = entries_.begin()->first;
+      rearm_at = armed_;
+    }
+    return due;
+  }
+
+  bool empty() const noexcept {
+    return entries_.empty();
+  }
+
+private:
+  std::set<std::pair<caf::timestamp, std::uint64_t>> entries_;
+  caf::timestamp armed_ = caf::timestamp::max();
+};
+
+} // namespace snakepit::detail
