@@ -19,8 +19,8 @@ public:
   /// than every timer armed so far.
   std::optional<caf::timestamp> add(caf::timestamp at, std::uint64_t key) {
     entries_.emplace(at, key);
-    if (at < armed_) {
-      armed_ = at;
+    if (armed_.empty() || at < *armed_.begin()) {
+      armed_.insert(at);
       return at;
     }
     return std::nullopt;
@@ -34,17 +34,17 @@ public:
   /// (removed from the set) and sets `rearm_at` when a new timer is needed.
   std::vector<std::uint64_t> on_tick(caf::timestamp tick_at, caf::timestamp now,
                                      std::optional<caf::timestamp>& rearm_at) {
-    if (tick_at == armed_)
-      armed_ = caf::timestamp::max();
+    if (auto i = armed_.find(tick_at); i != armed_.end())
+      armed_.erase(i);
     std::vector<std::uint64_t> due;
     while (!entries_.empty() && entries_.begin()->first <= now) {
       due.push_back(entries_.begin()->second);
       entries_.erase(entries_.begin());
     }
     rearm_at.reset();
-    if (!entries_.empty() && entries_.begin()->first < armed_) {
-      armed_ = entries_.begin()->first;
-      rearm_at = armed_;
+    if (!entries_.empty() && (armed_.empty() || entries_.begin()->first < *armed_.begin())) {
+      rearm_at = entries_.begin()->first;
+      armed_.insert(*rearm_at);
     }
     return due;
   }
@@ -55,7 +55,8 @@ public:
 
 private:
   std::set<std::pair<caf::timestamp, std::uint64_t>> entries_;
-  caf::timestamp armed_ = caf::timestamp::max();
+  /// Times of the timers armed and not yet fired.
+  std::multiset<caf::timestamp> armed_;
 };
 
 } // namespace snakepit::detail
