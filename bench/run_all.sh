@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Runs the whole benchmark suite against an existing build and prints one summary.
+# Builds nothing. See docs/benchmarks.md.
+#
+#   bench/run_all.sh [BUILD_DIR]        (default: $SNAKEPIT_BUILD_DIR, else <repo>/build)
+#
+# Environment:
+#   SNAKEPIT_PYTHON   interpreter for the workers (default /usr/bin/python3)
+#   BENCH_OUT         directory for the raw outputs (default: a fresh /tmp/snakepit-bench-*)
+#   BENCH_QUICK=1     a smoke run: 1 round and few calls (numbers not meaningful)
+#   BENCH_WAIT_IDLE=S before each bench, wait up to S seconds for the machine to be idle
+#                     (under 10% busy with other work); default 0: do not wait
+#
+# Takes about 2.5 minutes on 2 cores. Every bench interleaves its floors and the pool in
+# the same run; the summary shows ratios of medians with PASS/FAIL against the targets.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+build="${1:-${SNAKEPIT_BUILD_DIR:-$repo/build}}"
+bin="$build/bench"
+export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
+out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
+mkdir -p "$out"
+
+for exe in latency_bench throughput_bench startup_bench; do
+  if [[ ! -x "$bin/$exe" ]]; then
+    echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
+    echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
+    exit 2
+  fi
+done
+if ! "$SNAKEPIT_PYTHON" -c 'import grpc, google.protobuf' 2>/dev/null; then
+  echo "run_all.sh: $SNAKEPIT_PYTHON cannot import grpc; set SNAKEPIT_PYTHON" >&2
+  exit 2
+fi
+
+if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
+  lat_args=(--rounds 1 --calls 120 --slices 2 --warmup 20)
+  tput_args=(--rounds 1 --calls 320 --slices 1 --warmup 32)
+  start_args=(--rounds 1)
+  mp_args=(--rounds 1 --calls 2000 --seq-calls 200)
+else
+  lat_args=(--rounds 5 --calls 1000)
+  tput_args=(--rounds 5 --calls 1200 --slices 3)
+  start_args=(--rounds 5)
+  mp_args=(--rounds 5)
+fi
+
+# Share of the machine's CPU time used by others over one second while nothing of ours
+# runs (other sessions, builds): the benchmarks assume an otherwise idle machine.
+busy_percent() {
+  local a b
+  read -r -a a < <(head -1 /proc/stat)
+  sleep 1
+  read -r -a b < <(head -1 /proc/stat)
+  local total=0 idle=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  idle=$((b[4] - a[4] + b[5] - a[5]))
+  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+
+busiest=0
+run() {
+  local name="$1"; shift
+  local busy waited=0
+  busy="$(busy_percent)"
+  while (( busy >= 10 && waited < ${BENCH_WAIT_IDLE:-0} )); do
+    busy="$(busy_percent)"
+    waited=$((waited + 1))
+  done
+  (( busy > busiest )) && busiest=$busy
+  echo "=== $name (machine busy before: ${busy}%) ==="
+  "$@" 2>"$out/$name.stderr" | tee "$out/$name.txt" | grep -v '^RESULT '
+  echo
+}
+
+started=$(date +%s)
+echo "snakepit benchmark suite: build $build, python $SNAKEPIT_PYTHON, outputs in $out"
+echo
+run latency-recommended "$bin/latency_bench" --scheduler recommended "${lat_args[@]}"
+run latency-default "$bin/latency_bench" --scheduler default --diagnostics 0 "${lat_args[@]}"
+run throughput-recommended "$bin/throughput_bench" --scheduler recommended "${tput_args[@]}"
+run throughput-default "$bin/throughput_bench" --scheduler default --deferred 0 "${tput_args[@]}"
+run startup "$bin/startup_bench" "${start_args[@]}"
+run mp-pool "$SNAKEPIT_PYTHON" "$here/mp_pool_bench.py" "${mp_args[@]}"
+elapsed=$(( $(date +%s) - started ))
+
+cat "$out"/*.txt | grep '^RESULT ' > "$out/results.txt" || true
+"$SNAKEPIT_PYTHON" - "$out/results.txt" "$elapsed" "$busiest" <<'EOF'
+import sys
+
+values = {}
+for line in open(sys.argv[1]):
+    _, bench, key, value = line.split()
+    values[(bench, key)] = float(value)
+elapsed, busiest = int(sys.argv[2]), int(sys.argv[3])
+
+
+def get(bench, key):
+    return values.get((bench, key), float("nan"))
+
+
+rows = []
+
+
+def row(what, value, unit, target=None, ok=None):
+    verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+    rows.append((what, value, unit, target or "", verdict))
+
+
+def fmt(x, digits=2):
+    return "-" if x != x else f"{x:.{digits}f}"
+
+
+for sched in ("recommended", "default"):
+    t = f"latency.{sched}"
+    r = get(t, "pool_over_actor_p50")
+    row(f"[{sched}] no-op p50: pool / one actor", fmt(r), "ratio", "<= 1.2", r <= 1.2)
+    row(f"[{sched}] no-op p99: pool / one actor", fmt(get(t, "pool_over_actor_p99")), "ratio")
+    row(f"[{sched}] no-op p50: pool / raw gRPC", fmt(get(t, "pool_over_raw_p50")), "ratio")
+    row(f"[{sched}] no-op p99: pool / raw gRPC", fmt(get(t, "pool_over_raw_p99")), "ratio")
+    r = get(t, "echo_pool_over_actor_p50")
+    row(f"[{sched}] echo 1 KiB p50: pool / one actor", fmt(r), "ratio", "<= 1.2", r <= 1.2)
+    row(f"[{sched}] no-op p50 raw / one actor / pool / pool via scoped_actor",
+        " / ".join(fmt(get(t, k + "_p50_us"), 0) for k in ("raw", "actor", "pool", "pool-scoped")), "us")
+    row(f"[{sched}] no-op p99 raw / one actor / pool",
+        " / ".join(fmt(get(t, k + "_p99_us"), 0) for k in ("raw", "actor", "pool")), "us")
+    row(f"[{sched}] host wake-ups per call raw / one actor / pool / scoped",
+        " / ".join(fmt(get(t, k + "_host_vcs"), 1) for k in ("raw", "actor", "pool", "pool-scoped")),
+        "vol. switches")
+    row(f"[{sched}] worker wake-ups per call raw / one actor / pool",
+        " / ".join(fmt(get(t, k + "_worker_vcs"), 1) for k in ("raw", "actor", "pool")), "vol. switches")
+row("pool p50, default scheduler / recommended",
+    fmt(get("latency.default", "pool_p50_us") / get("latency.recommended", "pool_p50_us")), "ratio")
+
+for sched in ("recommended", "default"):
+    t = f"throughput.{sched}.noop"
+    r = get(t, "pool16_over_raw")
+    row(f"[{sched}] throughput 2 workers: pool, 16 callers / raw", fmt(r), "ratio",
+        ">= 0.8" if sched == "recommended" else None, (r >= 0.8) if sched == "recommended" else None)
+    row(f"[{sched}] calls/s raw / pool-16", f"{fmt(get(t, 'raw_calls_per_s'), 0)} / "
+        f"{fmt(get(t, 'pool-16_calls_per_s'), 0)}", "calls/s")
+    row(f"[{sched}] host CPU per call raw / pool-16",
+        f"{fmt(get(t, 'raw_host_cpu_us'), 0)} / {fmt(get(t, 'pool-16_host_cpu_us'), 0)}", "us")
+t = "throughput.recommended.noop"
+row("[recommended] host CPU per call later, when a call's timers fire",
+    fmt(get(t, "deferred_cpu_us"), 0), "us")
+
+r = get("startup", "pooln_over_floor")
+row(f"pool of {fmt(get('startup', 'workers'), 0)} ready, first call on each / "
+    f"({fmt(get('startup', 'workers'), 0)} x one worker / {fmt(get('startup', 'cpus'), 0)} CPUs)",
+    fmt(r), "ratio", "<= 1.5", r <= 1.5)
+row("  pool / floor / one worker", f"{fmt(get('startup', 'pooln_ms'), 0)} / {fmt(get('startup', 'floor_ms'), 0)}"
+    f" / {fmt(get('startup', 'floor1_ms'), 0)}", "ms")
+
+pool16 = get("throughput.recommended.noop", "pool-16_calls_per_s")
+for method in ("fork", "spawn"):
+    mp = get(f"mp.{method}", "calls_per_s")
+    row(f"calls/s, snakepit pool-16 / multiprocessing.Pool(2) {method}", f"{fmt(pool16 / mp)}",
+        f"ratio ({fmt(pool16, 0)} / {fmt(mp, 0)})")
+    row(f"one at a time p50, snakepit pool / multiprocessing.Pool {method}",
+        fmt(get("latency.recommended", "pool_p50_us") / get(f"mp.{method}", "p50_us")),
+        f"ratio ({fmt(get('latency.recommended', 'pool_p50_us'), 0)} / "
+        f"{fmt(get(f'mp.{method}', 'p50_us'), 0)} us)")
+
+widths = [max(len(r[i]) for r in rows) for i in range(5)]
+print("=== summary ===")
+print(f"{'measure':<{widths[0]}}  {'value':>{widths[1]}}  {'unit':<{widths[2]}}  {'target':>6}  verdict")
+print("-" * (sum(widths) + 20))
+for r in rows:
+    print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>6}  {r[4]}")
+print(f"\nsuite ran {elapsed} s; the machine was at most {busiest}% busy with other work just before a bench"
+      + (" (numbers may be inflated: rerun on an idle machine)" if busiest > 15 else ""))
+EOF
+echo "raw outputs: $out"
