@@ -12,17 +12,6 @@ using namespace snakepit;
 using namespace snakepit::testing;
 using namespace std::chrono_literals;
 
-namespace {
-
-caf::expected<execute_reply> await(caf::scoped_actor& self) {
-  caf::expected<execute_reply> out{caf::error{}};
-  self->receive([&](execute_reply& r) { out = std::move(r); },
-                [&](caf::error& e) { out = std::move(e); });
-  return out;
-}
-
-} // namespace
-
 TEST_CASE_FIXTURE(system_fixture, "a worker that exits mid-call fails only that call") {
   auto pool = start(showcase(2));
   caf::scoped_actor other{*sys};

@@ -104,6 +104,14 @@ struct system_fixture {
   }
 };
 
+/// The reply (or error) of a request sent earlier from `self`.
+inline caf::expected<execute_reply> await(caf::scoped_actor& self) {
+  caf::expected<execute_reply> out{caf::error{}};
+  self->receive([&](execute_reply& r) { out = std::move(r); },
+                [&](caf::error& e) { out = std::move(e); });
+  return out;
+}
+
 inline std::string kind_of(const caf::expected<execute_reply>& r) {
   return r ? std::string{"ok"} : describe(r.error()).kind;
 }

@@ -9,13 +9,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-caf::expected<execute_reply> await(caf::scoped_actor& self) {
-  caf::expected<execute_reply> out{caf::error{}};
-  self->receive([&](execute_reply& r) { out = std::move(r); },
-                [&](caf::error& e) { out = std::move(e); });
-  return out;
-}
-
 void send(caf::scoped_actor& self, const pool_actor& pool, execute_request req) {
   self->send(caf::actor_cast<caf::actor>(pool), execute_atom::value, std::move(req));
 }
