@@ -97,8 +97,11 @@ struct pool_state {
     for (auto& w : workers) {
       if (w.in_flight >= w.info.capacity)
         continue;
-      if (best == nullptr || w.in_flight < best->in_flight
-          || (w.in_flight == best->in_flight && w.last_used > best->last_used))
+      // Load as a fraction of capacity (cross-multiplied, no division).
+      auto load = std::uint64_t{w.in_flight} * (best ? best->info.capacity : 1);
+      auto best_load = best ? std::uint64_t{best->in_flight} * w.info.capacity : 0;
+      if (best == nullptr || load < best_load
+          || (load == best_load && w.last_used > best->last_used))
         best = &w;
     }
     if (best != nullptr)
@@ -163,7 +166,9 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.adapter = cfg.adapter;
   wc.python_path = cfg.python_path;
   wc.env = cfg.env;
-  wc.capacity = 1;  // process profile
+  wc.profile = cfg.profile;
+  wc.capacity = cfg.profile == worker_profile::thread ? cfg.threads_per_worker : 1;
+  wc.thread_check = cfg.thread_check;
   wc.max_payload_bytes = cfg.max_payload_bytes;
   wc.startup_timeout = cfg.startup_timeout;
   wc.deadline_grace = cfg.deadline_grace;

@@ -22,6 +22,10 @@ caf::expected<pool_config> validate(pool_config cfg) {
                    cfg.adapter));
   need(cfg.size >= 1 && cfg.size <= 4096, "size must be between 1 and 4096");
   need(cfg.min_ready <= cfg.size, "min_ready must not exceed size");
+  need(cfg.threads_per_worker >= 1 && cfg.threads_per_worker <= 1024,
+       "threads_per_worker must be between 1 and 1024");
+  need(cfg.profile == worker_profile::thread || cfg.thread_check == thread_check_mode::off,
+       "thread_check needs profile = \"thread\"");
   need(cfg.queue_max <= 10'000'000, "queue_max must be at most 10000000");
   need(cfg.startup_timeout.count() > 0, "startup_timeout_ms must be positive");
   need(cfg.queue_timeout.count() > 0, "queue_timeout_ms must be positive");

@@ -9,6 +9,7 @@
 #include <caf/expected.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/actors/worker_profile.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
 
 namespace snakepit {
@@ -28,6 +29,13 @@ struct pool_config {
   std::vector<std::pair<std::string, std::string>> env;
   /// Number of worker processes.
   std::uint32_t size = 2;
+  /// `process`: one request at a time per process; `thread`: one process
+  /// serving `threads_per_worker` requests at once.
+  worker_profile profile = worker_profile::process;
+  /// Capacity of each worker in the thread profile (ignored otherwise).
+  std::uint32_t threads_per_worker = 4;
+  /// Thread profile: run-time check for unsafe sharing between threads.
+  thread_check_mode thread_check = thread_check_mode::off;
   /// Workers that must be ready before the pool counts as started; 0 = all.
   std::uint32_t min_ready = 0;
   /// Workers starting at the same time; 0 = twice the CPUs this process may use.
@@ -41,7 +49,8 @@ struct pool_config {
   /// Deadline of a request that comes without one.
   caf::timespan request_timeout = std::chrono::seconds{60};
   /// A process-profile worker still busy this long after a call's deadline
-  /// is killed and replaced.
+  /// is killed and replaced. (In the thread profile a deadline fails only its
+  /// caller: killing the process would fail unrelated calls.)
   caf::timespan deadline_grace = std::chrono::milliseconds{500};
   /// Largest request or result, in bytes of wire encoding.
   std::int64_t max_payload_bytes = 64LL * 1024 * 1024;

@@ -110,6 +110,9 @@ struct worker_state {
   std::uint64_t served = 0;
   std::uint64_t failed = 0;
   std::string python_version;
+  std::string implementation;
+  bool gil_enabled = true;
+  bool free_threaded = false;
   std::shared_ptr<stderr_tail> tail = std::make_shared<stderr_tail>();
   /// Set once the actor decided how it ends (crash, replacement, stop).
   caf::error exit_reason;
@@ -148,6 +151,14 @@ process_spec make_spec(const worker_state& st) {
                "--lifeline-fd", "4",
                "--parent-pid", std::to_string(::getpid()),
                "--worker-id",  cfg.id};
+  if (cfg.profile == worker_profile::thread) {
+    spec.args.emplace_back("--profile");
+    spec.args.emplace_back("thread");
+  }
+  if (cfg.thread_check != thread_check_mode::off) {
+    spec.args.emplace_back("--thread-check");
+    spec.args.emplace_back(to_string(cfg.thread_check));
+  }
   for (auto& dir : cfg.python_path) {
     spec.args.emplace_back("--python-path");
     spec.args.emplace_back(dir);
@@ -155,9 +166,10 @@ process_spec make_spec(const worker_state& st) {
   std::string pythonpath = python_package_dir();
   if (auto* existing = std::getenv("PYTHONPATH"); existing && *existing)
     pythonpath += std::string{":"} + existing;
-  // Native thread pools sized for the profile: N threads must not each start
-  // a full BLAS pool.
-  auto threads = std::to_string(cfg.capacity);
+  // Native thread pools sized for the profile: one thread per request slot,
+  // so N workers (or N threads of one worker) do not each start a BLAS pool
+  // as large as the machine. Users may override these in `env`.
+  std::string threads = "1";
   spec.env = {{"PYTHONPATH", pythonpath},
               {"PYTHONUNBUFFERED", "1"},
               {"OMP_NUM_THREADS", threads},
@@ -186,6 +198,10 @@ worker_status make_status(worker_pointer self) {
   out.served = st.served;
   out.failed = st.failed;
   out.python_version = st.python_version;
+  out.implementation = st.implementation;
+  out.gil_enabled = st.gil_enabled;
+  out.free_threaded = st.free_threaded;
+  out.profile = to_string(st.cfg.profile);
   return out;
 }
 
@@ -261,6 +277,13 @@ void on_ready_line(worker_pointer self, const std::string& line) {
     return;
   }
   st.python_version = doc.value("python_version", std::string{});
+  st.implementation = doc.value("implementation", std::string{});
+  st.gil_enabled = doc.value("gil_enabled", true);
+  st.free_threaded = doc.value("free_threaded", false);
+  if (auto w = doc.find("warnings"); w != doc.end() && w->is_array())
+    for (auto& item : *w)
+      if (item.is_string())
+        detail::log_warning(st.cfg.id, "{}", item.get<std::string>());
   st.channel = std::make_unique<detail::worker_channel>(
     st.socket_path, st.cfg.max_payload_bytes + 65536);
   st.current = phase::ready;
@@ -520,6 +543,14 @@ void on_grace(worker_pointer self, std::uint64_t seq) {
   auto i = st.calls.find(seq);
   if (i == st.calls.end() || !st.process_alive || st.exit_reason)
     return;
+  if (st.cfg.capacity > 1) {
+    // Thread profile: killing the process would fail unrelated calls; the
+    // slot stays taken until Python finishes the call.
+    detail::log_warning(st.cfg.id, "tool '{}' (request {}) is still running past its "
+                        "deadline; its slot stays busy until it returns",
+                        i->second.tool, i->second.request_id);
+    return;
+  }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.deadline_grace);
   auto why = fmt::format("worker {} was still running tool '{}' {} ms after its deadline and "
                          "was killed",

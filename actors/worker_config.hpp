@@ -9,6 +9,8 @@
 #include <caf/actor_addr.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/actors/worker_profile.hpp"
+
 namespace snakepit {
 
 /// Everything one worker actor needs to start and run its Python process.
@@ -26,6 +28,8 @@ struct worker_config {
   std::vector<std::pair<std::string, std::string>> env;
   /// Calls the worker may run at once (1 in the process profile).
   std::uint32_t capacity = 1;
+  worker_profile profile = worker_profile::process;
+  thread_check_mode thread_check = thread_check_mode::off;
   /// Largest request or result, in bytes of wire encoding.
   std::int64_t max_payload_bytes = 64 * 1024 * 1024;
   /// From spawn to the worker's ready signal.

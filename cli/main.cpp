@@ -37,8 +37,23 @@ struct pool_options {
   std::int64_t max_payload_bytes = 64LL * 1024 * 1024;
   std::int64_t startup_timeout_ms = 20000;
   std::string log_level = "warning";
+  std::string profile = "process";
+  std::uint32_t threads = 4;
+  std::string thread_check = "off";
 
   void add_to(CLI::App& app) {
+    app.add_option("--profile", profile, "Worker profile: process (one call at a time per "
+                                         "process) or thread (--threads calls per process)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"process", "thread"}));
+    app.add_option("--threads", threads, "Calls at once per worker in the thread profile")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1024u));
+    app.add_option("--thread-check", thread_check,
+                   "Thread profile: check for unsafe sharing between threads (off, warn, "
+                   "strict)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"off", "warn", "strict"}));
     app.add_option("--adapter", adapter, "Adapter class, dotted path (package.module.Class)")
       ->capture_default_str();
     app.add_option("--python-path", python_path, "Extra Python import directory (repeatable)");
@@ -67,6 +82,9 @@ struct pool_options {
     cfg.size = workers;
     cfg.max_payload_bytes = max_payload_bytes;
     cfg.startup_timeout = std::chrono::milliseconds{startup_timeout_ms};
+    cfg.profile = *parse_worker_profile(profile);
+    cfg.threads_per_worker = threads;
+    cfg.thread_check = *parse_thread_check_mode(thread_check);
     return cfg;
   }
 };
@@ -118,7 +136,72 @@ struct call_options {
   std::string args_json = "{}";
   std::int64_t timeout_ms = 60000;
   bool timings = false;
+  std::uint32_t repeat = 1;
+  std::uint32_t concurrency = 1;
 };
+
+std::string reply_json(const execute_reply& reply, bool timings) {
+  if (!timings)
+    return reply.result.to_json();
+  auto us = [](caf::timespan t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t).count();
+  };
+  return value::make_map({{"result", reply.result},
+                          {"python_wall_us", us(reply.python_wall)},
+                          {"python_cpu_us", us(reply.python_cpu)},
+                          {"worker", reply.worker_id}})
+    .to_json();
+}
+
+/// Sends `opts.repeat` calls with at most `opts.concurrency` in flight, one
+/// JSON line per result on stdout (errors on stderr); returns the failures.
+std::uint32_t call_many(caf::actor_system& sys, const pool_actor& pool,
+                        const call_options& opts, const value::map& args) {
+  struct driver_state {
+    std::uint32_t sent = 0;
+    std::uint32_t done = 0;
+    std::uint32_t failed = 0;
+  };
+  caf::scoped_actor waiter{sys};
+  auto timeout = std::chrono::milliseconds{opts.timeout_ms};
+  auto driver = sys.spawn([&opts, &args, pool, timeout,
+                           reply_to = caf::actor{waiter}](
+                            caf::stateful_actor<driver_state>* self) -> caf::behavior {
+    auto send_one = std::make_shared<std::function<void()>>();
+    *send_one = [self, &opts, &args, pool, timeout, reply_to, send_one] {
+      if (self->state.sent >= opts.repeat)
+        return;
+      ++self->state.sent;
+      auto finish = [self, &opts, reply_to, send_one] {
+        if (++self->state.done == opts.repeat) {
+          self->send(reply_to, self->state.failed);
+          self->quit();
+          return;
+        }
+        (*send_one)();
+      };
+      self->request(pool, caf::infinite, execute_atom::value,
+                    make_request(opts.tool, args, timeout))
+        .then(
+          [&opts, finish](execute_reply& reply) {
+            std::cout << reply_json(reply, opts.timings) << '\n';
+            finish();
+          },
+          [self, finish](caf::error& err) {
+            ++self->state.failed;
+            print_error(err);
+            finish();
+          });
+    };
+    for (std::uint32_t i = 0; i < opts.concurrency; ++i)
+      (*send_one)();
+    return {[](caf::unit_t) {}};
+  });
+  std::uint32_t failed = 0;
+  waiter->receive([&](std::uint32_t n) { failed = n; });
+  std::cout.flush();
+  return failed;
+}
 
 int run_call(const call_options& opts) {
   if (!apply_log_level(opts.pool.log_level))
@@ -141,6 +224,20 @@ int run_call(const call_options& opts) {
     print_error(pool.error());
     return exit_failed;
   }
+  if (opts.repeat > 1 || opts.concurrency > 1) {
+    auto t0 = steady_clock::now();
+    auto failed = call_many(*h.sys, *pool, opts, *args->if_map());
+    auto secs = std::chrono::duration<double>(steady_clock::now() - t0).count();
+    stop_pool(*h.sys, *pool);
+    log_line(fmt::format("{} calls, {} in flight, {} failed, {:.3f} s, {:.0f} calls/s "
+                         "({} profile, {} workers{})",
+                         opts.repeat, opts.concurrency, failed, secs, opts.repeat / secs,
+                         opts.pool.profile, opts.pool.workers,
+                         opts.pool.profile == "thread"
+                           ? fmt::format(" x {} threads", opts.pool.threads)
+                           : std::string{}));
+    return failed == 0 ? exit_ok : exit_failed;
+  }
   auto req = make_request(opts.tool, *args->if_map(),
                           std::chrono::milliseconds{opts.timeout_ms});
   auto reply = call(*h.sys, *pool, std::move(req));
@@ -149,19 +246,7 @@ int run_call(const call_options& opts) {
     print_error(reply.error());
     return exit_failed;
   }
-  if (opts.timings) {
-    auto us = [](caf::timespan t) {
-      return std::chrono::duration_cast<std::chrono::microseconds>(t).count();
-    };
-    std::cout << value::make_map({{"result", reply->result},
-                                  {"python_wall_us", us(reply->python_wall)},
-                                  {"python_cpu_us", us(reply->python_cpu)},
-                                  {"worker", reply->worker_id}})
-                   .to_json()
-              << std::endl;
-  } else {
-    std::cout << reply->result.to_json() << std::endl;
-  }
+  std::cout << reply_json(*reply, opts.timings) << std::endl;
   return exit_ok;
 }
 
@@ -347,6 +432,13 @@ int main(int argc, char** argv) {
   call_cmd->add_option("--timeout-ms", call_opts.timeout_ms, "Deadline of the call")
     ->capture_default_str()
     ->check(CLI::PositiveNumber);
+  call_cmd->add_option("--repeat", call_opts.repeat, "Make the call N times")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 10000000u));
+  call_cmd->add_option("--concurrency", call_opts.concurrency,
+                       "With --repeat: calls in flight at once")
+    ->capture_default_str()
+    ->check(CLI::Range(1u, 100000u));
   call_cmd->add_flag("--timings", call_opts.timings,
                      "Print {result, python_wall_us, python_cpu_us, worker}");
 

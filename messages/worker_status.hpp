@@ -25,12 +25,22 @@ struct worker_status {
   std::uint64_t failed = 0;
   /// Interpreter of the worker, e.g. "3.11.2".
   std::string python_version;
+  /// e.g. "cpython".
+  std::string implementation;
+  /// Whether the interpreter runs with the GIL (true on Pythons that cannot
+  /// say, which is all before 3.13).
+  bool gil_enabled = true;
+  /// Whether the interpreter is a free-threaded build.
+  bool free_threaded = false;
+  /// "process" or "thread".
+  std::string profile;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
   return f(caf::meta::type_name("snakepit::worker_status"), x.id, x.pid, x.state,
-           x.capacity, x.in_flight, x.served, x.failed, x.python_version);
+           x.capacity, x.in_flight, x.served, x.failed, x.python_version,
+           x.implementation, x.gil_enabled, x.free_threaded, x.profile);
 }
 
 } // namespace snakepit

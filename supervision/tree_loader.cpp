@@ -51,6 +51,7 @@ const word_list supervisor_keys = {
 
 const word_list pool_keys = {
   "adapter",          "size",          "min_ready",
+  "profile",          "threads_per_worker", "thread_check",
   "python",           "python_path",   "env",
   "startup_concurrency", "startup_timeout_ms", "queue_max",
   "queue_timeout_ms", "request_timeout_ms", "deadline_grace_ms",
@@ -64,6 +65,10 @@ const word_list actor_keys = {"kind", "args", "restart", "shutdown"};
 const word_list strategy_words = {"one_for_one", "one_for_all", "rest_for_one"};
 
 const word_list restart_words = {"permanent", "transient", "temporary"};
+
+const word_list profile_words = {"process", "thread"};
+
+const word_list thread_check_words = {"off", "warn", "strict"};
 
 const word_list shutdown_words = {"brutal_kill", "infinity"};
 
@@ -928,6 +933,11 @@ private:
     }
     assign(cfg.size, s.count("size", 1, 4096, "a positive integer"));
     assign(cfg.min_ready, s.count("min_ready", 0, max_u32, "an integer >= 0"));
+    if (auto w = s.word("profile", profile_words))
+      cfg.profile = *parse_worker_profile(*w);
+    assign(cfg.threads_per_worker, s.count("threads_per_worker", 1, 1024, "an integer 1..1024"));
+    if (auto w = s.word("thread_check", thread_check_words))
+      cfg.thread_check = *parse_thread_check_mode(*w);
     assign(cfg.python, s.string("python", "a non-empty string (interpreter path or command)"));
     assign(cfg.python_path, s.string_list("python_path"));
     assign(cfg.env, s.string_table("env"));
@@ -1374,6 +1384,11 @@ void describe_node(const tree_node& n, std::size_t depth, std::string& out) {
       out += fmt::format("adapter {}, size {}, min_ready {}, python {}", n.pool.adapter,
                          n.pool.size, n.pool.min_ready,
                          n.pool.python.empty() ? std::string{"auto"} : n.pool.python);
+      if (n.pool.profile == worker_profile::thread)
+        out += fmt::format(", thread profile x {} threads{}", n.pool.threads_per_worker,
+                           n.pool.thread_check == thread_check_mode::off
+                             ? std::string{}
+                             : ", thread_check " + to_string(n.pool.thread_check));
       break;
     case node_kind::actor:
       out += "kind " + n.actor_kind;
