@@ -6,6 +6,8 @@
 #include "snakepit/actors/log.hpp"
 #include "snakepit/actors/pool.hpp"
 #include "snakepit/actors/pool_config.hpp"
+#include "snakepit/actors/profile_advice.hpp"
+#include "snakepit/actors/worker_profile.hpp"
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/actors/scheduler_settings.hpp"

@@ -48,6 +48,9 @@ struct worker_slot {
   std::uint64_t failed = 0;
   /// When it last got a call (a pool-wide counter).
   std::uint64_t last_used = 0;
+  /// Time spent in the tools, summed over finished calls.
+  caf::timespan python_wall{0};
+  caf::timespan python_cpu{0};
 };
 
 struct queued_request {
@@ -132,6 +135,8 @@ pool_status make_status(pool_pointer self) {
     ws.in_flight = w.in_flight;
     ws.served = w.served;
     ws.failed = w.failed;
+    ws.python_wall_total = w.python_wall;
+    ws.python_cpu_total = w.python_cpu;
     out.workers.push_back(std::move(ws));
   }
   return out;
@@ -445,13 +450,16 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
           fail_pool(self, err);
         }
       },
-      [self](slot_free_atom, const caf::actor_addr& addr, bool ok) {
+      [self](slot_free_atom, const caf::actor_addr& addr, bool ok, std::int64_t wall_ns,
+             std::int64_t cpu_ns) {
         auto& st = self->state;
         ok ? ++st.served : ++st.failed;
         if (auto* w = st.find(addr)) {
           if (w->in_flight > 0)
             --w->in_flight;
           ok ? ++w->served : ++w->failed;
+          w->python_wall += caf::timespan{wall_ns};
+          w->python_cpu += caf::timespan{cpu_ns};
         }
         dispatch_queue(self);
       },

@@ -429,8 +429,11 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
   }
   ok ? ++st.served : ++st.failed;
   st.deadlines.remove(entry.deadline, call->seq);
-    st.calls.erase(i);
-  tell_owner(st, detail::slot_free_atom::value, self->address(), ok);
+  st.calls.erase(i);
+  // Python's own times also for calls answered early (deadline) or failed.
+  tell_owner(st, detail::slot_free_atom::value, self->address(), ok,
+             static_cast<std::int64_t>(call->response.wall_ns()),
+             static_cast<std::int64_t>(call->response.cpu_ns()));
   if (st.exited && !has_unanswered(st))
     shut_down(self, st.final_reason, st.final_call_error);
 }
@@ -439,7 +442,8 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
 caf::error refuse(worker_pointer self, caf::error err) {
   auto& st = self->state;
   ++st.failed;
-  tell_owner(st, detail::slot_free_atom::value, self->address(), false);
+  tell_owner(st, detail::slot_free_atom::value, self->address(), false, std::int64_t{0},
+             std::int64_t{0});
   return err;
 }
 

@@ -228,7 +228,16 @@ int run_call(const call_options& opts) {
     auto t0 = steady_clock::now();
     auto failed = call_many(*h.sys, *pool, opts, *args->if_map());
     auto secs = std::chrono::duration<double>(steady_clock::now() - t0).count();
+    pool_status status;
+    {
+      caf::scoped_actor self{*h.sys};
+      self->request(*pool, caf::infinite, status_atom::value)
+        .receive([&](pool_status& st) { status = std::move(st); }, [](caf::error&) {});
+    }
     stop_pool(*h.sys, *pool);
+    auto observed = observe(status);
+    observed.elapsed = std::chrono::duration_cast<caf::timespan>(steady_clock::now() - t0);
+    auto advice = advise_profile(observed);
     log_line(fmt::format("{} calls, {} in flight, {} failed, {:.3f} s, {:.0f} calls/s "
                          "({} profile, {} workers{})",
                          opts.repeat, opts.concurrency, failed, secs, opts.repeat / secs,
@@ -236,6 +245,8 @@ int run_call(const call_options& opts) {
                          opts.pool.profile == "thread"
                            ? fmt::format(" x {} threads", opts.pool.threads)
                            : std::string{}));
+    log_line(fmt::format("profile advice: {} ({})", to_string(advice.recommended),
+                         advice.reason));
     return failed == 0 ? exit_ok : exit_failed;
   }
   auto req = make_request(opts.tool, *args->if_map(),

@@ -4,6 +4,7 @@
 #include <string>
 
 #include <caf/meta/type_name.hpp>
+#include <caf/timespan.hpp>
 
 namespace snakepit {
 
@@ -34,13 +35,17 @@ struct worker_status {
   bool free_threaded = false;
   /// "process" or "thread".
   std::string profile;
+  /// Sums over finished calls of the time spent in the tools.
+  caf::timespan python_wall_total{0};
+  caf::timespan python_cpu_total{0};
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
   return f(caf::meta::type_name("snakepit::worker_status"), x.id, x.pid, x.state,
            x.capacity, x.in_flight, x.served, x.failed, x.python_version,
-           x.implementation, x.gil_enabled, x.free_threaded, x.profile);
+           x.implementation, x.gil_enabled, x.free_threaded, x.profile,
+           x.python_wall_total, x.python_cpu_total);
 }
 
 } // namespace snakepit

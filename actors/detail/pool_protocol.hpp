@@ -18,7 +18,8 @@ namespace snakepit::detail {
 using worker_ready_atom = caf::atom_constant<caf::atom("wready")>;
 /// (worker_failed_atom, worker id, error): the worker could not start.
 using worker_failed_atom = caf::atom_constant<caf::atom("wfailed")>;
-/// (slot_free_atom, worker address, ok): a call finished and its slot is free.
+/// (slot_free_atom, worker address, ok, python wall ns, python cpu ns): a call
+/// finished and its slot is free.
 using slot_free_atom = caf::atom_constant<caf::atom("slotfree")>;
 /// (replace_atom, worker address, why): the worker cannot serve any more (e.g.
 /// killed after a deadline); the pool starts a replacement, then has the
@@ -31,7 +32,7 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
   caf::reacts_to<worker_failed_atom, std::string, caf::error>,
-  caf::reacts_to<slot_free_atom, caf::actor_addr, bool>,
+  caf::reacts_to<slot_free_atom, caf::actor_addr, bool, std::int64_t, std::int64_t>,
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
   caf::reacts_to<expire_atom, std::int64_t>>;
 

@@ -1,0 +1,61 @@
+// Which profile to recommend from what the calls did.
+
+#include <doctest/doctest.h>
+
+#include "snakepit/actors/profile_advice.hpp"
+
+using namespace snakepit;
+using namespace std::chrono_literals;
+
+namespace {
+
+workload_observation seen(worker_profile p, caf::timespan wall, caf::timespan cpu,
+                          bool gil = true) {
+  workload_observation w;
+  w.profile = p;
+  w.threads_per_worker = p == worker_profile::thread ? 8 : 1;
+  w.gil_enabled = gil;
+  w.calls = 100;
+  w.python_wall = wall;
+  w.python_cpu = cpu;
+  return w;
+}
+
+} // namespace
+
+TEST_CASE("waiting tools are advised the thread profile") {
+  auto a = advise_profile(seen(worker_profile::process, 10s, 1s));
+  CHECK(a.recommended == worker_profile::thread);
+  CHECK(a.cpu_share == doctest::Approx(0.1));
+  CHECK(a.reason.find("waiting") != std::string::npos);
+}
+
+TEST_CASE("pure-Python CPU work on a GIL Python is advised the process profile") {
+  auto a = advise_profile(seen(worker_profile::process, 10s, 9s));
+  CHECK(a.recommended == worker_profile::process);
+  CHECK(a.reason.find("GIL") != std::string::npos);
+  // In the thread profile, contention for the GIL shows as a low CPU share per call.
+  auto contended_obs = seen(worker_profile::thread, 80s, 10s);
+  contended_obs.elapsed = 10s;  // one process burning a full CPU for 10 s
+  auto contended = advise_profile(contended_obs);
+  CHECK(contended.recommended == worker_profile::process);
+  CHECK(contended.reason.find("GIL") != std::string::npos);
+  auto io_obs = seen(worker_profile::thread, 80s, 1s);
+  io_obs.elapsed = 10s;  // a tenth of a CPU: waiting for I/O
+  CHECK(advise_profile(io_obs).recommended == worker_profile::thread);
+  auto parallel = advise_profile(seen(worker_profile::thread, 10s, 9s));
+  CHECK(parallel.recommended == worker_profile::thread);  // GIL released: threads scale
+}
+
+TEST_CASE("a free-threaded Python runs CPU work in threads") {
+  auto a = advise_profile(seen(worker_profile::process, 10s, 9s, false));
+  CHECK(a.recommended == worker_profile::thread);
+}
+
+TEST_CASE("no calls, no advice beyond keeping the profile") {
+  workload_observation w;
+  w.profile = worker_profile::thread;
+  auto a = advise_profile(w);
+  CHECK(a.recommended == worker_profile::thread);
+  CHECK(a.reason.find("no calls") != std::string::npos);
+}
