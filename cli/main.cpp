@@ -1,10 +1,12 @@
 // The `snakepit` command line: one-shot calls and the demo.
 
 #include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -426,6 +428,36 @@ int run_tree(const std::string& file, const std::string& log_level) {
   return exit_failed;
 }
 
+// --- snakepit libraries -------------------------------------------------------
+
+/// Prints the library compatibility table (thread safety, GIL release) that
+/// the Python side keeps, by running it with the located interpreter.
+int run_libraries(const std::string& python, bool json) {
+  auto interpreter = locate_python(python);
+  if (!interpreter) {
+    print_error(interpreter.error());
+    return exit_failed;
+  }
+  auto pythonpath = python_package_dir();
+  if (auto* existing = std::getenv("PYTHONPATH"); existing && *existing)
+    pythonpath += std::string{":"} + existing;
+  ::setenv("PYTHONPATH", pythonpath.c_str(), 1);
+  std::vector<std::string> args{*interpreter, "-m", "snakepit_bridge.compat"};
+  if (json)
+    args.emplace_back("--json");
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::cout.flush();
+  ::execv(interpreter->c_str(), argv.data());
+  error_info info;
+  info.kind = "internal";
+  info.message = "cannot run " + *interpreter + ": " + std::strerror(errno);
+  print_error(info);
+  return exit_failed;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -470,6 +502,13 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--log-level", run_log_level, "debug, info, warning, error or off")
     ->capture_default_str();
 
+  std::string libraries_python;
+  bool libraries_json = false;
+  auto* libraries_cmd = app.add_subcommand(
+    "libraries", "Print which common Python libraries are thread-safe and release the GIL");
+  libraries_cmd->add_option("--python", libraries_python, "Python interpreter");
+  libraries_cmd->add_flag("--json", libraries_json, "Print JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -492,5 +531,7 @@ int main(int argc, char** argv) {
     return run_check(tree_file);
   if (run_cmd->parsed())
     return run_tree(tree_file, run_log_level);
+  if (libraries_cmd->parsed())
+    return run_libraries(libraries_python, libraries_json);
   return exit_usage;
 }
