@@ -11,7 +11,7 @@
 #   BENCH_WAIT_IDLE=S before each bench, wait up to S seconds for the machine to be idle
 #                     (under 10% busy with other work); default 0: do not wait
 #
-# Takes about 2.5 minutes on 2 cores. Every bench interleaves its floors and the pool in
+# Takes about 3 minutes on 2 cores. Every bench interleaves its floors and the pool in
 # the same run; the summary shows ratios of medians with PASS/FAIL against the targets.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -40,11 +40,13 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   tput_args=(--rounds 1 --calls 320 --slices 1 --warmup 32)
   start_args=(--rounds 1)
   mp_args=(--rounds 1 --calls 2000 --seq-calls 200)
+  prof_args=(--rounds 1 --scale 0.3)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
   start_args=(--rounds 5)
   mp_args=(--rounds 5)
+  prof_args=(--rounds 5)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -84,6 +86,7 @@ run throughput-recommended "$bin/throughput_bench" --scheduler recommended "${tp
 run throughput-default "$bin/throughput_bench" --scheduler default --deferred 0 "${tput_args[@]}"
 run startup "$bin/startup_bench" "${start_args[@]}"
 run mp-pool "$SNAKEPIT_PYTHON" "$here/mp_pool_bench.py" "${mp_args[@]}"
+run profiles "$bin/profile_bench" "${prof_args[@]}"
 elapsed=$(( $(date +%s) - started ))
 
 cat "$out"/*.txt | grep '^RESULT ' > "$out/results.txt" || true
@@ -163,6 +166,22 @@ for method in ("fork", "spawn"):
         fmt(get("latency.recommended", "pool_p50_us") / get(f"mp.{method}", "p50_us")),
         f"ratio ({fmt(get('latency.recommended', 'pool_p50_us'), 0)} / "
         f"{fmt(get(f'mp.{method}', 'p50_us'), 0)} us)")
+
+p = "profiles"
+slots = fmt(get(p, "slots"), 0)
+row(f"worker memory after load, {slots} processes / 1 process x {slots} threads: RSS / PSS / USS",
+    " / ".join(fmt(get(p, f"process_over_thread_{m}_load")) for m in ("rss", "pss", "uss")),
+    f"ratio (RSS {fmt(get(p, 'process_rss_load_mib'), 0)} / {fmt(get(p, 'thread_rss_load_mib'), 0)} MiB)")
+row(f"start-up of {slots} slots until every worker replied, process / thread",
+    fmt(get(p, "process_over_thread_served")),
+    f"ratio ({fmt(get(p, 'process_served_ms'), 0)} / {fmt(get(p, 'thread_served_ms'), 0)} ms)")
+for tool in ("sleep", "sha256", "matmul", "cpu_burn"):
+    row(f"calls/s with {slots} in flight, {tool}: thread / process",
+        fmt(get(p, f"thread_over_process_{tool}")),
+        f"ratio ({fmt(get(p, f'thread_{tool}_calls_per_s'), 0)} / "
+        f"{fmt(get(p, f'process_{tool}_calls_per_s'), 0)})")
+row("cpu_burn work done (loop iterations/s): thread / process",
+    fmt(get(p, "thread_over_process_cpu_burn_work")), "ratio")
 
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
