@@ -1,6 +1,7 @@
 """snakepit_bridge: the Python side of snakepit.
 
-Write an adapter by subclassing :class:`BaseAdapter` and marking methods with :func:`tool`;
+Write an adapter by subclassing :class:`BaseAdapter` (or :class:`ThreadSafeAdapter`, for
+thread-profile pools) and marking methods with :func:`tool`;
 snakepit starts worker processes (``python -m snakepit_bridge.worker``) that serve it over
 gRPC. :class:`AdapterTestClient` calls an adapter in-process for unit tests.
 
@@ -15,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["BaseAdapter", "tool", "CallContext", "ToolCallError", "AdapterTestClient", "__version__"]
+__all__ = ["BaseAdapter", "ThreadSafeAdapter", "tool", "CallContext", "ToolCallError", "ThreadSafetyError",
+           "AdapterTestClient", "__version__"]
 
 _EXPORTS = {
     "BaseAdapter": "snakepit_bridge.adapter",
+    "ThreadSafeAdapter": "snakepit_bridge.thread_safe",
+    "ThreadSafetyError": "snakepit_bridge.errors",
     "tool": "snakepit_bridge.tools",
     "CallContext": "snakepit_bridge.context",
     "ToolCallError": "snakepit_bridge.errors",
@@ -28,8 +32,9 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from snakepit_bridge.adapter import BaseAdapter
     from snakepit_bridge.context import CallContext
-    from snakepit_bridge.errors import ToolCallError
+    from snakepit_bridge.errors import ThreadSafetyError, ToolCallError
     from snakepit_bridge.testing import AdapterTestClient
+    from snakepit_bridge.thread_safe import ThreadSafeAdapter
     from snakepit_bridge.tools import tool
 
 

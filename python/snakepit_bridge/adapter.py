@@ -21,7 +21,8 @@ class BaseAdapter:
     a subclass that overrides a tool method keeps it a tool.
 
     Sync tools may run in several threads at once when the worker's concurrency is above 1:
-    guard shared state accordingly.
+    guard shared state accordingly. An adapter meant for thread-profile pools derives from
+    ``snakepit_bridge.ThreadSafeAdapter`` instead.
     """
 
     def setup(self) -> None:
@@ -61,10 +62,13 @@ def tool_table(cls: type) -> Dict[str, ToolDef]:
                 else:
                     del found[attribute]  # e.g. `old_tool = None` hides an inherited tool
     table: Dict[str, ToolDef] = {}
+    reserved = getattr(cls, "_snakepit_reserved_", frozenset())
     for attribute, (klass, member, options) in found.items():
         owner = f"{klass.__module__}.{klass.__qualname__}"
         if attribute in _RESERVED:
             raise TypeError(f"{owner}.{attribute}: '{attribute}' is a BaseAdapter method and cannot be a tool")
+        if attribute in reserved:
+            raise TypeError(f"{owner}.{attribute}: '{attribute}' belongs to ThreadSafeAdapter and cannot be a tool")
         definition = _tools.build(attribute, member, options, owner)
         name = definition.spec.name
         if name in table:

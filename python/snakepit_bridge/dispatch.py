@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 import traceback
@@ -29,6 +30,9 @@ from snakepit_bridge.errors import (
     BridgeError,
     type_name,
 )
+from snakepit_bridge.thread_check import MODES as THREAD_CHECK_MODES
+from snakepit_bridge.thread_check import ThreadChecker
+from snakepit_bridge.thread_safe import ThreadSafeAdapter, begin_request, end_request
 from snakepit_bridge.tools import ToolDef
 
 _THIS_FILE = os.path.normcase(os.path.abspath(__file__))
@@ -42,13 +46,26 @@ class Dispatcher:
         concurrency: how many tool calls run at once; more wait for a slot, in order.
         max_payload_bytes: the largest encoded arguments and result (``Value`` bytes) allowed.
         worker_id: reported to tools through :class:`CallContext`.
+        thread_check: ``"off"``, ``"warn"`` or ``"strict"``: the thread-safety checker
+            (:mod:`snakepit_bridge.thread_check`); it watches the adapter from here on.
+        thread_check_report: where the checker's lines go (default stderr).
+
+    For a :class:`ThreadSafeAdapter`, the calls running now are kept up to date for its
+    ``active_requests()``.
     """
 
-    def __init__(self, adapter: BaseAdapter, *, concurrency: int, max_payload_bytes: int, worker_id: str = "") -> None:
+    def __init__(self, adapter: BaseAdapter, *, concurrency: int, max_payload_bytes: int, worker_id: str = "",
+                 thread_check: str = "off", thread_check_report: Optional[Callable[[str], None]] = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if thread_check not in THREAD_CHECK_MODES:
+            raise ValueError(f"thread_check must be one of {', '.join(THREAD_CHECK_MODES)}, not {thread_check!r}")
         self.adapter = adapter
         self.tools: Dict[str, ToolDef] = tool_table(type(adapter))
+        self._tracked = isinstance(adapter, ThreadSafeAdapter)
+        self.checker: Optional[ThreadChecker] = None
+        if thread_check != "off":
+            self.checker = ThreadChecker(adapter, thread_check, report=thread_check_report)
         self.max_payload_bytes = max_payload_bytes
         self.worker_id = worker_id
         self.in_flight = 0  # calls accepted and not answered yet (running or waiting for a slot)
@@ -75,8 +92,10 @@ class Dispatcher:
         return True
 
     def close(self) -> None:
-        """Stops the thread pool without waiting for tools still running in it."""
+        """Stops the thread pool without waiting for tools still running in it, and the checker."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.checker is not None:
+            self.checker.close()
 
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         """Serves one call; never raises except when the call itself is cancelled."""
@@ -127,14 +146,16 @@ class Dispatcher:
                 raise BridgeError(TIMEOUT, f"tool '{name}' did not start before its deadline "
                                            f"(timeout_ms={request.timeout_ms}, waited {waited_ms} ms for a slot)")
             if definition.is_async:
-                ran = await self._run_async(function, arguments, deadline)
+                ran = await self._run_async(name, request.request_id, function, arguments, deadline)
                 return self._respond(name, request.timeout_ms, ran)
             # The result is encoded in the pool thread too, keeping the event loop free for pings.
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._run_sync_and_respond, name, function, arguments)
+            return await loop.run_in_executor(self._executor, self._run_sync_and_respond, name, request.request_id,
+                                              function, arguments)
 
-    def _run_sync_and_respond(self, name: str, function: Callable[..., Any], arguments: Dict[str, Any]) -> pb.ExecuteResponse:
-        return self._respond(name, 0, self._run_sync(function, arguments))
+    def _run_sync_and_respond(self, name: str, request_id: str, function: Callable[..., Any],
+                              arguments: Dict[str, Any]) -> pb.ExecuteResponse:
+        return self._respond(name, 0, self._run_sync(name, request_id, function, arguments))
 
     def _respond(self, name: str, timeout_ms: int, ran: _Ran) -> pb.ExecuteResponse:
         """The response for a tool that ran: its result encoded, or its failure; with timings."""
@@ -161,10 +182,13 @@ class Dispatcher:
     def _over(self) -> str:
         return f"over the payload limit of {self.max_payload_bytes} bytes (max_payload_bytes)"
 
-    def _run_sync(self, function: Callable[..., Any], arguments: Dict[str, Any]) -> _Ran:
+    def _run_sync(self, name: str, request_id: str, function: Callable[..., Any], arguments: Dict[str, Any]) -> _Ran:
         """Runs in a pool thread: the tool's own wall and CPU time are measured here."""
         with self._threads_lock:
             self._threads_busy += 1
+        tracked = begin_request(self.adapter, request_id, name) if self._tracked else None  # type: ignore[arg-type]
+        checker = self.checker
+        scope = checker.enter(name, request_id) if checker is not None else None
         wall_start = time.perf_counter_ns()
         cpu_start = time.thread_time_ns()
         try:
@@ -173,16 +197,41 @@ class Dispatcher:
             result, failure = None, exc
         cpu_ns = time.thread_time_ns() - cpu_start
         wall_ns = time.perf_counter_ns() - wall_start
+        if scope is not None:
+            violation = checker.leave(scope)  # type: ignore[union-attr]
+            if violation is not None:  # strict: fails even when the tool caught the error
+                result, failure = None, violation
+        if tracked is not None:
+            end_request(self.adapter, tracked)  # type: ignore[arg-type]
         with self._threads_lock:
             self._threads_busy -= 1
         return result, failure, wall_ns, cpu_ns
 
-    async def _run_async(self, function: Callable[..., Any], arguments: Dict[str, Any], deadline: Optional[float]) -> _Ran:
+    async def _run_async(self, name: str, request_id: str, function: Callable[..., Any], arguments: Dict[str, Any],
+                         deadline: Optional[float]) -> _Ran:
         """Runs on the event loop; CPU time counts only the tool's own steps, and the tool is
         cancelled when the deadline passes."""
+        tracked = begin_request(self.adapter, request_id, name) if self._tracked else None  # type: ignore[arg-type]
+        try:
+            return await self._run_async_tracked(name, request_id, function, arguments, deadline)
+        finally:
+            if tracked is not None:
+                end_request(self.adapter, tracked)  # type: ignore[arg-type]
+
+    async def _run_async_tracked(self, name: str, request_id: str, function: Callable[..., Any],
+                                 arguments: Dict[str, Any], deadline: Optional[float]) -> _Ran:
         wall_start = time.perf_counter_ns()
-        timed = _Timed(function(**arguments))
-        task = asyncio.ensure_future(timed)
+        checker = self.checker
+        timed = _Timed(function(**arguments), checker)
+        if checker is None:
+            call = None
+            task = asyncio.ensure_future(timed)
+        else:
+            call, token = checker.enter_task(name, request_id)
+            try:
+                task = asyncio.ensure_future(timed)  # the task copies the context marked above
+            finally:
+                checker.leave_task(token)
         try:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             done, _ = await asyncio.wait({task}, timeout=timeout)
@@ -204,6 +253,8 @@ class Dispatcher:
             failure = task.exception()
         else:
             result = task.result()
+        if call is not None and call.violation is not None:  # strict: fails even when the tool caught it
+            result, failure = None, call.violation
         return result, failure, time.perf_counter_ns() - wall_start, timed.cpu_ns
 
 
@@ -215,17 +266,24 @@ class _DeadlinePassed(Exception):
 
 
 class _Timed:
-    """Wraps a coroutine and adds up the CPU time of its own steps (not of other tasks)."""
+    """Wraps a coroutine and adds up the CPU time of its own steps (not of other tasks); with a
+    thread checker, each step runs under the checker's profile function when it needs one."""
 
-    def __init__(self, coroutine: Any) -> None:
+    def __init__(self, coroutine: Any, checker: Optional[ThreadChecker] = None) -> None:
         self._coroutine = coroutine
+        self._checker = checker
         self.cpu_ns = 0
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coroutine = self._coroutine
+        checker = self._checker
         to_send: Any = None
         to_throw: Optional[BaseException] = None
         while True:
+            profile = checker.step_profile() if checker is not None else None
+            if profile is not None:
+                previous = sys.getprofile()
+                sys.setprofile(profile)
             start = time.thread_time_ns()
             try:
                 if to_throw is None:
@@ -236,6 +294,8 @@ class _Timed:
                 return stop.value
             finally:
                 self.cpu_ns += time.thread_time_ns() - start
+                if profile is not None:
+                    sys.setprofile(previous)
             to_send, to_throw = None, None
             try:
                 to_send = yield yielded

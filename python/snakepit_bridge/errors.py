@@ -61,14 +61,29 @@ class ToolCallError(Exception):
         self.traceback = traceback
 
 
+class ThreadSafetyError(Exception):
+    """Thread safety was violated, or cannot be promised.
+
+    Raised when a thread-profile worker is asked to serve an adapter that is not a
+    ``ThreadSafeAdapter``, and, with ``--thread-check strict``, by the call that writes shared
+    adapter state (or uses a library listed as not thread-safe) from a second thread without
+    holding ``self.lock``. Callers see ``python_type`` ``"ThreadSafetyError"``.
+    """
+
+
+#: The bridge's own exception types that callers see by bare name, like builtins.
+_BARE_NAMES = frozenset({ThreadSafetyError})
+
+
 def type_name(tp: type) -> str:
     """The name of a Python type as the bridge reports it.
 
-    Builtins by bare name (``"ValueError"``, ``"set"``), everything else as
-    ``"module.Qualname"`` (``"json.decoder.JSONDecodeError"``).
+    Builtins and :class:`ThreadSafetyError` by bare name (``"ValueError"``, ``"set"``,
+    ``"ThreadSafetyError"``), everything else as ``"module.Qualname"``
+    (``"json.decoder.JSONDecodeError"``).
     """
     module = getattr(tp, "__module__", None)
     qualname = getattr(tp, "__qualname__", None) or getattr(tp, "__name__", repr(tp))
-    if module in (None, builtins.__name__):
+    if module in (None, builtins.__name__) or tp in _BARE_NAMES:
         return str(qualname)
     return f"{module}.{qualname}"

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import stat
-import sys
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import grpc
 
@@ -22,6 +20,9 @@ from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge._wire import bridge_pb2_grpc as pb_grpc
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.dispatch import Dispatcher
+from snakepit_bridge.runtime import runtime_info
+
+__all__ = ["WorkerServer", "WorkerService", "runtime_info", "rss_bytes"]
 
 #: Room for the envelope around a payload of ``max_message_bytes`` in gRPC's message limits.
 ENVELOPE_BYTES = 65536
@@ -31,16 +32,6 @@ RESPONSE_FLUSH_S = 0.25
 
 #: The longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL).
 SOCKET_PATH_BYTES_MAX = 107
-
-
-def runtime_info() -> Dict[str, Any]:
-    """The interpreter facts the worker reports in its ready line, ``Ping`` and ``--check``."""
-    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
-    return {
-        "python_version": platform.python_version(),
-        "implementation": sys.implementation.name,
-        "gil_enabled": bool(is_gil_enabled()) if is_gil_enabled is not None else True,
-    }
 
 
 def rss_bytes() -> int:
@@ -110,15 +101,16 @@ class WorkerServer:
         max_message_bytes: the payload limit; gRPC's own limits are this plus
             :data:`ENVELOPE_BYTES`, both ways.
         worker_id: the host's id for this worker.
+        thread_check: the thread-safety checker's mode: ``"off"``, ``"warn"`` or ``"strict"``.
     """
 
     def __init__(self, adapter: BaseAdapter, *, adapter_path: str, socket_path: str, concurrency: int,
-                 max_message_bytes: int, worker_id: str) -> None:
+                 max_message_bytes: int, worker_id: str, thread_check: str = "off") -> None:
         self.adapter_path = adapter_path
         self.socket_path = socket_path
         self.max_message_bytes = max_message_bytes
         self.dispatcher = Dispatcher(adapter, concurrency=concurrency, max_payload_bytes=max_message_bytes,
-                                     worker_id=worker_id)
+                                     worker_id=worker_id, thread_check=thread_check)
         self.stopping = False
         self._server: Optional[grpc.aio.Server] = None
         self._stop_grace_s: Optional[asyncio.Future] = None

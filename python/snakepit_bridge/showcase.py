@@ -1,21 +1,28 @@
-"""``ShowcaseAdapter``: one tool per behaviour the host must handle, for tests, demos and benchmarks.
+"""Showcase adapters, for tests, demos and benchmarks.
 
-Start a pool of it with the adapter path ``snakepit_bridge.showcase.ShowcaseAdapter``.
+- ``snakepit_bridge.showcase.ShowcaseAdapter``: one tool per behaviour the host must handle
+  (process profile).
+- ``snakepit_bridge.showcase.ThreadedShowcaseAdapter``: a ``ThreadSafeAdapter`` with tools for
+  comparing the profiles (sleeping, pure-Python CPU work, GIL-releasing hashing and matrix
+  products) and for the thread-safety checker (a correct counter and a deliberately racy one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import os
-import platform
 import sys
 import threading
 import time
 from typing import Any, Dict, Optional
 
+from snakepit_bridge import runtime
+from snakepit_bridge import thread_check
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.context import CallContext
+from snakepit_bridge.thread_safe import ThreadSafeAdapter
 from snakepit_bridge.tools import tool
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -67,11 +74,7 @@ class ShowcaseAdapter(BaseAdapter):
     @tool
     def cpu_burn(self, milliseconds: int) -> int:
         """Spins a pure-Python loop (holding the GIL) for that long; returns the iterations."""
-        end = time.perf_counter() + milliseconds / 1000.0
-        iterations = 0
-        while time.perf_counter() < end:
-            iterations += 1
-        return iterations
+        return _burn(milliseconds)
 
     @tool
     def fail(self, message: str = "boom", exception: str = "ValueError") -> None:
@@ -94,14 +97,11 @@ class ShowcaseAdapter(BaseAdapter):
     @tool
     def worker_info(self, ctx: CallContext) -> Dict[str, Any]:
         """Facts about this worker process: ids, interpreter, thread settings, setup time."""
-        is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
         return {
             "pid": os.getpid(),
             "ppid": os.getppid(),
             "worker_id": ctx.worker_id,
-            "python_version": platform.python_version(),
-            "implementation": sys.implementation.name,
-            "gil_enabled": bool(is_gil_enabled()) if is_gil_enabled is not None else True,
+            **runtime.runtime_info(),
             "executable": sys.executable,
             "thread_env": {name: os.environ.get(name) for name in _THREAD_VARIABLES},
             "threads": threading.active_count(),
@@ -128,3 +128,124 @@ class ShowcaseAdapter(BaseAdapter):
             print(f"noisy stderr line {index}", file=sys.stderr)
         sys.stdout.flush()
         return lines
+
+
+_MIB = 1024 * 1024
+
+
+def _burn(milliseconds: int) -> int:
+    end = time.perf_counter() + milliseconds / 1000.0
+    iterations = 0
+    while time.perf_counter() < end:
+        iterations += 1
+    return iterations
+
+
+class ThreadedShowcaseAdapter(ThreadSafeAdapter):
+    """A thread-safe showcase for thread-profile pools: the workloads that compare the profiles,
+    and a correct and a racy counter for the thread-safety checker.
+
+    Start a pool of it with ``snakepit_bridge.showcase.ThreadedShowcaseAdapter``.
+    """
+
+    def __init__(self) -> None:
+        self.setup_unix_s: Optional[float] = None
+        self.counter = 0
+        self.racy = 0
+
+    def setup(self) -> None:
+        self.setup_unix_s = time.time()
+        self.zeros = bytes(_MIB)  # read-only, shared by every thread: bytes cannot change
+
+    @tool
+    def noop(self) -> None:
+        """Does nothing: measures the bare round trip."""
+
+    @tool
+    def echo(self, value: Any) -> Any:
+        """Returns its argument unchanged."""
+        return value
+
+    @tool
+    def sleep(self, seconds: float) -> float:
+        """Sleeps (the GIL is released, as in I/O) and returns the seconds slept."""
+        start = time.perf_counter()
+        time.sleep(seconds)
+        return time.perf_counter() - start
+
+    @tool
+    def cpu_burn(self, milliseconds: int) -> int:
+        """Spins a pure-Python loop (holding the GIL) for that long; returns the iterations.
+        Threads do not run this in parallel on a Python with the GIL."""
+        return _burn(milliseconds)
+
+    @tool
+    def sha256(self, megabytes: int) -> str:
+        """SHA-256 of ``megabytes`` MiB of zeros, hex. hashlib releases the GIL for large inputs,
+        so threads hash in parallel."""
+        if megabytes < 0:
+            raise ValueError("megabytes must be at least 0")
+        digest = hashlib.sha256()
+        for _ in range(megabytes):
+            digest.update(self.zeros)
+        return digest.hexdigest()
+
+    @tool
+    def matmul(self, n: int) -> float:
+        """Multiplies two n x n float64 matrices with numpy (BLAS releases the GIL); returns the sum
+        of the product as a checksum. The matrices are built once per thread (``self.local``)."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        try:
+            import numpy
+        except ImportError as exc:
+            raise RuntimeError(f"tool 'matmul' needs numpy, which this interpreter cannot import ({exc}); "
+                               "on Debian: apt-get install python3-numpy") from None
+        cached = getattr(self.local, "matrices", None)
+        if cached is None or cached[0] != n:
+            a = numpy.arange(n * n, dtype=numpy.float64).reshape(n, n) / float(n * n)
+            cached = (n, a, numpy.ascontiguousarray(a.T))
+            self.local.matrices = cached  # per thread: no lock needed
+        _, a, b = cached
+        return float((a @ b).sum())
+
+    @tool
+    def counter_increment(self) -> int:
+        """Adds one to a shared counter under ``self.lock``; returns the new value (correct)."""
+        with self.locked():
+            self.counter += 1
+            return self.counter
+
+    @tool
+    def racy_increment(self, pause_s: float = 0.01) -> int:
+        """Adds one to ``self.racy`` WITHOUT the lock, pausing between the read and the write: a
+        deliberate data race (increments get lost) for the thread-safety checker to find."""
+        value = self.racy
+        time.sleep(pause_s)
+        self.racy = value + 1
+        return value + 1
+
+    @tool
+    def counters(self) -> Dict[str, int]:
+        """The two counters: ``counter`` (exact) and ``racy`` (may have lost increments)."""
+        with self.locked():
+            return {"counter": self.counter, "racy": self.racy}
+
+    @tool
+    def worker_info(self, ctx: CallContext) -> Dict[str, Any]:
+        """Facts about this worker: ids, interpreter, thread settings, the thread serving this
+        call, the calls running now, and the thread-safety checker's findings."""
+        return {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "worker_id": ctx.worker_id,
+            **runtime.runtime_info(),
+            "executable": sys.executable,
+            "thread_env": {name: os.environ.get(name) for name in _THREAD_VARIABLES},
+            "threads": threading.active_count(),
+            "thread": threading.current_thread().name,
+            "active_requests": self.active_requests(),
+            "thread_check": thread_check.mode(),
+            "thread_check_findings": len(thread_check.findings()),
+            "setup_unix_s": self.setup_unix_s,
+        }

@@ -17,6 +17,8 @@ from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.dispatch import Dispatcher
 from snakepit_bridge.errors import BridgeError, ToolCallError
+from snakepit_bridge.thread_check import Finding
+from snakepit_bridge.thread_safe import require_thread_safe
 from snakepit_bridge.tools import ToolSpec
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -35,6 +37,10 @@ class AdapterTestClient:
         max_message_bytes: the payload limit, as ``--max-message-bytes`` gives a worker.
         concurrency: size of the thread pool for sync tools, as ``--concurrency``.
         worker_id: what tools see as ``CallContext.worker_id``.
+        profile: ``"process"`` or ``"thread"``, as ``--profile``: ``"thread"`` refuses an adapter
+            that is not a ``ThreadSafeAdapter`` with ``ThreadSafetyError``, as a worker would.
+        thread_check: ``"off"``, ``"warn"`` or ``"strict"``, as ``--thread-check``; the findings
+            are in :meth:`thread_findings`.
     """
 
     def __init__(
@@ -44,12 +50,20 @@ class AdapterTestClient:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         concurrency: int = 1,
         worker_id: str = "test",
+        profile: str = "process",
+        thread_check: str = "off",
     ) -> None:
+        if profile not in ("process", "thread"):
+            raise ValueError(f"profile must be 'process' or 'thread', not {profile!r}")
+        cls = adapter if isinstance(adapter, type) else type(adapter)
+        if profile == "thread":
+            require_thread_safe(cls, f"{cls.__module__}.{cls.__qualname__}", concurrency)
         instance = adapter() if isinstance(adapter, type) else adapter
         if not isinstance(instance, BaseAdapter):
             raise TypeError(f"{type(instance).__name__} is not a BaseAdapter")
         self.adapter = instance
-        self._options = dict(concurrency=concurrency, max_payload_bytes=max_message_bytes, worker_id=worker_id)
+        self._options = dict(concurrency=concurrency, max_payload_bytes=max_message_bytes, worker_id=worker_id,
+                             thread_check=thread_check)
         self._dispatcher: Optional[Dispatcher] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
@@ -76,6 +90,11 @@ class AdapterTestClient:
         self._loop.close()
         self._dispatcher.close()
         self.adapter.teardown()
+
+    def thread_findings(self) -> List[Finding]:
+        """What the thread-safety checker found so far (empty when ``thread_check="off"``)."""
+        checker = self._dispatcher.checker if self._dispatcher is not None else None
+        return checker.findings() if checker is not None else []
 
     def tools(self) -> List[ToolSpec]:
         """The adapter's tool specs, sorted by name (as ``ListTools`` reports them)."""

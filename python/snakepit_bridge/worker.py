@@ -4,19 +4,24 @@ The start contract with the host (the C++ side implements the other half)::
 
     PYTHON -m snakepit_bridge.worker --adapter pkg.module.Class --socket /tmp/sp-XXXX/w-3.sock
         --concurrency 1 --max-message-bytes N --ready-fd 3 --lifeline-fd 4
-        --parent-pid PID --worker-id pool-3 [--python-path DIR]...
+        --parent-pid PID --worker-id pool-3 [--profile process|thread]
+        [--thread-check off|warn|strict] [--python-path DIR]...
     PYTHON -m snakepit_bridge.worker --check
 
 1. Before any heavy import: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; exit 70 at once if
    ``getppid()`` is not ``--parent-pid``; a daemon thread reads the lifeline fd and calls
    ``os._exit(70)`` on end-of-file or error (the host is gone).
 2. Prepend each ``--python-path`` to ``sys.path``, import the adapter, check it subclasses
-   ``BaseAdapter`` and its tools can be served, instantiate it, run ``setup()``.
+   ``BaseAdapter`` (in the thread profile: ``ThreadSafeAdapter``) and its tools can be served,
+   instantiate it, run ``setup()``.
 3. On failure: one JSON line ``{"status": "error", "kind": "startup_failed", "message": ...,
    "python_type": ..., "traceback": ...}`` on the ready fd, close it, exit 3.
-4. Serve service ``Worker`` on ``unix:<socket>`` (gRPC limits: max-message-bytes + 65536).
+4. Serve service ``Worker`` on ``unix:<socket>`` (gRPC limits: max-message-bytes + 65536), with
+   the thread-safety checker on when ``--thread-check`` is ``warn`` or ``strict``.
 5. Then one JSON line ``{"status": "ready", "pid", "worker_id", "python_version",
-   "implementation", "gil_enabled", "adapter", "tools"}`` on the ready fd, and close it.
+   "implementation", "gil_enabled", "free_threaded", "profile", "concurrency", "thread_safe",
+   "thread_check", "adapter", "tools", "warnings"}`` on the ready fd, and close it. In the thread
+   profile, ``warnings`` names the imported libraries listed as not thread-safe (also on stderr).
 6. Stop RPC (its grace_ms) or SIGTERM/SIGINT (5000 ms): stop accepting, let calls in flight
    finish within the grace, ``teardown()``, exit 0.
 
@@ -43,6 +48,8 @@ EXIT_STARTUP_FAILED = 3
 EXIT_HOST_GONE = 70
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+PROFILES = ("process", "thread")
+THREAD_CHECK_MODES = ("off", "warn", "strict")  # as snakepit_bridge.thread_check.MODES (not imported: heavy)
 SIGTERM_GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1
 
@@ -55,6 +62,12 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--adapter", help="dotted path of the adapter class, e.g. pkg.module.Class")
     parser.add_argument("--socket", help="unix socket path to serve on (at most 107 bytes)")
     parser.add_argument("--concurrency", type=int, default=1, help="tool calls that run at once (default 1)")
+    parser.add_argument("--profile", choices=PROFILES, default="process",
+                        help="process (the default) or thread: serve --concurrency calls at once from a "
+                             "thread pool; the adapter must derive from snakepit_bridge.ThreadSafeAdapter")
+    parser.add_argument("--thread-check", choices=THREAD_CHECK_MODES, default="off",
+                        help="off (the default), warn or strict: check tool calls for adapter state written, "
+                             "or libraries that are not thread-safe used, from two threads without self.lock")
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
                         help="payload limit for arguments and results (default 16 MiB)")
     parser.add_argument("--ready-fd", type=int, help="fd to write the one-line JSON ready/error report to")
@@ -163,7 +176,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type_name(type(exc))}: {exc}"
 
 
-def _load_adapter(path: str) -> Any:
+def _load_adapter(path: str, profile: str = "process", threads: int = 1) -> Any:
     """Step 2: import, check, instantiate and set up the adapter; raises _StartupFailure."""
     import importlib
 
@@ -182,6 +195,13 @@ def _load_adapter(path: str) -> Any:
     if not (isinstance(target, type) and issubclass(target, BaseAdapter)):
         exc = TypeError(f"{path} is {target!r}")
         raise _StartupFailure(f"adapter '{path}' is not a subclass of snakepit_bridge.BaseAdapter", exc)
+    if profile == "thread":
+        from snakepit_bridge.errors import ThreadSafetyError
+        from snakepit_bridge.thread_safe import is_thread_safe, refusal
+
+        if not is_thread_safe(target):
+            message = refusal(path, threads)
+            raise _StartupFailure(message, ThreadSafetyError(message))
     try:
         tool_table(target)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too
@@ -202,10 +222,18 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
     import asyncio
 
     from snakepit_bridge.server import WorkerServer, runtime_info
+    from snakepit_bridge.thread_safe import is_thread_safe
 
-    server = WorkerServer(adapter, adapter_path=args.adapter, socket_path=args.socket,
-                          concurrency=args.concurrency, max_message_bytes=args.max_message_bytes,
-                          worker_id=args.worker_id)
+    try:
+        server = WorkerServer(adapter, adapter_path=args.adapter, socket_path=args.socket,
+                              concurrency=args.concurrency, max_message_bytes=args.max_message_bytes,
+                              worker_id=args.worker_id, thread_check=args.thread_check)
+    except Exception as exc:
+        failure = _StartupFailure(f"cannot serve adapter '{args.adapter}': {_describe(exc)}", exc)
+        _say(failure.message)
+        _report(args.ready_fd, failure.line())
+        _teardown(adapter)
+        return EXIT_STARTUP_FAILED
     try:
         await server.start()
     except Exception as exc:
@@ -217,13 +245,21 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.request_stop, SIGTERM_GRACE_S)
+    warnings = _profile_warnings(args.profile)
+    for warning in warnings:
+        _say(f"warning: {warning}")
     _report(args.ready_fd, {
         "status": "ready",
         "pid": os.getpid(),
         "worker_id": args.worker_id,
         **runtime_info(),
+        "profile": args.profile,
+        "concurrency": args.concurrency,
+        "thread_safe": is_thread_safe(type(adapter)),
+        "thread_check": args.thread_check,
         "adapter": args.adapter,
         "tools": sorted(server.dispatcher.tools),
+        "warnings": warnings,
     })
     await server.serve_until_stopped()
     _teardown(adapter)
@@ -233,6 +269,16 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)  # pool threads cannot be interrupted, and the interpreter would join them
     return EXIT_OK
+
+
+def _profile_warnings(profile: str) -> List[str]:
+    """Thread profile: one warning per imported library that the compat table lists as not
+    thread-safe (imported by the adapter's module or its ``setup()``)."""
+    if profile != "thread":
+        return []
+    from snakepit_bridge import compat
+
+    return [compat.warning_for(info) for info in compat.unsafe_imported()]
 
 
 def _teardown(adapter: Any) -> None:
@@ -294,7 +340,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _guard_parent(args)
     sys.path[:0] = args.python_path
     try:
-        adapter = _load_adapter(args.adapter)
+        adapter = _load_adapter(args.adapter, args.profile, args.concurrency)
     except _StartupFailure as failure:
         _say(failure.message)
         _report(args.ready_fd, failure.line())

@@ -32,6 +32,7 @@ from snakepit_bridge.values import decode, encode_map  # noqa: E402
 #: The interpreter workers run with: the host's choice in CI, else the one running pytest.
 PYTHON = os.environ.get("SNAKEPIT_PYTHON") or sys.executable
 SHOWCASE = "snakepit_bridge.showcase.ShowcaseAdapter"
+THREADED_SHOWCASE = "snakepit_bridge.showcase.ThreadedShowcaseAdapter"
 READY_TIMEOUT_S = 30.0
 
 
@@ -112,6 +113,7 @@ class WorkerFactory:
         stdout: Any = subprocess.DEVNULL,
         stderr: Any = subprocess.DEVNULL,
         expect: str = "ready",
+        extra_args: tuple = (),
     ) -> Worker:
         directory = short_tmpdir()
         self._dirs.append(directory)
@@ -131,6 +133,7 @@ class WorkerFactory:
         ]
         for path in python_path:
             command += ["--python-path", str(path)]
+        command += list(extra_args)
         env = dict(os.environ)
         env.update({"PYTHONPATH": str(PYTHON_DIR), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
                     "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})

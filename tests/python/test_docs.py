@@ -1,17 +1,29 @@
-"""The runnable example in docs/python-adapters.md runs."""
+"""The runnable examples in the docs run (each python block after an `<!-- example: ... -->` marker)."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
 from bridge_helpers import ROOT
 
-MARKER = "<!-- example: test-client"
+MARKER = "<!-- example: "
+EXAMPLES = [("python-adapters.md", "test-client"), ("worker-profiles.md", "thread-safe-adapter")]
 
 
-def test_the_test_client_example_in_the_guide_runs():
-    guide = (ROOT / "docs" / "python-adapters.md").read_text()
-    after = guide[guide.index(MARKER):]
+@pytest.mark.parametrize("doc, name", EXAMPLES)
+def test_the_examples_in_the_docs_run(doc, name):
+    text = (ROOT / "docs" / doc).read_text()
+    marker = f"{MARKER}{name} "
+    assert marker in text, f"no example marker {marker!r} in docs/{doc}"
+    after = text[text.index(marker):]
     block = re.search(r"```python\n(.*?)```", after, re.S)
     assert block, "no python block after the example marker"
-    exec(compile(block.group(1), "docs/python-adapters.md", "exec"), {"__name__": "docs_example"})
+    exec(compile(block.group(1), f"docs/{doc}", "exec"), {"__name__": "docs_example"})
+
+
+def test_every_example_that_names_this_file_is_run():
+    for path in (ROOT / "docs").glob("*.md"):
+        for found in re.findall(re.escape(MARKER) + r"([\w-]+) \(tests/python/test_docs.py", path.read_text()):
+            assert (path.name, found) in EXAMPLES, f"docs/{path.name} has an example {found!r} no test runs"
