@@ -216,3 +216,38 @@ def test_workers_die_with_a_sigkilled_host():
             break
         time.sleep(0.05)
     assert alive == []
+
+
+def test_repeat_with_concurrency_prints_one_line_per_call_and_advice():
+    proc = run("call", "--adapter", "snakepit_bridge.showcase.ThreadedShowcaseAdapter",
+               "--profile", "thread", "--threads", "4", "--tool", "sleep",
+               "--args", '{"seconds": 0.2}', "--repeat", "8", "--concurrency", "4")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 8 and all(abs(json.loads(x) - 0.2) < 0.05 for x in lines)
+    assert "8 calls, 4 in flight, 0 failed" in proc.stderr
+    assert "thread profile" in proc.stderr
+    assert "profile advice: thread" in proc.stderr
+
+
+def test_repeat_exits_non_zero_when_a_call_fails():
+    proc = run("call", "--tool", "fail", "--repeat", "3", "--concurrency", "2")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.count('"kind":"python_exception"') == 3
+
+
+def test_thread_profile_refuses_an_adapter_not_declared_thread_safe():
+    proc = run("call", "--profile", "thread", "--tool", "noop")
+    assert proc.returncode == 1
+    err = error_of(proc)
+    assert err["kind"] == "startup_failed"
+    assert err["python_type"] == "ThreadSafetyError"
+
+
+def test_libraries_lists_thread_safety_and_gil_release():
+    proc = run("libraries", "--json")
+    assert proc.returncode == 0, proc.stderr
+    table = {row["name"]: row for row in json.loads(proc.stdout)["libraries"]}
+    assert table["numpy"]["releases_gil"] in ("yes", "partial")
+    assert table["matplotlib"]["thread_safe"] == "no"
