@@ -172,7 +172,7 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.python_path = cfg.python_path;
   wc.env = cfg.env;
   wc.profile = cfg.profile;
-  wc.capacity = cfg.profile == worker_profile::thread ? cfg.threads_per_worker : 1;
+  wc.capacity = traits_of(cfg.profile, cfg.threads_per_worker, cfg.thread_check).capacity;
   wc.thread_check = cfg.thread_check;
   wc.max_payload_bytes = cfg.max_payload_bytes;
   wc.startup_timeout = cfg.startup_timeout;

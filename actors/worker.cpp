@@ -151,14 +151,8 @@ process_spec make_spec(const worker_state& st) {
                "--lifeline-fd", "4",
                "--parent-pid", std::to_string(::getpid()),
                "--worker-id",  cfg.id};
-  if (cfg.profile == worker_profile::thread) {
-    spec.args.emplace_back("--profile");
-    spec.args.emplace_back("thread");
-  }
-  if (cfg.thread_check != thread_check_mode::off) {
-    spec.args.emplace_back("--thread-check");
-    spec.args.emplace_back(to_string(cfg.thread_check));
-  }
+  for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
+    spec.args.push_back(arg);
   for (auto& dir : cfg.python_path) {
     spec.args.emplace_back("--python-path");
     spec.args.emplace_back(dir);
@@ -547,7 +541,7 @@ void on_grace(worker_pointer self, std::uint64_t seq) {
   auto i = st.calls.find(seq);
   if (i == st.calls.end() || !st.process_alive || st.exit_reason)
     return;
-  if (st.cfg.capacity > 1) {
+  if (!traits_of(st.cfg.profile, st.cfg.capacity, st.cfg.thread_check).replace_when_stuck) {
     // Thread profile: killing the process would fail unrelated calls; the
     // slot stays taken until Python finishes the call.
     detail::log_warning(st.cfg.id, "tool '{}' (request {}) is still running past its "

@@ -2,6 +2,21 @@
 
 namespace snakepit {
 
+profile_traits traits_of(worker_profile profile, std::uint32_t threads_per_worker,
+                         thread_check_mode check) {
+  profile_traits out;
+  if (profile == worker_profile::thread) {
+    out.capacity = threads_per_worker;
+    out.replace_when_stuck = false;
+    out.worker_args = {"--profile", "thread"};
+  }
+  if (check != thread_check_mode::off) {
+    out.worker_args.emplace_back("--thread-check");
+    out.worker_args.emplace_back(to_string(check));
+  }
+  return out;
+}
+
 std::string to_string(worker_profile x) {
   return x == worker_profile::thread ? "thread" : "process";
 }

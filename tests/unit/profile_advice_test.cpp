@@ -59,3 +59,17 @@ TEST_CASE("no calls, no advice beyond keeping the profile") {
   CHECK(a.recommended == worker_profile::thread);
   CHECK(a.reason.find("no calls") != std::string::npos);
 }
+
+TEST_CASE("a profile decides capacity, start arguments and what a stuck call costs") {
+  auto process = traits_of(worker_profile::process, 8, thread_check_mode::off);
+  CHECK(process.capacity == 1);
+  CHECK(process.replace_when_stuck);
+  CHECK(process.worker_args.empty());
+  auto thread = traits_of(worker_profile::thread, 8, thread_check_mode::strict);
+  CHECK(thread.capacity == 8);
+  CHECK(!thread.replace_when_stuck);
+  CHECK(thread.worker_args
+        == std::vector<std::string>{"--profile", "thread", "--thread-check", "strict"});
+  CHECK(parse_worker_profile("thread") == worker_profile::thread);
+  CHECK(!parse_worker_profile("threads"));
+}
