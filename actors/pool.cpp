@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <set>
 
 #include <caf/all.hpp>
@@ -10,6 +11,7 @@
 #include "snakepit/actors/detail/deadline_set.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
+#include "snakepit/actors/lifecycle.hpp"
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/scheduler_settings.hpp"
 #include "snakepit/actors/worker.hpp"
@@ -51,6 +53,9 @@ struct worker_slot {
   /// Time spent in the tools, summed over finished calls.
   caf::timespan python_wall{0};
   caf::timespan python_cpu{0};
+  caf::timestamp ready_at;
+  /// Being recycled: gets no new calls, stops once its calls are done.
+  bool draining = false;
 };
 
 struct queued_request {
@@ -81,6 +86,11 @@ struct pool_state {
   std::uint64_t failed = 0;
   std::uint64_t crashes = 0;
   std::uint64_t replacements = 0;
+  std::map<std::string, std::uint64_t> recycles;
+  /// Recycles started and not finished (old worker not yet gone).
+  std::set<std::string> recycling;
+  /// Recycles waiting for a free recycle slot: (worker id, reason).
+  std::deque<std::pair<std::string, std::string>> recycle_queue;
   caf::error failure;
 
   static inline const char* name = "snakepit.pool";
@@ -98,7 +108,7 @@ struct pool_state {
   worker_slot* pick() {
     worker_slot* best = nullptr;
     for (auto& w : workers) {
-      if (w.in_flight >= w.info.capacity)
+      if (w.draining || w.in_flight >= w.info.capacity)
         continue;
       // Load as a fraction of capacity (cross-multiplied, no division).
       auto load = std::uint64_t{w.in_flight} * (best ? best->info.capacity : 1);
@@ -128,8 +138,10 @@ pool_status make_status(pool_pointer self) {
   out.failed = st.failed;
   out.crashes = st.crashes;
   out.replacements = st.replacements;
+  out.recycles = st.recycles;
   for (auto& w : st.workers) {
-    out.capacity += w.info.capacity;
+    if (!w.draining)
+      out.capacity += w.info.capacity;
     out.busy += w.in_flight;
     auto ws = w.info;
     ws.in_flight = w.in_flight;
@@ -137,6 +149,8 @@ pool_status make_status(pool_pointer self) {
     ws.failed = w.failed;
     ws.python_wall_total = w.python_wall;
     ws.python_cpu_total = w.python_cpu;
+    ws.age = caf::make_timestamp() - w.ready_at;
+    ws.draining = w.draining;
     out.workers.push_back(std::move(ws));
   }
   return out;
@@ -234,6 +248,7 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
                    st.workers.end());
   self->monitor(handle);
   worker_slot slot;
+  slot.ready_at = caf::make_timestamp();
   slot.addr = handle.address();
   slot.handle = std::move(handle);
   slot.info = std::move(info);
@@ -317,6 +332,60 @@ void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::strin
   launch_worker(self, false);
   self->request(st.sup, caf::infinite, terminate_child_atom::value, old_id)
     .then([](bool) {}, [](caf::error&) {});
+}
+
+std::string local_id_of(const pool_state& st, const std::string& worker_id) {
+  return worker_id.substr(st.cfg.name.size() + 1);
+}
+
+/// The old worker of a recycle is done (or its drain time is up): stop it.
+void finish_drain(pool_pointer self, const std::string& id) {
+  auto& st = self->state;
+  if (st.recycling.count(id) == 0)
+    return;
+  self->request(st.sup, caf::infinite, terminate_child_atom::value, local_id_of(st, id))
+    .then([](bool) {}, [](caf::error&) {});
+}
+
+void start_next_recycle(pool_pointer self);
+
+/// Recycling drains, then replaces: the worker gets no new call, its
+/// replacement starts at once, and it stops when its calls are done.
+bool begin_recycle(pool_pointer self, const std::string& id, const std::string& reason) {
+  auto& st = self->state;
+  worker_slot* w = nullptr;
+  for (auto& x : st.workers)
+    if (x.info.id == id)
+      w = &x;
+  if (w == nullptr || w->draining || st.current != phase::ready)
+    return false;
+  if (st.recycling.size() >= st.cfg.max_concurrent_recycles) {
+    for (auto& q : st.recycle_queue)
+      if (q.first == id)
+        return true;
+    st.recycle_queue.emplace_back(id, reason);
+    return true;
+  }
+  w->draining = true;
+  ++st.recycles[reason];
+  st.recycling.insert(id);
+  detail::log_info(st.cfg.name, "recycling {} ({}): draining {} calls", id, reason,
+                   w->in_flight);
+  launch_worker(self, false);
+  if (w->in_flight == 0)
+    finish_drain(self, id);
+  else
+    self->delayed_send(self, st.cfg.drain_timeout, detail::drained_atom::value, id);
+  return true;
+}
+
+void start_next_recycle(pool_pointer self) {
+  auto& st = self->state;
+  while (!st.recycle_queue.empty() && st.recycling.size() < st.cfg.max_concurrent_recycles) {
+    auto [id, reason] = st.recycle_queue.front();
+    st.recycle_queue.pop_front();
+    begin_recycle(self, id, reason);
+  }
 }
 
 void on_expire(pool_pointer self, std::uint64_t seq) {
@@ -419,8 +488,13 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
                && !is(msg.reason, errc::pool_stopped))
         ++st.crashes;
       st.failed += w->in_flight;  // the worker failed its calls in flight
+      auto id = w->info.id;
       st.workers.erase(st.workers.begin() + (w - st.workers.data()));
+      if (st.recycling.erase(id) > 0)
+        start_next_recycle(self);
     });
+    if (lifecycle_enabled(init.cfg))  // it ends once the pool is gone
+      spawn_lifecycle(self->system(), caf::actor_cast<pool_actor>(self), init.cfg);
     detail::log_info(init.cfg.name, "starting {} workers of {} ({})", init.cfg.size,
                      init.cfg.adapter, init.cfg.python);
     start_more(self);
@@ -460,12 +534,18 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
           ok ? ++w->served : ++w->failed;
           w->python_wall += caf::timespan{wall_ns};
           w->python_cpu += caf::timespan{cpu_ns};
+          if (w->draining && w->in_flight == 0)
+            finish_drain(self, w->info.id);
         }
         dispatch_queue(self);
       },
       [self](replace_atom, const caf::actor_addr& addr, const std::string& why) {
         on_replace(self, addr, why);
       },
+      [self](recycle_atom, const std::string& id, const std::string& reason) {
+        return begin_recycle(self, id, reason);
+      },
+      [self](detail::drained_atom, const std::string& id) { finish_drain(self, id); },
       [self](expire_atom, std::int64_t tick_ns) {
         auto& st = self->state;
         std::optional<caf::timestamp> rearm;

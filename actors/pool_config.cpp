@@ -35,6 +35,11 @@ caf::expected<pool_config> validate(pool_config cfg) {
   need(cfg.max_payload_bytes >= 1024 && cfg.max_payload_bytes <= (1LL << 31) - 65536 - 1,
        "max_payload_bytes must be between 1024 and 2147418111 (gRPC's limit)");
   need(cfg.intensity.period.count() > 0, "max_seconds must be positive");
+  need(cfg.worker_ttl.count() >= 0, "worker_ttl_ms must not be negative");
+  need(cfg.worker_max_rss_bytes >= 0, "worker_max_rss_bytes must not be negative");
+  need(cfg.lifecycle_interval.count() > 0, "lifecycle_interval_ms must be positive");
+  need(cfg.max_concurrent_recycles >= 1, "max_concurrent_recycles must be at least 1");
+  need(cfg.drain_timeout.count() >= 0, "drain_timeout_ms must not be negative");
   need(cfg.backoff.min <= cfg.backoff.max,
        "restart_backoff_min_ms must not exceed restart_backoff_max_ms");
   if (!problems.empty()) {

@@ -61,6 +61,21 @@ struct pool_config {
   restart_intensity intensity{0, std::chrono::seconds{10}};
   /// Back-off between restarts of a worker that keeps failing.
   restart_backoff backoff;
+  /// Recycling (all off by default): replace a worker after this age...
+  caf::timespan worker_ttl{0};
+  /// ... or after this many calls (plus a per-worker random 0..jitter, so
+  /// workers do not recycle together) ...
+  std::uint64_t worker_max_requests = 0;
+  std::uint64_t worker_max_requests_jitter = 0;
+  /// ... or when its Python process's RSS stays above this for two checks.
+  std::int64_t worker_max_rss_bytes = 0;
+  /// How often the lifecycle actor checks the workers.
+  caf::timespan lifecycle_interval = std::chrono::seconds{1};
+  /// Recycles in progress at once, at most.
+  std::uint32_t max_concurrent_recycles = 1;
+  /// How long a recycled worker may take to finish its calls before it is
+  /// stopped anyway (its remaining calls then fail with `pool_stopped`).
+  caf::timespan drain_timeout = std::chrono::seconds{30};
   /// Directory for the workers' sockets; empty: the host's private runtime
   /// directory. Trees give each running tree its own.
   std::string runtime_dir;

@@ -13,4 +13,9 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 /// Wait until a pool is ready (its minimum of workers answer), or its start failed.
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 
+/// Replace a worker on purpose, draining it first:
+/// `(recycle_atom, worker id, reason) -> bool` (false: no such worker, or it
+/// is already being replaced).
+using recycle_atom = caf::atom_constant<caf::atom("recycle")>;
+
 } // namespace snakepit

@@ -17,9 +17,13 @@ namespace snakepit {
 /// - `(status_atom) -> pool_status`: a snapshot.
 /// - `(ready_atom) -> pool_status`: answers once the pool's minimum of workers
 ///   is ready, or with `errc::startup_failed` when its start failed.
+/// - `(recycle_atom, worker id, reason) -> bool`: replaces a worker without
+///   dropping a call: no new calls go to it, its replacement starts, its calls
+///   in flight finish (within `drain_timeout`), then it stops.
 using pool_actor = caf::typed_actor<
   caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
   caf::replies_to<status_atom>::with<pool_status>,
-  caf::replies_to<ready_atom>::with<pool_status>>;
+  caf::replies_to<ready_atom>::with<pool_status>,
+  caf::replies_to<recycle_atom, std::string, std::string>::with<bool>>;
 
 } // namespace snakepit

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct pool_status {
   std::uint64_t crashes = 0;
   /// Workers killed on purpose (deadline kills).
   std::uint64_t replacements = 0;
+  /// Workers recycled (drained, then replaced), by reason ("ttl", "requests",
+  /// "memory", or a caller's reason).
+  std::map<std::string, std::uint64_t> recycles;
   std::vector<worker_status> workers;
 };
 
@@ -42,7 +46,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
   return f(caf::meta::type_name("snakepit::pool_status"), x.name, x.state,
            x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
-           x.failed, x.crashes, x.replacements, x.workers);
+           x.failed, x.crashes, x.replacements, x.recycles, x.workers);
 }
 
 } // namespace snakepit

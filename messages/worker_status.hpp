@@ -35,6 +35,10 @@ struct worker_status {
   bool free_threaded = false;
   /// "process" or "thread".
   std::string profile;
+  /// Time since the worker became ready.
+  caf::timespan age{0};
+  /// No new calls: it is being recycled.
+  bool draining = false;
   /// Sums over finished calls of the time spent in the tools.
   caf::timespan python_wall_total{0};
   caf::timespan python_cpu_total{0};
@@ -45,7 +49,7 @@ typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
   return f(caf::meta::type_name("snakepit::worker_status"), x.id, x.pid, x.state,
            x.capacity, x.in_flight, x.served, x.failed, x.python_version,
            x.implementation, x.gil_enabled, x.free_threaded, x.profile,
-           x.python_wall_total, x.python_cpu_total);
+           x.python_wall_total, x.python_cpu_total, x.age, x.draining);
 }
 
 } // namespace snakepit

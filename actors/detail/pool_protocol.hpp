@@ -25,6 +25,8 @@ using slot_free_atom = caf::atom_constant<caf::atom("slotfree")>;
 /// killed after a deadline); the pool starts a replacement, then has the
 /// supervisor terminate the old one.
 using replace_atom = caf::atom_constant<caf::atom("replace")>;
+/// (drained_atom, worker id): a recycled worker's drain time is up.
+using drained_atom = caf::atom_constant<caf::atom("drained")>;
 /// (expire_atom, time the timer was armed for, in ns): the queue's timer.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
@@ -34,6 +36,7 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_failed_atom, std::string, caf::error>,
   caf::reacts_to<slot_free_atom, caf::actor_addr, bool, std::int64_t, std::int64_t>,
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
+  caf::reacts_to<drained_atom, std::string>,
   caf::reacts_to<expire_atom, std::int64_t>>;
 
 } // namespace snakepit::detail

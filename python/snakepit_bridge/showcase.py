@@ -129,6 +129,15 @@ class ShowcaseAdapter(BaseAdapter):
         sys.stdout.flush()
         return lines
 
+    @tool
+    def hold_memory(self, megabytes: int) -> int:
+        """Allocates and keeps ``megabytes`` MiB (touched, so it is resident); returns the
+        MiB held so far. For testing memory-based recycling."""
+        held = getattr(self, "_held", [])
+        held.append(b"\x01" * (megabytes * _MIB))
+        self._held = held
+        return sum(len(block) for block in held) // _MIB
+
 
 _MIB = 1024 * 1024
 

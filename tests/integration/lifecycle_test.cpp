@@ -1,0 +1,109 @@
+// Recycling: drain, then replace, with no dropped call.
+
+#include "pool_fixture.hpp"
+#include "snakepit/actors/lifecycle.hpp"
+
+using namespace snakepit;
+using namespace snakepit::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint64_t recycles(const pool_status& st, const std::string& reason) {
+  auto i = st.recycles.find(reason);
+  return i == st.recycles.end() ? 0 : i->second;
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(system_fixture, "a recycled worker finishes its calls, then is replaced") {
+  auto pool = start(showcase(1));
+  auto before = status(pool).workers.at(0).id;
+  caf::scoped_actor busy{*sys};
+  busy->send(caf::actor_cast<caf::actor>(pool), execute_atom::value,
+             make_request("sleep", {{"seconds", 0.4}}));
+  wait_status(pool, [](const pool_status& s) { return s.busy == 1; });
+  caf::scoped_actor self{*sys};
+  bool accepted = false;
+  self->request(pool, 5s, recycle_atom::value, before, std::string{"test"})
+    .receive([&](bool ok) { accepted = ok; }, [](caf::error& e) { FAIL(caf::to_string(e)); });
+  CHECK(accepted);
+  // Meanwhile new calls go to the replacement (or wait for it), never fail.
+  auto during = call(pool, make_request("noop"));
+  CHECK_MESSAGE(during, message_of(during));
+  auto drained = await(busy);
+  CHECK_MESSAGE(drained, message_of(drained));  // the in-flight call finished
+  auto st = wait_status(pool, [&](const pool_status& s) {
+    return s.workers.size() == 1 && s.workers[0].id != before && !s.workers[0].draining;
+  });
+  CHECK(recycles(st, "test") == 1);
+  CHECK(st.crashes == 0);
+  CHECK(st.failed == 0);
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "workers are recycled by age and by request count") {
+  SUBCASE("ttl") {
+    auto cfg = showcase(1);
+    cfg.worker_ttl = 300ms;
+    cfg.lifecycle_interval = 50ms;
+    auto pool = start(cfg);
+    auto st = wait_status(pool, [](const pool_status& s) { return recycles(s, "ttl") >= 1; });
+    CHECK(st.crashes == 0);
+    stop(pool);
+  }
+  SUBCASE("requests") {
+    auto cfg = showcase(1);
+    cfg.worker_max_requests = 5;
+    cfg.lifecycle_interval = 50ms;
+    auto pool = start(cfg);
+    for (int i = 0; i < 8; ++i)
+      CHECK(call(pool, make_request("noop")));
+    auto st = wait_status(pool, [](const pool_status& s) { return recycles(s, "requests") >= 1; });
+    CHECK(st.failed == 0);
+    stop(pool);
+  }
+  SUBCASE("memory, with hysteresis") {
+    auto cfg = showcase(1);
+    cfg.lifecycle_interval = 50ms;
+    cfg.worker_max_rss_bytes = 120LL << 20;
+    auto pool = start(cfg);
+    auto pid = status(pool).workers.at(0).pid;
+    CHECK(process_rss_bytes(pid) < cfg.worker_max_rss_bytes);
+    REQUIRE(call(pool, make_request("hold_memory", {{"megabytes", 150}})));
+    auto st = wait_status(pool, [](const pool_status& s) { return recycles(s, "memory") >= 1; });
+    CHECK(st.crashes == 0);
+    stop(pool);
+  }
+}
+
+TEST_CASE_FIXTURE(system_fixture, "continuous load through repeated recycles drops no call") {
+  auto cfg = showcase(2);
+  cfg.worker_max_requests = 25;
+  cfg.worker_max_requests_jitter = 10;
+  cfg.lifecycle_interval = 20ms;
+  auto pool = start(cfg);
+  constexpr int callers = 8;
+  constexpr int per_caller = 40;
+  std::vector<std::unique_ptr<caf::scoped_actor>> selves;
+  for (int i = 0; i < callers; ++i)
+    selves.push_back(std::make_unique<caf::scoped_actor>(*sys));
+  int failed = 0;
+  for (int round = 0; round < per_caller; ++round) {
+    for (auto& s : selves)
+      (*s)->send(caf::actor_cast<caf::actor>(pool), execute_atom::value,
+                 make_request("sleep", {{"seconds", 0.005}}));
+    for (auto& s : selves) {
+      auto r = await(*s);
+      if (!r) {
+        ++failed;
+        MESSAGE(message_of(r));
+      }
+    }
+  }
+  auto st = status(pool);
+  CHECK(failed == 0);
+  CHECK(recycles(st, "requests") >= 4);
+  CHECK(st.crashes == 0);
+  stop(pool);
+}
