@@ -193,6 +193,10 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.deadline_grace = cfg.deadline_grace;
   wc.shutdown_timeout = cfg.shutdown_timeout;
   wc.runtime_dir = cfg.runtime_dir;
+  wc.kill_stuck_calls = cfg.kill_stuck_calls;
+  wc.health_interval = cfg.health_interval;
+  wc.health_timeout = cfg.health_timeout;
+  wc.health_max_missed = cfg.health_max_missed;
   wc.owner = self->address();
   return wc;
 }

@@ -40,6 +40,9 @@ caf::expected<pool_config> validate(pool_config cfg) {
   need(cfg.lifecycle_interval.count() > 0, "lifecycle_interval_ms must be positive");
   need(cfg.max_concurrent_recycles >= 1, "max_concurrent_recycles must be at least 1");
   need(cfg.drain_timeout.count() >= 0, "drain_timeout_ms must not be negative");
+  need(cfg.health_interval.count() >= 0, "health_interval_ms must not be negative");
+  need(cfg.health_timeout.count() > 0, "health_timeout_ms must be positive");
+  need(cfg.health_max_missed >= 1, "health_max_missed must be at least 1");
   need(cfg.backoff.min <= cfg.backoff.max,
        "restart_backoff_min_ms must not exceed restart_backoff_max_ms");
   if (!problems.empty()) {

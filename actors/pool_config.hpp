@@ -52,6 +52,16 @@ struct pool_config {
   /// is killed and replaced. (In the thread profile a deadline fails only its
   /// caller: killing the process would fail unrelated calls.)
   caf::timespan deadline_grace = std::chrono::milliseconds{500};
+  /// Process profile: `true` (TOML `deadline_policy = "kill"`) replaces a
+  /// worker still running a call `deadline_grace` after its deadline; `false`
+  /// (`"wait"`) lets the call finish, the worker serving nobody meanwhile.
+  bool kill_stuck_calls = true;
+  /// The host pings each worker this often (0: off); a worker that misses
+  /// `health_max_missed` pings in a row (each within `health_timeout`) is
+  /// wedged: killed and replaced. Separate from `startup_timeout`.
+  caf::timespan health_interval = std::chrono::seconds{2};
+  caf::timespan health_timeout = std::chrono::seconds{1};
+  std::uint32_t health_max_missed = 3;
   /// Largest request or result, in bytes of wire encoding.
   std::int64_t max_payload_bytes = 64LL * 1024 * 1024;
   /// SIGTERM-to-SIGKILL budget for each worker process when stopping.

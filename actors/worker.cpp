@@ -36,6 +36,8 @@ using grace_atom = caf::atom_constant<caf::atom("grace")>;
 using start_tout_atom = caf::atom_constant<caf::atom("starttout")>;
 using orphan_atom = caf::atom_constant<caf::atom("orphan")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using health_atom = caf::atom_constant<caf::atom("health")>;
+using pong_atom = caf::atom_constant<caf::atom("pong")>;
 
 /// The worker as the launcher thread, gRPC threads and its own timers see it.
 using worker_actor_impl = worker_actor::extend<
@@ -47,7 +49,9 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<grace_atom, std::uint64_t>,
   caf::reacts_to<start_tout_atom>,
   caf::reacts_to<orphan_atom, std::uint64_t>,
-  caf::reacts_to<flush_atom>>;
+  caf::reacts_to<flush_atom>,
+  caf::reacts_to<health_atom>,
+  caf::reacts_to<pong_atom, std::uint64_t, bool>>;
 
 /// The last lines a worker wrote to stderr, kept for startup errors.
 class stderr_tail {
@@ -119,6 +123,10 @@ struct worker_state {
   /// The process is gone; replies it sent just before may still be on their
   /// way, so the actor waits briefly for them before it ends.
   bool exited = false;
+  /// Health pings: the last one sent, whether it was answered, misses in a row.
+  std::uint64_t ping_seq = 0;
+  bool ping_answered = true;
+  std::uint32_t pings_missed = 0;
   /// Its supervisor asked it to stop.
   bool stopping_requested = false;
   /// Killed for replacement while its pool was gone.
@@ -282,6 +290,8 @@ void on_ready_line(worker_pointer self, const std::string& line) {
     st.socket_path, st.cfg.max_payload_bytes + 65536);
   st.current = phase::ready;
   detail::log_debug(st.cfg.id, "ready (pid {})", st.pid);
+  if (st.cfg.health_interval.count() > 0)
+    self->delayed_send(self, st.cfg.health_interval, health_atom::value);
   tell_owner(st, detail::worker_ready_atom::value,
                  caf::actor_cast<worker_actor>(self), make_status(self));
 }
@@ -536,32 +546,60 @@ void on_deadline(worker_pointer self, std::uint64_t seq) {
   self->delayed_send(self, st.cfg.deadline_grace, grace_atom::value, seq);
 }
 
+/// Kills the process on purpose and has the pool replace this worker
+/// (start new, then terminate old through the supervisor).
+void replace_process(worker_pointer self, const std::string& why) {
+  auto& st = self->state;
+  st.exit_reason = make_error(errc::worker_replaced, why);
+  detail::log_warning(st.cfg.id, "{}", why);
+  default_process_launcher().signal(st.launch_id, SIGKILL);
+  if (auto owner = caf::actor_cast<caf::actor>(st.cfg.owner))
+    caf::anon_send(owner, detail::replace_atom::value, self->address(), why);
+  else
+    st.replacing_orphan = true;
+}
+
 void on_grace(worker_pointer self, std::uint64_t seq) {
   auto& st = self->state;
   auto i = st.calls.find(seq);
   if (i == st.calls.end() || !st.process_alive || st.exit_reason)
     return;
-  if (!traits_of(st.cfg.profile, st.cfg.capacity, st.cfg.thread_check).replace_when_stuck) {
-    // Thread profile: killing the process would fail unrelated calls; the
-    // slot stays taken until Python finishes the call.
+  if (!traits_of(st.cfg.profile, st.cfg.capacity, st.cfg.thread_check).replace_when_stuck
+      || !st.cfg.kill_stuck_calls) {
+    // Thread profile (killing the process would fail unrelated calls) or the
+    // "wait" policy: the slot stays taken until Python finishes the call.
     detail::log_warning(st.cfg.id, "tool '{}' (request {}) is still running past its "
                         "deadline; its slot stays busy until it returns",
                         i->second.tool, i->second.request_id);
     return;
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.deadline_grace);
-  auto why = fmt::format("worker {} was still running tool '{}' {} ms after its deadline and "
-                         "was killed",
-                         st.cfg.id, i->second.tool, ms.count());
-  st.exit_reason = make_error(errc::worker_replaced, why);
-  detail::log_warning(st.cfg.id, "{}", why);
-  default_process_launcher().signal(st.launch_id, SIGKILL);
-  // The pool starts a replacement first, then has the supervisor terminate
-  // this worker: a deliberate replacement, not a crash and not a restart.
-  if (auto owner = caf::actor_cast<caf::actor>(st.cfg.owner))
-    caf::anon_send(owner, detail::replace_atom::value, self->address(), why);
-  else
-    st.replacing_orphan = true;
+  replace_process(self, fmt::format("worker {} was still running tool '{}' {} ms after its "
+                                    "deadline and was killed",
+                                    st.cfg.id, i->second.tool, ms.count()));
+}
+
+/// Health: one ping per interval; a ping still unanswered at the next tick
+/// is a miss; too many misses in a row mean the process is wedged.
+void on_health_tick(worker_pointer self) {
+  auto& st = self->state;
+  if (st.current != phase::ready || st.exit_reason || !st.process_alive || !st.channel)
+    return;
+  if (!st.ping_answered) {
+    if (++st.pings_missed >= st.cfg.health_max_missed) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.health_interval);
+      replace_process(self, fmt::format("worker {} (pid {}) missed {} health pings in a row "
+                                        "({} ms apart): wedged, killed",
+                                        st.cfg.id, st.pid, st.pings_missed, ms.count()));
+      return;
+    }
+  }
+  st.ping_answered = false;
+  auto seq = ++st.ping_seq;
+  auto handle = caf::actor_cast<caf::actor>(self);
+  st.channel->ping(std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.health_timeout),
+                   [handle, seq](bool ok) { caf::anon_send(handle, pong_atom::value, seq, ok); });
+  self->delayed_send(self, st.cfg.health_interval, health_atom::value);
 }
 
 } // namespace
@@ -630,6 +668,14 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
                                       fmt::format("worker {} did not become ready within "
                                                   "{} ms (startup_timeout_ms)",
                                                   st.cfg.id, ms.count())));
+      },
+      [self](health_atom) { on_health_tick(self); },
+      [self](pong_atom, std::uint64_t seq, bool ok) {
+        auto& st = self->state;
+        if (seq == st.ping_seq && ok) {
+          st.ping_answered = true;
+          st.pings_missed = 0;
+        }
       },
       [self](flush_atom) {
         auto& st = self->state;

@@ -36,6 +36,14 @@ struct worker_config {
   caf::timespan startup_timeout = std::chrono::seconds{10};
   /// How long after a call's deadline a busy process-profile worker is killed.
   caf::timespan deadline_grace = std::chrono::milliseconds{500};
+  /// Process profile: replace a worker still running a call after its
+  /// deadline plus `deadline_grace` (else it only fails the caller).
+  bool kill_stuck_calls = true;
+  /// Health pings (0: off), their timeout, and how many missed in a row mark
+  /// the process as wedged (it is then killed and replaced).
+  caf::timespan health_interval = std::chrono::seconds{2};
+  caf::timespan health_timeout = std::chrono::seconds{1};
+  std::uint32_t health_max_missed = 3;
   /// SIGTERM-to-SIGKILL budget when the worker is stopped.
   caf::timespan shutdown_timeout = std::chrono::seconds{5};
   /// Directory for the socket; empty: the host's runtime directory.

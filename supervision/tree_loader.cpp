@@ -52,6 +52,10 @@ const word_list supervisor_keys = {
 const word_list pool_keys = {
   "adapter",          "size",          "min_ready",
   "profile",          "threads_per_worker", "thread_check",
+  "worker_ttl_ms",    "worker_max_requests", "worker_max_requests_jitter",
+  "worker_max_rss_bytes", "lifecycle_interval_ms", "max_concurrent_recycles",
+  "drain_timeout_ms", "deadline_policy", "health_interval_ms", "health_timeout_ms",
+  "health_max_missed",
   "python",           "python_path",   "env",
   "startup_concurrency", "startup_timeout_ms", "queue_max",
   "queue_timeout_ms", "request_timeout_ms", "deadline_grace_ms",
@@ -67,6 +71,8 @@ const word_list strategy_words = {"one_for_one", "one_for_all", "rest_for_one"};
 const word_list restart_words = {"permanent", "transient", "temporary"};
 
 const word_list profile_words = {"process", "thread"};
+
+const word_list deadline_policy_words = {"kill", "wait"};
 
 const word_list thread_check_words = {"off", "warn", "strict"};
 
@@ -952,6 +958,26 @@ private:
            s.integer("max_payload_bytes", 1, std::numeric_limits<std::int64_t>::max(),
                      "a positive integer (bytes)"));
     assign(cfg.shutdown_timeout, s.millis("shutdown_timeout_ms", false));
+    assign(cfg.worker_ttl, s.millis("worker_ttl_ms", false));
+    assign(cfg.worker_max_requests,
+           s.integer("worker_max_requests", 0, std::numeric_limits<std::int64_t>::max(),
+                     "an integer >= 0 (0: off)"));
+    assign(cfg.worker_max_requests_jitter,
+           s.integer("worker_max_requests_jitter", 0, std::numeric_limits<std::int64_t>::max(),
+                     "an integer >= 0"));
+    assign(cfg.worker_max_rss_bytes,
+           s.integer("worker_max_rss_bytes", 0, std::numeric_limits<std::int64_t>::max(),
+                     "an integer >= 0 (bytes; 0: off)"));
+    assign(cfg.lifecycle_interval, s.millis("lifecycle_interval_ms", true));
+    assign(cfg.max_concurrent_recycles,
+           s.count("max_concurrent_recycles", 1, max_u32, "a positive integer"));
+    assign(cfg.drain_timeout, s.millis("drain_timeout_ms", false));
+    if (auto w = s.word("deadline_policy", deadline_policy_words))
+      cfg.kill_stuck_calls = *w == "kill";
+    assign(cfg.health_interval, s.millis("health_interval_ms", false));
+    assign(cfg.health_timeout, s.millis("health_timeout_ms", true));
+    assign(cfg.health_max_missed,
+           s.count("health_max_missed", 1, max_u32, "a positive integer"));
     assign(cfg.intensity.max_restarts,
            s.count("max_restarts", 0, max_u32, "an integer >= 0"));
     assign(cfg.intensity.period, s.seconds("max_seconds"));

@@ -112,4 +112,26 @@ void worker_channel::execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)
                           });
 }
 
+namespace {
+
+struct ping_call {
+  call_guard guard;  // first: destroyed last
+  grpc::ClientContext context;
+  bridge::v1::PingRequest request;
+  bridge::v1::PingResponse response;
+};
+
+} // namespace
+
+void worker_channel::ping(std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+  auto call = std::make_shared<ping_call>();
+  call->guard.attach(slot_);
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+  auto* raw = call.get();
+  stub_->async()->Ping(&raw->context, &raw->request, &raw->response,
+                       [call, done = std::move(done)](grpc::Status status) {
+                         done(status.ok());
+                       });
+}
+
 } // namespace snakepit::detail

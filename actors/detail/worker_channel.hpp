@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -68,6 +69,9 @@ public:
 
   /// Starts `call`; `done` runs once on a gRPC thread when it completes.
   void execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)> done);
+
+  /// Health ping with a deadline; `done(answered)` runs once on a gRPC thread.
+  void ping(std::chrono::milliseconds timeout, std::function<void(bool)> done);
 
 private:
   std::shared_ptr<channel_slot> slot_;

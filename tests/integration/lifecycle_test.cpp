@@ -1,5 +1,7 @@
 // Recycling: drain, then replace, with no dropped call.
 
+#include <signal.h>
+
 #include "pool_fixture.hpp"
 #include "snakepit/actors/lifecycle.hpp"
 
@@ -105,5 +107,43 @@ TEST_CASE_FIXTURE(system_fixture, "continuous load through repeated recycles dro
   CHECK(failed == 0);
   CHECK(recycles(st, "requests") >= 4);
   CHECK(st.crashes == 0);
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "a wedged worker misses its health pings and is replaced") {
+  auto cfg = showcase(1);
+  cfg.health_interval = 100ms;
+  cfg.health_timeout = 80ms;
+  cfg.health_max_missed = 3;
+  auto pool = start(cfg);
+  auto before = status(pool).workers.at(0);
+  // Busy in a long CPU-bound tool is not wedged: pings still get answers.
+  REQUIRE(call(pool, make_request("cpu_burn", {{"milliseconds", 600}})));
+  CHECK(status(pool).replacements == 0);
+  // Truly wedged: the process is stopped.
+  REQUIRE(::kill(before.pid, SIGSTOP) == 0);
+  auto t0 = std::chrono::steady_clock::now();
+  auto st = wait_status(pool, [&](const pool_status& s) {
+    return s.replacements == 1 && s.ready == 1 && s.workers[0].pid != before.pid;
+  });
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  CHECK(st.crashes == 0);
+  CHECK(call(pool, make_request("noop")));
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "deadline_policy wait fails the caller but lets the call finish") {
+  auto cfg = showcase(1);
+  cfg.kill_stuck_calls = false;
+  cfg.deadline_grace = 50ms;
+  auto pool = start(cfg);
+  auto pid = status(pool).workers.at(0).pid;
+  auto late = call(pool, make_request("sleep", {{"seconds", 0.6}}, 150ms));
+  CHECK(kind_of(late) == "timeout");
+  // The worker serves nobody until the call returns, then serves again.
+  auto next = call(pool, make_request("worker_info"));
+  REQUIRE_MESSAGE(next, message_of(next));
+  CHECK(next->result["pid"].as_int() == pid);
+  CHECK(status(pool).replacements == 0);
   stop(pool);
 }
