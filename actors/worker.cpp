@@ -16,6 +16,7 @@
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
 #include "snakepit/actors/process_launcher.hpp"
+#include "snakepit/actors/run_registry.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/messages/detail/value_proto.hpp"
 #include "snakepit/messages/error.hpp"
@@ -618,6 +619,8 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
     auto tag = init.cfg.id;
     process_events events;
     events.on_spawned = [weak](caf::expected<int> pid) {
+      if (pid)  // on the launcher thread: the registry's file I/O never blocks an actor
+        run_registry::instance().record_spawn(*pid);
       if (auto h = caf::actor_cast<caf::actor>(weak))
         caf::anon_send(h, spawned_atom::value, pid ? static_cast<std::int32_t>(*pid) : 0,
                        pid ? std::string{} : caf::to_string(pid.error()));
@@ -632,6 +635,7 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
       detail::log_worker_output(tag, is_stderr, line);
     };
     events.on_exit = [weak](process_exit how) {
+      run_registry::instance().record_exit(how.pid);
       if (auto h = caf::actor_cast<caf::actor>(weak))
         caf::anon_send(h, exited_atom::value, how);
     };
