@@ -1,7 +1,9 @@
 """The `snakepit` command line, driven as a user would: real processes, real workers."""
 
 import json
+import shutil
 import signal
+import tempfile
 import time
 import os
 import stat
@@ -195,9 +197,13 @@ def test_run_rejects_an_invalid_tree(tmp_path: Path):
     assert "missing" in proc.stderr
 
 
-def test_workers_die_with_a_sigkilled_host():
+def test_workers_die_with_a_sigkilled_host_and_its_run_is_cleaned_later():
+    # A short private parent: worker socket paths must stay under 107 bytes.
+    tmp_path = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(tmp_path))
     proc = subprocess.Popen([SNAKEPIT, "run", str(EXAMPLES / "one_pool.toml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env)
     started = ""
     deadline = time.monotonic() + 60
     while "running" not in started and time.monotonic() < deadline:
@@ -207,15 +213,23 @@ def test_workers_die_with_a_sigkilled_host():
         started += line
     workers = [int(line.split()[0]) for line in python_workers_of(proc.pid)]
     assert len(workers) == 2, started
+    runs = tmp_path / "snakepit-runs"
+    assert len(list(runs.glob("*.run"))) == 1  # the run registry of the live host
     proc.kill()
     proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 2  # within 2 s no worker of it remains
     while time.monotonic() < deadline:
         alive = [pid for pid in workers if is_running(pid)]
         if not alive:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert alive == []
+    # The dead run's registry file stays until the next host starts a worker.
+    assert len(list(runs.glob("*.run"))) == 1
+    again = run("call", "--tool", "noop", env={"SNAKEPIT_RUNTIME_PARENT": str(tmp_path)})
+    assert again.returncode == 0, again.stderr
+    assert list(runs.glob("*.run")) == []
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_repeat_with_concurrency_prints_one_line_per_call_and_advice():

@@ -1,6 +1,10 @@
 // Recycling: drain, then replace, with no dropped call.
 
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
 
 #include "pool_fixture.hpp"
 #include "snakepit/actors/lifecycle.hpp"
@@ -117,7 +121,9 @@ TEST_CASE_FIXTURE(system_fixture, "a wedged worker misses its health pings and i
   cfg.health_max_missed = 3;
   auto pool = start(cfg);
   auto before = status(pool).workers.at(0);
-  // Busy in a long CPU-bound tool is not wedged: pings still get answers.
+  // Busy is not wedged: a long sleep and a long CPU-bound tool still let
+  // the pings through.
+  REQUIRE(call(pool, make_request("sleep", {{"seconds", 0.6}})));
   REQUIRE(call(pool, make_request("cpu_burn", {{"milliseconds", 600}})));
   CHECK(status(pool).replacements == 0);
   // Truly wedged: the process is stopped.
@@ -146,4 +152,33 @@ TEST_CASE_FIXTURE(system_fixture, "deadline_policy wait fails the caller but let
   CHECK(next->result["pid"].as_int() == pid);
   CHECK(status(pool).replacements == 0);
   stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "a slow starter within its startup timeout is not killed") {
+  auto dir = std::string{"/tmp/snakepit-slow-"} + std::to_string(::getpid());
+  ::mkdir(dir.c_str(), 0700);
+  std::ofstream{dir + "/slow_adapter.py"}
+    << "import time\n"
+       "from snakepit_bridge import BaseAdapter, tool\n"
+       "class Slow(BaseAdapter):\n"
+       "    def setup(self) -> None:\n"
+       "        time.sleep(1.0)  # loads a model, say\n"
+       "    @tool\n"
+       "    def ping(self) -> str:\n"
+       "        return 'pong'\n";
+  auto cfg = showcase(1);
+  cfg.adapter = "slow_adapter.Slow";
+  cfg.python_path = {dir};
+  cfg.health_interval = 100ms;  // liveness checks do not apply before ready
+  cfg.health_timeout = 50ms;
+  cfg.health_max_missed = 2;
+  cfg.startup_timeout = 5s;
+  auto pool = start(cfg);
+  auto r = call(pool, make_request("ping"));
+  CHECK_MESSAGE(r, message_of(r));
+  auto st = status(pool);
+  CHECK(st.replacements == 0);
+  CHECK(st.crashes == 0);
+  stop(pool);
+  std::system(("rm -rf " + dir).c_str());
 }
