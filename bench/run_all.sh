@@ -11,7 +11,7 @@
 #   BENCH_WAIT_IDLE=S before each bench, wait up to S seconds for the machine to be idle
 #                     (under 10% busy with other work); default 0: do not wait
 #
-# Takes about 3 minutes on 2 cores. Every bench interleaves its floors and the pool in
+# Takes about 4 minutes on 2 cores. Every bench interleaves its floors and the pool in
 # the same run; the summary shows ratios of medians with PASS/FAIL against the targets.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -41,12 +41,14 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   start_args=(--rounds 1)
   mp_args=(--rounds 1 --calls 2000 --seq-calls 200)
   prof_args=(--rounds 1 --scale 0.3)
+  recycle_args=(--rounds 1 --slice-ms 1500)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
   start_args=(--rounds 5)
   mp_args=(--rounds 5)
   prof_args=(--rounds 5)
+  recycle_args=(--rounds 5)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -87,6 +89,8 @@ run throughput-default "$bin/throughput_bench" --scheduler default --deferred 0 
 run startup "$bin/startup_bench" "${start_args[@]}"
 run mp-pool "$SNAKEPIT_PYTHON" "$here/mp_pool_bench.py" "${mp_args[@]}"
 run profiles "$bin/profile_bench" "${prof_args[@]}"
+# recycle_bench exits 1 when a call failed; the summary shows that as FAIL.
+run recycling "$bin/recycle_bench" "${recycle_args[@]}" || true
 elapsed=$(( $(date +%s) - started ))
 
 cat "$out"/*.txt | grep '^RESULT ' > "$out/results.txt" || true
@@ -182,6 +186,18 @@ for tool in ("sleep", "sha256", "matmul", "cpu_burn"):
         f"{fmt(get(p, f'process_{tool}_calls_per_s'), 0)})")
 row("cpu_burn work done (loop iterations/s): thread / process",
     fmt(get(p, "thread_over_process_cpu_burn_work")), "ratio")
+
+t = "recycle.sleep"
+failed = get(t, "failed")
+row("recycling every ~1 s under load (8 callers, sleep 2 ms): failed calls", fmt(failed, 0),
+    "calls", "0", failed == 0)
+row("  calls/s, recycle / no recycle", fmt(get(t, "rate_ratio")),
+    f"ratio ({fmt(get(t, 'recycle_calls_per_s'), 0)} / {fmt(get(t, 'no-recycle_calls_per_s'), 0)})")
+row("  p50, recycle / no recycle", fmt(get(t, "p50_ratio")),
+    f"ratio ({fmt(get(t, 'recycle_p50_us'), 0)} / {fmt(get(t, 'no-recycle_p50_us'), 0)} us)")
+row("  p99, recycle / no recycle", fmt(get(t, "p99_ratio")),
+    f"ratio ({fmt(get(t, 'recycle_p99_us'), 0)} / {fmt(get(t, 'no-recycle_p99_us'), 0)} us)")
+row("  recycles per slice (median)", fmt(get(t, "recycle_recycles"), 0), "recycles")
 
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
