@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "snakepit/actors/detail/deadline_set.hpp"
+#include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/lifecycle.hpp"
@@ -263,6 +264,11 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
     st.current = phase::ready;
     detail::log_info(st.cfg.name, "ready: {} of {} workers", st.workers.size(),
                      st.cfg.size);
+    detail::emit([&] {
+      return telemetry_event{"snakepit.pool.ready",
+                             {{"workers", static_cast<double>(st.workers.size())}},
+                             {{"pool", st.cfg.name}}};
+    });
     auto status = make_status(self);
     for (auto& rp : st.ready_waiters)
       rp.deliver(status);
@@ -302,6 +308,12 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   }
   if (st.queue.size() >= st.cfg.queue_max) {
     ++st.failed;
+    detail::emit([&] {
+      return telemetry_event{"snakepit.pool.saturated",
+                             {{"queued", static_cast<double>(st.queue.size())}},
+                             {{"pool", st.cfg.name}, {"reason", "queue_full"},
+                              {"tool", req.tool}}};
+    });
     return make_error(errc::pool_saturated,
                       fmt::format("pool '{}' is saturated: all {} workers busy and {} "
                                   "requests queued (queue_max); retry later, or raise "
@@ -375,6 +387,12 @@ bool begin_recycle(pool_pointer self, const std::string& id, const std::string& 
   st.recycling.insert(id);
   detail::log_info(st.cfg.name, "recycling {} ({}): draining {} calls", id, reason,
                    w->in_flight);
+  detail::emit([&] {
+    return telemetry_event{"snakepit.worker.recycled",
+                           {{"in_flight", static_cast<double>(w->in_flight)},
+                            {"served", static_cast<double>(w->served)}},
+                           {{"pool", st.cfg.name}, {"worker", id}, {"reason", reason}}};
+  });
   launch_worker(self, false);
   if (w->in_flight == 0)
     finish_drain(self, id);
@@ -408,6 +426,12 @@ void on_expire(pool_pointer self, std::uint64_t seq) {
                                  i->req.request_id, i->req.tool, waited.count(),
                                  st.cfg.name)));
   } else {
+    detail::emit([&] {
+      return telemetry_event{"snakepit.pool.saturated",
+                             {{"waited_us", detail::micros(now - i->enqueued_at)}},
+                             {{"pool", st.cfg.name}, {"reason", "queue_timeout"},
+                              {"tool", i->req.tool}}};
+    });
     i->promise.deliver(make_error(
       errc::pool_saturated,
       fmt::format("request {} for tool '{}' waited {} ms in the queue of pool '{}' "

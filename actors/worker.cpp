@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "snakepit/actors/detail/deadline_set.hpp"
+#include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
@@ -211,6 +212,14 @@ worker_status make_status(worker_pointer self) {
 /// Ends the actor: fails calls still waiting for an answer, stops the process.
 void shut_down(worker_pointer self, caf::error reason, const caf::error& call_error) {
   auto& st = self->state;
+  detail::emit([&] {
+    return telemetry_event{"snakepit.worker.stopped",
+                           {{"served", static_cast<double>(st.served)},
+                            {"failed", static_cast<double>(st.failed)}},
+                           {{"worker", st.cfg.id}, {"reason", describe(reason).message.empty()
+                                                                 ? caf::to_string(reason)
+                                                                 : describe(reason).message}}};
+  });
   for (auto& [seq, call] : st.calls)
     if (!call.answered)
       call.promise.deliver(call_error);
@@ -293,6 +302,12 @@ void on_ready_line(worker_pointer self, const std::string& line) {
   detail::log_debug(st.cfg.id, "ready (pid {})", st.pid);
   if (st.cfg.health_interval.count() > 0)
     self->delayed_send(self, st.cfg.health_interval, health_atom::value);
+  detail::emit([&] {
+    return telemetry_event{"snakepit.worker.started",
+                           {{"pid", static_cast<double>(st.pid)}},
+                           {{"worker", st.cfg.id}, {"python_version", st.python_version},
+                            {"profile", to_string(st.cfg.profile)}}};
+  });
   tell_owner(st, detail::worker_ready_atom::value,
                  caf::actor_cast<worker_actor>(self), make_status(self));
 }
@@ -354,6 +369,12 @@ void on_exit(worker_pointer self, const process_exit& how) {
                                     "replaced, retry the call",
                                     st.cfg.id, how.pid, how.describe()));
   detail::log_warning(st.cfg.id, "{}", describe(err).message);
+  detail::emit([&] {
+    return telemetry_event{"snakepit.worker.crashed",
+                           {{"pid", static_cast<double>(how.pid)},
+                            {"in_flight", static_cast<double>(st.calls.size())}},
+                           {{"worker", st.cfg.id}, {"reason", how.describe()}}};
+  });
   finish_after_exit(self, err, err);
 }
 
@@ -433,6 +454,21 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
     }
   }
   ok ? ++st.served : ++st.failed;
+  detail::emit([&] {
+    telemetry_event e;
+    e.name = "snakepit.request.executed";
+    e.measurements = {{"queue_us", detail::micros(entry.queued)},
+                      {"python_wall_us", call->response.wall_ns() / 1000.0},
+                      {"python_cpu_us", call->response.cpu_ns() / 1000.0}};
+    e.metadata = {{"worker", st.cfg.id},
+                  {"tool", entry.tool},
+                  {"request_id", entry.request_id},
+                  {"outcome", ok ? std::string{"ok"}
+                                 : call->response.has_error()
+                                     ? bridge::v1::ErrorKind_Name(call->response.error().kind())
+                                     : std::string{"failed"}}};
+    return e;
+  });
   st.deadlines.remove(entry.deadline, call->seq);
   st.calls.erase(i);
   // Python's own times also for calls answered early (deadline) or failed.
@@ -551,6 +587,13 @@ void on_deadline(worker_pointer self, std::uint64_t seq) {
 /// (start new, then terminate old through the supervisor).
 void replace_process(worker_pointer self, const std::string& why) {
   auto& st = self->state;
+  detail::emit([&] {
+    auto health = why.find("health") != std::string::npos;
+    return telemetry_event{health ? "snakepit.worker.health_kill"
+                                  : "snakepit.worker.deadline_kill",
+                           {{"pid", static_cast<double>(st.pid)}},
+                           {{"worker", st.cfg.id}, {"reason", why}}};
+  });
   st.exit_reason = make_error(errc::worker_replaced, why);
   detail::log_warning(st.cfg.id, "{}", why);
   default_process_launcher().signal(st.launch_id, SIGKILL);

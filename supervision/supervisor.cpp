@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
+#include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/messages/error.hpp"
 
@@ -188,6 +189,12 @@ bool count_failure(sup_pointer self, const std::string& id, const caf::error& re
                                     reason_text(reason)),
                         info.python_type, info.traceback);
   detail::log_error(st.cfg.name, "{}", describe(err).message);
+  detail::emit([&] {
+    return telemetry_event{"snakepit.supervisor.escalation",
+                           {{"max_restarts", static_cast<double>(lim.max_restarts)}},
+                           {{"supervisor", st.cfg.name}, {"child", id},
+                            {"reason", describe(err).message}}};
+  });
   begin_shutdown(self, err);
   return false;
 }
@@ -354,6 +361,12 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   ++entry->restarts;
   auto id = entry->spec.id;
   detail::log_info(st.cfg.name, "child {} exited ({}); restarting", id, reason_text(reason));
+  detail::emit([&] {
+    return telemetry_event{"snakepit.supervisor.restart",
+                           {{"restarts", static_cast<double>(entry->restarts)}},
+                           {{"supervisor", st.cfg.name}, {"child", id},
+                            {"reason", reason_text(reason)}}};
+  });
   if (!count_failure(self, id, reason))
     return;
   entry = st.find(id);
