@@ -11,6 +11,8 @@
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/actors/scheduler_settings.hpp"
+#include "snakepit/actors/telemetry.hpp"
+#include "snakepit/actors/lifecycle.hpp"
 #include "snakepit/messages/atoms.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/messages/execute_reply.hpp"
