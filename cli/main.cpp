@@ -1,6 +1,7 @@
 // The `snakepit` command line: one-shot calls and the demo.
 
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <signal.h>
 
@@ -458,6 +459,105 @@ int run_libraries(const std::string& python, bool json) {
   return exit_failed;
 }
 
+// --- snakepit doctor ----------------------------------------------------------
+
+/// Runs a command through the shell-free popen path and returns (exit code,
+/// combined output). For the command line only: it blocks.
+std::pair<int, std::string> run_capture(const std::vector<std::string>& args) {
+  std::string cmd;
+  for (auto& a : args) {
+    cmd += "'";
+    for (char c : a)
+      cmd += c == '\'' ? std::string{"'\\''"} : std::string(1, c);
+    cmd += "' ";
+  }
+  cmd += "2>&1";
+  std::string out;
+  if (auto* pipe = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (auto n = std::fread(buf, 1, sizeof(buf), pipe))
+      out.append(buf, n);
+    auto status = ::pclose(pipe);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, out};
+  }
+  return {127, "cannot run " + args.front()};
+}
+
+std::string last_line(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+    text.pop_back();
+  auto pos = text.rfind('\n');
+  return pos == std::string::npos ? text : text.substr(pos + 1);
+}
+
+/// Checks the environment a pool needs and says how to fix what is wrong.
+int run_doctor(const std::string& python, const std::vector<std::string>& adapters,
+               const std::vector<std::string>& python_path) {
+  int problems = 0;
+  auto report = [&](bool ok, const std::string& what, const std::string& fix = {}) {
+    std::cout << (ok ? "ok    " : "FAIL  ") << what << '\n';
+    if (!ok) {
+      ++problems;
+      if (!fix.empty())
+        std::cout << "      fix: " << fix << '\n';
+    }
+  };
+  auto interpreter = locate_python(python);
+  if (!interpreter) {
+    report(false, "Python interpreter: " + describe(interpreter.error()).message);
+    std::cout << problems << " problem(s)\n";
+    return exit_failed;
+  }
+  report(true, "Python interpreter: " + *interpreter);
+  auto pythonpath = python_package_dir();
+  ::setenv("PYTHONPATH", pythonpath.c_str(), 1);
+  auto [rc, out] = run_capture({*interpreter, "-m", "snakepit_bridge.worker", "--check"});
+  auto check = value::from_json(last_line(out));
+  if (rc == 0 && check && check->is_map()) {
+    auto& c = *check;
+    report(true, fmt::format("snakepit_bridge {} from {} (wire {}), Python {} {}, grpcio {}, "
+                             "protobuf {}, GIL {}",
+                             c["snakepit_bridge_version"].as_string(), pythonpath,
+                             c["wire"].as_string(), c["implementation"].as_string(),
+                             c["python_version"].as_string(), c["grpc_version"].as_string(),
+                             c["protobuf_version"].as_string(),
+                             c["gil_enabled"].as_bool(true) ? "on" : "off"));
+  } else {
+    report(false, "snakepit_bridge worker check: " + last_line(out),
+           "set SNAKEPIT_PYTHON_PACKAGE_DIR to the directory holding snakepit_bridge, or "
+           "reinstall snakepit");
+  }
+  for (auto& adapter : adapters) {
+    auto dot = adapter.rfind('.');
+    if (dot == std::string::npos) {
+      report(false, "adapter '" + adapter + "': not a dotted path",
+             "name it package.module.ClassName");
+      continue;
+    }
+    std::string paths;
+    for (auto& dir : python_path)
+      paths += "'" + dir + "',";
+    auto code = "import importlib, sys\nsys.path[:0] = [" + paths + "]\n"
+                "cls = getattr(importlib.import_module('" + adapter.substr(0, dot) + "'), '"
+                + adapter.substr(dot + 1) + "')\n"
+                "from snakepit_bridge import BaseAdapter\n"
+                "assert issubclass(cls, BaseAdapter), 'not a BaseAdapter subclass'\n";
+    auto [arc, aout] = run_capture({*interpreter, "-c", code});
+    if (arc == 0)
+      report(true, "adapter " + adapter + " imports");
+    else
+      report(false, "adapter " + adapter + ": " + last_line(aout),
+             "check --python-path and that the module imports with " + *interpreter);
+  }
+  auto runtime = runtime_dir();
+  report(::access(runtime.c_str(), W_OK) == 0, "runtime directory " + runtime + " is writable",
+         "set SNAKEPIT_RUNTIME_PARENT to a short, writable directory");
+  std::cout << (problems == 0 ? std::string{"everything looks fine"}
+                              : std::to_string(problems) + " problem(s)")
+            << '\n';
+  return problems == 0 ? exit_ok : exit_failed;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -509,6 +609,15 @@ int main(int argc, char** argv) {
   libraries_cmd->add_option("--python", libraries_python, "Python interpreter");
   libraries_cmd->add_flag("--json", libraries_json, "Print JSON");
 
+  std::string doctor_python;
+  std::vector<std::string> doctor_adapters, doctor_paths;
+  auto* doctor_cmd = app.add_subcommand(
+    "doctor", "Check the environment (Python, grpc, snakepit_bridge, adapters) and say how "
+              "to fix what is wrong");
+  doctor_cmd->add_option("--python", doctor_python, "Python interpreter");
+  doctor_cmd->add_option("--adapter", doctor_adapters, "Adapter to try importing (repeatable)");
+  doctor_cmd->add_option("--python-path", doctor_paths, "Extra import directory (repeatable)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -533,5 +642,7 @@ int main(int argc, char** argv) {
     return run_tree(tree_file, run_log_level);
   if (libraries_cmd->parsed())
     return run_libraries(libraries_python, libraries_json);
+  if (doctor_cmd->parsed())
+    return run_doctor(doctor_python, doctor_adapters, doctor_paths);
   return exit_usage;
 }

@@ -265,3 +265,21 @@ def test_libraries_lists_thread_safety_and_gil_release():
     table = {row["name"]: row for row in json.loads(proc.stdout)["libraries"]}
     assert table["numpy"]["releases_gil"] in ("yes", "partial")
     assert table["matplotlib"]["thread_safe"] == "no"
+
+
+def test_doctor_reports_a_healthy_environment():
+    proc = run("doctor", "--adapter", "snakepit_bridge.showcase.ShowcaseAdapter")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "grpcio" in proc.stdout and "everything looks fine" in proc.stdout
+
+
+def test_doctor_catches_a_python_without_grpc_and_a_broken_adapter(tmp_path: Path):
+    wrapper = tmp_path / "python-without-grpc"
+    wrapper.write_text('#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    proc = run("doctor", "--python", str(wrapper))
+    assert proc.returncode == 1
+    assert "FAIL" in proc.stdout and "apt-get install python3-grpcio" in proc.stdout
+    proc = run("doctor", "--adapter", "no_such_pkg_z.Adapter")
+    assert proc.returncode == 1
+    assert "ModuleNotFoundError" in proc.stdout and "fix:" in proc.stdout
