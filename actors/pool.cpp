@@ -126,6 +126,11 @@ struct pool_state {
 
 using pool_pointer = pool_actor_impl::stateful_pointer<pool_state>;
 
+/// A worker's id without the pool prefix ("w-3"): its child id in the supervisor.
+std::string local_id_of(const pool_state& st, const std::string& worker_id) {
+  return worker_id.substr(st.cfg.name.size() + 1);
+}
+
 pool_status make_status(pool_pointer self) {
   auto& st = self->state;
   pool_status out;
@@ -246,7 +251,7 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
   auto& st = self->state;
   if (st.current == phase::failed || st.current == phase::stopping)
     return;
-  auto local_id = info.id.substr(st.cfg.name.size() + 1);
+  auto local_id = local_id_of(st, info.id);
   // A restarted worker keeps its id: drop the stale slot, if any.
   st.workers.erase(std::remove_if(st.workers.begin(), st.workers.end(),
                                   [&](const worker_slot& w) { return w.info.id == info.id; }),
@@ -340,7 +345,7 @@ void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::strin
   auto* w = st.find(addr);
   if (w == nullptr || st.current == phase::failed || st.current == phase::stopping)
     return;
-  auto old_id = w->info.id.substr(st.cfg.name.size() + 1);
+  auto old_id = local_id_of(st, w->info.id);
   ++st.replacements;
   st.failed += w->in_flight;  // the worker answered those calls already
   st.workers.erase(st.workers.begin() + (w - st.workers.data()));
@@ -348,10 +353,6 @@ void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::strin
   launch_worker(self, false);
   self->request(st.sup, caf::infinite, terminate_child_atom::value, old_id)
     .then([](bool) {}, [](caf::error&) {});
-}
-
-std::string local_id_of(const pool_state& st, const std::string& worker_id) {
-  return worker_id.substr(st.cfg.name.size() + 1);
 }
 
 /// The old worker of a recycle is done (or its drain time is up): stop it.
@@ -544,7 +545,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       },
       [self](worker_failed_atom, const std::string& id, const caf::error& err) {
         auto& st = self->state;
-        auto local_id = id.substr(st.cfg.name.size() + 1);
+        auto local_id = local_id_of(st, id);
         if (st.current == phase::starting && st.starting.count(local_id) > 0) {
           // A worker of the first start failed before the pool was ready: the
           // adapter or interpreter is broken; restarting it would only spin.
