@@ -87,6 +87,9 @@ struct pool_state {
   std::uint64_t failed = 0;
   std::uint64_t crashes = 0;
   std::uint64_t replacements = 0;
+  std::uint64_t queue_full = 0;
+  std::uint64_t queue_timeouts = 0;
+  caf::timestamp started_at = caf::make_timestamp();
   std::map<std::string, std::uint64_t> recycles;
   /// Recycles started and not finished (old worker not yet gone).
   std::set<std::string> recycling;
@@ -144,6 +147,9 @@ pool_status make_status(pool_pointer self) {
   out.failed = st.failed;
   out.crashes = st.crashes;
   out.replacements = st.replacements;
+  out.queue_full = st.queue_full;
+  out.queue_timeouts = st.queue_timeouts;
+  out.uptime = caf::make_timestamp() - st.started_at;
   out.recycles = st.recycles;
   for (auto& w : st.workers) {
     if (!w.draining)
@@ -157,6 +163,7 @@ pool_status make_status(pool_pointer self) {
     ws.python_cpu_total = w.python_cpu;
     ws.age = caf::make_timestamp() - w.ready_at;
     ws.draining = w.draining;
+    ws.rss_bytes = process_rss_bytes(ws.pid);
     out.workers.push_back(std::move(ws));
   }
   return out;
@@ -313,6 +320,7 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   }
   if (st.queue.size() >= st.cfg.queue_max) {
     ++st.failed;
+    ++st.queue_full;
     detail::emit([&] {
       return telemetry_event{"snakepit.pool.saturated",
                              {{"queued", static_cast<double>(st.queue.size())}},
@@ -427,6 +435,7 @@ void on_expire(pool_pointer self, std::uint64_t seq) {
                                  i->req.request_id, i->req.tool, waited.count(),
                                  st.cfg.name)));
   } else {
+    ++st.queue_timeouts;
     detail::emit([&] {
       return telemetry_event{"snakepit.pool.saturated",
                              {{"waited_us", detail::micros(now - i->enqueued_at)}},

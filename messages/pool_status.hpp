@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <caf/meta/type_name.hpp>
+#include <caf/timespan.hpp>
 
 #include "snakepit/messages/worker_status.hpp"
 
@@ -34,6 +35,12 @@ struct pool_status {
   std::uint64_t failed = 0;
   /// Worker processes that died unexpectedly.
   std::uint64_t crashes = 0;
+  /// Requests refused because the queue was full (`queue_max`).
+  std::uint64_t queue_full = 0;
+  /// Requests that waited `queue_timeout` without a free worker.
+  std::uint64_t queue_timeouts = 0;
+  /// Time since the pool was spawned.
+  caf::timespan uptime{0};
   /// Workers killed on purpose (deadline kills).
   std::uint64_t replacements = 0;
   /// Workers recycled (drained, then replaced), by reason ("ttl", "requests",
@@ -46,7 +53,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
   return f(caf::meta::type_name("snakepit::pool_status"), x.name, x.state,
            x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
-           x.failed, x.crashes, x.replacements, x.recycles, x.workers);
+           x.failed, x.queue_full, x.queue_timeouts, x.uptime, x.crashes, x.replacements, x.recycles, x.workers);
 }
 
 } // namespace snakepit

@@ -42,6 +42,11 @@ struct worker_status {
   /// Sums over finished calls of the time spent in the tools.
   caf::timespan python_wall_total{0};
   caf::timespan python_cpu_total{0};
+  /// Resident set size of the process when the snapshot was taken; 0 if
+  /// unknown.
+  std::int64_t rss_bytes = 0;
+  /// Events the Python side dropped because its buffer was full.
+  std::uint64_t python_events_dropped = 0;
 };
 
 template <class Inspector>
@@ -49,7 +54,8 @@ typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
   return f(caf::meta::type_name("snakepit::worker_status"), x.id, x.pid, x.state,
            x.capacity, x.in_flight, x.served, x.failed, x.python_version,
            x.implementation, x.gil_enabled, x.free_threaded, x.profile,
-           x.python_wall_total, x.python_cpu_total, x.age, x.draining);
+           x.python_wall_total, x.python_cpu_total, x.age, x.draining, x.rss_bytes,
+           x.python_events_dropped);
 }
 
 } // namespace snakepit

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"snakepit_bridge/_wire/bridge.proto\x12\x12snakepit.bridge.v1\"\x9e\x02\n\x05Value\x12\x33\n\nnull_value\x18\x01 \x01(\x0e\x32\x1d.snakepit.bridge.v1.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x06 \x01(\x0cH\x00\x12\x33\n\nlist_value\x18\x07 \x01(\x0b\x32\x1d.snakepit.bridge.v1.ListValueH\x00\x12\x31\n\tmap_value\x18\x08 \x01(\x0b\x32\x1c.snakepit.bridge.v1.MapValueH\x00\x42\x06\n\x04kind\"5\n\tListValue\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.snakepit.bridge.v1.Value\"9\n\x08MapValue\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.snakepit.bridge.v1.MapEntry\"A\n\x08MapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snakepit.bridge.v1.Value\"m\n\x05\x45rror\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.snakepit.bridge.v1.ErrorKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bpython_type\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\"\x98\x02\n\x0e\x45xecuteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12/\n\targuments\x18\x03 \x01(\x0b\x32\x1c.snakepit.bridge.v1.MapValue\x12\x12\n\ntimeout_ms\x18\x04 \x01(\x03\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x42\n\x08metadata\x18\x07 \x03(\x0b\x32\x30.snakepit.bridge.v1.ExecuteRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x96\x01\n\x0f\x45xecuteResponse\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.snakepit.bridge.v1.ErrorH\x00\x12\x0f\n\x07wall_ns\x18\x03 \x01(\x03\x12\x0e\n\x06\x63pu_ns\x18\x04 \x01(\x03\x42\t\n\x07outcome\"\x12\n\x10ListToolsRequest\"\x84\x01\n\rParameterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x30\n\rdefault_value\x18\x04 \x01(\x0b\x32\x19.snakepit.bridge.v1.Value\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"u\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x35\n\nparameters\x18\x03 \x03(\x0b\x32!.snakepit.bridge.v1.ParameterSpec\x12\x0f\n\x07returns\x18\x04 \x01(\t\"Q\n\x11ListToolsResponse\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12+\n\x05tools\x18\x02 \x03(\x0b\x32\x1c.snakepit.bridge.v1.ToolSpec\"#\n\x0bPingRequest\x12\x14\n\x0csent_unix_ns\x18\x01 \x01(\x03\"\x96\x01\n\x0cPingResponse\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06served\x18\x03 \x01(\x03\x12\x16\n\x0epython_version\x18\x04 \x01(\t\x12\x16\n\x0eimplementation\x18\x05 \x01(\t\x12\x13\n\x0bgil_enabled\x18\x06 \x01(\x08\x12\x11\n\trss_bytes\x18\x07 \x01(\x03\"\x1f\n\x0bStopRequest\x12\x10\n\x08grace_ms\x18\x01 \x01(\x03\"\x0e\n\x0cStopResponse*\x1b\n\tNullValue\x12\x0e\n\nNULL_VALUE\x10\x00*\xa7\x01\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cUNKNOWN_TOOL\x10\x01\x12\x11\n\rBAD_ARGUMENTS\x10\x02\x12\x14\n\x10PYTHON_EXCEPTION\x10\x03\x12\x11\n\rENCODE_FAILED\x10\x04\x12\x15\n\x11PAYLOAD_TOO_LARGE\x10\x05\x12\x0b\n\x07TIMEOUT\x10\x06\x12\x0c\n\x08INTERNAL\x10\x07\x32\xcc\x02\n\x06Worker\x12R\n\x07\x45xecute\x12\".snakepit.bridge.v1.ExecuteRequest\x1a#.snakepit.bridge.v1.ExecuteResponse\x12X\n\tListTools\x12$.snakepit.bridge.v1.ListToolsRequest\x1a%.snakepit.bridge.v1.ListToolsResponse\x12I\n\x04Ping\x12\x1f.snakepit.bridge.v1.PingRequest\x1a .snakepit.bridge.v1.PingResponse\x12I\n\x04Stop\x12\x1f.snakepit.bridge.v1.StopRequest\x1a .snakepit.bridge.v1.StopResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"snakepit_bridge/_wire/bridge.proto\x12\x12snakepit.bridge.v1\"\x9e\x02\n\x05Value\x12\x33\n\nnull_value\x18\x01 \x01(\x0e\x32\x1d.snakepit.bridge.v1.NullValueH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x04 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x05 \x01(\tH\x00\x12\x15\n\x0b\x62ytes_value\x18\x06 \x01(\x0cH\x00\x12\x33\n\nlist_value\x18\x07 \x01(\x0b\x32\x1d.snakepit.bridge.v1.ListValueH\x00\x12\x31\n\tmap_value\x18\x08 \x01(\x0b\x32\x1c.snakepit.bridge.v1.MapValueH\x00\x42\x06\n\x04kind\"5\n\tListValue\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.snakepit.bridge.v1.Value\"9\n\x08MapValue\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.snakepit.bridge.v1.MapEntry\"A\n\x08MapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.snakepit.bridge.v1.Value\"m\n\x05\x45rror\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.snakepit.bridge.v1.ErrorKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bpython_type\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\"\x98\x02\n\x0e\x45xecuteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12/\n\targuments\x18\x03 \x01(\x0b\x32\x1c.snakepit.bridge.v1.MapValue\x12\x12\n\ntimeout_ms\x18\x04 \x01(\x03\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x42\n\x08metadata\x18\x07 \x03(\x0b\x32\x30.snakepit.bridge.v1.ExecuteRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x01\n\x0f\x45xecuteResponse\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12*\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x19.snakepit.bridge.v1.ErrorH\x00\x12\x0f\n\x07wall_ns\x18\x03 \x01(\x03\x12\x0e\n\x06\x63pu_ns\x18\x04 \x01(\x03\x12\x35\n\ttelemetry\x18\x05 \x01(\x0b\x32\".snakepit.bridge.v1.TelemetryBatchB\t\n\x07outcome\"\xa5\x02\n\x0eTelemetryEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12J\n\x0cmeasurements\x18\x02 \x03(\x0b\x32\x34.snakepit.bridge.v1.TelemetryEvent.MeasurementsEntry\x12\x42\n\x08metadata\x18\x03 \x03(\x0b\x32\x30.snakepit.bridge.v1.TelemetryEvent.MetadataEntry\x12\x0f\n\x07unix_ns\x18\x04 \x01(\x03\x1a\x33\n\x11MeasurementsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"[\n\x0eTelemetryBatch\x12\x32\n\x06\x65vents\x18\x01 \x03(\x0b\x32\".snakepit.bridge.v1.TelemetryEvent\x12\x15\n\rdropped_total\x18\x02 \x01(\x04\"\x12\n\x10ListToolsRequest\"\x84\x01\n\rParameterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x30\n\rdefault_value\x18\x04 \x01(\x0b\x32\x19.snakepit.bridge.v1.Value\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"u\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x35\n\nparameters\x18\x03 \x03(\x0b\x32!.snakepit.bridge.v1.ParameterSpec\x12\x0f\n\x07returns\x18\x04 \x01(\t\"Q\n\x11ListToolsResponse\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12+\n\x05tools\x18\x02 \x03(\x0b\x32\x1c.snakepit.bridge.v1.ToolSpec\"#\n\x0bPingRequest\x12\x14\n\x0csent_unix_ns\x18\x01 \x01(\x03\"\xcd\x01\n\x0cPingResponse\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06served\x18\x03 \x01(\x03\x12\x16\n\x0epython_version\x18\x04 \x01(\t\x12\x16\n\x0eimplementation\x18\x05 \x01(\t\x12\x13\n\x0bgil_enabled\x18\x06 \x01(\x08\x12\x11\n\trss_bytes\x18\x07 \x01(\x03\x12\x35\n\ttelemetry\x18\x08 \x01(\x0b\x32\".snakepit.bridge.v1.TelemetryBatch\"\x1f\n\x0bStopRequest\x12\x10\n\x08grace_ms\x18\x01 \x01(\x03\"\x0e\n\x0cStopResponse*\x1b\n\tNullValue\x12\x0e\n\nNULL_VALUE\x10\x00*\xa7\x01\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cUNKNOWN_TOOL\x10\x01\x12\x11\n\rBAD_ARGUMENTS\x10\x02\x12\x14\n\x10PYTHON_EXCEPTION\x10\x03\x12\x11\n\rENCODE_FAILED\x10\x04\x12\x15\n\x11PAYLOAD_TOO_LARGE\x10\x05\x12\x0b\n\x07TIMEOUT\x10\x06\x12\x0c\n\x08INTERNAL\x10\x07\x32\xcc\x02\n\x06Worker\x12R\n\x07\x45xecute\x12\".snakepit.bridge.v1.ExecuteRequest\x1a#.snakepit.bridge.v1.ExecuteResponse\x12X\n\tListTools\x12$.snakepit.bridge.v1.ListToolsRequest\x1a%.snakepit.bridge.v1.ListToolsResponse\x12I\n\x04Ping\x12\x1f.snakepit.bridge.v1.PingRequest\x1a .snakepit.bridge.v1.PingResponse\x12I\n\x04Stop\x12\x1f.snakepit.bridge.v1.StopRequest\x1a .snakepit.bridge.v1.StopResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'snakepit_bridge._wire.bridge_pb2', globals())
@@ -22,10 +22,14 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _EXECUTEREQUEST_METADATAENTRY._options = None
   _EXECUTEREQUEST_METADATAENTRY._serialized_options = b'8\001'
-  _NULLVALUE._serialized_start=1671
-  _NULLVALUE._serialized_end=1698
-  _ERRORKIND._serialized_start=1701
-  _ERRORKIND._serialized_end=1868
+  _TELEMETRYEVENT_MEASUREMENTSENTRY._options = None
+  _TELEMETRYEVENT_MEASUREMENTSENTRY._serialized_options = b'8\001'
+  _TELEMETRYEVENT_METADATAENTRY._options = None
+  _TELEMETRYEVENT_METADATAENTRY._serialized_options = b'8\001'
+  _NULLVALUE._serialized_start=2170
+  _NULLVALUE._serialized_end=2197
+  _ERRORKIND._serialized_start=2200
+  _ERRORKIND._serialized_end=2367
   _VALUE._serialized_start=59
   _VALUE._serialized_end=345
   _LISTVALUE._serialized_start=347
@@ -41,23 +45,31 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _EXECUTEREQUEST_METADATAENTRY._serialized_start=873
   _EXECUTEREQUEST_METADATAENTRY._serialized_end=920
   _EXECUTERESPONSE._serialized_start=923
-  _EXECUTERESPONSE._serialized_end=1073
-  _LISTTOOLSREQUEST._serialized_start=1075
-  _LISTTOOLSREQUEST._serialized_end=1093
-  _PARAMETERSPEC._serialized_start=1096
-  _PARAMETERSPEC._serialized_end=1228
-  _TOOLSPEC._serialized_start=1230
-  _TOOLSPEC._serialized_end=1347
-  _LISTTOOLSRESPONSE._serialized_start=1349
-  _LISTTOOLSRESPONSE._serialized_end=1430
-  _PINGREQUEST._serialized_start=1432
-  _PINGREQUEST._serialized_end=1467
-  _PINGRESPONSE._serialized_start=1470
-  _PINGRESPONSE._serialized_end=1620
-  _STOPREQUEST._serialized_start=1622
-  _STOPREQUEST._serialized_end=1653
-  _STOPRESPONSE._serialized_start=1655
-  _STOPRESPONSE._serialized_end=1669
-  _WORKER._serialized_start=1871
-  _WORKER._serialized_end=2203
+  _EXECUTERESPONSE._serialized_end=1128
+  _TELEMETRYEVENT._serialized_start=1131
+  _TELEMETRYEVENT._serialized_end=1424
+  _TELEMETRYEVENT_MEASUREMENTSENTRY._serialized_start=1324
+  _TELEMETRYEVENT_MEASUREMENTSENTRY._serialized_end=1375
+  _TELEMETRYEVENT_METADATAENTRY._serialized_start=873
+  _TELEMETRYEVENT_METADATAENTRY._serialized_end=920
+  _TELEMETRYBATCH._serialized_start=1426
+  _TELEMETRYBATCH._serialized_end=1517
+  _LISTTOOLSREQUEST._serialized_start=1519
+  _LISTTOOLSREQUEST._serialized_end=1537
+  _PARAMETERSPEC._serialized_start=1540
+  _PARAMETERSPEC._serialized_end=1672
+  _TOOLSPEC._serialized_start=1674
+  _TOOLSPEC._serialized_end=1791
+  _LISTTOOLSRESPONSE._serialized_start=1793
+  _LISTTOOLSRESPONSE._serialized_end=1874
+  _PINGREQUEST._serialized_start=1876
+  _PINGREQUEST._serialized_end=1911
+  _PINGRESPONSE._serialized_start=1914
+  _PINGRESPONSE._serialized_end=2119
+  _STOPREQUEST._serialized_start=2121
+  _STOPREQUEST._serialized_end=2152
+  _STOPRESPONSE._serialized_start=2154
+  _STOPRESPONSE._serialized_end=2168
+  _WORKER._serialized_start=2370
+  _WORKER._serialized_end=2702
 # @@protoc_insertion_point(module_scope)

@@ -53,16 +53,18 @@ class ExecuteRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., tool: _Optional[str] = ..., arguments: _Optional[_Union[MapValue, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., correlation_id: _Optional[str] = ..., session_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ["cpu_ns", "error", "result", "wall_ns"]
+    __slots__ = ["cpu_ns", "error", "result", "telemetry", "wall_ns"]
     CPU_NS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     WALL_NS_FIELD_NUMBER: _ClassVar[int]
     cpu_ns: int
     error: Error
     result: Value
+    telemetry: TelemetryBatch
     wall_ns: int
-    def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., wall_ns: _Optional[int] = ..., cpu_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., wall_ns: _Optional[int] = ..., cpu_ns: _Optional[int] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
 
 class ListToolsRequest(_message.Message):
     __slots__ = []
@@ -117,7 +119,7 @@ class PingRequest(_message.Message):
     def __init__(self, sent_unix_ns: _Optional[int] = ...) -> None: ...
 
 class PingResponse(_message.Message):
-    __slots__ = ["gil_enabled", "implementation", "in_flight", "pid", "python_version", "rss_bytes", "served"]
+    __slots__ = ["gil_enabled", "implementation", "in_flight", "pid", "python_version", "rss_bytes", "served", "telemetry"]
     GIL_ENABLED_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +127,7 @@ class PingResponse(_message.Message):
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     SERVED_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     gil_enabled: bool
     implementation: str
     in_flight: int
@@ -132,7 +135,8 @@ class PingResponse(_message.Message):
     python_version: str
     rss_bytes: int
     served: int
-    def __init__(self, pid: _Optional[int] = ..., in_flight: _Optional[int] = ..., served: _Optional[int] = ..., python_version: _Optional[str] = ..., implementation: _Optional[str] = ..., gil_enabled: bool = ..., rss_bytes: _Optional[int] = ...) -> None: ...
+    telemetry: TelemetryBatch
+    def __init__(self, pid: _Optional[int] = ..., in_flight: _Optional[int] = ..., served: _Optional[int] = ..., python_version: _Optional[str] = ..., implementation: _Optional[str] = ..., gil_enabled: bool = ..., rss_bytes: _Optional[int] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
 
 class StopRequest(_message.Message):
     __slots__ = ["grace_ms"]
@@ -143,6 +147,40 @@ class StopRequest(_message.Message):
 class StopResponse(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
+
+class TelemetryBatch(_message.Message):
+    __slots__ = ["dropped_total", "events"]
+    DROPPED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    dropped_total: int
+    events: _containers.RepeatedCompositeFieldContainer[TelemetryEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[TelemetryEvent, _Mapping]]] = ..., dropped_total: _Optional[int] = ...) -> None: ...
+
+class TelemetryEvent(_message.Message):
+    __slots__ = ["measurements", "metadata", "name", "unix_ns"]
+    class MeasurementsEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class MetadataEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    measurements: _containers.ScalarMap[str, float]
+    metadata: _containers.ScalarMap[str, str]
+    name: str
+    unix_ns: int
+    def __init__(self, name: _Optional[str] = ..., measurements: _Optional[_Mapping[str, float]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., unix_ns: _Optional[int] = ...) -> None: ...
 
 class ToolSpec(_message.Message):
     __slots__ = ["description", "name", "parameters", "returns"]
