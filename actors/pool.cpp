@@ -194,6 +194,8 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   auto& cfg = self->state.cfg;
   worker_config wc;
   wc.id = cfg.name + "/" + id;
+  wc.pool = cfg.name;
+  wc.python_event_buffer = cfg.python_event_buffer;
   wc.python = cfg.python;
   wc.adapter = cfg.adapter;
   wc.python_path = cfg.python_path;
@@ -584,6 +586,10 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
         return begin_recycle(self, id, reason);
       },
       [self](detail::drained_atom, const std::string& id) { finish_drain(self, id); },
+      [self](detail::events_dropped_atom, const caf::actor_addr& worker, std::uint64_t total) {
+        if (auto* w = self->state.find(worker))
+          w->info.python_events_dropped = total;
+      },
       [self](expire_atom, std::int64_t tick_ns) {
         auto& st = self->state;
         std::optional<caf::timestamp> rearm;

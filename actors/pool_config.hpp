@@ -64,6 +64,10 @@ struct pool_config {
   std::uint32_t health_max_missed = 3;
   /// Largest request or result, in bytes of wire encoding.
   std::int64_t max_payload_bytes = 64LL * 1024 * 1024;
+  /// Telemetry events each worker's Python side buffers between replies and
+  /// pings (`snakepit_bridge.emit`); beyond it events are dropped and
+  /// counted. 0 turns Python events off.
+  std::uint32_t python_event_buffer = 1024;
   /// SIGTERM-to-SIGKILL budget for each worker process when stopping.
   caf::timespan shutdown_timeout = std::chrono::seconds{5};
   /// Restart intensity of the pool's worker supervisor. The default allows a

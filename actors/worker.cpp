@@ -15,6 +15,7 @@
 #include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
+#include "snakepit/actors/detail/python_events.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
 #include "snakepit/actors/process_launcher.hpp"
 #include "snakepit/actors/run_registry.hpp"
@@ -53,7 +54,7 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<orphan_atom, std::uint64_t>,
   caf::reacts_to<flush_atom>,
   caf::reacts_to<health_atom>,
-  caf::reacts_to<pong_atom, std::uint64_t, bool>>;
+  caf::reacts_to<pong_atom, std::uint64_t, bool, std::uint64_t>>;
 
 /// The last lines a worker wrote to stderr, kept for startup errors.
 class stderr_tail {
@@ -129,6 +130,8 @@ struct worker_state {
   std::uint64_t ping_seq = 0;
   bool ping_answered = true;
   std::uint32_t pings_missed = 0;
+  /// Events the Python side dropped (its buffer was full), as last reported.
+  std::uint64_t python_events_dropped = 0;
   /// Its supervisor asked it to stop.
   bool stopping_requested = false;
   /// Killed for replacement while its pool was gone.
@@ -160,7 +163,8 @@ process_spec make_spec(const worker_state& st) {
                "--ready-fd",   "3",
                "--lifeline-fd", "4",
                "--parent-pid", std::to_string(::getpid()),
-               "--worker-id",  cfg.id};
+               "--worker-id",  cfg.id,
+               "--event-buffer", std::to_string(cfg.python_event_buffer)};
   for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
     spec.args.push_back(arg);
   for (auto& dir : cfg.python_path) {
@@ -206,6 +210,7 @@ worker_status make_status(worker_pointer self) {
   out.gil_enabled = st.gil_enabled;
   out.free_threaded = st.free_threaded;
   out.profile = to_string(st.cfg.profile);
+  out.python_events_dropped = st.python_events_dropped;
   return out;
 }
 
@@ -392,6 +397,29 @@ caf::error error_from_wire(const bridge::v1::Error& e) {
   return make_error(code, e.message(), e.python_type(), e.traceback());
 }
 
+detail::python_event_source event_source(const worker_state& st) {
+  return {st.cfg.pool, st.cfg.id, st.pid};
+}
+
+/// The Python side reported `dropped_total` lost events: make a growth
+/// visible (an event, and the pool's status).
+void note_python_events(worker_pointer self, std::uint64_t dropped_total) {
+  auto& st = self->state;
+  if (dropped_total <= st.python_events_dropped)
+    return;
+  auto delta = dropped_total - st.python_events_dropped;
+  st.python_events_dropped = dropped_total;
+  detail::log_warning(st.cfg.id, "the Python side dropped {} telemetry events (buffer full; "
+                      "raise python_event_buffer or emit less)", delta);
+  detail::emit([&] {
+    return telemetry_event{"snakepit.python.events_dropped",
+                           {{"dropped", static_cast<double>(delta)},
+                            {"dropped_total", static_cast<double>(dropped_total)}},
+                           {{"pool", st.cfg.pool}, {"worker", st.cfg.id}}};
+  });
+  tell_owner(st, detail::events_dropped_atom::value, self->address(), dropped_total);
+}
+
 void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
   auto& st = self->state;
   auto i = st.calls.find(call->seq);
@@ -419,6 +447,10 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
     self->delayed_send(self, std::chrono::seconds{2}, orphan_atom::value, call->seq);
     return;
   }
+  // The call's events go on the bus before its caller hears back.
+  if (call->response.has_telemetry())
+    note_python_events(self, detail::publish_python_events(call->response.telemetry(),
+                                                           event_source(st)));
   bool ok = false;
   if (!entry.answered) {
     if (status.ok()) {
@@ -460,7 +492,8 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
     e.measurements = {{"queue_us", detail::micros(entry.queued)},
                       {"python_wall_us", call->response.wall_ns() / 1000.0},
                       {"python_cpu_us", call->response.cpu_ns() / 1000.0}};
-    e.metadata = {{"worker", st.cfg.id},
+    e.metadata = {{"pool", st.cfg.pool},
+                  {"worker", st.cfg.id},
                   {"tool", entry.tool},
                   {"request_id", entry.request_id},
                   {"outcome", ok ? std::string{"ok"}
@@ -641,8 +674,16 @@ void on_health_tick(worker_pointer self) {
   st.ping_answered = false;
   auto seq = ++st.ping_seq;
   auto handle = caf::actor_cast<caf::actor>(self);
+  // Events come back with the pong: published right on the gRPC thread (the
+  // bus is thread-safe), only the drop count goes through the mailbox.
   st.channel->ping(std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.health_timeout),
-                   [handle, seq](bool ok) { caf::anon_send(handle, pong_atom::value, seq, ok); });
+                   [handle, seq, source = event_source(st)](
+                     bool ok, const bridge::v1::PingResponse& response) {
+                     std::uint64_t dropped = 0;
+                     if (ok && response.has_telemetry())
+                       dropped = detail::publish_python_events(response.telemetry(), source);
+                     caf::anon_send(handle, pong_atom::value, seq, ok, dropped);
+                   });
   self->delayed_send(self, st.cfg.health_interval, health_atom::value);
 }
 
@@ -717,12 +758,13 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
                                                   st.cfg.id, ms.count())));
       },
       [self](health_atom) { on_health_tick(self); },
-      [self](pong_atom, std::uint64_t seq, bool ok) {
+      [self](pong_atom, std::uint64_t seq, bool ok, std::uint64_t events_dropped) {
         auto& st = self->state;
         if (seq == st.ping_seq && ok) {
           st.ping_answered = true;
           st.pings_missed = 0;
         }
+        note_python_events(self, events_dropped);
       },
       [self](flush_atom) {
         auto& st = self->state;

@@ -18,6 +18,8 @@ namespace snakepit {
 struct worker_config {
   /// e.g. "demo/w-2"; names the worker in logs and errors.
   std::string id;
+  /// The pool it serves (telemetry metadata).
+  std::string pool;
   /// Absolute path of the Python interpreter.
   std::string python;
   /// Dotted path of the adapter class, e.g. "snakepit_bridge.showcase.ShowcaseAdapter".
@@ -46,6 +48,9 @@ struct worker_config {
   std::uint32_t health_max_missed = 3;
   /// SIGTERM-to-SIGKILL budget when the worker is stopped.
   caf::timespan shutdown_timeout = std::chrono::seconds{5};
+  /// Events the Python side buffers between replies and pings; 0 turns
+  /// Python events off.
+  std::uint32_t python_event_buffer = 1024;
   /// Directory for the socket; empty: the host's runtime directory.
   std::string runtime_dir;
   /// Receives readiness, startup failures and free slots (the pool). Weak,

@@ -55,7 +55,7 @@ const word_list pool_keys = {
   "worker_ttl_ms",    "worker_max_requests", "worker_max_requests_jitter",
   "worker_max_rss_bytes", "lifecycle_interval_ms", "max_concurrent_recycles",
   "drain_timeout_ms", "deadline_policy", "health_interval_ms", "health_timeout_ms",
-  "health_max_missed",
+  "health_max_missed", "python_event_buffer",
   "python",           "python_path",   "env",
   "startup_concurrency", "startup_timeout_ms", "queue_max",
   "queue_timeout_ms", "request_timeout_ms", "deadline_grace_ms",
@@ -978,6 +978,8 @@ private:
     assign(cfg.health_timeout, s.millis("health_timeout_ms", true));
     assign(cfg.health_max_missed,
            s.count("health_max_missed", 1, max_u32, "a positive integer"));
+    assign(cfg.python_event_buffer,
+           s.count("python_event_buffer", 0, 1u << 20, "an integer 0..1048576 (0: off)"));
     assign(cfg.intensity.max_restarts,
            s.count("max_restarts", 0, max_u32, "an integer >= 0"));
     assign(cfg.intensity.period, s.seconds("max_seconds"));

@@ -27,6 +27,9 @@ using slot_free_atom = caf::atom_constant<caf::atom("slotfree")>;
 using replace_atom = caf::atom_constant<caf::atom("replace")>;
 /// (drained_atom, worker id): a recycled worker's drain time is up.
 using drained_atom = caf::atom_constant<caf::atom("drained")>;
+/// (events_dropped_atom, worker address, total): the worker's Python side
+/// has dropped `total` telemetry events since it started.
+using events_dropped_atom = caf::atom_constant<caf::atom("evdropped")>;
 /// (expire_atom, time the timer was armed for, in ns): the queue's timer.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
@@ -37,6 +40,7 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<slot_free_atom, caf::actor_addr, bool, std::int64_t, std::int64_t>,
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
   caf::reacts_to<drained_atom, std::string>,
+  caf::reacts_to<events_dropped_atom, caf::actor_addr, std::uint64_t>,
   caf::reacts_to<expire_atom, std::int64_t>>;
 
 } // namespace snakepit::detail

@@ -123,14 +123,15 @@ struct ping_call {
 
 } // namespace
 
-void worker_channel::ping(std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+void worker_channel::ping(std::chrono::milliseconds timeout,
+                          std::function<void(bool, const bridge::v1::PingResponse&)> done) {
   auto call = std::make_shared<ping_call>();
   call->guard.attach(slot_);
   call->context.set_deadline(std::chrono::system_clock::now() + timeout);
   auto* raw = call.get();
   stub_->async()->Ping(&raw->context, &raw->request, &raw->response,
                        [call, done = std::move(done)](grpc::Status status) {
-                         done(status.ok());
+                         done(status.ok(), call->response);
                        });
 }
 

@@ -70,8 +70,10 @@ public:
   /// Starts `call`; `done` runs once on a gRPC thread when it completes.
   void execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)> done);
 
-  /// Health ping with a deadline; `done(answered)` runs once on a gRPC thread.
-  void ping(std::chrono::milliseconds timeout, std::function<void(bool)> done);
+  /// Health ping with a deadline; `done(answered, response)` runs once on a
+  /// gRPC thread.
+  void ping(std::chrono::milliseconds timeout,
+            std::function<void(bool, const bridge::v1::PingResponse&)> done);
 
 private:
   std::shared_ptr<channel_slot> slot_;

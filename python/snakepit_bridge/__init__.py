@@ -3,7 +3,8 @@
 Write an adapter by subclassing :class:`BaseAdapter` (or :class:`ThreadSafeAdapter`, for
 thread-profile pools) and marking methods with :func:`tool`;
 snakepit starts worker processes (``python -m snakepit_bridge.worker``) that serve it over
-gRPC. :class:`AdapterTestClient` calls an adapter in-process for unit tests.
+gRPC. :func:`emit` sends telemetry events to the host (:mod:`snakepit_bridge.telemetry`).
+:class:`AdapterTestClient` calls an adapter in-process for unit tests.
 
 The names below are imported on first use, so that ``python -m snakepit_bridge.worker`` can
 set up its parent-death guard before anything heavy (grpc, protobuf) is imported.
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = ["BaseAdapter", "ThreadSafeAdapter", "tool", "CallContext", "ToolCallError", "ThreadSafetyError",
-           "AdapterTestClient", "__version__"]
+           "AdapterTestClient", "emit", "__version__"]
 
 _EXPORTS = {
     "BaseAdapter": "snakepit_bridge.adapter",
@@ -27,12 +28,14 @@ _EXPORTS = {
     "CallContext": "snakepit_bridge.context",
     "ToolCallError": "snakepit_bridge.errors",
     "AdapterTestClient": "snakepit_bridge.testing",
+    "emit": "snakepit_bridge.telemetry",
 }
 
 if TYPE_CHECKING:
     from snakepit_bridge.adapter import BaseAdapter
     from snakepit_bridge.context import CallContext
     from snakepit_bridge.errors import ThreadSafetyError, ToolCallError
+    from snakepit_bridge.telemetry import emit
     from snakepit_bridge.testing import AdapterTestClient
     from snakepit_bridge.thread_safe import ThreadSafeAdapter
     from snakepit_bridge.tools import tool

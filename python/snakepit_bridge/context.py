@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from snakepit_bridge import telemetry
+
 
 @dataclass(frozen=True)
 class CallContext:
@@ -28,6 +30,8 @@ class CallContext:
         deadline: when the caller stops waiting, as a ``time.monotonic()`` value; None when the
             call has no timeout.
         worker_id: the id the host gave this worker process (``--worker-id``).
+
+    :meth:`emit` sends a telemetry event tagged with this call's tool and request id.
     """
 
     request_id: str = ""
@@ -43,3 +47,14 @@ class CallContext:
         if self.deadline is None:
             return None
         return self.deadline - time.monotonic()
+
+    def emit(self, name: str, measurements: Optional[Mapping[str, float]] = None,
+             metadata: Optional[Mapping[str, str]] = None) -> bool:
+        """:func:`snakepit_bridge.emit` with metadata ``tool`` and ``request_id`` of this call
+        added (entries of the same keys in ``metadata`` win; the two count towards the limit of
+        32 entries). Returns False when the event was dropped (buffer full) or events are off.
+
+        Raises:
+            TypeError, ValueError: as :func:`snakepit_bridge.emit`.
+        """
+        return telemetry.emit_with(name, measurements, metadata, {"tool": self.tool, "request_id": self.request_id})

@@ -2,7 +2,8 @@
 
 Look the tool up, check the payload size, decode and check the arguments, wait for a slot, run
 the tool (sync tools in the thread pool, ``async def`` tools on the event loop), time it, encode
-the result, check its size, and map every failure to a wire ``Error``.
+the result, check its size, and map every failure to a wire ``Error``. Every response carries
+the telemetry events emitted since the previous response or ping.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Generator, Optional, Tuple
 
 from snakepit_bridge import arguments as _arguments
-from snakepit_bridge import values
+from snakepit_bridge import telemetry, values
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge.adapter import BaseAdapter, tool_table
 from snakepit_bridge.context import CallContext
@@ -98,24 +99,27 @@ class Dispatcher:
             self.checker.close()
 
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
-        """Serves one call; never raises except when the call itself is cancelled."""
+        """Serves one call; never raises except when the call itself is cancelled. The response
+        carries the telemetry events pending by then (:func:`telemetry.attach`)."""
         received = time.monotonic()
         self.in_flight += 1
         self._idle.clear()
         try:
-            return await self._execute(request, received)
+            response = await self._execute(request, received)
         except BridgeError as exc:
-            return _error(exc.kind, exc.message)
+            response = _error(exc.kind, exc.message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug of ours: report it typed, keep serving
-            return _error(INTERNAL, f"snakepit_bridge failed serving tool '{request.tool}': {exc!r}",
-                          type_name(type(exc)), "".join(traceback.format_exception(exc)))
+            response = _error(INTERNAL, f"snakepit_bridge failed serving tool '{request.tool}': {exc!r}",
+                              type_name(type(exc)), "".join(traceback.format_exception(exc)))
         finally:
             self.in_flight -= 1
             self.served += 1
             if self.in_flight == 0:
                 self._idle.set()
+        telemetry.attach(response)
+        return response
 
     async def _execute(self, request: pb.ExecuteRequest, received: float) -> pb.ExecuteResponse:
         definition = self.tools.get(request.tool)

@@ -15,7 +15,7 @@ from typing import Optional
 
 import grpc
 
-from snakepit_bridge import values
+from snakepit_bridge import telemetry, values
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge._wire import bridge_pb2_grpc as pb_grpc
 from snakepit_bridge.adapter import BaseAdapter
@@ -73,7 +73,7 @@ class WorkerService(pb_grpc.WorkerServicer):
 
     async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
         dispatcher = self._owner.dispatcher
-        return pb.PingResponse(
+        response = pb.PingResponse(
             pid=os.getpid(),
             in_flight=dispatcher.in_flight,
             served=dispatcher.served,
@@ -82,6 +82,8 @@ class WorkerService(pb_grpc.WorkerServicer):
             gil_enabled=self._info["gil_enabled"],
             rss_bytes=rss_bytes(),
         )
+        telemetry.attach(response)  # events emitted since the last reply, e.g. by background threads
+        return response
 
     async def Stop(self, request: pb.StopRequest, context: grpc.aio.ServicerContext) -> pb.StopResponse:
         grace_s = max(0, request.grace_ms) / 1000.0

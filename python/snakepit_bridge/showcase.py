@@ -5,6 +5,9 @@
 - ``snakepit_bridge.showcase.ThreadedShowcaseAdapter``: a ``ThreadSafeAdapter`` with tools for
   comparing the profiles (sleeping, pure-Python CPU work, GIL-releasing hashing and matrix
   products) and for the thread-safety checker (a correct counter and a deliberately racy one).
+
+Both have ``emit_events``, which emits telemetry events (for checking that they reach the host,
+and that drops are counted).
 """
 
 from __future__ import annotations
@@ -22,14 +25,56 @@ from snakepit_bridge import runtime
 from snakepit_bridge import thread_check
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.context import CallContext
+from snakepit_bridge.telemetry import emit
 from snakepit_bridge.thread_safe import ThreadSafeAdapter
 from snakepit_bridge.tools import tool
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-class ShowcaseAdapter(BaseAdapter):
-    """Tools that exercise every path of the bridge: values, errors, timing, crashes, output."""
+class TelemetryShowcase:
+    """The telemetry tool both showcase adapters have (a mixin: tools are found across the MRO)."""
+
+    @tool
+    def emit_events(self, count: int, ctx: CallContext, name: str = "showcase.tick") -> int:
+        """Emits ``count`` events named ``name``, with measurement ``i`` (0, 1, ...) and metadata
+        ``source="showcase"`` (plus ``tool`` and ``request_id``); returns how many were queued
+        (the others were dropped, the buffer being full, or events are disabled).
+
+        Args:
+            count: how many events to emit (0 or more).
+            name: the event name; the host publishes ``python.<name>``.
+        """
+        if count < 0:
+            raise ValueError("count must be at least 0")
+        source = {"source": "showcase"}
+        return sum(ctx.emit(name, {"i": index}, source) for index in range(count))
+
+    @tool
+    def emit_later(self, count: int, delay_ms: int, name: str = "showcase.later") -> int:
+        """Emits ``count`` events from a background thread ``delay_ms`` after returning, outside
+        any call: they reach the host with the next health ping (or reply). Returns ``count``.
+
+        Args:
+            count: how many events to emit (0 or more).
+            delay_ms: how long the thread waits first.
+            name: the event name; the host publishes ``python.<name>``.
+        """
+        if count < 0 or delay_ms < 0:
+            raise ValueError("count and delay_ms must be at least 0")
+
+        def later() -> None:
+            time.sleep(delay_ms / 1000)
+            for index in range(count):
+                emit(name, {"i": index}, {"source": "background"})
+
+        threading.Thread(target=later, name="emit_later", daemon=True).start()
+        return count
+
+
+class ShowcaseAdapter(TelemetryShowcase, BaseAdapter):
+    """Tools that exercise every path of the bridge: values, errors, timing, crashes, output,
+    telemetry events."""
 
     def __init__(self) -> None:
         self.setup_unix_s: Optional[float] = None
@@ -150,7 +195,7 @@ def _burn(milliseconds: int) -> int:
     return iterations
 
 
-class ThreadedShowcaseAdapter(ThreadSafeAdapter):
+class ThreadedShowcaseAdapter(TelemetryShowcase, ThreadSafeAdapter):
     """A thread-safe showcase for thread-profile pools: the workloads that compare the profiles,
     and a correct and a racy counter for the thread-safety checker.
 

@@ -12,7 +12,7 @@ import threading
 import uuid
 from typing import Any, List, Mapping, Optional, Type, Union
 
-from snakepit_bridge import values
+from snakepit_bridge import telemetry, values
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.dispatch import Dispatcher
@@ -41,6 +41,9 @@ class AdapterTestClient:
             that is not a ``ThreadSafeAdapter`` with ``ThreadSafetyError``, as a worker would.
         thread_check: ``"off"``, ``"warn"`` or ``"strict"``, as ``--thread-check``; the findings
             are in :meth:`thread_findings`.
+        event_buffer: the telemetry event buffer's capacity, as ``--event-buffer`` (0 disables
+            events). The buffer is the process's own: entering the client empties it and sets
+            its capacity. The events the replies carried are in :meth:`events`.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class AdapterTestClient:
         worker_id: str = "test",
         profile: str = "process",
         thread_check: str = "off",
+        event_buffer: int = telemetry.DEFAULT_EVENT_BUFFER,
     ) -> None:
         if profile not in ("process", "thread"):
             raise ValueError(f"profile must be 'process' or 'thread', not {profile!r}")
@@ -64,6 +68,9 @@ class AdapterTestClient:
         self.adapter = instance
         self._options = dict(concurrency=concurrency, max_payload_bytes=max_message_bytes, worker_id=worker_id,
                              thread_check=thread_check)
+        self._event_buffer = event_buffer
+        self._events: List[telemetry.Event] = []
+        self._events_dropped = 0
         self._dispatcher: Optional[Dispatcher] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
@@ -72,6 +79,7 @@ class AdapterTestClient:
 
     def __enter__(self) -> "AdapterTestClient":
         self._dispatcher = Dispatcher(self.adapter, **self._options)  # checks the tools first
+        telemetry.configure(self._event_buffer)  # as a worker does before importing the adapter
         try:
             self.adapter.setup()
         except BaseException:
@@ -95,6 +103,20 @@ class AdapterTestClient:
         """What the thread-safety checker found so far (empty when ``thread_check="off"``)."""
         checker = self._dispatcher.checker if self._dispatcher is not None else None
         return checker.findings() if checker is not None else []
+
+    def events(self) -> List[telemetry.Event]:
+        """The telemetry events the replies carried so far, in order: ``Event(name,
+        measurements, metadata, unix_ns)`` as the host receives them.
+
+        Events travel on replies, as in a worker: an event emitted outside a call (in
+        ``setup()``, from a thread of the adapter's) shows up after the next call, and one reply
+        carries at most ``telemetry.MAX_EVENTS_PER_BATCH`` events.
+        """
+        return list(self._events)
+
+    def events_dropped(self) -> int:
+        """Events dropped because the buffer was full, as the last reply reported it."""
+        return self._events_dropped
 
     def tools(self) -> List[ToolSpec]:
         """The adapter's tool specs, sorted by name (as ``ListTools`` reports them)."""
@@ -140,6 +162,11 @@ class AdapterTestClient:
         response = pb.ExecuteResponse.FromString(future.result().SerializeToString())
         self.last_wall_ns = response.wall_ns
         self.last_cpu_ns = response.cpu_ns
+        if response.HasField("telemetry"):
+            batch = response.telemetry
+            self._events.extend(telemetry.Event(event.name, dict(event.measurements), dict(event.metadata),
+                                                event.unix_ns) for event in batch.events)
+            self._events_dropped = batch.dropped_total
         if response.WhichOneof("outcome") == "error":
             error = response.error
             raise ToolCallError(

@@ -5,12 +5,13 @@ The start contract with the host (the C++ side implements the other half)::
     PYTHON -m snakepit_bridge.worker --adapter pkg.module.Class --socket /tmp/sp-XXXX/w-3.sock
         --concurrency 1 --max-message-bytes N --ready-fd 3 --lifeline-fd 4
         --parent-pid PID --worker-id pool-3 [--profile process|thread]
-        [--thread-check off|warn|strict] [--python-path DIR]...
+        [--thread-check off|warn|strict] [--event-buffer N] [--python-path DIR]...
     PYTHON -m snakepit_bridge.worker --check
 
 1. Before any heavy import: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; exit 70 at once if
    ``getppid()`` is not ``--parent-pid``; a daemon thread reads the lifeline fd and calls
-   ``os._exit(70)`` on end-of-file or error (the host is gone).
+   ``os._exit(70)`` on end-of-file or error (the host is gone). The telemetry event buffer gets
+   its capacity (``--event-buffer``; 0 disables events).
 2. Prepend each ``--python-path`` to ``sys.path``, import the adapter, check it subclasses
    ``BaseAdapter`` (in the thread profile: ``ThreadSafeAdapter``) and its tools can be served,
    instantiate it, run ``setup()``.
@@ -41,6 +42,8 @@ import signal
 import sys
 import threading
 from typing import Any, Dict, List, Optional
+
+from snakepit_bridge import telemetry  # standard library only: light
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -74,6 +77,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--lifeline-fd", type=int, help="fd whose end-of-file means the host is gone")
     parser.add_argument("--parent-pid", type=int, help="exit 70 unless this is our parent's pid")
     parser.add_argument("--worker-id", default="", help="the host's id for this worker")
+    parser.add_argument("--event-buffer", type=int, default=telemetry.DEFAULT_EVENT_BUFFER, metavar="N",
+                        help="telemetry events held until a reply or ping carries them; more are dropped and "
+                             f"counted (default {telemetry.DEFAULT_EVENT_BUFFER}; 0 disables events)")
     parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
                         help="prepend DIR to sys.path (repeatable, kept in order)")
     args = parser.parse_args(argv)
@@ -84,6 +90,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
             parser.error("--concurrency must be at least 1")
         if args.max_message_bytes < 1:
             parser.error("--max-message-bytes must be positive")
+        if args.event_buffer < 0:
+            parser.error("--event-buffer must be 0 (disabled) or more")
         for name in ("ready_fd", "lifeline_fd"):
             fd = getattr(args, name)
             if fd is not None:
@@ -338,6 +346,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.check:
         return _check()
     _guard_parent(args)
+    telemetry.configure(args.event_buffer)  # before the adapter is imported: its setup() may emit
     sys.path[:0] = args.python_path
     try:
         adapter = _load_adapter(args.adapter, args.profile, args.concurrency)

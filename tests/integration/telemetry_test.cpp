@@ -57,3 +57,88 @@ TEST_CASE_FIXTURE(system_fixture, "events fire with measurements for a real pool
   CHECK(find("snakepit.supervisor.restart"));
   CHECK(find("snakepit.worker.stopped"));
 }
+
+namespace {
+
+/// Collects the events of one name, thread-safe (handlers run on actor and
+/// gRPC threads).
+struct event_log {
+  std::mutex mtx;
+  std::vector<telemetry_event> events;
+  std::uint64_t id = 0;
+
+  explicit event_log(const std::string& name) {
+    id = telemetry::global().attach(name, [this](const telemetry_event& e) {
+      std::lock_guard<std::mutex> guard{mtx};
+      events.push_back(e);
+    });
+  }
+
+  ~event_log() {
+    telemetry::global().detach(id);
+  }
+
+  std::vector<telemetry_event> copy() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return events;
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(system_fixture, "events from Python reach the bus with pool, worker and pid") {
+  event_log ticks{"python.showcase.tick"};
+  auto pool = start(showcase(1));
+  auto reply = call(pool, make_request("emit_events", {{"count", 3}}));
+  REQUIRE(reply);
+  CHECK(reply->result == value{3});
+  // They come back with the reply, so they are on the bus before the caller
+  // gets it.
+  auto events = ticks.copy();
+  REQUIRE(events.size() == 3);
+  auto worker = status(pool).workers.at(0);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(events[i].measurements.at("i") == i);
+    CHECK(events[i].metadata.at("source") == "showcase");
+    CHECK(events[i].metadata.at("tool") == "emit_events");
+    CHECK(events[i].metadata.at("pool") == "test");
+    CHECK(events[i].metadata.at("worker") == worker.id);
+    CHECK(events[i].metadata.at("pid") == std::to_string(worker.pid));
+  }
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "events emitted outside calls arrive with the health ping") {
+  event_log later{"python.showcase.later"};
+  auto cfg = showcase(1);
+  cfg.health_interval = 50ms;
+  auto pool = start(cfg);
+  REQUIRE(call(pool, make_request("emit_later", {{"count", 2}, {"delay_ms", 100}})));
+  CHECK(later.copy().empty());
+  wait_status(pool, [&](const pool_status&) { return later.copy().size() == 2; }, 5s);
+  CHECK(later.copy().at(0).metadata.at("source") == "background");
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "Python events over the buffer are dropped and counted") {
+  event_log ticks{"python.showcase.tick"};
+  event_log dropped{"snakepit.python.events_dropped"};
+  auto cfg = showcase(1);
+  cfg.python_event_buffer = 4;
+  auto pool = start(cfg);
+  auto reply = call(pool, make_request("emit_events", {{"count", 10}}));
+  REQUIRE(reply);
+  CHECK(reply->result == value{4});
+  CHECK(ticks.copy().size() == 4);
+  auto drops = dropped.copy();
+  REQUIRE(drops.size() == 1);
+  CHECK(drops[0].measurements.at("dropped") == 6);
+  CHECK(drops[0].metadata.at("pool") == "test");
+  wait_status(pool, [](const pool_status& s) {
+    return s.workers.size() == 1 && s.workers[0].python_events_dropped == 6;
+  });
+  // Later replies repeat the total; no new drop event without a new drop.
+  REQUIRE(call(pool, make_request("emit_events", {{"count", 1}})));
+  CHECK(dropped.copy().size() == 1);
+  stop(pool);
+}

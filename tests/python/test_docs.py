@@ -9,7 +9,8 @@ import pytest
 from bridge_helpers import ROOT
 
 MARKER = "<!-- example: "
-EXAMPLES = [("python-adapters.md", "test-client"), ("worker-profiles.md", "thread-safe-adapter")]
+EXAMPLES = [("python-adapters.md", "test-client"), ("python-adapters.md", "telemetry"),
+            ("worker-profiles.md", "thread-safe-adapter")]
 
 
 @pytest.mark.parametrize("doc, name", EXAMPLES)
