@@ -90,6 +90,8 @@ struct pool_state {
   std::uint64_t queue_full = 0;
   std::uint64_t queue_timeouts = 0;
   caf::timestamp started_at = caf::make_timestamp();
+  /// Every slot was busy at the last dispatch (capacity events are edges).
+  bool at_capacity = false;
   std::map<std::string, std::uint64_t> recycles;
   /// Recycles started and not finished (old worker not yet gone).
   std::set<std::string> recycling;
@@ -167,6 +169,29 @@ pool_status make_status(pool_pointer self) {
     out.workers.push_back(std::move(ws));
   }
   return out;
+}
+
+/// After a dispatch: emits `snakepit.pool.capacity_reached` when the last
+/// free slot was taken (once per time the pool fills up).
+void note_dispatch(pool_state& st) {
+  if (st.at_capacity || !telemetry::global().enabled())
+    return;
+  std::uint32_t capacity = 0;
+  std::uint32_t busy = 0;
+  for (auto& w : st.workers)
+    if (!w.draining) {
+      capacity += w.info.capacity;
+      busy += std::min(w.in_flight, w.info.capacity);
+    }
+  if (busy < capacity)
+    return;
+  st.at_capacity = true;
+  detail::emit([&] {
+    return telemetry_event{"snakepit.pool.capacity_reached",
+                           {{"capacity", static_cast<double>(capacity)},
+                            {"queued", static_cast<double>(st.queue.size())}},
+                           {{"pool", st.cfg.name}}};
+  });
 }
 
 /// The pool cannot go on: answer everyone waiting, then exit (the linked
@@ -253,6 +278,7 @@ void dispatch_queue(pool_pointer self) {
     q.req.queued = caf::make_timestamp() - q.enqueued_at;
     ++w->in_flight;
     q.promise.delegate(w->handle, execute_atom::value, std::move(q.req));
+    note_dispatch(st);
   }
 }
 
@@ -317,6 +343,7 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   if (st.queue.empty()) {
     if (auto* w = st.pick()) {
       ++w->in_flight;
+      note_dispatch(st);
       return self->delegate(w->handle, execute_atom::value, std::move(req));
     }
   }
@@ -571,6 +598,10 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
         if (auto* w = st.find(addr)) {
           if (w->in_flight > 0)
             --w->in_flight;
+          // Full until a slot stays free: one taken again at once by a
+          // queued request does not end the episode.
+          if (st.queue.empty())
+            st.at_capacity = false;
           ok ? ++w->served : ++w->failed;
           w->python_wall += caf::timespan{wall_ns};
           w->python_cpu += caf::timespan{cpu_ns};

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
 
 namespace snakepit {
@@ -86,9 +87,15 @@ std::size_t cleanup_dead_runs(const std::string& dir) {
       ++here;
     }
     killed += here;
-    if (here > 0)
+    if (here > 0) {
       detail::log_warning("snakepit", "orphan cleanup: run of dead host pid {} ({}): "
                           "killed {} leftover worker(s)", host_pid, path, here);
+      detail::emit([&] {
+        return telemetry_event{"snakepit.orphans.cleaned",
+                               {{"killed", static_cast<double>(here)}},
+                               {{"host_pid", std::to_string(host_pid)}, {"run_file", path}}};
+      });
+    }
     ::unlink(path.c_str());
   }
   return killed;

@@ -221,7 +221,7 @@ void shut_down(worker_pointer self, caf::error reason, const caf::error& call_er
     return telemetry_event{"snakepit.worker.stopped",
                            {{"served", static_cast<double>(st.served)},
                             {"failed", static_cast<double>(st.failed)}},
-                           {{"worker", st.cfg.id}, {"reason", describe(reason).message.empty()
+                           {{"pool", st.cfg.pool}, {"worker", st.cfg.id}, {"reason", describe(reason).message.empty()
                                                                  ? caf::to_string(reason)
                                                                  : describe(reason).message}}};
   });
@@ -310,7 +310,7 @@ void on_ready_line(worker_pointer self, const std::string& line) {
   detail::emit([&] {
     return telemetry_event{"snakepit.worker.started",
                            {{"pid", static_cast<double>(st.pid)}},
-                           {{"worker", st.cfg.id}, {"python_version", st.python_version},
+                           {{"pool", st.cfg.pool}, {"worker", st.cfg.id}, {"python_version", st.python_version},
                             {"profile", to_string(st.cfg.profile)}}};
   });
   tell_owner(st, detail::worker_ready_atom::value,
@@ -378,7 +378,7 @@ void on_exit(worker_pointer self, const process_exit& how) {
     return telemetry_event{"snakepit.worker.crashed",
                            {{"pid", static_cast<double>(how.pid)},
                             {"in_flight", static_cast<double>(st.calls.size())}},
-                           {{"worker", st.cfg.id}, {"reason", how.describe()}}};
+                           {{"pool", st.cfg.pool}, {"worker", st.cfg.id}, {"reason", how.describe()}}};
   });
   finish_after_exit(self, err, err);
 }
@@ -625,7 +625,7 @@ void replace_process(worker_pointer self, const std::string& why) {
     return telemetry_event{health ? "snakepit.worker.health_kill"
                                   : "snakepit.worker.deadline_kill",
                            {{"pid", static_cast<double>(st.pid)}},
-                           {{"worker", st.cfg.id}, {"reason", why}}};
+                           {{"pool", st.cfg.pool}, {"worker", st.cfg.id}, {"reason", why}}};
   });
   st.exit_reason = make_error(errc::worker_replaced, why);
   detail::log_warning(st.cfg.id, "{}", why);

@@ -142,3 +142,20 @@ TEST_CASE_FIXTURE(system_fixture, "Python events over the buffer are dropped and
   CHECK(dropped.copy().size() == 1);
   stop(pool);
 }
+
+TEST_CASE_FIXTURE(system_fixture, "capacity reached fires once each time the pool fills up") {
+  event_log full{"snakepit.pool.capacity_reached"};
+  auto pool = start(showcase(2));
+  caf::scoped_actor self{*sys};
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 3; ++i)  // 2 slots: the third call queues
+      self->send(pool, execute_atom::value, make_request("sleep", {{"seconds", 0.2}}));
+    for (int i = 0; i < 3; ++i)
+      CHECK(await(self));
+  }
+  auto events = full.copy();
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].measurements.at("capacity") == 2);
+  CHECK(events[0].metadata.at("pool") == "test");
+  stop(pool);
+}

@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include "snakepit/actors/run_registry.hpp"
+#include "snakepit/actors/telemetry.hpp"
 
 extern char** environ;
 
@@ -57,7 +58,14 @@ TEST_CASE("a dead run's workers are killed, matched by pid and start time") {
   SUBCASE("a recorded, still-running worker of a dead host is killed") {
     std::ofstream{dir + "/old.run"} << dead_host << " 12345\n+ " << worker << ' ' << started
                                     << "\n+ 999999 1\n- 999999\n";
+    std::vector<telemetry_event> seen;
+    auto id = telemetry::global().attach("snakepit.orphans.cleaned",
+                                         [&](const telemetry_event& e) { seen.push_back(e); });
     CHECK(cleanup_dead_runs(dir) == 1);
+    telemetry::global().detach(id);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].measurements.at("killed") == 1);
+    CHECK(seen[0].metadata.at("host_pid") == std::to_string(dead_host));
     REQUIRE(::waitpid(worker, &status, 0) == worker);
     CHECK(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == SIGKILL);
