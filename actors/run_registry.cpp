@@ -14,6 +14,7 @@
 
 #include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
+#include "snakepit/actors/runtime_paths.hpp"
 
 namespace snakepit {
 
@@ -50,17 +51,7 @@ std::uint64_t process_start_time(int pid) {
 
 std::size_t cleanup_dead_runs(const std::string& dir) {
   std::size_t killed = 0;
-  auto* d = ::opendir(dir.c_str());
-  if (d == nullptr)
-    return 0;
-  std::vector<std::string> files;
-  while (auto* entry = ::readdir(d)) {
-    std::string name = entry->d_name;
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".run") == 0)
-      files.push_back(dir + "/" + name);
-  }
-  ::closedir(d);
-  for (auto& path : files) {
+  for (auto& path : files_ending_with(dir, ".run")) {
     std::ifstream in{path};
     int host_pid = 0;
     std::uint64_t host_start = 0;

@@ -113,4 +113,19 @@ std::string python_package_dir() {
   return SNAKEPIT_INSTALLED_PYTHON_DIR;
 }
 
+std::vector<std::string> files_ending_with(const std::string& dir, std::string_view suffix) {
+  std::vector<std::string> out;
+  auto* d = ::opendir(dir.c_str());
+  if (d == nullptr)
+    return out;
+  while (auto* entry = ::readdir(d)) {
+    std::string_view name = entry->d_name;
+    if (name.size() > suffix.size()
+        && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      out.push_back(dir + "/" + std::string{name});
+  }
+  ::closedir(d);
+  return out;
+}
+
 } // namespace snakepit

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace snakepit {
 
@@ -24,5 +26,9 @@ void remove_private_dir(const std::string& dir);
 /// $SNAKEPIT_PYTHON_PACKAGE_DIR, else the installed copy next to the library,
 /// else the source tree the library was built from.
 std::string python_package_dir();
+
+/// Paths of the files in `dir` whose names end with `suffix` (none when
+/// `dir` cannot be read).
+std::vector<std::string> files_ending_with(const std::string& dir, std::string_view suffix);
 
 } // namespace snakepit

@@ -5,6 +5,9 @@
 #include <unistd.h>
 #include <signal.h>
 
+#include <climits>
+#include <cstdlib>
+#include <map>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -18,6 +21,12 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
+#include "commands.hpp"
+#include "output.hpp"
+#include "progress.hpp"
+#include "snakepit/actors/run_registry.hpp"
+#include "snakepit/observability/control_file.hpp"
+#include "snakepit/observability/status_server.hpp"
 #include "snakepit/snakepit.hpp"
 
 namespace {
@@ -25,9 +34,7 @@ namespace {
 using namespace snakepit;
 using std::chrono::steady_clock;
 
-constexpr int exit_ok = 0;
-constexpr int exit_failed = 1;
-constexpr int exit_usage = 2;
+using namespace snakepit::cli;
 
 constexpr const char* showcase_adapter = "snakepit_bridge.showcase.ShowcaseAdapter";
 
@@ -91,19 +98,6 @@ struct pool_options {
     return cfg;
   }
 };
-
-void print_error(const error_info& info) {
-  std::cerr << info.to_json() << std::endl;
-}
-
-void print_error(const caf::error& err) {
-  print_error(describe(err));
-}
-
-/// A line for the operator, on stderr (stdout stays for results).
-void log_line(const std::string& text) {
-  std::cerr << "snakepit: " << text << std::endl;
-}
 
 bool apply_log_level(const std::string& name) {
   auto level = parse_log_level(name);
@@ -378,6 +372,53 @@ int run_check(const std::string& file) {
   return exit_ok;
 }
 
+/// Pool name to number of workers, for the start-up progress display.
+std::map<std::string, std::uint32_t> pool_sizes(const tree_node& node) {
+  std::map<std::string, std::uint32_t> out;
+  if (node.kind == node_kind::pool)
+    out[node.name] = node.pool.size;
+  for (auto& child : node.children)
+    out.merge(pool_sizes(child));
+  return out;
+}
+
+/// A running control endpoint and its file in the run registry (removed
+/// when it ends).
+struct control_endpoint {
+  std::unique_ptr<status_server> server;
+  std::string file;
+
+  ~control_endpoint() {
+    if (!file.empty())
+      ::unlink(file.c_str());
+  }
+};
+
+caf::expected<std::unique_ptr<control_endpoint>>
+start_control_endpoint(const running_tree& tree, const std::string& name,
+                       const std::string& file) {
+  auto out = std::make_unique<control_endpoint>();
+  status_server::options opts;
+  opts.http.token = make_control_token();
+  auto server = status_server::start(opts, [&tree] { return tree.status(); });
+  if (!server)
+    return std::move(server.error());
+  out->server = std::move(*server);
+  control_info info;
+  info.pid = ::getpid();
+  info.start_time = process_start_time(info.pid);
+  info.tree = name;
+  char resolved[PATH_MAX];
+  info.file = ::realpath(file.c_str(), resolved) != nullptr ? resolved : file;
+  info.url = out->server->base_url();
+  info.token = opts.http.token;
+  auto written = write_control_file(run_registry::instance().dir(), info);
+  if (!written)
+    return std::move(written.error());
+  out->file = *written;
+  return out;
+}
+
 int run_tree(const std::string& file, const std::string& log_level) {
   if (!apply_log_level(log_level))
     return exit_usage;
@@ -396,14 +437,25 @@ int run_tree(const std::string& file, const std::string& log_level) {
   host h;
   auto& sys = *h.sys;
   auto t0 = steady_clock::now();
-  auto tree = start_tree(sys, *spec);
+  caf::expected<running_tree> tree{caf::error{}};
+  {
+    startup_progress progress{pool_sizes(spec->root)};
+    tree = start_tree(sys, *spec);
+  }
   if (!tree) {
     print_error(tree.error());
     return exit_failed;
   }
+  // The control endpoint `snakepit inspect` and `diagnose` attach to.
+  auto control = start_control_endpoint(*tree, spec->root.name, file);
+  if (!control) {
+    tree->stop();
+    print_error(control.error());
+    return exit_failed;
+  }
   log_line(fmt::format("tree '{}' from {} running ({:.0f} ms to start); stop with SIGINT or "
-                       "SIGTERM",
-                       spec->root.name, file, ms_since(t0)));
+                       "SIGTERM; see it with `snakepit inspect --pid {}`",
+                       spec->root.name, file, ms_since(t0), ::getpid()));
   std::atomic<bool> stopping{false};
   auto root = tree->root();
   std::thread{[stop_signals, root, &stopping] {
@@ -420,6 +472,7 @@ int run_tree(const std::string& file, const std::string& log_level) {
     self->monitor(root);
     self->receive([&](const caf::down_msg& msg) { reason = msg.reason; });
   }
+  control->reset();
   tree->stop();  // waits for nothing more; cleans the tree's runtime directory
   if (stopping) {
     log_line("tree stopped");
@@ -602,6 +655,31 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--log-level", run_log_level, "debug, info, warning, error or off")
     ->capture_default_str();
 
+  inspect_options inspect_opts;
+  auto* inspect_cmd = app.add_subcommand(
+    "inspect", "Show the live state of a running `snakepit run`: per pool profile, workers, "
+               "load, queue, requests, failures, restarts; per worker pid, age, RSS, Python");
+  inspect_cmd->add_option("--pid", inspect_opts.attach.pid,
+                          "The `snakepit run` to inspect (default: the only one running)");
+  inspect_cmd->add_option("--url", inspect_opts.attach.url,
+                          "Read a metrics endpoint's /status instead, e.g. "
+                          "http://127.0.0.1:9464");
+  inspect_cmd->add_flag("--json", inspect_opts.json, "Print the status document as JSON");
+  inspect_cmd->add_option("--watch", inspect_opts.watch,
+                          "Refresh every SECONDS until interrupted")
+    ->expected(0, 1)
+    ->default_str("2")
+    ->check(CLI::PositiveNumber);
+  attach_options diagnose_opts;
+  bool diagnose_json = false;
+  auto* diagnose_cmd = app.add_subcommand(
+    "diagnose", "Report the machine, each running pool's utilisation and saturation, and "
+                "what to change (pool size, profile, memory)");
+  diagnose_cmd->add_option("--pid", diagnose_opts.pid,
+                           "The `snakepit run` to diagnose (default: the only one running)");
+  diagnose_cmd->add_option("--url", diagnose_opts.url, "Read a metrics endpoint's /status");
+  diagnose_cmd->add_flag("--json", diagnose_json, "Print JSON");
+
   std::string libraries_python;
   bool libraries_json = false;
   auto* libraries_cmd = app.add_subcommand(
@@ -640,6 +718,10 @@ int main(int argc, char** argv) {
     return run_check(tree_file);
   if (run_cmd->parsed())
     return run_tree(tree_file, run_log_level);
+  if (inspect_cmd->parsed())
+    return run_inspect(inspect_opts);
+  if (diagnose_cmd->parsed())
+    return run_diagnose(diagnose_opts, diagnose_json);
   if (libraries_cmd->parsed())
     return run_libraries(libraries_python, libraries_json);
   if (doctor_cmd->parsed())

@@ -1,5 +1,7 @@
 #include "snakepit/supervision/tree.hpp"
 
+#include <unistd.h>
+
 #include <map>
 #include <mutex>
 
@@ -149,6 +151,13 @@ caf::error prepare(tree_node& node, const std::string& runtime) {
   return caf::none;
 }
 
+void collect_pool_names(const tree_node& node, std::vector<std::string>& out) {
+  if (node.kind == node_kind::pool)
+    out.push_back(node.name);
+  for (auto& child : node.children)
+    collect_pool_names(child, out);
+}
+
 } // namespace
 
 caf::expected<caf::actor> running_tree::lookup(const std::string& name,
@@ -182,6 +191,25 @@ caf::expected<caf::actor> running_tree::actor(const std::string& name) const {
   return lookup(name, node_kind::actor);
 }
 
+tree_status running_tree::status(caf::timespan timeout) const {
+  tree_status out;
+  out.tree = name_;
+  out.pid = static_cast<std::int32_t>(::getpid());
+  if (sys_ == nullptr)
+    return out;
+  caf::scoped_actor self{*sys_};
+  for (auto& name : pool_names_) {
+    pool_status st;
+    st.name = name;
+    st.state = "down";
+    if (auto handle = pool(name))
+      self->request(*handle, timeout, status_atom::value)
+        .receive([&](pool_status& answer) { st = std::move(answer); }, [](caf::error&) {});
+    out.pools.push_back(std::move(st));
+  }
+  return out;
+}
+
 void running_tree::stop() {
   if (sys_ == nullptr || !root_)
     return;
@@ -205,6 +233,8 @@ caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& 
     remove_private_dir(tree.runtime_dir_);
     return err;
   }
+  tree.name_ = root_node.name;
+  collect_pool_names(root_node, tree.pool_names_);
   tree.directory_ = std::make_shared<tree_directory>();
   tree.root_ = spawn_supervisor(sys, make_supervisor_config(root_node, tree.directory_, registry));
   tree.directory_->put(root_node.name, node_kind::supervisor,

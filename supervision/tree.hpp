@@ -10,6 +10,7 @@
 
 #include "snakepit/messages/pool_actor.hpp"
 #include "snakepit/messages/supervisor_actor.hpp"
+#include "snakepit/observability/status_json.hpp"
 #include "snakepit/supervision/actor_registry.hpp"
 #include "snakepit/supervision/tree_spec.hpp"
 
@@ -43,6 +44,15 @@ public:
   /// shutdown budget, every worker process gone when it returns. Blocking.
   void stop();
 
+  /// Names of the tree's pools, in declaration order.
+  [[nodiscard]] const std::vector<std::string>& pool_names() const noexcept {
+    return pool_names_;
+  }
+
+  /// A snapshot of every pool (a pool that is restarting, or does not answer
+  /// within `timeout`, shows as state "down"). Blocking: not from an actor.
+  [[nodiscard]] tree_status status(caf::timespan timeout = std::chrono::seconds{2}) const;
+
   /// The tree's private runtime directory (its workers' sockets).
   [[nodiscard]] const std::string& runtime_dir() const noexcept {
     return runtime_dir_;
@@ -58,6 +68,8 @@ private:
   supervisor_actor root_;
   std::shared_ptr<tree_directory> directory_;
   std::string runtime_dir_;
+  std::string name_;
+  std::vector<std::string> pool_names_;
 };
 
 /// Starts a tree in `sys`: children in declared order, each started before

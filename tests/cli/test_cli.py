@@ -283,3 +283,83 @@ def test_doctor_catches_a_python_without_grpc_and_a_broken_adapter(tmp_path: Pat
     proc = run("doctor", "--adapter", "no_such_pkg_z.Adapter")
     assert proc.returncode == 1
     assert "ModuleNotFoundError" in proc.stdout and "fix:" in proc.stdout
+
+
+def start_run(tree: Path, env: dict) -> subprocess.Popen:
+    """Starts `snakepit run TREE` and returns once it reports the tree running."""
+    proc = subprocess.Popen([SNAKEPIT, "run", str(tree)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    started = ""
+    deadline = time.monotonic() + 60
+    while "running" not in started and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        started += line
+    assert "running" in started, started
+    return proc
+
+
+def test_inspect_and_diagnose_attach_to_a_running_tree():
+    tmp_path = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(tmp_path))
+    try:
+        nothing = run("inspect", env=env)
+        assert nothing.returncode == 1
+        assert "no running `snakepit run`" in error_of(nothing)["message"]
+        proc = start_run(EXAMPLES / "one_pool.toml", env)
+        controls = list((tmp_path / "snakepit-runs").glob("*.control"))
+        assert len(controls) == 1
+        assert stat.S_IMODE(controls[0].stat().st_mode) == 0o600  # the token stays private
+        first = run("inspect", "--json", env=env)
+        assert first.returncode == 0, first.stderr
+        doc = json.loads(first.stdout)
+        assert doc["pid"] == proc.pid and doc["tree"] == "app"
+        (pool,) = doc["pools"]
+        assert pool["name"] == "showcase" and pool["state"] == "ready"
+        assert (pool["size"], pool["ready"], pool["capacity"]) == (2, 2, 2)
+        live = sorted(int(line.split()[0]) for line in python_workers_of(proc.pid))
+        assert sorted(w["pid"] for w in pool["workers"]) == live
+        for worker in pool["workers"]:
+            statm = Path(f"/proc/{worker['pid']}/statm").read_text().split()
+            rss = int(statm[1]) * os.sysconf("SC_PAGE_SIZE")
+            assert 0.5 * rss < worker["rss_bytes"] < 2 * rss
+            assert worker["python_version"].count(".") == 2
+            assert worker["gil_enabled"] is True and worker["profile"] == "process"
+        time.sleep(0.3)
+        second = json.loads(run("inspect", "--json", env=env).stdout)
+        assert second["pools"][0]["workers"][0]["age_s"] > pool["workers"][0]["age_s"]
+        text = run("inspect", "--pid", str(proc.pid), env=env)
+        assert text.returncode == 0, text.stderr
+        assert "pool showcase  ready  profile process  workers 2/2" in text.stdout
+        assert "3." in text.stdout and "cpython" in text.stdout
+        diagnosis = run("diagnose", env=env)
+        assert diagnosis.returncode == 0, diagnosis.stderr
+        assert "machine:" in diagnosis.stdout and "pool showcase" in diagnosis.stdout
+        as_json = json.loads(run("diagnose", "--json", env=env).stdout)
+        assert as_json["machine"]["cores"] >= 1
+        assert [p["pool"] for p in as_json["pools"]] == ["showcase"]
+        wrong = run("inspect", "--pid", "1", env=env)
+        assert wrong.returncode == 1 and "pid 1" in error_of(wrong)["message"]
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert list((tmp_path / "snakepit-runs").glob("*.control")) == []
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_inspect_watch_refreshes():
+    tmp_path = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(tmp_path))
+    proc = start_run(EXAMPLES / "one_pool.toml", env)
+    try:
+        watch = subprocess.Popen([SNAKEPIT, "inspect", "--watch", "0.2"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(1.0)
+        watch.send_signal(signal.SIGINT)
+        out, _ = watch.communicate(timeout=10)
+        assert out.count("pool showcase") >= 3  # redrawn several times
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        shutil.rmtree(tmp_path, ignore_errors=True)

@@ -20,7 +20,7 @@ namespace snakepit::testing {
 
 inline std::string source_dir() {
   auto* env = std::getenv("SNAKEPIT_SOURCE_DIR");
-  return env ? env : ".";
+  return env ? env : SNAKEPIT_TEST_SOURCE_DIR;
 }
 
 /// An actor system configured the way the command line configures it.
