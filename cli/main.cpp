@@ -216,7 +216,11 @@ int run_call(const call_options& opts) {
   host h;
   auto cfg = opts.pool.to_config("call");
   cfg.request_timeout = std::chrono::milliseconds{std::max<std::int64_t>(1, opts.timeout_ms)};
-  auto pool = start_pool(*h.sys, cfg);
+  caf::expected<pool_actor> pool{caf::error{}};
+  {
+    startup_progress progress{{{cfg.name, cfg.size}}};
+    pool = start_pool(*h.sys, cfg);
+  }
   if (!pool) {
     print_error(pool.error());
     return exit_failed;

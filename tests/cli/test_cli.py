@@ -363,3 +363,13 @@ def test_inspect_watch_refreshes():
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_starting_a_large_pool_shows_progress():
+    proc = run("call", "--tool", "noop", "--workers", "8")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "workers ready" in line]
+    assert lines[-1] == "snakepit: pool call: 8/8 workers ready", proc.stderr
+    assert len(lines) >= 2  # not only the end
+    small = run("call", "--tool", "noop", "--workers", "2")
+    assert "workers ready" not in small.stderr  # a small pool starts in a blink
