@@ -20,6 +20,8 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+
 #include "snakepit/messages/error.hpp"
 #include "snakepit/supervision/actor_registry.hpp"
 
@@ -41,7 +43,16 @@ constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
 
 using word_list = std::vector<std::string_view>;
 
-const word_list top_level_keys = {"root", "supervisors", "pools", "actors"};
+const word_list top_level_keys = {"root", "supervisors", "pools", "actors", "logging",
+                                  "metrics"};
+
+const word_list logging_keys = {"level", "format"};
+
+const word_list metrics_keys = {"enabled", "bind", "port", "path"};
+
+const word_list log_level_words = {"debug", "info", "warning", "error", "off"};
+
+const word_list log_format_words = {"text", "json"};
 
 const word_list supervisor_keys = {
   "strategy",         "max_restarts", "max_seconds",
@@ -406,6 +417,33 @@ bool is_dotted_python_path(std::string_view path) {
   return parts >= 2;
 }
 
+/// What a server can bind without a name lookup: an IPv4 or IPv6 literal, or
+/// "localhost".
+bool is_bind_address(const std::string& address) {
+  if (address == "localhost")
+    return true;
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, address.c_str(), buf) == 1
+         || inet_pton(AF_INET6, address.c_str(), buf) == 1;
+}
+
+/// A path an HTTP request line can carry as is: '/' first, then no spaces,
+/// control characters, query or fragment.
+bool is_url_path(std::string_view path) {
+  return !path.empty() && path.front() == '/'
+         && std::none_of(path.begin(), path.end(), [](char c) {
+              auto u = static_cast<unsigned char>(c);
+              return u <= ' ' || u == 0x7f || c == '?' || c == '#';
+            });
+}
+
+/// `http://ADDRESS:PORT/PATH`, with an IPv6 address in brackets.
+std::string endpoint_url(const metrics_spec& m) {
+  auto host = m.bind.find(':') == std::string::npos ? m.bind : "[" + m.bind + "]";
+  auto port = m.port == 0 ? std::string{"<any free port>"} : std::to_string(m.port);
+  return fmt::format("http://{}:{}{}", host, port, m.path);
+}
+
 // -- problems -----------------------------------------------------------------
 
 class problem_list {
@@ -500,13 +538,10 @@ public:
     return false;
   }
 
-  /// Reports every key not in `allowed`, at the key itself.
+  /// Reports every key of a node not in its schema, at the key itself.
   void check_keys(node_kind kind) {
     const auto& allowed = keys_of(kind);
-    for (const auto& [k, v] : tbl_) {
-      auto key = k.str();
-      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end())
-        continue;
+    report_unknown_keys(allowed, [&](std::string_view key) {
       auto msg = fmt::format("unknown key '{}' in a {}", key, kind_word(kind));
       if (key == "name") {
         msg += fmt::format("; its name is the section name, as in [{}.NAME]", section_of(kind));
@@ -522,7 +557,27 @@ public:
         }
         msg += fmt::format("; expected one of {}", join_words(allowed));
       }
-      problems_.add(problems_.position(k.source()), path_of(key), std::move(msg));
+      return msg;
+    });
+  }
+
+  /// Reports every key of a settings table (`[logging]`) not in `allowed`.
+  void check_keys(const word_list& allowed, std::string_view table) {
+    report_unknown_keys(allowed, [&](std::string_view key) {
+      auto hint = did_you_mean(key, allowed);
+      if (hint.empty())
+        hint = fmt::format("; expected one of {}", join_words(allowed));
+      return fmt::format("unknown key '{}' in [{}]{}", key, table, hint);
+    });
+  }
+
+  /// Reports each key not in `allowed` at the key, with the message `say(key)`.
+  template <class Say>
+  void report_unknown_keys(const word_list& allowed, Say say) {
+    for (const auto& [k, v] : tbl_) {
+      auto key = k.str();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        problems_.add(problems_.position(k.source()), path_of(key), say(key));
     }
   }
 
@@ -536,6 +591,16 @@ public:
       return std::nullopt;
     }
     return s->get();
+  }
+
+  std::optional<bool> boolean(std::string_view key) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    if (auto b = node->as_boolean())
+      return b->get();
+    problem(key, fmt::format("expected true or false, got {}", describe_got(*node)));
+    return std::nullopt;
   }
 
   std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
@@ -790,6 +855,8 @@ public:
     tree_spec spec;
     spec.source = problems_.file();
     spec.root = build(*root_);
+    spec.logging = logging_;
+    spec.metrics = metrics_;
     return spec;
   }
 
@@ -804,7 +871,7 @@ private:
         continue;
       problems_.add(problems_.position(k.source()), key_segment(key),
                     fmt::format("unknown top-level key '{}'{}; expected root, [supervisors.NAME], "
-                                "[pools.NAME] or [actors.NAME]",
+                                "[pools.NAME], [actors.NAME], [logging] or [metrics]",
                                 key, did_you_mean(key, top_level_keys)));
     }
     if (auto node = doc.get("root")) {
@@ -819,6 +886,67 @@ private:
     read_sections(doc, node_kind::supervisor);
     read_sections(doc, node_kind::pool);
     read_sections(doc, node_kind::actor);
+    read_settings(doc, "logging", logging_keys, [this](section& s) { read_logging(s); });
+    read_settings(doc, "metrics", metrics_keys, [this](section& s) { read_metrics(s); });
+  }
+
+  /// Checks the top-level table `key` (`[logging]`), if any, against `keys`,
+  /// then hands it to `read`.
+  template <class Read>
+  void read_settings(const toml::table& doc, std::string_view key, const word_list& keys,
+                     Read read) {
+    auto node = doc.get(key);
+    if (node == nullptr)
+      return;
+    auto tbl = node->as_table();
+    if (tbl == nullptr) {
+      problems_.add(problems_.position(node->source()), std::string{key},
+                    fmt::format("expected a table ([{}]), got {}", key, describe_got(*node)));
+      return;
+    }
+    section s{*tbl, std::string{key}, problems_};
+    s.check_keys(keys, key);
+    read(s);
+  }
+
+  void read_logging(section& s) {
+    if (auto w = s.word("level", log_level_words))
+      logging_.level = parse_log_level(*w);
+    if (auto w = s.word("format", log_format_words))
+      logging_.format = parse_log_format(*w);
+  }
+
+  void read_metrics(section& s) {
+    auto& m = metrics_;
+    assign(m.enabled, s.boolean("enabled"));
+    constexpr auto bind_text = "an IPv4 or IPv6 address, or \"localhost\"";
+    if (auto bind = s.string("bind", bind_text)) {
+      if (is_bind_address(*bind)) {
+        m.bind = *bind;
+      } else {
+        // "[::1]" is how a URL writes it, not an address.
+        auto bare = bind->size() > 2 && bind->front() == '[' && bind->back() == ']'
+                      ? bind->substr(1, bind->size() - 2)
+                      : std::string{};
+        auto hint = !bare.empty() && is_bind_address(bare)
+                      ? fmt::format(" (write an IPv6 address without brackets: {})",
+                                    quote(bare))
+                      : std::string{};
+        s.problem("bind", fmt::format("expected {}, got {}{}", bind_text, quote(*bind), hint));
+      }
+    }
+    assign(m.port, s.integer("port", 0, 65535, "a port number"));
+    constexpr auto path_text = "a URL path starting with '/' (no spaces, '?' or '#')";
+    if (auto path = s.string("path", path_text)) {
+      if (is_url_path(*path)) {
+        m.path = *path;
+      } else {
+        auto hint = is_url_path("/" + *path)
+                      ? fmt::format(" (did you mean {}?)", quote("/" + *path))
+                      : std::string{};
+        s.problem("path", fmt::format("expected {}, got {}{}", path_text, quote(*path), hint));
+      }
+    }
   }
 
   void read_sections(const toml::table& doc, node_kind kind) {
@@ -1296,6 +1424,8 @@ private:
   /// Some children list could not be read: who is whose child is not known,
   /// so neither are the root candidates and the unreferenced definitions.
   bool children_unknown_ = false;
+  logging_spec logging_;
+  metrics_spec metrics_;
   /// Names suggested for undefined references ("did you mean").
   std::set<std::string, std::less<>> misspelled_;
   /// The `supervisors` section is not a table (already reported).
@@ -1470,6 +1600,17 @@ caf::expected<tree_spec> load_tree_string(std::string_view toml, std::string sou
 
 std::string describe_tree(const tree_spec& spec) {
   std::string out = fmt::format("tree from {}\n", spec.source);
+  const auto& logging = spec.logging;
+  if (logging.level || logging.format) {
+    std::vector<std::string> parts;
+    if (logging.level)
+      parts.push_back(fmt::format("level {}", to_string(*logging.level)));
+    if (logging.format)
+      parts.push_back(fmt::format("format {}", to_string(*logging.format)));
+    out += fmt::format("logging: {}\n", fmt::join(parts, ", "));
+  }
+  if (spec.metrics.enabled)
+    out += fmt::format("metrics: {}\n", endpoint_url(spec.metrics));
   describe_node(spec.root, 0, out);
   return out;
 }

@@ -53,7 +53,9 @@ load_tree_string(std::string_view toml, std::string source_name,
 
 /// A readable, indented rendering of a tree, one node per line: kind, name,
 /// strategy and intensity, pool size and adapter, or actor kind; then the
-/// node's restart type and shutdown.
+/// node's restart type and shutdown. Before the nodes, a `logging:` line when
+/// the file sets a level or format, and a `metrics:` line with the endpoint's
+/// URL when it is enabled.
 [[nodiscard]] std::string describe_tree(const tree_spec& spec);
 
 } // namespace snakepit

@@ -1,11 +1,14 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "snakepit/actors/log.hpp"
 #include "snakepit/actors/pool_config.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/supervision/child_spec.hpp"
+#include "snakepit/supervision/metrics_spec.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
 #include "snakepit/supervision/supervisor.hpp"
 
@@ -52,11 +55,22 @@ struct tree_node {
   value::map args;
 };
 
+/// How the file asks the runtime to log (`[logging]`). A field is empty when
+/// the file leaves it out, so that a command-line flag, then the environment
+/// ($SNAKEPIT_LOG_LEVEL, $SNAKEPIT_LOG_FORMAT), can decide; the defaults are
+/// info and text.
+struct logging_spec {
+  std::optional<log_level> level;
+  std::optional<log_format> format;
+};
+
 /// A validated tree, ready to start.
 struct tree_spec {
   /// The file it came from (or a name given to a string).
   std::string source;
   tree_node root;
+  logging_spec logging;
+  metrics_spec metrics;
 };
 
 } // namespace snakepit

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -54,6 +56,16 @@ const config_problem& problem_at(const std::vector<config_problem>& problems,
   REQUIRE_MESSAGE(n == 1, "problems at ", key_path, ": ", n);
   return *std::find_if(problems.begin(), problems.end(),
                        [&](const auto& p) { return p.key_path == key_path; });
+}
+
+/// Exactly these problems: one at each key path, with its message.
+void check_messages(
+  const std::vector<config_problem>& problems,
+  std::initializer_list<std::pair<std::string_view, std::string_view>> expected) {
+  INFO(dump(problems));
+  CHECK(problems.size() == expected.size());
+  for (const auto& [key_path, message] : expected)
+    CHECK(problem_at(problems, key_path).message == message);
 }
 
 bool contains(std::string_view text, std::string_view part) {
@@ -197,6 +209,13 @@ TEST_CASE("tree: a full tree loads with every field") {
   CHECK(text.pool.request_timeout == defaults.request_timeout);
   CHECK(text.pool.intensity.max_restarts == 3);
   CHECK(text.pool.intensity.period == defaults.intensity.period);
+
+  CHECK(spec->logging.level == log_level::debug);
+  CHECK(spec->logging.format == log_format::json);
+  CHECK(spec->metrics.enabled);
+  CHECK(spec->metrics.bind == "::1");
+  CHECK(spec->metrics.port == 0);
+  CHECK(spec->metrics.path == "/prom");
 }
 
 TEST_CASE("tree: the root is the one supervisor nobody lists; describe_tree shows it") {
@@ -217,6 +236,147 @@ TEST_CASE("tree: the root is the one supervisor nobody lists; describe_tree show
                        "python /usr/bin/python3; restart temporary, shutdown brutal_kill\n"));
   CHECK(contains(text, "\n    pool text: adapter pkg.text.TextAdapter, size 2, min_ready 2, "
                        "python auto; restart permanent, shutdown 6000 ms\n"));
+  CHECK(text.rfind(fmt::format("tree from {}\nlogging: level debug, format json\nmetrics: "
+                               "http://[::1]:<any free port>/prom\nsupervisor app: ",
+                               trees_dir() + "/full.toml"),
+                   0)
+        == 0);
+  // Left out of the file: left out of the rendering.
+  CHECK(describe_tree(*spec).rfind("tree from t.toml\nsupervisor app: ", 0) == 0);
+}
+
+TEST_CASE("tree: [logging] and [metrics] are optional; each key has a default") {
+  auto spec = load_tree_string(base, "t.toml");
+  REQUIRE_MESSAGE(spec, describe(spec.error()).message);
+  CHECK(!spec->logging.level);
+  CHECK(!spec->logging.format);
+  metrics_spec defaults;
+  CHECK(!spec->metrics.enabled);
+  CHECK(spec->metrics.bind == "127.0.0.1");
+  CHECK(spec->metrics.port == 9464);
+  CHECK(spec->metrics.path == "/metrics");
+  CHECK(spec->metrics.bind == defaults.bind);
+  CHECK(spec->metrics.port == defaults.port);
+
+  auto level_only = load_tree_string(with("[logging]\nlevel = \"warning\"\n"), "t.toml");
+  REQUIRE_MESSAGE(level_only, describe(level_only.error()).message);
+  CHECK(level_only->logging.level == log_level::warning);
+  CHECK(!level_only->logging.format);
+  CHECK(contains(describe_tree(*level_only), "\nlogging: level warning\n"));
+
+  for (auto level : {"debug", "info", "warning", "error", "off"}) {
+    auto x = load_tree_string(with(fmt::format("[logging]\nlevel = \"{}\"\n", level)), "t.toml");
+    REQUIRE_MESSAGE(x, describe(x.error()).message);
+    CHECK(x->logging.level == parse_log_level(level));
+  }
+  auto text = load_tree_string(with("[logging]\nformat = \"text\"\n"), "t.toml");
+  REQUIRE_MESSAGE(text, describe(text.error()).message);
+  CHECK(text->logging.format == log_format::text);
+  CHECK(contains(describe_tree(*text), "\nlogging: format text\n"));
+
+  for (auto bind : {"127.0.0.1", "0.0.0.0", "::1", "::", "fe80::1", "localhost"}) {
+    auto x = load_tree_string(with(fmt::format("[metrics]\nenabled = true\nbind = \"{}\"\n",
+                                               bind)),
+                              "t.toml");
+    REQUIRE_MESSAGE(x, describe(x.error()).message);
+    CHECK(x->metrics.bind == bind);
+  }
+  auto ports = load_tree_string(with("[metrics]\nport = 65535\npath = \"/a/b-c_d.txt\"\n"),
+                                "t.toml");
+  REQUIRE_MESSAGE(ports, describe(ports.error()).message);
+  CHECK(!ports->metrics.enabled);
+  CHECK(ports->metrics.port == 65535);
+  CHECK(ports->metrics.path == "/a/b-c_d.txt");
+  // Not enabled: nothing to say about an endpoint.
+  CHECK(!contains(describe_tree(*ports), "metrics:"));
+  auto on = load_tree_string(with("[metrics]\nenabled = true\n"), "t.toml");
+  REQUIRE_MESSAGE(on, describe(on.error()).message);
+  CHECK(contains(describe_tree(*on), "\nmetrics: http://127.0.0.1:9464/metrics\n"));
+}
+
+TEST_CASE("tree: [logging] and [metrics] report every bad value at its key") {
+  auto text = with(R"(
+[logging]
+level = "verbose"
+format = "logfmt"
+levle = "info"
+
+[metrics]
+enabled = "yes"
+bind = "example.com"
+port = 70000
+path = "metrics"
+prot = 9000
+)");
+  auto problems = check(text);
+  check_messages(problems,
+                 {{"logging.level",
+                   "expected one of debug, info, warning, error or off, got \"verbose\""},
+                  {"logging.format", "expected one of text or json, got \"logfmt\""},
+                  {"logging.levle", "unknown key 'levle' in [logging] (did you mean 'level'?)"},
+                  {"metrics.enabled", "expected true or false, got string \"yes\""},
+                  {"metrics.bind",
+                   "expected an IPv4 or IPv6 address, or \"localhost\", got \"example.com\""},
+                  {"metrics.port", "expected a port number of at most 65535, got 70000"},
+                  {"metrics.path", "expected a URL path starting with '/' (no spaces, '?' or "
+                                   "'#'), got \"metrics\" (did you mean \"/metrics\"?)"},
+                  {"metrics.prot", "unknown key 'prot' in [metrics] (did you mean 'port'?)"}});
+  check_position(problem_at(problems, "logging.level"), text, "\"verbose\"");
+  check_position(problem_at(problems, "logging.levle"), text, "levle");
+  check_position(problem_at(problems, "metrics.bind"), text, "\"example.com\"");
+
+  SUBCASE("more bad values") {
+    check_messages(
+      check(with(R"(
+[logging]
+level = "warn"
+format = 1
+colour = true
+
+[metrics]
+enabled = 1
+bind = "[::1]"
+port = -1
+path = "/a b"
+)")),
+      {{"logging.level", "expected one of debug, info, warning, error or off, got \"warn\" "
+                         "(did you mean 'warning'?)"},
+       {"logging.format", "expected one of text or json, got integer 1"},
+       {"logging.colour", "unknown key 'colour' in [logging]; expected one of level or format"},
+       {"metrics.enabled", "expected true or false, got integer 1"},
+       {"metrics.bind", "expected an IPv4 or IPv6 address, or \"localhost\", got \"[::1]\" "
+                        "(write an IPv6 address without brackets: \"::1\")"},
+       {"metrics.port", "expected a port number, got -1"},
+       {"metrics.path",
+        "expected a URL path starting with '/' (no spaces, '?' or '#'), got \"/a b\""}});
+  }
+  SUBCASE("wrong types of the tables and their values") {
+    // Top-level keys after a [table] header would belong to it: they come first.
+    auto first = std::string{"logging = \"debug\"\nmetrics = true\n"} + std::string{base};
+    auto tables = check(first);
+    check_messages(tables, {{"logging", "expected a table ([logging]), got string \"debug\""},
+                            {"metrics", "expected a table ([metrics]), got boolean true"}});
+    check_position(problem_at(tables, "logging"), first, "\"debug\"");
+    check_messages(
+      check(with("[metrics]\nbind = \"\"\nport = \"9464\"\npath = 7\n")),
+      {{"metrics.bind", "expected an IPv4 or IPv6 address, or \"localhost\", got string \"\""},
+       {"metrics.port", "expected a port number, got string \"9464\""},
+       {"metrics.path", "expected a URL path starting with '/' (no spaces, '?' or '#'), got "
+                        "integer 7"}});
+  }
+  SUBCASE("misspelled tables") {
+    auto more = check(std::string{"[loging]\nlevel = \"info\"\n[metric]\nport = 1\n"}
+                      + std::string{base});
+    INFO(dump(more));
+    CHECK(contains(problem_at(more, "loging").message,
+                   "unknown top-level key 'loging' (did you mean 'logging'?)"));
+    CHECK(contains(problem_at(more, "metric").message,
+                   "unknown top-level key 'metric' (did you mean 'metrics'?)"));
+    CHECK(contains(problem_at(check(std::string{"[tracing]\n"} + std::string{base}), "tracing")
+                     .message,
+                   "expected root, [supervisors.NAME], [pools.NAME], [actors.NAME], [logging] "
+                   "or [metrics]"));
+  }
 }
 
 TEST_CASE("tree: a syntax error is reported with its position, and nothing else") {
