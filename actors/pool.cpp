@@ -99,6 +99,9 @@ struct pool_state {
   std::deque<std::pair<std::string, std::string>> recycle_queue;
   caf::error failure;
 
+  /// Marks the name as a pool's for the log's `pool=` field while it lives.
+  detail::log_pool_name log_name;
+
   static inline const char* name = "snakepit.pool";
 
   worker_slot* find(const caf::actor_addr& addr) {
@@ -497,6 +500,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
                         -> pool_actor_impl::behavior_type {
     auto& init = self->state;
     init.cfg = std::move(cfg);
+    init.log_name = detail::log_pool_name{init.cfg.name};
     supervisor_config sc;
     sc.name = init.cfg.name + "/workers";
     sc.strategy = supervision_strategy::dynamic;

@@ -423,14 +423,39 @@ start_control_endpoint(const running_tree& tree, const std::string& name,
   return out;
 }
 
-int run_tree(const std::string& file, const std::string& log_level) {
-  if (!apply_log_level(log_level))
-    return exit_usage;
+/// Log level and format of `snakepit run`: a flag wins, then the file's
+/// `[logging]`, then $SNAKEPIT_LOG_LEVEL / $SNAKEPIT_LOG_FORMAT, then info/text.
+bool apply_run_logging(const std::string& level_flag, const std::string& format_flag,
+                       const logging_spec& file) {
+  if (!level_flag.empty()) {
+    if (!apply_log_level(level_flag))
+      return false;
+  } else if (file.level) {
+    set_log_level(*file.level);
+  }
+  if (!format_flag.empty()) {
+    auto format = parse_log_format(format_flag);
+    if (!format) {
+      print_error("bad_arguments", "--log-format must be text or json; got '" + format_flag
+                                     + "'");
+      return false;
+    }
+    set_log_format(*format);
+  } else if (file.format) {
+    set_log_format(*file.format);
+  }
+  return true;
+}
+
+int run_tree(const std::string& file, const std::string& log_level,
+             const std::string& log_format) {
   auto spec = load_tree_file(file);
   if (!spec) {
     std::cerr << describe(spec.error()).message << std::endl;
     return exit_failed;
   }
+  if (!apply_run_logging(log_level, log_format, spec->logging))
+    return exit_usage;
   // Signals belong to the command line, never to the library: block them in
   // every thread (all inherit this mask) and wait for them on one.
   sigset_t stop_signals;
@@ -652,12 +677,17 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check", "Validate a supervision tree file and print the "
                                                 "tree");
   check_cmd->add_option("file", tree_file, "Tree file (TOML)")->required();
-  std::string run_log_level = "info";
+  std::string run_log_level;
+  std::string run_log_format;
   auto* run_cmd = app.add_subcommand("run", "Start a supervision tree and serve until SIGINT or "
                                             "SIGTERM, then stop it in reverse order");
   run_cmd->add_option("file", tree_file, "Tree file (TOML)")->required();
-  run_cmd->add_option("--log-level", run_log_level, "debug, info, warning, error or off")
-    ->capture_default_str();
+  run_cmd->add_option("--log-level", run_log_level,
+                      "debug, info, warning, error or off (default: the file's "
+                      "[logging] level, else info)");
+  run_cmd->add_option("--log-format", run_log_format,
+                      "text (logfmt) or json, one record per line (default: the file's "
+                      "[logging] format, else text)");
 
   inspect_options inspect_opts;
   auto* inspect_cmd = app.add_subcommand(
@@ -721,7 +751,7 @@ int main(int argc, char** argv) {
   if (check_cmd->parsed())
     return run_check(tree_file);
   if (run_cmd->parsed())
-    return run_tree(tree_file, run_log_level);
+    return run_tree(tree_file, run_log_level, run_log_format);
   if (inspect_cmd->parsed())
     return run_inspect(inspect_opts);
   if (diagnose_cmd->parsed())

@@ -13,6 +13,7 @@
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/messages/error.hpp"
+#include "snakepit/observability/status_server.hpp"
 #include "snakepit/supervision/supervisor.hpp"
 
 namespace snakepit {
@@ -191,6 +192,15 @@ caf::expected<caf::actor> running_tree::actor(const std::string& name) const {
   return lookup(name, node_kind::actor);
 }
 
+struct tree_metrics {
+  std::unique_ptr<status_server> server;
+  std::string url;
+};
+
+std::string running_tree::metrics_url() const {
+  return metrics_ && metrics_->server ? metrics_->url : std::string{};
+}
+
 tree_status running_tree::status(caf::timespan timeout) const {
   tree_status out;
   out.tree = name_;
@@ -211,6 +221,8 @@ tree_status running_tree::status(caf::timespan timeout) const {
 }
 
 void running_tree::stop() {
+  if (metrics_)
+    metrics_->server.reset();
   if (sys_ == nullptr || !root_)
     return;
   {
@@ -246,6 +258,23 @@ caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& 
   if (failure) {
     tree.stop();
     return failure;
+  }
+  if (spec.metrics.enabled) {
+    // The source is a copy made before the server exists: no cycle.
+    status_server::options opts;
+    opts.http.bind = spec.metrics.bind;
+    opts.http.port = spec.metrics.port;
+    opts.metrics_path = spec.metrics.path;
+    auto server = status_server::start(opts, [snapshot = tree] { return snapshot.status(); });
+    if (!server) {
+      tree.stop();
+      return std::move(server.error());
+    }
+    tree.metrics_ = std::make_shared<tree_metrics>();
+    tree.metrics_->url = (*server)->base_url() + spec.metrics.path;
+    tree.metrics_->server = std::move(*server);
+    detail::log_info(root_node.name, "metrics at {} (also /status, /diagnosis)",
+                     tree.metrics_->url);
   }
   detail::log_info(root_node.name, "tree from {} started", spec.source);
   return tree;

@@ -20,6 +20,9 @@ namespace snakepit {
 /// every (re)start. Thread-safe.
 class tree_directory;
 
+/// The metrics endpoint of a running tree, when its file enables one.
+struct tree_metrics;
+
 /// A supervision tree started with `start_tree`.
 class running_tree {
 public:
@@ -53,6 +56,10 @@ public:
   /// within `timeout`, shows as state "down"). Blocking: not from an actor.
   [[nodiscard]] tree_status status(caf::timespan timeout = std::chrono::seconds{2}) const;
 
+  /// The metrics endpoint's URL (e.g. "http://127.0.0.1:9464/metrics") when
+  /// the tree file enables `[metrics]`; empty otherwise.
+  [[nodiscard]] std::string metrics_url() const;
+
   /// The tree's private runtime directory (its workers' sockets).
   [[nodiscard]] const std::string& runtime_dir() const noexcept {
     return runtime_dir_;
@@ -70,6 +77,8 @@ private:
   std::string runtime_dir_;
   std::string name_;
   std::vector<std::string> pool_names_;
+  /// Shared by the copies of this handle; emptied by `stop()`.
+  std::shared_ptr<tree_metrics> metrics_;
 };
 
 /// Starts a tree in `sys`: children in declared order, each started before

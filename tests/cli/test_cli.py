@@ -373,3 +373,28 @@ def test_starting_a_large_pool_shows_progress():
     assert len(lines) >= 2  # not only the end
     small = run("call", "--tool", "noop", "--workers", "2")
     assert "workers ready" not in small.stderr  # a small pool starts in a blink
+
+
+def test_run_logs_structured_lines_at_the_files_level_unless_a_flag_says_otherwise(tmp_path: Path):
+    tree = tmp_path / "tree.toml"
+    tree.write_text((EXAMPLES / "one_pool.toml").read_text()
+                    + '\n[logging]\nlevel = "warning"\nformat = "json"\n')
+    quiet = start_run(tree, dict(os.environ))
+    quiet.send_signal(signal.SIGTERM)
+    _, err = quiet.communicate(timeout=60)
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert [r for r in records if r.get("level") == "info"] == []  # the file's level
+    loud = subprocess.Popen([SNAKEPIT, "run", str(tree), "--log-level", "info"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started = ""
+    deadline = time.monotonic() + 60
+    while "running" not in started and time.monotonic() < deadline:
+        started += loud.stderr.readline()
+    loud.send_signal(signal.SIGTERM)
+    _, rest = loud.communicate(timeout=60)
+    records = [json.loads(line) for line in (started + rest).splitlines() if line.startswith("{")]
+    ready = [r for r in records if r.get("msg", "").startswith("ready: 2 of 2 workers")]
+    assert ready and ready[0]["pool"] == "showcase" and ready[0]["level"] == "info"
+    assert all({"ts", "level", "msg"} <= r.keys() for r in records)
+    text = run("run", str(tree), "--log-format", "bogus")
+    assert text.returncode == 2 and "--log-format" in error_of(text)["message"]

@@ -123,3 +123,34 @@ TEST_CASE("a port in use is a clear configuration error") {
   CHECK(describe(second.error()).kind == "bad_config");
   CHECK(describe(second.error()).message.find("cannot listen") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(system_fixture, "a tree file's [metrics] table starts the endpoint with the tree") {
+  auto spec = load_tree_string(std::string{tree_toml} + "\n[metrics]\nenabled = true\nport = 0\n"
+                                                        "path = \"/prom\"\n",
+                               "metrics.toml");
+  REQUIRE_MESSAGE(spec, (spec ? "" : describe(spec.error()).message));
+  auto tree = start_tree(*sys, *spec);
+  REQUIRE(tree);
+  auto url = tree->metrics_url();
+  REQUIRE(url.rfind("http://127.0.0.1:", 0) == 0);
+  REQUIRE(url.size() > 5);
+  CHECK(url.substr(url.size() - 5) == "/prom");
+  auto base = url.substr(0, url.size() - 5);
+  httplib::Client client{base};
+  auto res = client.Get("/prom");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body.find("snakepit_pool_ready_workers{pool=\"web\"} 2") != std::string::npos);
+  tree->stop();
+  CHECK(tree->metrics_url().empty());
+  CHECK(!client.Get("/prom"));  // closed with the tree
+}
+
+TEST_CASE_FIXTURE(system_fixture, "a tree without [metrics] opens no port") {
+  auto spec = load_tree_string(tree_toml, "metrics.toml");
+  REQUIRE(spec);
+  auto tree = start_tree(*sys, *spec);
+  REQUIRE(tree);
+  CHECK(tree->metrics_url().empty());
+  tree->stop();
+}
