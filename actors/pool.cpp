@@ -68,6 +68,12 @@ struct queued_request {
   caf::timestamp expires_at;
 };
 
+/// Which process holds a session's state: a worker id and its pid (a
+/// restarted worker keeps its id but not its state).
+std::string instance_key(const worker_slot& w) {
+  return w.info.id + "@" + std::to_string(w.info.pid);
+}
+
 struct pool_state {
   pool_config cfg;
   supervisor_actor sup;
@@ -92,6 +98,9 @@ struct pool_state {
   caf::timestamp started_at = caf::make_timestamp();
   /// Every slot was busy at the last dispatch (capacity events are edges).
   bool at_capacity = false;
+  session_table sessions{10000, std::chrono::minutes{30}};
+  /// The session expiry sweep is scheduled.
+  bool sweeping = false;
   std::map<std::string, std::uint64_t> recycles;
   /// Recycles started and not finished (old worker not yet gone).
   std::set<std::string> recycling;
@@ -103,6 +112,13 @@ struct pool_state {
   detail::log_pool_name log_name;
 
   static inline const char* name = "snakepit.pool";
+
+  worker_slot* find_instance(const std::string& key) {
+    for (auto& w : workers)
+      if (instance_key(w) == key)
+        return &w;
+    return nullptr;
+  }
 
   worker_slot* find(const caf::actor_addr& addr) {
     for (auto& w : workers)
@@ -154,6 +170,7 @@ pool_status make_status(pool_pointer self) {
   out.replacements = st.replacements;
   out.queue_full = st.queue_full;
   out.queue_timeouts = st.queue_timeouts;
+  out.sessions = static_cast<std::uint32_t>(st.sessions.size());
   out.uptime = caf::make_timestamp() - st.started_at;
   out.recycles = st.recycles;
   for (auto& w : st.workers) {
@@ -224,6 +241,7 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.id = cfg.name + "/" + id;
   wc.pool = cfg.name;
   wc.python_event_buffer = cfg.python_event_buffer;
+  wc.max_sessions = cfg.max_sessions;
   wc.python = cfg.python;
   wc.adapter = cfg.adapter;
   wc.python_path = cfg.python_path;
@@ -269,19 +287,117 @@ void start_more(pool_pointer self) {
     launch_worker(self, true);
 }
 
+/// Where a request goes now: a worker, the queue (`queue`), or an error.
+struct route {
+  worker_slot* worker = nullptr;
+  caf::error error;
+};
+
+void emit_session_event(const pool_state& st, const char* what, const session_entry& s,
+                        const std::string& reason) {
+  detail::emit([&] {
+    return telemetry_event{std::string{"snakepit.session."} + what,
+                           {{"calls", static_cast<double>(s.calls)}},
+                           {{"pool", st.cfg.name}, {"session", s.id},
+                            {"worker", s.worker.substr(0, s.worker.rfind('@'))},
+                            {"reason", reason}}};
+  });
+}
+
+/// A session's request: its worker when free (even draining: it keeps its
+/// sessions until its drain time ends); otherwise as `affinity` says. A null
+/// worker without error means: wait in the queue.
+route route_session(pool_state& st, session_entry& s) {
+  auto* bound = s.worker.empty() ? nullptr : st.find_instance(s.worker);
+  if (!s.worker.empty() && bound == nullptr)
+    s.lost = true;
+  if (bound != nullptr && bound->in_flight < bound->info.capacity) {
+    bound->last_used = ++st.dispatches;
+    return {bound, {}};
+  }
+  auto mode = st.cfg.affinity;
+  if (s.lost && mode != affinity_mode::hint) {
+    emit_session_event(st, "lost", s, "worker gone");
+    return {nullptr,
+            make_error(errc::session_lost,
+                       fmt::format("session '{}' of pool '{}' lost its state: its worker {} "
+                                   "is gone (crashed, killed or recycled); close it and open "
+                                   "a new session",
+                                   s.id, st.cfg.name, s.worker.substr(0, s.worker.rfind('@'))))};
+  }
+  if (bound != nullptr && mode == affinity_mode::strict_fail_fast)
+    return {nullptr, make_error(errc::session_busy,
+                                fmt::format("session '{}': its worker {} is busy "
+                                            "(affinity = strict_fail_fast); retry later",
+                                            s.id, bound->info.id))};
+  if (bound != nullptr && mode == affinity_mode::strict_queue)
+    return {nullptr, {}};  // waits for its worker
+  return {st.pick(), {}};  // unbound yet, or hint: any free worker
+}
+
+/// The request runs on `w` now: binds its session there (a session that had
+/// another worker is marked moved; that worker is told to drop it).
+void bind_session(pool_pointer self, execute_request& req, worker_slot& w) {
+  auto& st = self->state;
+  auto* s = st.sessions.find(req.session_id);
+  if (s == nullptr)
+    return;
+  auto key = instance_key(w);
+  if (s->worker != key) {
+    if (!s->worker.empty()) {
+      req.session_moved = true;
+      emit_session_event(st, "moved", *s, s->lost ? "worker gone" : "worker busy");
+      if (auto* old = st.find_instance(s->worker))
+        self->send(old->handle, close_session_atom::value, s->id, std::string{"moved"});
+    }
+    s->worker = std::move(key);
+    s->lost = false;
+  }
+  ++s->calls;
+  s->last_used = caf::make_timestamp();
+}
+
+void send_to(pool_pointer self, worker_slot& w, execute_request& req) {
+  if (!req.session_id.empty())
+    bind_session(self, req, w);
+  ++w.in_flight;
+  note_dispatch(self->state);
+}
+
 void dispatch_queue(pool_pointer self) {
   auto& st = self->state;
-  while (!st.queue.empty()) {
-    auto* w = st.pick();
-    if (w == nullptr)
-      return;
-    auto q = std::move(st.queue.front());
-    st.queue.pop_front();
+  bool any_free = true;  // for requests without a session
+  for (auto i = st.queue.begin(); i != st.queue.end();) {
+    worker_slot* w = nullptr;
+    caf::error err;
+    if (i->req.session_id.empty()) {
+      w = any_free ? st.pick() : nullptr;
+      any_free = w != nullptr;
+    } else if (auto* s = st.sessions.find(i->req.session_id)) {
+      auto r = route_session(st, *s);
+      w = r.worker;
+      err = std::move(r.error);
+    } else {
+      err = make_error(errc::session_unknown,
+                       fmt::format("session '{}' was closed or expired while request {} "
+                                   "waited in the queue of pool '{}'",
+                                   i->req.session_id, i->req.request_id, st.cfg.name));
+    }
+    if (w == nullptr && !err) {
+      ++i;
+      continue;
+    }
+    auto q = std::move(*i);
+    i = st.queue.erase(i);
     st.expiries.remove(q.expires_at, q.seq);
+    if (err) {
+      ++st.failed;
+      q.promise.deliver(std::move(err));
+      continue;
+    }
     q.req.queued = caf::make_timestamp() - q.enqueued_at;
-    ++w->in_flight;
+    send_to(self, *w, q.req);
     q.promise.delegate(w->handle, execute_atom::value, std::move(q.req));
-    note_dispatch(st);
   }
 }
 
@@ -343,12 +459,31 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
                                   "its deadline",
                                   req.request_id, req.tool, st.cfg.name));
   }
-  if (st.queue.empty()) {
-    if (auto* w = st.pick()) {
-      ++w->in_flight;
-      note_dispatch(st);
-      return self->delegate(w->handle, execute_atom::value, std::move(req));
+  if (!req.session_id.empty()) {
+    auto* s = st.sessions.find(req.session_id);
+    if (s == nullptr) {
+      ++st.failed;
+      return make_error(errc::session_unknown,
+                        fmt::format("pool '{}' has no open session '{}': it was never "
+                                    "opened, was closed, or expired after session_ttl "
+                                    "without use; open a new one",
+                                    st.cfg.name, req.session_id));
     }
+    s->last_used = now;
+    auto r = route_session(st, *s);
+    if (r.error) {
+      ++st.failed;
+      return std::move(r.error);
+    }
+    if (r.worker != nullptr) {
+      send_to(self, *r.worker, req);
+      return self->delegate(r.worker->handle, execute_atom::value, std::move(req));
+    }
+  } else if (auto* w = st.pick()) {
+    // A free worker means nothing queued could use it (the queue is served
+    // whenever a slot frees), so taking it keeps FIFO order.
+    send_to(self, *w, req);
+    return self->delegate(w->handle, execute_atom::value, std::move(req));
   }
   if (st.queue.size() >= st.cfg.queue_max) {
     ++st.failed;
@@ -395,6 +530,43 @@ void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::strin
     .then([](bool) {}, [](caf::error&) {});
 }
 
+void finish_drain(pool_pointer self, const std::string& id);
+
+/// A session ended: tells its worker's Python side (its hook runs there).
+void end_session(pool_pointer self, const session_entry& s, const char* reason) {
+  auto& st = self->state;
+  emit_session_event(st, reason, s, reason);
+  if (auto* w = s.worker.empty() ? nullptr : st.find_instance(s.worker)) {
+    self->send(w->handle, close_session_atom::value, s.id, std::string{reason});
+    if (w->draining && w->in_flight == 0 && st.sessions.bound_to(s.worker) == 0)
+      finish_drain(self, w->info.id);
+  }
+}
+
+/// Closes the sessions unused for `session_ttl`; runs while any are open.
+void sweep_sessions(pool_pointer self) {
+  auto& st = self->state;
+  for (auto& s : st.sessions.expire(caf::make_timestamp()))
+    end_session(self, s, "expired");
+  st.sweeping = st.sessions.size() > 0;
+  if (st.sweeping)
+    self->delayed_send(self, std::clamp<caf::timespan>(st.cfg.session_ttl / 4,
+                                                       std::chrono::milliseconds{10},
+                                                       std::chrono::seconds{1}),
+                       detail::session_sweep_atom::value);
+}
+
+caf::result<std::string> open_session(pool_pointer self, std::string id) {
+  auto& st = self->state;
+  auto opened = st.sessions.open(std::move(id), caf::make_timestamp());
+  if (!opened)
+    return std::move(opened.error());
+  emit_session_event(st, "opened", *st.sessions.find(*opened), "opened");
+  if (!st.sweeping)
+    sweep_sessions(self);
+  return std::move(*opened);
+}
+
 /// The old worker of a recycle is done (or its drain time is up): stop it.
 void finish_drain(pool_pointer self, const std::string& id) {
   auto& st = self->state;
@@ -435,7 +607,7 @@ bool begin_recycle(pool_pointer self, const std::string& id, const std::string& 
                            {{"pool", st.cfg.name}, {"worker", id}, {"reason", reason}}};
   });
   launch_worker(self, false);
-  if (w->in_flight == 0)
+  if (w->in_flight == 0 && st.sessions.bound_to(instance_key(*w)) == 0)
     finish_drain(self, id);
   else
     self->delayed_send(self, st.cfg.drain_timeout, detail::drained_atom::value, id);
@@ -500,6 +672,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
                         -> pool_actor_impl::behavior_type {
     auto& init = self->state;
     init.cfg = std::move(cfg);
+    init.sessions = session_table{init.cfg.max_sessions, init.cfg.session_ttl};
     init.log_name = detail::log_pool_name{init.cfg.name};
     supervisor_config sc;
     sc.name = init.cfg.name + "/workers";
@@ -609,7 +782,8 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
           ok ? ++w->served : ++w->failed;
           w->python_wall += caf::timespan{wall_ns};
           w->python_cpu += caf::timespan{cpu_ns};
-          if (w->draining && w->in_flight == 0)
+          // A draining worker with sessions serves them until its drain time ends.
+          if (w->draining && w->in_flight == 0 && st.sessions.bound_to(instance_key(*w)) == 0)
             finish_drain(self, w->info.id);
         }
         dispatch_queue(self);
@@ -621,6 +795,18 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
         return begin_recycle(self, id, reason);
       },
       [self](detail::drained_atom, const std::string& id) { finish_drain(self, id); },
+      [self](open_session_atom, std::string& id) -> caf::result<std::string> {
+        return open_session(self, std::move(id));
+      },
+      [self](close_session_atom, const std::string& id) {
+        auto& st = self->state;
+        auto s = st.sessions.close(id);
+        if (!s)
+          return false;
+        end_session(self, *s, "closed");
+        return true;
+      },
+      [self](detail::session_sweep_atom) { sweep_sessions(self); },
       [self](detail::events_dropped_atom, const caf::actor_addr& worker, std::uint64_t total) {
         if (auto* w = self->state.find(worker))
           w->info.python_events_dropped = total;

@@ -30,6 +30,8 @@ caf::expected<pool_config> validate(pool_config cfg) {
   need(cfg.startup_timeout.count() > 0, "startup_timeout_ms must be positive");
   need(cfg.queue_timeout.count() > 0, "queue_timeout_ms must be positive");
   need(cfg.request_timeout.count() > 0, "request_timeout_ms must be positive");
+  need(cfg.session_ttl.count() > 0, "session_ttl_ms must be positive");
+  need(cfg.max_sessions >= 1, "max_sessions must be at least 1");
   need(cfg.deadline_grace.count() >= 0, "deadline_grace_ms must not be negative");
   need(cfg.shutdown_timeout.count() >= 0, "shutdown_timeout_ms must not be negative");
   need(cfg.max_payload_bytes >= 1024 && cfg.max_payload_bytes <= (1LL << 31) - 65536 - 1,

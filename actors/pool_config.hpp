@@ -9,6 +9,7 @@
 #include <caf/expected.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/actors/session_table.hpp"
 #include "snakepit/actors/worker_profile.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
 
@@ -46,6 +47,12 @@ struct pool_config {
   std::uint32_t queue_max = 1024;
   /// Longest wait in the queue; then `pool_saturated`.
   caf::timespan queue_timeout = std::chrono::seconds{10};
+  /// How a session's requests stick to its worker (docs/sessions.md).
+  affinity_mode affinity = affinity_mode::hint;
+  /// A session unused this long is closed ("expired").
+  caf::timespan session_ttl = std::chrono::minutes{30};
+  /// Sessions open at once, at most; opening more fails with `pool_saturated`.
+  std::uint32_t max_sessions = 10000;
   /// Deadline of a request that comes without one.
   caf::timespan request_timeout = std::chrono::seconds{60};
   /// A process-profile worker still busy this long after a call's deadline

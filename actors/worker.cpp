@@ -164,7 +164,8 @@ process_spec make_spec(const worker_state& st) {
                "--lifeline-fd", "4",
                "--parent-pid", std::to_string(::getpid()),
                "--worker-id",  cfg.id,
-               "--event-buffer", std::to_string(cfg.python_event_buffer)};
+               "--event-buffer", std::to_string(cfg.python_event_buffer),
+               "--max-sessions", std::to_string(cfg.max_sessions)};
   for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
     spec.args.push_back(arg);
   for (auto& dir : cfg.python_path) {
@@ -451,7 +452,13 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
   if (call->response.has_telemetry())
     note_python_events(self, detail::publish_python_events(call->response.telemetry(),
                                                            event_source(st)));
-  bool ok = false;
+  bool ok = !entry.answered && status.ok() && !call->response.has_error();
+  // The pool hears the slot is free before the caller hears back: a caller's
+  // next request never finds this worker still busy (sessions rely on it).
+  // Python's own times also for calls answered early (deadline) or failed.
+  tell_owner(st, detail::slot_free_atom::value, self->address(), ok,
+             static_cast<std::int64_t>(call->response.wall_ns()),
+             static_cast<std::int64_t>(call->response.cpu_ns()));
   if (!entry.answered) {
     if (status.ok()) {
       auto& resp = call->response;
@@ -463,10 +470,9 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
         reply.python_wall = caf::timespan{resp.wall_ns()};
         reply.python_cpu = caf::timespan{resp.cpu_ns()};
         reply.queued = entry.queued;
-        reply.request_id = std::move(entry.request_id);
+        reply.request_id = entry.request_id;
         reply.worker_id = st.cfg.id;
         entry.promise.deliver(std::move(reply));
-        ok = true;
       }
     } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       entry.promise.deliver(make_error(
@@ -504,10 +510,6 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
   });
   st.deadlines.remove(entry.deadline, call->seq);
   st.calls.erase(i);
-  // Python's own times also for calls answered early (deadline) or failed.
-  tell_owner(st, detail::slot_free_atom::value, self->address(), ok,
-             static_cast<std::int64_t>(call->response.wall_ns()),
-             static_cast<std::int64_t>(call->response.cpu_ns()));
   if (st.exited && !has_unanswered(st))
     shut_down(self, st.final_reason, st.final_call_error);
 }
@@ -549,6 +551,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   detail::to_proto(std::move(req.arguments), wire.mutable_arguments());
   wire.set_correlation_id(std::move(req.correlation_id));
   wire.set_session_id(std::move(req.session_id));
+  wire.set_session_moved(req.session_moved);
   for (auto& [k, v] : req.metadata)
     (*wire.mutable_metadata())[k] = v;
   auto size = static_cast<std::int64_t>(wire.ByteSizeLong());
@@ -729,6 +732,18 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
     return {
       [self](execute_atom, execute_request& req) { return on_execute(self, req); },
       [self](status_atom) { return make_status(self); },
+      [self](close_session_atom, const std::string& id, const std::string& reason) {
+        auto& st = self->state;
+        if (!st.channel || st.current != phase::ready)
+          return;  // its process (and the session's state) is gone anyway
+        auto worker = st.cfg.id;
+        st.channel->close_session(id, reason, std::chrono::seconds{10},
+                                  [worker, id, reason](bool ok) {
+                                    if (!ok)
+                                      detail::log_debug(worker, "could not tell Python that "
+                                                        "session {} ended ({})", id, reason);
+                                  });
+      },
       [self](spawned_atom, std::int32_t pid, const std::string& err) {
         if (pid > 0) {
           self->state.pid = pid;

@@ -51,6 +51,9 @@ struct worker_config {
   /// Events the Python side buffers between replies and pings; 0 turns
   /// Python events off.
   std::uint32_t python_event_buffer = 1024;
+  /// Session states the Python side keeps at most (the pool's
+  /// `max_sessions`, so the pool's own bound is always hit first).
+  std::uint32_t max_sessions = 10000;
   /// Directory for the socket; empty: the host's runtime directory.
   std::string runtime_dir;
   /// Receives readiness, startup failures and free slots (the pool). Weak,

@@ -118,9 +118,9 @@ std::string render(const tree_status& st, const std::string& label) {
     }
     auto load = p.capacity == 0 ? 0.0 : 100.0 * p.busy / p.capacity;
     out += fmt::format("\npool {}  {}  profile {}  workers {}/{}  capacity {}  busy {} ({:.0f}%)  "
-                       "queued {}/{}  up {}\n",
+                       "queued {}/{}  sessions {}  up {}\n",
                        p.name, p.state, profile, p.ready, p.size, p.capacity, p.busy, load,
-                       p.queued, p.queue_max, age_text(p.uptime));
+                       p.queued, p.queue_max, p.sessions, age_text(p.uptime));
     out += fmt::format("  requests {} ok, {} failed (queue full {}, queue timeouts {})  "
                        "restarts: {} crashes, {} kills, {} recycles{}\n",
                        p.served, p.failed, p.queue_full, p.queue_timeouts, p.crashes,

@@ -18,4 +18,11 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;
 /// is already being replaced).
 using recycle_atom = caf::atom_constant<caf::atom("recycle")>;
 
+/// Open a session on a pool: `(open_session_atom, id) -> id` (id empty: the
+/// pool makes one). Requests carrying its id then go to the same worker.
+using open_session_atom = caf::atom_constant<caf::atom("sesopen")>;
+/// Close a session: `(close_session_atom, id) -> bool` (false: not open). The
+/// Python side's `on_session_closed` hook runs with reason "closed".
+using close_session_atom = caf::atom_constant<caf::atom("sesclose")>;
+
 } // namespace snakepit

@@ -15,6 +15,7 @@ constexpr const char* errc_names[] = {
   "encode_failed",  "worker_crashed",   "timeout",          "pool_saturated",
   "payload_too_large", "startup_failed", "bad_config",      "pool_stopped",
   "restart_intensity_exceeded", "worker_replaced", "internal",
+  "session_unknown", "session_lost", "session_busy",
 };
 
 constexpr auto errc_count = sizeof(errc_names) / sizeof(errc_names[0]);

@@ -40,6 +40,14 @@ enum class errc : std::uint8_t {
   worker_replaced,
   /// A bug in snakepit or an unexpected transport failure.
   internal,
+  /// The request names a session the pool does not have: never opened,
+  /// closed, or expired after `session_ttl` without use.
+  session_unknown,
+  /// The session's worker is gone (crashed, recycled): its Python state is
+  /// lost. Open a new session.
+  session_lost,
+  /// `strict_fail_fast` affinity: the session's worker is busy.
+  session_busy,
 };
 
 /// The CAF error category of snakepit errors.

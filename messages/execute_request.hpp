@@ -32,6 +32,9 @@ struct execute_request {
   std::string session_id;
   /// Free-form key/value pairs passed through to Python.
   std::map<std::string, std::string> metadata;
+  /// Set by the pool: the session's earlier calls ran on another worker, so
+  /// its Python-side state is not where this call runs.
+  bool session_moved = false;
 };
 
 /// Builds a request for `tool` with `arguments`.
@@ -54,7 +57,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, execute_request& x) {
   return f(caf::meta::type_name("snakepit::execute_request"), x.request_id,
            x.tool, x.arguments, x.deadline, x.queued, x.correlation_id,
-           x.session_id, x.metadata);
+           x.session_id, x.metadata, x.session_moved);
 }
 
 } // namespace snakepit

@@ -20,10 +20,14 @@ namespace snakepit {
 /// - `(recycle_atom, worker id, reason) -> bool`: replaces a worker without
 ///   dropping a call: no new calls go to it, its replacement starts, its calls
 ///   in flight finish (within `drain_timeout`), then it stops.
+/// - `(open_session_atom, id) -> id` / `(close_session_atom, id) -> bool`:
+///   sessions, see docs/sessions.md.
 using pool_actor = caf::typed_actor<
   caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
   caf::replies_to<status_atom>::with<pool_status>,
   caf::replies_to<ready_atom>::with<pool_status>,
-  caf::replies_to<recycle_atom, std::string, std::string>::with<bool>>;
+  caf::replies_to<recycle_atom, std::string, std::string>::with<bool>,
+  caf::replies_to<open_session_atom, std::string>::with<std::string>,
+  caf::replies_to<close_session_atom, std::string>::with<bool>>;
 
 } // namespace snakepit

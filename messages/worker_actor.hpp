@@ -15,6 +15,8 @@ namespace snakepit {
 /// Pools send to workers; users normally talk to pools.
 using worker_actor = caf::typed_actor<
   caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
-  caf::replies_to<status_atom>::with<worker_status>>;
+  caf::replies_to<status_atom>::with<worker_status>,
+  // (close_session_atom, session id, reason): tells the Python side.
+  caf::reacts_to<close_session_atom, std::string, std::string>>;
 
 } // namespace snakepit

@@ -85,6 +85,7 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   auto queued = make("snakepit_pool_queued", "Requests waiting for a free worker.");
   auto queue_max = make("snakepit_pool_queue_max", "Bound of the queue (queue_max).");
   auto uptime = make("snakepit_pool_uptime_seconds", "Time since the pool started.");
+  auto sessions = make("snakepit_pool_sessions", "Sessions open now.");
   auto w_busy = make("snakepit_worker_in_flight", "Calls running in the worker now.");
   auto w_cap = make("snakepit_worker_capacity", "Calls the worker may run at once.");
   auto w_rss = make("snakepit_worker_rss_bytes", "Resident set size of the worker process.");
@@ -102,6 +103,7 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
     queued.values[pool] = p.queued;
     queue_max.values[pool] = p.queue_max;
     uptime.values[pool] = seconds(p.uptime);
+    sessions.values[pool] = p.sessions;
     for (auto& w : p.workers) {
       auto local = w.id.size() > p.name.size() + 1 && w.id.compare(0, p.name.size(), p.name) == 0
                      ? w.id.substr(p.name.size() + 1)
@@ -117,7 +119,7 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   auto detached = make("snakepit_telemetry_handlers_detached_total",
                        "Telemetry handlers detached because they threw.", kind::counter);
   detached.values[{}] = static_cast<double>(telemetry::global().detached_for_throwing());
-  return {up, size, ready, capacity, busy, queued, queue_max, uptime,
+  return {up, size, ready, capacity, busy, queued, queue_max, uptime, sessions,
           w_busy, w_cap, w_rss, w_age, w_wall, detached};
 }
 

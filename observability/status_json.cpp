@@ -51,6 +51,7 @@ json pool_json(const pool_status& p) {
               {"queued", p.queued},       {"queue_max", p.queue_max},
               {"served", p.served},       {"failed", p.failed},
               {"queue_full", p.queue_full}, {"queue_timeouts", p.queue_timeouts},
+              {"sessions", p.sessions},
               {"uptime_s", seconds(p.uptime)}, {"crashes", p.crashes},
               {"replacements", p.replacements}, {"recycles", p.recycles},
               {"workers", std::move(workers)}};
@@ -105,6 +106,7 @@ pool_status pool_from(const json& j) {
   get(j, "failed", p.failed);
   get(j, "queue_full", p.queue_full);
   get(j, "queue_timeouts", p.queue_timeouts);
+  get(j, "sessions", p.sessions);
   get_seconds(j, "uptime_s", p.uptime);
   get(j, "crashes", p.crashes);
   get(j, "replacements", p.replacements);

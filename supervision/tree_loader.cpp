@@ -66,7 +66,7 @@ const word_list pool_keys = {
   "worker_ttl_ms",    "worker_max_requests", "worker_max_requests_jitter",
   "worker_max_rss_bytes", "lifecycle_interval_ms", "max_concurrent_recycles",
   "drain_timeout_ms", "deadline_policy", "health_interval_ms", "health_timeout_ms",
-  "health_max_missed", "python_event_buffer",
+  "health_max_missed", "python_event_buffer", "affinity", "session_ttl_ms", "max_sessions",
   "python",           "python_path",   "env",
   "startup_concurrency", "startup_timeout_ms", "queue_max",
   "queue_timeout_ms", "request_timeout_ms", "deadline_grace_ms",
@@ -84,6 +84,8 @@ const word_list restart_words = {"permanent", "transient", "temporary"};
 const word_list profile_words = {"process", "thread"};
 
 const word_list deadline_policy_words = {"kill", "wait"};
+
+const word_list affinity_words = {"hint", "strict_queue", "strict_fail_fast"};
 
 const word_list thread_check_words = {"off", "warn", "strict"};
 
@@ -1106,6 +1108,10 @@ private:
     assign(cfg.health_timeout, s.millis("health_timeout_ms", true));
     assign(cfg.health_max_missed,
            s.count("health_max_missed", 1, max_u32, "a positive integer"));
+    if (auto w = s.word("affinity", affinity_words))
+      cfg.affinity = *parse_affinity_mode(std::string{*w});
+    assign(cfg.session_ttl, s.millis("session_ttl_ms", true));
+    assign(cfg.max_sessions, s.count("max_sessions", 1, 10'000'000, "an integer 1..10000000"));
     assign(cfg.python_event_buffer,
            s.count("python_event_buffer", 0, 1u << 20, "an integer 0..1048576 (0: off)"));
     assign(cfg.intensity.max_restarts,

@@ -30,6 +30,8 @@ using drained_atom = caf::atom_constant<caf::atom("drained")>;
 /// (events_dropped_atom, worker address, total): the worker's Python side
 /// has dropped `total` telemetry events since it started.
 using events_dropped_atom = caf::atom_constant<caf::atom("evdropped")>;
+/// (session_sweep_atom): time to close expired sessions.
+using session_sweep_atom = caf::atom_constant<caf::atom("sesssweep")>;
 /// (expire_atom, time the timer was armed for, in ns): the queue's timer.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
@@ -41,6 +43,7 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
   caf::reacts_to<drained_atom, std::string>,
   caf::reacts_to<events_dropped_atom, caf::actor_addr, std::uint64_t>,
+  caf::reacts_to<session_sweep_atom>,
   caf::reacts_to<expire_atom, std::int64_t>>;
 
 } // namespace snakepit::detail

@@ -114,25 +114,47 @@ void worker_channel::execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)
 
 namespace {
 
-struct ping_call {
+/// A small unary call in flight: everything gRPC needs until it completes.
+template <class Request, class Response>
+struct unary_call {
   call_guard guard;  // first: destroyed last
   grpc::ClientContext context;
-  bridge::v1::PingRequest request;
-  bridge::v1::PingResponse response;
+  Request request;
+  Response response;
+
+  static std::shared_ptr<unary_call> make(const std::shared_ptr<channel_slot>& slot,
+                                          std::chrono::milliseconds timeout) {
+    auto call = std::make_shared<unary_call>();
+    call->guard.attach(slot);
+    call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+    return call;
+  }
 };
 
 } // namespace
 
 void worker_channel::ping(std::chrono::milliseconds timeout,
                           std::function<void(bool, const bridge::v1::PingResponse&)> done) {
-  auto call = std::make_shared<ping_call>();
-  call->guard.attach(slot_);
-  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+  auto call = unary_call<bridge::v1::PingRequest, bridge::v1::PingResponse>::make(slot_, timeout);
   auto* raw = call.get();
   stub_->async()->Ping(&raw->context, &raw->request, &raw->response,
                        [call, done = std::move(done)](grpc::Status status) {
                          done(status.ok(), call->response);
                        });
+}
+
+void worker_channel::close_session(const std::string& session_id, const std::string& reason,
+                                   std::chrono::milliseconds timeout,
+                                   std::function<void(bool)> done) {
+  auto call = unary_call<bridge::v1::CloseSessionRequest,
+                         bridge::v1::CloseSessionResponse>::make(slot_, timeout);
+  call->request.set_session_id(session_id);
+  call->request.set_reason(reason);
+  auto* raw = call.get();
+  stub_->async()->CloseSession(&raw->context, &raw->request, &raw->response,
+                               [call, done = std::move(done)](grpc::Status status) {
+                                 done(status.ok());
+                               });
 }
 
 } // namespace snakepit::detail

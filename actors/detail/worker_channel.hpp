@@ -75,6 +75,11 @@ public:
   void ping(std::chrono::milliseconds timeout,
             std::function<void(bool, const bridge::v1::PingResponse&)> done);
 
+  /// Tells the Python side a session ended (its `on_session_closed` hook);
+  /// `done(ok)` runs once on a gRPC thread.
+  void close_session(const std::string& session_id, const std::string& reason,
+                     std::chrono::milliseconds timeout, std::function<void(bool)> done);
+
 private:
   std::shared_ptr<channel_slot> slot_;
   std::unique_ptr<bridge::v1::Worker::Stub> stub_;

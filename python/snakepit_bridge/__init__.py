@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["BaseAdapter", "ThreadSafeAdapter", "tool", "CallContext", "ToolCallError", "ThreadSafetyError",
-           "AdapterTestClient", "emit", "__version__"]
+__all__ = ["BaseAdapter", "ThreadSafeAdapter", "tool", "CallContext", "SessionState", "ToolCallError",
+           "ThreadSafetyError", "AdapterTestClient", "emit", "__version__"]
 
 _EXPORTS = {
     "BaseAdapter": "snakepit_bridge.adapter",
@@ -26,6 +26,7 @@ _EXPORTS = {
     "ThreadSafetyError": "snakepit_bridge.errors",
     "tool": "snakepit_bridge.tools",
     "CallContext": "snakepit_bridge.context",
+    "SessionState": "snakepit_bridge.sessions",
     "ToolCallError": "snakepit_bridge.errors",
     "AdapterTestClient": "snakepit_bridge.testing",
     "emit": "snakepit_bridge.telemetry",
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from snakepit_bridge.adapter import BaseAdapter
     from snakepit_bridge.context import CallContext
     from snakepit_bridge.errors import ThreadSafetyError, ToolCallError
+    from snakepit_bridge.sessions import SessionState
     from snakepit_bridge.telemetry import emit
     from snakepit_bridge.testing import AdapterTestClient
     from snakepit_bridge.thread_safe import ThreadSafeAdapter

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from snakepit_bridge import tools as _tools
 from snakepit_bridge.tools import ToolDef, ToolOptions, ToolSpec
 
-_RESERVED = frozenset({"setup", "teardown", "describe"})
+if TYPE_CHECKING:
+    from snakepit_bridge.sessions import SessionState
+
+_RESERVED = frozenset({"setup", "teardown", "describe", "on_session_opened", "on_session_closed"})
 _CACHE = "_snakepit_tools_"
 
 
@@ -29,7 +32,28 @@ class BaseAdapter:
         """Runs once in the worker before the first call. A failure stops the worker's start."""
 
     def teardown(self) -> None:
-        """Runs once at a graceful stop, after the last call has finished."""
+        """Runs once at a graceful stop, after the last call has finished (and after
+        :meth:`on_session_closed` for the sessions still open, reason ``"stopping"``)."""
+
+    def on_session_opened(self, session_id: str, state: "SessionState") -> None:
+        """Runs when this worker creates a session's state: at the first call carrying the
+        session id here, before that call's tool runs; also when the session moved here
+        (``state.moved`` is then True). Fill ``state`` with what the session needs. Runs in a
+        tool thread, taking a slot like a call; an exception is logged to stderr and the call
+        goes on. See ``docs/sessions.md``.
+        """
+
+    def on_session_closed(self, session_id: str, reason: str, state: "Optional[SessionState]") -> None:
+        """Runs once for each session state that leaves this worker, after the session's calls
+        in flight here have finished: release what ``state`` holds.
+
+        ``reason`` is ``"closed"`` (the caller closed it), ``"expired"`` (unused for the pool's
+        session TTL), ``"moved"`` (the host routes it to another worker), ``"stopping"`` (the
+        worker stops), or ``"evicted"`` (more than ``--max-sessions`` sessions here). Runs in a
+        tool thread, taking a slot like a call (at a stop: in the main thread, before
+        :meth:`teardown`). An exception is logged to stderr and the worker goes on. ``state`` is
+        always given by this version.
+        """
 
     @classmethod
     def describe(cls) -> List[ToolSpec]:

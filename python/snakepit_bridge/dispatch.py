@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, Callable, Dict, Generator, Optional, Tuple
 
 from snakepit_bridge import arguments as _arguments
@@ -23,6 +24,7 @@ from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge.adapter import BaseAdapter, tool_table
 from snakepit_bridge.context import CallContext
 from snakepit_bridge.errors import (
+    BAD_ARGUMENTS,
     INTERNAL,
     PAYLOAD_TOO_LARGE,
     PYTHON_EXCEPTION,
@@ -31,6 +33,7 @@ from snakepit_bridge.errors import (
     BridgeError,
     type_name,
 )
+from snakepit_bridge.sessions import DEFAULT_MAX_SESSIONS, SessionManager, SessionState
 from snakepit_bridge.thread_check import MODES as THREAD_CHECK_MODES
 from snakepit_bridge.thread_check import ThreadChecker
 from snakepit_bridge.thread_safe import ThreadSafeAdapter, begin_request, end_request
@@ -50,13 +53,16 @@ class Dispatcher:
         thread_check: ``"off"``, ``"warn"`` or ``"strict"``: the thread-safety checker
             (:mod:`snakepit_bridge.thread_check`); it watches the adapter from here on.
         thread_check_report: where the checker's lines go (default stderr).
+        max_sessions: session states kept at most (``--max-sessions``, :mod:`snakepit_bridge.sessions`).
 
     For a :class:`ThreadSafeAdapter`, the calls running now are kept up to date for its
-    ``active_requests()``.
+    ``active_requests()``. Each call carrying a session id is held in its session by
+    :attr:`sessions`, which also runs the adapter's session hooks.
     """
 
     def __init__(self, adapter: BaseAdapter, *, concurrency: int, max_payload_bytes: int, worker_id: str = "",
-                 thread_check: str = "off", thread_check_report: Optional[Callable[[str], None]] = None) -> None:
+                 thread_check: str = "off", thread_check_report: Optional[Callable[[str], None]] = None,
+                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if thread_check not in THREAD_CHECK_MODES:
@@ -77,6 +83,8 @@ class Dispatcher:
         self._threads_busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closed = False
+        self.sessions = SessionManager(adapter, self._run_hook, max_sessions=max_sessions)
 
     @property
     def threads_busy(self) -> int:
@@ -94,9 +102,21 @@ class Dispatcher:
 
     def close(self) -> None:
         """Stops the thread pool without waiting for tools still running in it, and the checker."""
+        self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self.checker is not None:
             self.checker.close()
+
+    async def close_session(self, session_id: str, reason: str) -> bool:
+        """The host ended a session here (``CloseSession``): see :meth:`SessionManager.close`."""
+        return await self.sessions.close(session_id, reason)
+
+    async def _run_hook(self, hook: Callable[[], None]) -> None:
+        """Runs a session hook like a sync tool: in a slot, in the thread pool."""
+        async with self._slots:
+            if self._closed:
+                return  # stopping: the hook runs in close_all instead
+            await asyncio.get_running_loop().run_in_executor(self._executor, hook)
 
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         """Serves one call; never raises except when the call itself is cancelled. The response
@@ -105,7 +125,8 @@ class Dispatcher:
         self.in_flight += 1
         self._idle.clear()
         try:
-            response = await self._execute(request, received)
+            async with self.sessions.scope(request.session_id, request.session_moved) as session:
+                response = await self._execute(request, received, session)
         except BridgeError as exc:
             response = _error(exc.kind, exc.message)
         except asyncio.CancelledError:
@@ -121,11 +142,50 @@ class Dispatcher:
         telemetry.attach(response)
         return response
 
-    async def _execute(self, request: pb.ExecuteRequest, received: float) -> pb.ExecuteResponse:
-        definition = self.tools.get(request.tool)
+    async def _execute(self, request: pb.ExecuteRequest, received: float,
+                       session: Optional[SessionState] = None) -> pb.ExecuteResponse:
+        definition = self.lookup(request.tool)
+        name = definition.spec.name
+        if definition.spec.streaming:
+            raise BridgeError(BAD_ARGUMENTS, f"tool '{name}' streams items; call it with execute_stream (C++) "
+                                             "or --stream (command line)")
+        function, arguments, deadline = self.prepare(definition, request, received, session)
+        async with self._slots:
+            if deadline is not None and time.monotonic() >= deadline:
+                waited_ms = int((time.monotonic() - received) * 1000)
+                raise BridgeError(TIMEOUT, f"tool '{name}' did not start before its deadline "
+                                           f"(timeout_ms={request.timeout_ms}, waited {waited_ms} ms for a slot)")
+            if definition.is_async:
+                ran = await self._run_async(name, request.request_id, function, arguments, deadline)
+                return self._respond(name, request.timeout_ms, ran)
+            # The result is encoded in the pool thread too, keeping the event loop free for pings.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._run_sync_and_respond, name, request.request_id,
+                                              function, arguments)
+
+    def lookup(self, tool: str) -> ToolDef:
+        """The tool named ``tool`` (``Execute`` and ``ExecuteStream`` alike).
+
+        Raises:
+            BridgeError: ``unknown_tool``, the message listing the known tools.
+        """
+        definition = self.tools.get(tool)
         if definition is None:
             known = ", ".join(sorted(self.tools)) or "(none)"
-            raise BridgeError(UNKNOWN_TOOL, f"unknown tool '{request.tool}'; known tools: {known}")
+            raise BridgeError(UNKNOWN_TOOL, f"unknown tool '{tool}'; known tools: {known}")
+        return definition
+
+    def prepare(self, definition: ToolDef, request: pb.ExecuteRequest, received: float,
+                session: Optional[SessionState] = None) -> Tuple[Callable[..., Any], Dict[str, Any], Optional[float]]:
+        """Checks a call before it waits for a slot (``Execute`` and ``ExecuteStream`` alike): the
+        payload size, the arguments decoded and checked, its :class:`CallContext` added when the
+        tool asks for one (with ``session``, the state :meth:`SessionManager.scope` yielded for
+        the call, as ``ctx.session``). Returns the bound tool, its keyword arguments and the
+        deadline (``time.monotonic()``; None without ``timeout_ms``).
+
+        Raises:
+            BridgeError: ``payload_too_large``, ``bad_arguments``...
+        """
         name = definition.spec.name
         size = request.arguments.ByteSize()
         if size > self.max_payload_bytes:
@@ -139,23 +199,13 @@ class Dispatcher:
                 tool=name,
                 correlation_id=request.correlation_id,
                 session_id=request.session_id,
-                metadata=dict(request.metadata),
+                metadata=MappingProxyType(dict(request.metadata)),
                 deadline=deadline,
                 worker_id=self.worker_id,
+                session_moved=request.session_moved,
+                _session=session,
             )
-        function = getattr(self.adapter, definition.attribute)
-        async with self._slots:
-            if deadline is not None and time.monotonic() >= deadline:
-                waited_ms = int((time.monotonic() - received) * 1000)
-                raise BridgeError(TIMEOUT, f"tool '{name}' did not start before its deadline "
-                                           f"(timeout_ms={request.timeout_ms}, waited {waited_ms} ms for a slot)")
-            if definition.is_async:
-                ran = await self._run_async(name, request.request_id, function, arguments, deadline)
-                return self._respond(name, request.timeout_ms, ran)
-            # The result is encoded in the pool thread too, keeping the event loop free for pings.
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._run_sync_and_respond, name, request.request_id,
-                                              function, arguments)
+        return getattr(self.adapter, definition.attribute), arguments, deadline
 
     def _run_sync_and_respond(self, name: str, request_id: str, function: Callable[..., Any],
                               arguments: Dict[str, Any]) -> pb.ExecuteResponse:

@@ -9,18 +9,20 @@ an ``async def`` tool that never awaits does block it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
-from typing import Optional
+from typing import AsyncIterator, Optional
 
 import grpc
 
-from snakepit_bridge import telemetry, values
+from snakepit_bridge import streaming, telemetry, values
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge._wire import bridge_pb2_grpc as pb_grpc
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.dispatch import Dispatcher
 from snakepit_bridge.runtime import runtime_info
+from snakepit_bridge.sessions import DEFAULT_MAX_SESSIONS
 
 __all__ = ["WorkerServer", "WorkerService", "runtime_info", "rss_bytes"]
 
@@ -52,7 +54,8 @@ class WorkerService(pb_grpc.WorkerServicer):
         tools = []
         for definition in dispatcher.tools.values():
             spec = definition.spec
-            message = pb.ToolSpec(name=spec.name, description=spec.description, returns=spec.returns)
+            message = pb.ToolSpec(name=spec.name, description=spec.description, returns=spec.returns,
+                                  streaming=spec.streaming)
             for parameter in spec.parameters:
                 entry = message.parameters.add(
                     name=parameter.name, type=parameter.type, required=parameter.required,
@@ -67,6 +70,15 @@ class WorkerService(pb_grpc.WorkerServicer):
         if self._owner.stopping:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is stopping")
         return await self._owner.dispatcher.execute(request)
+
+    async def ExecuteStream(self, request_iterator: AsyncIterator[pb.StreamRequest],
+                            context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StreamReply]:
+        # A generator tool's items with credit-based flow control: see snakepit_bridge.streaming.
+        if self._owner.stopping:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is stopping")
+        async with contextlib.aclosing(streaming.serve(self._owner.dispatcher, request_iterator)) as replies:
+            async for reply in replies:
+                yield reply
 
     async def ListTools(self, request: pb.ListToolsRequest, context: grpc.aio.ServicerContext) -> pb.ListToolsResponse:
         return self._tools
@@ -84,6 +96,13 @@ class WorkerService(pb_grpc.WorkerServicer):
         )
         telemetry.attach(response)  # events emitted since the last reply, e.g. by background threads
         return response
+
+    async def CloseSession(self, request: pb.CloseSessionRequest,
+                           context: grpc.aio.ServicerContext) -> pb.CloseSessionResponse:
+        # Answered once on_session_closed has run (in a tool thread, after the session's calls
+        # in flight here); `known`: this worker had state for the session.
+        known = await self._owner.dispatcher.close_session(request.session_id, request.reason)
+        return pb.CloseSessionResponse(known=known)
 
     async def Stop(self, request: pb.StopRequest, context: grpc.aio.ServicerContext) -> pb.StopResponse:
         grace_s = max(0, request.grace_ms) / 1000.0
@@ -104,15 +123,17 @@ class WorkerServer:
             :data:`ENVELOPE_BYTES`, both ways.
         worker_id: the host's id for this worker.
         thread_check: the thread-safety checker's mode: ``"off"``, ``"warn"`` or ``"strict"``.
+        max_sessions: session states the worker keeps at most (``--max-sessions``).
     """
 
     def __init__(self, adapter: BaseAdapter, *, adapter_path: str, socket_path: str, concurrency: int,
-                 max_message_bytes: int, worker_id: str, thread_check: str = "off") -> None:
+                 max_message_bytes: int, worker_id: str, thread_check: str = "off",
+                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
         self.adapter_path = adapter_path
         self.socket_path = socket_path
         self.max_message_bytes = max_message_bytes
         self.dispatcher = Dispatcher(adapter, concurrency=concurrency, max_payload_bytes=max_message_bytes,
-                                     worker_id=worker_id, thread_check=thread_check)
+                                     worker_id=worker_id, thread_check=thread_check, max_sessions=max_sessions)
         self.stopping = False
         self._server: Optional[grpc.aio.Server] = None
         self._stop_grace_s: Optional[asyncio.Future] = None

@@ -7,7 +7,11 @@
   products) and for the thread-safety checker (a correct counter and a deliberately racy one).
 
 Both have ``emit_events``, which emits telemetry events (for checking that they reach the host,
-and that drops are counted).
+and that drops are counted), and the session tools ``session_put``, ``session_get``,
+``session_info`` and ``closed_sessions`` (``docs/sessions.md``), and the streaming tools
+(generators: ``count``, ``blobs``, ``fail_after``, ``async_count``, ``tracked``,
+``async_tracked``, ``count_tracked``) with their probes ``stream_closed_log`` and ``pulled``
+(``docs/streaming.md``).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple
 
 from snakepit_bridge import runtime
 from snakepit_bridge import thread_check
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.context import CallContext
+from snakepit_bridge.sessions import SessionState
 from snakepit_bridge.telemetry import emit
 from snakepit_bridge.thread_safe import ThreadSafeAdapter
 from snakepit_bridge.tools import tool
@@ -183,8 +188,156 @@ class ShowcaseAdapter(TelemetryShowcase, BaseAdapter):
         self._held = held
         return sum(len(block) for block in held) // _MIB
 
+    # --- sessions (docs/sessions.md) -------------------------------------------------------
+
+    @tool
+    def session_put(self, key: str, value: Any, ctx: CallContext) -> int:
+        """Stores ``value`` under ``key`` in this call's session state; returns how many keys
+        the state holds. Fails without a session."""
+        state = ctx.session
+        with state.lock:  # two steps: exact also when calls of the session run at once
+            state[key] = value
+            return len(state)
+
+    @tool
+    def session_get(self, key: str, ctx: CallContext) -> Any:
+        """The value stored under ``key`` in this call's session state, or None."""
+        return ctx.session.get(key)
+
+    @tool
+    def session_info(self, ctx: CallContext) -> Dict[str, Any]:
+        """This worker's view of the call's session: ``session_id``, ``moved`` (the call was
+        flagged ``session_moved``), ``pid``, ``calls`` (of the session on this worker, this one
+        included) and ``keys`` (sorted)."""
+        state = ctx.session
+        return {"session_id": ctx.session_id, "moved": ctx.session_moved, "pid": os.getpid(),
+                "calls": state.calls, "keys": sorted(state)}
+
+    @tool
+    def closed_sessions(self, ctx: CallContext) -> List[List[str]]:
+        """``[session_id, reason]`` of every session state closed in this process so far, in
+        order (recorded by ``on_session_closed``)."""
+        with _CLOSED_LOCK:
+            return [list(entry) for entry in _CLOSED]
+
+    def on_session_closed(self, session_id: str, reason: str, state: Optional[SessionState]) -> None:
+        """Records the close for ``closed_sessions`` and says so on stderr."""
+        with _CLOSED_LOCK:
+            _CLOSED.append((session_id, reason))
+        print(f"showcase: session {session_id} closed ({reason})", file=sys.stderr, flush=True)
+
+    # --- streaming (docs/streaming.md) ------------------------------------------------------
+
+    @tool
+    def count(self, n: int, delay_ms: int = 0) -> Iterator[int]:
+        """Streams 0, 1, ..., n-1, sleeping ``delay_ms`` before each item after the first.
+
+        Args:
+            n: how many items.
+            delay_ms: the pause between items.
+        """
+        for index in range(n):
+            if index and delay_ms > 0:
+                time.sleep(delay_ms / 1000)
+            yield index
+
+    @tool
+    def blobs(self, n: int, size: int) -> Iterator[bytes]:
+        """Streams ``n`` byte strings of ``size`` bytes each (byte ``i % 256`` for item ``i``)."""
+        for index in range(n):
+            yield bytes([index % 256]) * size
+
+    @tool
+    def fail_after(self, n: int) -> Iterator[int]:
+        """Streams 0..n-1, then raises ``ValueError("failed after N items")``."""
+        yield from range(n)
+        raise ValueError(f"failed after {n} items")
+
+    @tool
+    async def async_count(self, n: int, delay_ms: int = 0) -> AsyncIterator[int]:
+        """Streams 0..n-1 from an async generator, awaiting ``delay_ms`` before each item after
+        the first."""
+        for index in range(n):
+            if index and delay_ms > 0:
+                await asyncio.sleep(delay_ms / 1000)
+            yield index
+
+    @tool
+    def tracked(self, n: int, ctx: CallContext, delay_ms: int = 20) -> Iterator[int]:
+        """Streams 0..n-1 slowly (``delay_ms`` before each item after the first) and records how
+        the generator ended in ``stream_closed_log``: ``"finished"``, ``"closed"`` (cancelled,
+        deadline, ...: its ``finally`` ran on ``close()``) or ``"failed"``."""
+        yielded, how = 0, "failed"
+        try:
+            for index in range(n):
+                if index and delay_ms > 0:
+                    time.sleep(delay_ms / 1000)
+                yielded += 1
+                yield index
+            how = "finished"
+        except GeneratorExit:
+            how = "closed"
+            raise
+        finally:
+            _log_stream_exit(ctx, yielded, how)
+
+    @tool
+    async def async_tracked(self, n: int, ctx: CallContext, delay_ms: int = 20) -> AsyncIterator[int]:
+        """``tracked`` as an async generator; ``"cancelled"`` in the log when cancelled at its
+        ``await`` (the deadline passed, or the stream was cancelled during a step)."""
+        yielded, how = 0, "failed"
+        try:
+            for index in range(n):
+                if index and delay_ms > 0:
+                    await asyncio.sleep(delay_ms / 1000)
+                yielded += 1
+                yield index
+            how = "finished"
+        except GeneratorExit:
+            how = "closed"
+            raise
+        except asyncio.CancelledError:
+            how = "cancelled"
+            raise
+        finally:
+            _log_stream_exit(ctx, yielded, how)
+
+    @tool
+    def stream_closed_log(self) -> List[Dict[str, Any]]:
+        """How the ``tracked`` and ``async_tracked`` generators of this process ended, in order:
+        ``{"tool", "request_id", "correlation_id", "yielded", "how"}`` (``yielded``: the items
+        the generator produced)."""
+        with _STREAMS_LOCK:
+            return [dict(entry) for entry in _STREAM_LOG]
+
+    @tool
+    def count_tracked(self, n: int, key: str) -> Iterator[int]:
+        """Streams 0..n-1, counting under ``key`` each item the worker pulled from the generator
+        (read with ``pulled``): shows that the generator is not run ahead of the credits."""
+        for index in range(n):
+            with _STREAMS_LOCK:
+                _PULLED[key] = _PULLED.get(key, 0) + 1
+            yield index
+
+    @tool
+    def pulled(self, key: str) -> int:
+        """How many items ``count_tracked`` produced under ``key`` so far."""
+        with _STREAMS_LOCK:
+            return _PULLED.get(key, 0)
+
 
 _MIB = 1024 * 1024
+_CLOSED: List[Tuple[str, str]] = []  # (session id, reason) of the session states closed in this process
+_CLOSED_LOCK = threading.Lock()
+_STREAM_LOG: List[Dict[str, Any]] = []  # how tracked generators ended (stream_closed_log)
+_PULLED: Dict[str, int] = {}  # items count_tracked produced, by key
+_STREAMS_LOCK = threading.Lock()
+
+
+def _log_stream_exit(ctx: CallContext, yielded: int, how: str) -> None:
+    with _STREAMS_LOCK:
+        _STREAM_LOG.append({"tool": ctx.tool, "request_id": ctx.request_id, "correlation_id": ctx.correlation_id,
+                            "yielded": yielded, "how": how})
 
 
 def _burn(milliseconds: int) -> int:
@@ -303,3 +456,21 @@ class ThreadedShowcaseAdapter(TelemetryShowcase, ThreadSafeAdapter):
             "thread_check_findings": len(thread_check.findings()),
             "setup_unix_s": self.setup_unix_s,
         }
+
+    # The session tools of ShowcaseAdapter: they keep nothing on self, so they are thread-safe.
+    session_put = ShowcaseAdapter.session_put
+    session_get = ShowcaseAdapter.session_get
+    session_info = ShowcaseAdapter.session_info
+    closed_sessions = ShowcaseAdapter.closed_sessions
+    on_session_closed = ShowcaseAdapter.on_session_closed
+
+    # The streaming tools of ShowcaseAdapter: they keep nothing on self, so they are thread-safe.
+    count = ShowcaseAdapter.count
+    blobs = ShowcaseAdapter.blobs
+    fail_after = ShowcaseAdapter.fail_after
+    async_count = ShowcaseAdapter.async_count
+    tracked = ShowcaseAdapter.tracked
+    async_tracked = ShowcaseAdapter.async_tracked
+    stream_closed_log = ShowcaseAdapter.stream_closed_log
+    count_tracked = ShowcaseAdapter.count_tracked
+    pulled = ShowcaseAdapter.pulled

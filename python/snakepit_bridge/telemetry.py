@@ -239,9 +239,9 @@ def drain(batch: Optional["pb.TelemetryBatch"] = None, max_events: int = MAX_EVE
 
 
 def attach(reply: Any) -> None:
-    """Server side: drains pending events into ``reply.telemetry`` (an ``ExecuteResponse`` or a
-    ``PingResponse``). With no events and no drops the field stays unset, at the cost of one
-    attribute read (no lock)."""
+    """Server side: drains pending events into ``reply.telemetry`` (an ``ExecuteResponse``, a
+    ``StreamReply`` or a ``PingResponse``). With no events and no drops the field stays unset, at
+    the cost of one attribute read (no lock)."""
     if _buffer.news:
         drain(reply.telemetry)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import re
 import typing
@@ -45,13 +46,18 @@ class ParameterSpec:
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One tool, as reported by ``describe()`` and ``ListTools``."""
+    """One tool, as reported by ``describe()`` and ``ListTools``.
+
+    ``streaming`` is true for a generator tool (``def`` or ``async def`` with ``yield``): it is
+    called with ``ExecuteStream`` and ``returns`` is the type of each item.
+    """
 
     name: str
     description: str
     parameters: Tuple[ParameterSpec, ...]
     returns: str
     is_async: bool = False
+    streaming: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,8 @@ class ToolDef:
     types: Dict[str, TypeSpec]
     context_parameter: Optional[str]
     extra: Optional[TypeSpec]  # the type of **kwargs values, when the tool takes **kwargs
-    is_async: bool
+    is_async: bool  # served on the event loop: an ``async def`` function or async generator
+    streaming: bool = False  # a generator function (sync or async): its items are streamed
 
 
 @overload
@@ -83,6 +90,10 @@ def tool(
     The name defaults to the method's name, the description to the first paragraph of its
     docstring. ``async def`` methods are served on the event loop, plain ones in the worker's
     thread pool.
+
+    A generator method (sync or ``async def``, with ``yield``) is a streaming tool: its items go
+    to the caller one by one (``ExecuteStream``), and its return annotation names the item type
+    (``Iterator[int]``, ``Generator[int, None, None]``, ``AsyncIterator[dict]``...).
     """
     if isinstance(function, str):
         raise TypeError("use @tool(name=...) to give a tool a name")
@@ -115,8 +126,7 @@ def build(attribute: str, member: Any, options: ToolOptions, owner: str) -> Tool
     function = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
     name = options.name or attribute
     where = f"tool '{name}' ({owner}.{attribute})"
-    if inspect.isasyncgenfunction(function) or inspect.isgeneratorfunction(function):
-        raise TypeError(f"{where}: generators cannot be tools; return a list")
+    streaming = inspect.isasyncgenfunction(function) or inspect.isgeneratorfunction(function)
     try:
         hints = typing.get_type_hints(function)
     except Exception as exc:  # NameError for a name that does not resolve, and friends
@@ -148,17 +158,49 @@ def build(attribute: str, member: Any, options: ToolOptions, owner: str) -> Tool
             raise TypeError(f"{where}: parameter '{parameter.name}' cannot be passed by name")
         types[parameter.name] = spec
         specs.append(_parameter_spec(parameter, spec, arg_docs.get(parameter.name, "")))
-    returns = typespec.from_annotation(hints.get("return", inspect.Parameter.empty), for_result=True)
-    is_async = inspect.iscoroutinefunction(function)
+    returned = hints.get("return", inspect.Parameter.empty)
+    if streaming:
+        try:
+            returned = item_annotation(returned)
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
+    returns = typespec.from_annotation(returned, for_result=True)
+    is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
     description = options.description if options.description is not None else _first_paragraph(doc)
     return ToolDef(
-        spec=ToolSpec(name, description, tuple(specs), returns.name, is_async),
+        spec=ToolSpec(name, description, tuple(specs), returns.name, is_async, streaming),
         attribute=attribute,
         types=types,
         context_parameter=context_parameter,
         extra=extra,
         is_async=is_async,
+        streaming=streaming,
     )
+
+
+#: The annotations of a generator whose first argument is the item type.
+_ITERATORS = (
+    collections.abc.Iterator, collections.abc.Iterable, collections.abc.Generator,
+    collections.abc.AsyncIterator, collections.abc.AsyncIterable, collections.abc.AsyncGenerator,
+)
+
+
+def item_annotation(annotation: Any) -> Any:
+    """The item type of a generator tool's return annotation: ``T`` of ``Iterator[T]``,
+    ``Iterable[T]``, ``Generator[T, S, R]`` and their async forms (``typing`` or
+    ``collections.abc`` spelling); ``Any`` for a bare one or no annotation.
+
+    Raises:
+        TypeError: the annotation is not one of those (e.g. ``-> int`` on a generator).
+    """
+    if annotation is inspect.Parameter.empty:
+        return Any
+    origin = typing.get_origin(annotation) or annotation
+    if origin in _ITERATORS:
+        args = typing.get_args(annotation)
+        return args[0] if args else Any
+    raise TypeError(f"a generator tool is annotated with its items' type, e.g. '-> Iterator[int]' or "
+                    f"'-> AsyncIterator[dict]', not {annotation!r}")
 
 
 def _parameter_spec(parameter: inspect.Parameter, spec: TypeSpec, description: str) -> ParameterSpec:

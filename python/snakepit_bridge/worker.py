@@ -5,7 +5,7 @@ The start contract with the host (the C++ side implements the other half)::
     PYTHON -m snakepit_bridge.worker --adapter pkg.module.Class --socket /tmp/sp-XXXX/w-3.sock
         --concurrency 1 --max-message-bytes N --ready-fd 3 --lifeline-fd 4
         --parent-pid PID --worker-id pool-3 [--profile process|thread]
-        [--thread-check off|warn|strict] [--event-buffer N] [--python-path DIR]...
+        [--thread-check off|warn|strict] [--event-buffer N] [--max-sessions N] [--python-path DIR]...
     PYTHON -m snakepit_bridge.worker --check
 
 1. Before any heavy import: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; exit 70 at once if
@@ -24,7 +24,8 @@ The start contract with the host (the C++ side implements the other half)::
    "thread_check", "adapter", "tools", "warnings"}`` on the ready fd, and close it. In the thread
    profile, ``warnings`` names the imported libraries listed as not thread-safe (also on stderr).
 6. Stop RPC (its grace_ms) or SIGTERM/SIGINT (5000 ms): stop accepting, let calls in flight
-   finish within the grace, ``teardown()``, exit 0.
+   finish within the grace, ``on_session_closed(id, "stopping", state)`` for each session still
+   held, ``teardown()``, exit 0.
 
 Exit codes: 0 graceful stop, 2 bad command line, 3 startup failed, 70 host gone or not our
 parent. ``--check`` exits 0 after importing grpc and the wire modules, printing versions as
@@ -54,6 +55,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 PROFILES = ("process", "thread")
 THREAD_CHECK_MODES = ("off", "warn", "strict")  # as snakepit_bridge.thread_check.MODES (not imported: heavy)
 SIGTERM_GRACE_S = 5.0
+DEFAULT_MAX_SESSIONS = 10000  # as snakepit_bridge.sessions.DEFAULT_MAX_SESSIONS (not imported here: kept light)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -80,6 +82,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--event-buffer", type=int, default=telemetry.DEFAULT_EVENT_BUFFER, metavar="N",
                         help="telemetry events held until a reply or ping carries them; more are dropped and "
                              f"counted (default {telemetry.DEFAULT_EVENT_BUFFER}; 0 disables events)")
+    parser.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS, metavar="N",
+                        help="session states kept at most; past it the least recently used idle one is "
+                             f"evicted (default {DEFAULT_MAX_SESSIONS})")
     parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
                         help="prepend DIR to sys.path (repeatable, kept in order)")
     args = parser.parse_args(argv)
@@ -92,6 +97,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
             parser.error("--max-message-bytes must be positive")
         if args.event_buffer < 0:
             parser.error("--event-buffer must be 0 (disabled) or more")
+        if args.max_sessions < 1:
+            parser.error("--max-sessions must be at least 1")
         for name in ("ready_fd", "lifeline_fd"):
             fd = getattr(args, name)
             if fd is not None:
@@ -235,7 +242,8 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
     try:
         server = WorkerServer(adapter, adapter_path=args.adapter, socket_path=args.socket,
                               concurrency=args.concurrency, max_message_bytes=args.max_message_bytes,
-                              worker_id=args.worker_id, thread_check=args.thread_check)
+                              worker_id=args.worker_id, thread_check=args.thread_check,
+                              max_sessions=args.max_sessions)
     except Exception as exc:
         failure = _StartupFailure(f"cannot serve adapter '{args.adapter}': {_describe(exc)}", exc)
         _say(failure.message)
@@ -270,6 +278,7 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
         "warnings": warnings,
     })
     await server.serve_until_stopped()
+    await server.dispatcher.sessions.close_all()  # on_session_closed(..., "stopping"), before teardown
     _teardown(adapter)
     if server.dispatcher.threads_busy:
         _say(f"{server.dispatcher.threads_busy} tool call(s) still running after the grace period; exiting anyway")

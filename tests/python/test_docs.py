@@ -10,7 +10,8 @@ from bridge_helpers import ROOT
 
 MARKER = "<!-- example: "
 EXAMPLES = [("python-adapters.md", "test-client"), ("python-adapters.md", "telemetry"),
-            ("worker-profiles.md", "thread-safe-adapter")]
+            ("worker-profiles.md", "thread-safe-adapter"), ("sessions.md", "session-state"),
+            ("streaming.md", "streaming-tools")]
 
 
 @pytest.mark.parametrize("doc, name", EXAMPLES)

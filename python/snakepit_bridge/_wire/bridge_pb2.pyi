@@ -15,6 +15,20 @@ PYTHON_EXCEPTION: ErrorKind
 TIMEOUT: ErrorKind
 UNKNOWN_TOOL: ErrorKind
 
+class CloseSessionRequest(_message.Message):
+    __slots__ = ["reason", "session_id"]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CloseSessionResponse(_message.Message):
+    __slots__ = ["known"]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    known: bool
+    def __init__(self, known: bool = ...) -> None: ...
+
 class Error(_message.Message):
     __slots__ = ["kind", "message", "python_type", "traceback"]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -28,7 +42,7 @@ class Error(_message.Message):
     def __init__(self, kind: _Optional[_Union[ErrorKind, str]] = ..., message: _Optional[str] = ..., python_type: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ["arguments", "correlation_id", "metadata", "request_id", "session_id", "timeout_ms", "tool"]
+    __slots__ = ["arguments", "correlation_id", "metadata", "request_id", "session_id", "session_moved", "stream_credit", "timeout_ms", "tool"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +55,8 @@ class ExecuteRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_MOVED_FIELD_NUMBER: _ClassVar[int]
+    STREAM_CREDIT_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     TOOL_FIELD_NUMBER: _ClassVar[int]
     arguments: MapValue
@@ -48,9 +64,11 @@ class ExecuteRequest(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     request_id: str
     session_id: str
+    session_moved: bool
+    stream_credit: int
     timeout_ms: int
     tool: str
-    def __init__(self, request_id: _Optional[str] = ..., tool: _Optional[str] = ..., arguments: _Optional[_Union[MapValue, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., correlation_id: _Optional[str] = ..., session_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., tool: _Optional[str] = ..., arguments: _Optional[_Union[MapValue, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., correlation_id: _Optional[str] = ..., session_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., session_moved: bool = ..., stream_credit: _Optional[int] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
     __slots__ = ["cpu_ns", "error", "result", "telemetry", "wall_ns"]
@@ -148,6 +166,38 @@ class StopResponse(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
 
+class StreamEnd(_message.Message):
+    __slots__ = ["cpu_ns", "items", "wall_ns"]
+    CPU_NS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    WALL_NS_FIELD_NUMBER: _ClassVar[int]
+    cpu_ns: int
+    items: int
+    wall_ns: int
+    def __init__(self, items: _Optional[int] = ..., wall_ns: _Optional[int] = ..., cpu_ns: _Optional[int] = ...) -> None: ...
+
+class StreamReply(_message.Message):
+    __slots__ = ["end", "error", "item", "telemetry"]
+    END_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    end: StreamEnd
+    error: Error
+    item: Value
+    telemetry: TelemetryBatch
+    def __init__(self, item: _Optional[_Union[Value, _Mapping]] = ..., end: _Optional[_Union[StreamEnd, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
+
+class StreamRequest(_message.Message):
+    __slots__ = ["cancel", "credit", "start"]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    cancel: bool
+    credit: int
+    start: ExecuteRequest
+    def __init__(self, start: _Optional[_Union[ExecuteRequest, _Mapping]] = ..., credit: _Optional[int] = ..., cancel: bool = ...) -> None: ...
+
 class TelemetryBatch(_message.Message):
     __slots__ = ["dropped_total", "events"]
     DROPPED_TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -183,16 +233,18 @@ class TelemetryEvent(_message.Message):
     def __init__(self, name: _Optional[str] = ..., measurements: _Optional[_Mapping[str, float]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., unix_ns: _Optional[int] = ...) -> None: ...
 
 class ToolSpec(_message.Message):
-    __slots__ = ["description", "name", "parameters", "returns"]
+    __slots__ = ["description", "name", "parameters", "returns", "streaming"]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     RETURNS_FIELD_NUMBER: _ClassVar[int]
+    STREAMING_FIELD_NUMBER: _ClassVar[int]
     description: str
     name: str
     parameters: _containers.RepeatedCompositeFieldContainer[ParameterSpec]
     returns: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ..., returns: _Optional[str] = ...) -> None: ...
+    streaming: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ..., returns: _Optional[str] = ..., streaming: bool = ...) -> None: ...
 
 class Value(_message.Message):
     __slots__ = ["bool_value", "bytes_value", "double_value", "int_value", "list_value", "map_value", "null_value", "string_value"]

@@ -34,6 +34,16 @@ class WorkerStub(object):
                 request_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StopRequest.SerializeToString,
                 response_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StopResponse.FromString,
                 )
+        self.ExecuteStream = channel.stream_stream(
+                '/snakepit.bridge.v1.Worker/ExecuteStream',
+                request_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StreamRequest.SerializeToString,
+                response_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StreamReply.FromString,
+                )
+        self.CloseSession = channel.unary_unary(
+                '/snakepit.bridge.v1.Worker/CloseSession',
+                request_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionResponse.FromString,
+                )
 
 
 class WorkerServicer(object):
@@ -63,6 +73,19 @@ class WorkerServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecuteStream(self, request_iterator, context):
+        """A generator tool's items, with credit-based flow control.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +108,16 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Stop,
                     request_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StopRequest.FromString,
                     response_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StopResponse.SerializeToString,
+            ),
+            'ExecuteStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecuteStream,
+                    request_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StreamRequest.FromString,
+                    response_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.StreamReply.SerializeToString,
+            ),
+            'CloseSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSession,
+                    request_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionRequest.FromString,
+                    response_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -161,5 +194,39 @@ class Worker(object):
         return grpc.experimental.unary_unary(request, target, '/snakepit.bridge.v1.Worker/Stop',
             snakepit__bridge_dot___wire_dot_bridge__pb2.StopRequest.SerializeToString,
             snakepit__bridge_dot___wire_dot_bridge__pb2.StopResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExecuteStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/snakepit.bridge.v1.Worker/ExecuteStream',
+            snakepit__bridge_dot___wire_dot_bridge__pb2.StreamRequest.SerializeToString,
+            snakepit__bridge_dot___wire_dot_bridge__pb2.StreamReply.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CloseSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/snakepit.bridge.v1.Worker/CloseSession',
+            snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionRequest.SerializeToString,
+            snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
