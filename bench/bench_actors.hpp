@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <functional>
 #include <future>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,21 +27,23 @@ namespace bench {
 struct caller_run {
   int calls = 0;
   int done = 0;
+  clk::time_point stop = clk::time_point::max();  // no call starts at or after it
   std::vector<double> lat;
   std::uint64_t failures = 0;
   std::promise<void> finished;
 };
 
 /// Sends one call with `send(self, k)`, where `k(ok)` is called from the
-/// response handler; then the next, until `run->calls` are done.
+/// response handler; then the next, until `run->calls` are done or
+/// `run->stop` has come.
 template <class Send>
 void next_call(caf::event_based_actor* self, std::shared_ptr<caller_run> run, Send send) {
-  if (run->done == run->calls) {
+  auto t0 = clk::now();
+  if (run->done == run->calls || t0 >= run->stop) {
     run->finished.set_value();
     self->quit();
     return;
   }
-  auto t0 = clk::now();
   send(self, [self, run, send, t0](bool ok) {
     thread_roles::get().mark("caf-sched");
     run->lat.push_back(us_between(t0, clk::now()));
@@ -51,19 +55,26 @@ void next_call(caf::event_based_actor* self, std::shared_ptr<caller_run> run, Se
 }
 
 /// `callers` event-based actors, each making `calls_each` calls one after
-/// another; returns when all are done (wall time from the first spawn).
+/// another; returns when all are done (wall time from the first spawn). With
+/// `slice`, the callers start no call once `slice` has passed (calls in
+/// flight then are waited for and counted).
 template <class Send>
-run_result event_callers_run(caf::actor_system& sys, Send send, int callers, int calls_each) {
+run_result event_callers_run(caf::actor_system& sys, Send send, int callers, int calls_each,
+                             std::optional<clk::duration> slice = std::nullopt) {
   std::vector<std::shared_ptr<caller_run>> runs;
   std::vector<std::future<void>> finished;
   for (int i = 0; i < callers; ++i) {
     auto run = std::make_shared<caller_run>();
     run->calls = calls_each;
-    run->lat.reserve(static_cast<size_t>(calls_each));
+    if (!slice)
+      run->lat.reserve(static_cast<size_t>(calls_each));
     finished.push_back(run->finished.get_future());
     runs.push_back(std::move(run));
   }
   auto t0 = clk::now();
+  if (slice)
+    for (auto& run : runs)
+      run->stop = t0 + *slice;
   for (auto& run : runs)
     sys.spawn([run, send](caf::event_based_actor* self) { next_call(self, run, send); });
   for (auto& f : finished)
@@ -81,6 +92,13 @@ run_result event_callers_run(caf::actor_system& sys, Send send, int callers, int
 template <class Send>
 run_result event_caller_run(caf::actor_system& sys, Send send, int calls) {
   return event_callers_run(sys, send, 1, calls);
+}
+
+/// `callers` event-based actors keeping one call in flight each for `slice`.
+template <class Send>
+run_result event_callers_for(caf::actor_system& sys, Send send, int callers,
+                             clk::duration slice) {
+  return event_callers_run(sys, send, callers, std::numeric_limits<int>::max(), slice);
 }
 
 /// A request of the pool path for `tool` (`echo` gets the 1 KiB string).

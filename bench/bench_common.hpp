@@ -180,6 +180,27 @@ inline void accumulate_threads(std::map<int, thread_info>& acc,
   }
 }
 
+/// CPU seconds of all threads of the processes `pids` alive now (threads
+/// that ended drop out).
+inline double threads_cpu_s(const std::vector<int>& pids) {
+  double total = 0;
+  for (auto pid : pids)
+    for (auto& [tid, info] : sample_threads(pid))
+      total += info.cpu_s;
+  return total;
+}
+
+/// CPU seconds the whole machine has been busy so far, all CPUs (/proc/stat):
+/// with our own CPU time subtracted, what other processes took.
+inline double machine_busy_s() {
+  std::ifstream in{"/proc/stat"};
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  return (user + nice + system + irq + softirq + steal)
+         / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 inline int gettid_now() {
   return static_cast<int>(::syscall(SYS_gettid));
 }
@@ -331,6 +352,22 @@ struct run_result {
 
   double calls_per_s() const {
     return wall_s > 0 ? static_cast<double>(calls) / wall_s : 0;
+  }
+};
+
+/// One variant's samples over rounds: calls/s, p50 and p99 of each round, and
+/// the calls and failures of all rounds. Tables show medians of the samples.
+struct round_samples {
+  std::vector<double> rate, p50, p99;
+  std::uint64_t calls = 0;
+  std::uint64_t failures = 0;
+
+  void add(const run_result& r) {
+    rate.push_back(r.calls_per_s());
+    p50.push_back(percentile(r.lat_us, 50));
+    p99.push_back(percentile(r.lat_us, 99));
+    calls += r.calls;
+    failures += r.failures;
   }
 };
 

@@ -11,7 +11,7 @@
 #   BENCH_WAIT_IDLE=S before each bench, wait up to S seconds for the machine to be idle
 #                     (under 10% busy with other work); default 0: do not wait
 #
-# Takes about 4 minutes on 2 cores. Every bench interleaves its floors and the pool in
+# Takes about 5 minutes on 2 cores. Every bench interleaves its floors and the pool in
 # the same run; the summary shows ratios of medians with PASS/FAIL against the targets.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -42,6 +42,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   mp_args=(--rounds 1 --calls 2000 --seq-calls 200)
   prof_args=(--rounds 1 --scale 0.3)
   recycle_args=(--rounds 1 --slice-ms 1500)
+  telemetry_args=(--rounds 1 --slice-ms 1000 --warmup-ms 200)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -49,6 +50,7 @@ else
   mp_args=(--rounds 5)
   prof_args=(--rounds 5)
   recycle_args=(--rounds 5)
+  telemetry_args=(--rounds 9)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -91,6 +93,8 @@ run mp-pool "$SNAKEPIT_PYTHON" "$here/mp_pool_bench.py" "${mp_args[@]}"
 run profiles "$bin/profile_bench" "${prof_args[@]}"
 # recycle_bench exits 1 when a call failed; the summary shows that as FAIL.
 run recycling "$bin/recycle_bench" "${recycle_args[@]}" || true
+# telemetry_bench exits 1 when a call failed or a handler misbehaved; the summary shows it.
+run telemetry "$bin/telemetry_bench" "${telemetry_args[@]}" || true
 elapsed=$(( $(date +%s) - started ))
 
 cat "$out"/*.txt | grep '^RESULT ' > "$out/results.txt" || true
@@ -198,6 +202,19 @@ row("  p50, recycle / no recycle", fmt(get(t, "p50_ratio")),
 row("  p99, recycle / no recycle", fmt(get(t, "p99_ratio")),
     f"ratio ({fmt(get(t, 'recycle_p99_us'), 0)} / {fmt(get(t, 'no-recycle_p99_us'), 0)} us)")
 row("  recycles per slice (median)", fmt(get(t, "recycle_recycles"), 0), "recycles")
+
+t = "telemetry.noop"
+r = get(t, "rate_ratio")
+row("telemetry: no-op calls/s (2 workers, 16 callers), 4 handlers / none", fmt(r),
+    f"ratio ({fmt(get(t, 'handlers_calls_per_s'), 0)} / {fmt(get(t, 'none_calls_per_s'), 0)})",
+    ">= 0.95", r >= 0.95)
+row("  calls/s, median of each round's 4 handlers / none", fmt(get(t, "paired_rate_ratio")), "ratio")
+row("  p50, 4 handlers / none", fmt(get(t, "p50_ratio")),
+    f"ratio ({fmt(get(t, 'handlers_p50_us'), 0)} / {fmt(get(t, 'none_p50_us'), 0)} us)")
+row("  host CPU per call, 4 handlers / none", fmt(get(t, "host_cpu_ratio")),
+    f"ratio ({fmt(get(t, 'handlers_host_cpu_us'), 0)} / {fmt(get(t, 'none_host_cpu_us'), 0)} us)")
+failed = get(t, "failed")
+row("  failed calls", fmt(failed, 0), "calls", "0", failed == 0)
 
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
