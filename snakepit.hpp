@@ -20,6 +20,7 @@
 #include "snakepit/messages/message_types.hpp"
 #include "snakepit/messages/pool_actor.hpp"
 #include "snakepit/messages/pool_status.hpp"
+#include "snakepit/messages/stream.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/messages/worker_actor.hpp"
 #include "snakepit/supervision/actor_registry.hpp"

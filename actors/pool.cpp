@@ -10,9 +10,11 @@
 
 #include "snakepit/actors/detail/deadline_set.hpp"
 #include "snakepit/actors/detail/emit.hpp"
+#include "snakepit/actors/detail/host_tool_server.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/lifecycle.hpp"
+#include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/scheduler_settings.hpp"
 #include "snakepit/actors/worker.hpp"
@@ -99,6 +101,8 @@ struct pool_state {
   /// Every slot was busy at the last dispatch (capacity events are edges).
   bool at_capacity = false;
   session_table sessions{10000, std::chrono::minutes{30}};
+  /// Serves `cfg.host_tools` to the workers (none: no server).
+  std::unique_ptr<detail::host_tool_server> host_tools;
   /// The session expiry sweep is scheduled.
   bool sweeping = false;
   std::map<std::string, std::uint64_t> recycles;
@@ -242,6 +246,8 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.pool = cfg.name;
   wc.python_event_buffer = cfg.python_event_buffer;
   wc.max_sessions = cfg.max_sessions;
+  if (self->state.host_tools)
+    wc.host_socket = self->state.host_tools->socket_path();
   wc.python = cfg.python;
   wc.adapter = cfg.adapter;
   wc.python_path = cfg.python_path;
@@ -436,55 +442,63 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
   dispatch_queue(self);
 }
 
-caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
+/// Checks common to calls and streams: the pool takes requests, the request
+/// has an id and a deadline not yet passed.
+caf::error admit(pool_pointer self, execute_request& req) {
   auto& st = self->state;
-  if (st.current == phase::failed) {
-    ++st.failed;
+  if (st.current == phase::failed)
     return st.failure;
-  }
-  if (st.current == phase::stopping) {
-    ++st.failed;
+  if (st.current == phase::stopping)
     return make_error(errc::pool_stopped,
                       fmt::format("pool '{}' is stopping", st.cfg.name));
-  }
   if (req.request_id.empty())
     req.request_id = st.cfg.name + "-" + std::to_string(++st.next_request);
   auto now = caf::make_timestamp();
   if (req.deadline.time_since_epoch().count() == 0)
     req.deadline = now + st.cfg.request_timeout;
-  if (req.deadline <= now) {
-    ++st.failed;
+  if (req.deadline <= now)
     return make_error(errc::timeout,
                       fmt::format("request {} for tool '{}' arrived at pool '{}' after "
                                   "its deadline",
                                   req.request_id, req.tool, st.cfg.name));
-  }
-  if (!req.session_id.empty()) {
-    auto* s = st.sessions.find(req.session_id);
-    if (s == nullptr) {
-      ++st.failed;
-      return make_error(errc::session_unknown,
-                        fmt::format("pool '{}' has no open session '{}': it was never "
-                                    "opened, was closed, or expired after session_ttl "
-                                    "without use; open a new one",
-                                    st.cfg.name, req.session_id));
-    }
-    s->last_used = now;
-    auto r = route_session(st, *s);
-    if (r.error) {
-      ++st.failed;
-      return std::move(r.error);
-    }
-    if (r.worker != nullptr) {
-      send_to(self, *r.worker, req);
-      return self->delegate(r.worker->handle, execute_atom::value, std::move(req));
-    }
-  } else if (auto* w = st.pick()) {
+  return {};
+}
+
+/// Where an admitted request goes now: a worker, an error, or neither (wait
+/// in the queue).
+route route_request(pool_state& st, const execute_request& req) {
+  if (req.session_id.empty()) {
     // A free worker means nothing queued could use it (the queue is served
     // whenever a slot frees), so taking it keeps FIFO order.
-    send_to(self, *w, req);
-    return self->delegate(w->handle, execute_atom::value, std::move(req));
+    return {st.pick(), {}};
   }
+  auto* s = st.sessions.find(req.session_id);
+  if (s == nullptr)
+    return {nullptr, make_error(errc::session_unknown,
+                                fmt::format("pool '{}' has no open session '{}': it was never "
+                                            "opened, was closed, or expired after session_ttl "
+                                            "without use; open a new one",
+                                            st.cfg.name, req.session_id))};
+  s->last_used = caf::make_timestamp();
+  return route_session(st, *s);
+}
+
+caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
+  auto& st = self->state;
+  if (auto err = admit(self, req)) {
+    ++st.failed;
+    return err;
+  }
+  auto r = route_request(st, req);
+  if (r.error) {
+    ++st.failed;
+    return std::move(r.error);
+  }
+  if (r.worker != nullptr) {
+    send_to(self, *r.worker, req);
+    return self->delegate(r.worker->handle, execute_atom::value, std::move(req));
+  }
+  auto now = caf::make_timestamp();
   if (st.queue.size() >= st.cfg.queue_max) {
     ++st.failed;
     ++st.queue_full;
@@ -511,6 +525,33 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
     self->delayed_send(self, *when - now, expire_atom::value, when->time_since_epoch().count());
   st.queue.push_back(std::move(q));
   return promise;
+}
+
+/// A stream is routed like a call but never queued: it may hold its slot
+/// for as long as its consumer takes, so it either starts now or fails.
+caf::result<stream_handle> on_execute_stream(pool_pointer self, execute_request& req,
+                                             caf::actor& consumer) {
+  auto& st = self->state;
+  if (auto err = admit(self, req)) {
+    ++st.failed;
+    return err;
+  }
+  req.stream_window = std::min(req.stream_window == 0 ? st.cfg.stream_window : req.stream_window,
+                               std::uint32_t{4096});
+  auto r = route_request(st, req);
+  if (!r.error && r.worker == nullptr)
+    r.error = make_error(errc::pool_saturated,
+                         fmt::format("pool '{}' has no free slot for a stream of tool '{}' "
+                                     "(streams are not queued); retry later, or raise size "
+                                     "or threads_per_worker",
+                                     st.cfg.name, req.tool));
+  if (r.error) {
+    ++st.failed;
+    return std::move(r.error);
+  }
+  send_to(self, *r.worker, req);
+  return self->delegate(r.worker->handle, execute_stream_atom::value, std::move(req),
+                        std::move(consumer));
 }
 
 /// A deliberate replacement: start the new worker, then have the supervisor
@@ -673,6 +714,16 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     auto& init = self->state;
     init.cfg = std::move(cfg);
     init.sessions = session_table{init.cfg.max_sessions, init.cfg.session_ttl};
+    if (!init.cfg.host_tools.empty()) {
+      auto server = detail::host_tool_server::start(next_socket_path(init.cfg.runtime_dir),
+                                                    init.cfg.host_tools,
+                                                    init.cfg.max_payload_bytes);
+      if (server)
+        init.host_tools = std::move(*server);
+      else
+        detail::log_error(init.cfg.name, "{}; its Python tools cannot call host tools",
+                          describe(server.error()).message);
+    }
     init.log_name = detail::log_pool_name{init.cfg.name};
     supervisor_config sc;
     sc.name = init.cfg.name + "/workers";
@@ -745,6 +796,9 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     return {
       [self](execute_atom, execute_request& req) { return on_execute(self, req); },
       [self](status_atom) { return make_status(self); },
+      [self](execute_stream_atom, execute_request& req, caf::actor& consumer) {
+        return on_execute_stream(self, req, consumer);
+      },
       [self](ready_atom) -> caf::result<pool_status> {
         auto& st = self->state;
         if (st.current == phase::ready)

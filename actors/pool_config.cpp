@@ -45,6 +45,8 @@ caf::expected<pool_config> validate(pool_config cfg) {
   need(cfg.health_interval.count() >= 0, "health_interval_ms must not be negative");
   need(cfg.health_timeout.count() > 0, "health_timeout_ms must be positive");
   need(cfg.health_max_missed >= 1, "health_max_missed must be at least 1");
+  need(cfg.stream_window >= 1 && cfg.stream_window <= 4096,
+       "stream_window must be between 1 and 4096");
   need(cfg.backoff.min <= cfg.backoff.max,
        "restart_backoff_min_ms must not exceed restart_backoff_max_ms");
   if (!problems.empty()) {

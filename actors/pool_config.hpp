@@ -9,6 +9,7 @@
 #include <caf/expected.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/actors/host_tool.hpp"
 #include "snakepit/actors/session_table.hpp"
 #include "snakepit/actors/worker_profile.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
@@ -53,6 +54,9 @@ struct pool_config {
   caf::timespan session_ttl = std::chrono::minutes{30};
   /// Sessions open at once, at most; opening more fails with `pool_saturated`.
   std::uint32_t max_sessions = 10000;
+  /// C++ functions the pool's Python tools may call (`ctx.call_host`); see
+  /// docs/host-tools.md. Not in TOML: handlers are code.
+  std::vector<host_tool> host_tools;
   /// Deadline of a request that comes without one.
   caf::timespan request_timeout = std::chrono::seconds{60};
   /// A process-profile worker still busy this long after a call's deadline
@@ -75,6 +79,9 @@ struct pool_config {
   /// pings (`snakepit_bridge.emit`); beyond it events are dropped and
   /// counted. 0 turns Python events off.
   std::uint32_t python_event_buffer = 1024;
+  /// Streams: the initial credit (items a consumer can take before its first
+  /// ack) of a request whose `stream_window` is 0. 1..4096.
+  std::uint32_t stream_window = 16;
   /// SIGTERM-to-SIGKILL budget for each worker process when stopping.
   caf::timespan shutdown_timeout = std::chrono::seconds{5};
   /// Restart intensity of the pool's worker supervisor. The default allows a

@@ -1,5 +1,6 @@
 #include "snakepit/actors/worker.hpp"
 
+#include <atomic>
 #include <csignal>
 #include <deque>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/detail/python_events.hpp"
+#include "snakepit/actors/detail/stream_call.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
 #include "snakepit/actors/process_launcher.hpp"
 #include "snakepit/actors/run_registry.hpp"
@@ -41,6 +43,7 @@ using orphan_atom = caf::atom_constant<caf::atom("orphan")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using pong_atom = caf::atom_constant<caf::atom("pong")>;
+using stream_orphan_atom = caf::atom_constant<caf::atom("sorphan")>;
 
 /// The worker as the launcher thread, gRPC threads and its own timers see it.
 using worker_actor_impl = worker_actor::extend<
@@ -54,7 +57,10 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<orphan_atom, std::uint64_t>,
   caf::reacts_to<flush_atom>,
   caf::reacts_to<health_atom>,
-  caf::reacts_to<pong_atom, std::uint64_t, bool, std::uint64_t>>;
+  caf::reacts_to<pong_atom, std::uint64_t, bool, std::uint64_t>,
+  caf::reacts_to<detail::stream_done_atom, std::uint64_t, bool, std::int64_t, std::int64_t,
+                 std::int32_t, std::string, std::uint64_t>,
+  caf::reacts_to<stream_orphan_atom, std::uint64_t>>;
 
 /// The last lines a worker wrote to stderr, kept for startup errors.
 class stderr_tail {
@@ -102,6 +108,16 @@ struct call_state {
   bool answered = false;
 };
 
+/// A stream in flight: it holds a slot until its RPC is over.
+struct stream_state {
+  detail::stream_call_ptr call;
+  std::string request_id;
+  std::string tool;
+  /// How its RPC failed, when it did without a last message.
+  std::int32_t status_code = 0;
+  std::string status_message;
+};
+
 struct worker_state {
   worker_config cfg;
   std::string socket_path;
@@ -111,6 +127,8 @@ struct worker_state {
   phase current = phase::starting;
   std::unique_ptr<detail::worker_channel> channel;
   std::unordered_map<std::uint64_t, call_state> calls;
+  /// Streams by id; each counts as a call in flight.
+  std::unordered_map<std::uint64_t, stream_state> streams;
   std::uint64_t next_seq = 0;
   /// Deadlines of the calls in flight, behind one timer.
   detail::deadline_set deadlines;
@@ -166,6 +184,10 @@ process_spec make_spec(const worker_state& st) {
                "--worker-id",  cfg.id,
                "--event-buffer", std::to_string(cfg.python_event_buffer),
                "--max-sessions", std::to_string(cfg.max_sessions)};
+  if (!cfg.host_socket.empty()) {
+    spec.args.emplace_back("--host-socket");
+    spec.args.emplace_back(cfg.host_socket);
+  }
   for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
     spec.args.push_back(arg);
   for (auto& dir : cfg.python_path) {
@@ -203,7 +225,7 @@ worker_status make_status(worker_pointer self) {
   out.pid = st.pid;
   out.state = to_cstr(st.current);
   out.capacity = st.cfg.capacity;
-  out.in_flight = static_cast<std::uint32_t>(st.calls.size());
+  out.in_flight = static_cast<std::uint32_t>(st.calls.size() + st.streams.size());
   out.served = st.served;
   out.failed = st.failed;
   out.python_version = st.python_version;
@@ -213,6 +235,14 @@ worker_status make_status(worker_pointer self) {
   out.profile = to_string(st.cfg.profile);
   out.python_events_dropped = st.python_events_dropped;
   return out;
+}
+
+/// Ends every stream with `err` as its consumer's last message (no-op for
+/// those that got one already); their slots go with the worker.
+void fail_streams(worker_state& st, const caf::error& err) {
+  for (auto& [id, stream] : st.streams)
+    stream.call->fail(err);
+  st.streams.clear();
 }
 
 /// Ends the actor: fails calls still waiting for an answer, stops the process.
@@ -230,6 +260,7 @@ void shut_down(worker_pointer self, caf::error reason, const caf::error& call_er
     if (!call.answered)
       call.promise.deliver(call_error);
   st.calls.clear();
+  fail_streams(st, call_error);
   st.current = phase::stopping;
   if (st.process_alive) {
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -367,6 +398,7 @@ void on_exit(worker_pointer self, const process_exit& how) {
       if (!call.answered)
         call.promise.deliver(st.exit_reason);
     st.calls.clear();
+    fail_streams(st, st.exit_reason);
     st.current = phase::stopping;
     return;
   }
@@ -375,6 +407,9 @@ void on_exit(worker_pointer self, const process_exit& how) {
                                     "replaced, retry the call",
                                     st.cfg.id, how.pid, how.describe()));
   detail::log_warning(st.cfg.id, "{}", describe(err).message);
+  // Items the process sent before it died have reached their consumers
+  // already (they go straight from gRPC's threads): the error is last.
+  fail_streams(st, err);
   detail::emit([&] {
     return telemetry_event{"snakepit.worker.crashed",
                            {{"pid", static_cast<double>(how.pid)},
@@ -384,19 +419,7 @@ void on_exit(worker_pointer self, const process_exit& how) {
   finish_after_exit(self, err, err);
 }
 
-caf::error error_from_wire(const bridge::v1::Error& e) {
-  errc code = errc::internal;
-  switch (e.kind()) {
-    case bridge::v1::UNKNOWN_TOOL: code = errc::unknown_tool; break;
-    case bridge::v1::BAD_ARGUMENTS: code = errc::bad_arguments; break;
-    case bridge::v1::PYTHON_EXCEPTION: code = errc::python_exception; break;
-    case bridge::v1::ENCODE_FAILED: code = errc::encode_failed; break;
-    case bridge::v1::PAYLOAD_TOO_LARGE: code = errc::payload_too_large; break;
-    case bridge::v1::TIMEOUT: code = errc::timeout; break;
-    default: break;
-  }
-  return make_error(code, e.message(), e.python_type(), e.traceback());
-}
+using detail::error_from_wire;
 
 detail::python_event_source event_source(const worker_state& st) {
   return {st.cfg.pool, st.cfg.id, st.pid};
@@ -525,45 +548,52 @@ caf::error refuse(worker_pointer self, caf::error err) {
 
 void arm_deadline(worker_pointer self, caf::timestamp at, std::uint64_t seq);
 
-caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
-  auto& st = self->state;
+/// The wire form of `req` (its arguments are moved out), with the time left
+/// until its deadline; an error when this worker cannot take it now.
+caf::error accept(const worker_state& st, execute_request& req,
+                  bridge::v1::ExecuteRequest& wire) {
   if (st.current != phase::ready)
-    return refuse(self, make_error(errc::worker_crashed,
-                      fmt::format("worker {} is {}, not ready", st.cfg.id,
-                                  to_cstr(st.current))));
-  if (st.calls.size() >= st.cfg.capacity)
-    return refuse(self, make_error(errc::internal,
-                      fmt::format("worker {} is at its capacity of {} calls", st.cfg.id,
-                                  st.cfg.capacity)));
-  auto now = caf::make_timestamp();
+    return make_error(errc::worker_crashed,
+                      fmt::format("worker {} is {}, not ready", st.cfg.id, to_cstr(st.current)));
+  if (st.calls.size() + st.streams.size() >= st.cfg.capacity)
+    return make_error(errc::internal, fmt::format("worker {} is at its capacity of {} calls",
+                                                  st.cfg.id, st.cfg.capacity));
   bool has_deadline = req.deadline.time_since_epoch().count() != 0;
-  auto left = req.deadline - now;
+  auto left = req.deadline - caf::make_timestamp();
   if (has_deadline && left <= caf::timespan{0})
-    return refuse(self, make_error(errc::timeout,
+    return make_error(errc::timeout,
                       fmt::format("request {} for tool '{}' passed its deadline before "
                                   "it reached worker {}",
-                                  req.request_id, req.tool, st.cfg.id)));
-  auto call = std::make_shared<detail::rpc_call>();
-  call->seq = ++st.next_seq;
-  auto& wire = call->request;
+                                  req.request_id, req.tool, st.cfg.id));
   wire.set_request_id(req.request_id);
   wire.set_tool(req.tool);
   detail::to_proto(std::move(req.arguments), wire.mutable_arguments());
-  wire.set_correlation_id(std::move(req.correlation_id));
-  wire.set_session_id(std::move(req.session_id));
+  wire.set_correlation_id(req.correlation_id);
+  wire.set_session_id(req.session_id);
   wire.set_session_moved(req.session_moved);
   for (auto& [k, v] : req.metadata)
     (*wire.mutable_metadata())[k] = v;
   auto size = static_cast<std::int64_t>(wire.ByteSizeLong());
   if (size > st.cfg.max_payload_bytes)
-    return refuse(self, make_error(errc::payload_too_large,
+    return make_error(errc::payload_too_large,
                       fmt::format("request for tool '{}' is {} bytes, over the payload "
                                   "limit of {} bytes (max_payload_bytes); send less or "
                                   "raise the pool's max_payload_bytes",
-                                  req.tool, size, st.cfg.max_payload_bytes)));
+                                  req.tool, size, st.cfg.max_payload_bytes));
   if (has_deadline) {
     auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
     wire.set_timeout_ms(std::max<std::int64_t>(1, left_ms));
+  }
+  return {};
+}
+
+caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
+  auto& st = self->state;
+  auto call = std::make_shared<detail::rpc_call>();
+  if (auto err = accept(st, req, call->request))
+    return refuse(self, std::move(err));
+  call->seq = ++st.next_seq;
+  if (req.deadline.time_since_epoch().count() != 0) {
     // No gRPC deadline: our own timer answers the caller at the deadline and
     // kills a process still busy after the grace, which bounds the call.
     arm_deadline(self, req.deadline, call->seq);
@@ -577,6 +607,103 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
     caf::anon_send(handle, rpc_done_atom::value, std::move(done));
   });
   return promise;
+}
+
+/// Streams get their ids here: unique in the process, so a consumer of
+/// several streams (on several workers) tells them apart.
+std::uint64_t next_stream_id() {
+  static std::atomic<std::uint64_t> next{0};
+  return ++next;
+}
+
+caf::result<stream_handle> on_execute_stream(worker_pointer self, execute_request& req,
+                                             caf::actor& consumer) {
+  auto& st = self->state;
+  if (!consumer)
+    return refuse(self, make_error(errc::bad_arguments, "execute_stream needs a consumer actor"));
+  bridge::v1::ExecuteRequest wire;
+  if (auto err = accept(st, req, wire))
+    return refuse(self, std::move(err));
+  wire.set_stream_credit(req.stream_window == 0 ? 16 : std::min(req.stream_window, 4096u));
+  auto id = next_stream_id();
+  auto call = std::make_shared<detail::stream_call>(detail::stream_call::params{
+    id, consumer, self->address(), st.cfg.id, event_source(st)});
+  st.streams.emplace(id, stream_state{call, req.request_id, req.tool, 0, {}});
+  // Answered before the RPC starts, so the reply reaches the requester before
+  // any item reaches the consumer.
+  auto promise = self->make_response_promise<stream_handle>();
+  promise.deliver(stream_handle{id, caf::actor_cast<caf::actor>(self), req.request_id});
+  // Python ends the stream at its deadline (timeout_ms); the gRPC deadline,
+  // a grace later, bounds a generator stuck in one step.
+  auto deadline = std::chrono::system_clock::time_point::max();
+  if (req.deadline.time_since_epoch().count() != 0)
+    deadline = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+      req.deadline + st.cfg.deadline_grace);
+  st.channel->execute_stream(call, std::move(wire), deadline);
+  return promise;
+}
+
+/// A stream's RPC is over and its consumer has had its last message: the
+/// pool gets the slot back.
+void free_stream(worker_pointer self, std::uint64_t id, bool ok, std::int64_t wall_ns,
+                 std::int64_t cpu_ns) {
+  auto& st = self->state;
+  auto i = st.streams.find(id);
+  if (i == st.streams.end())
+    return;
+  ok ? ++st.served : ++st.failed;
+  detail::emit([&] {
+    telemetry_event e;
+    e.name = "snakepit.request.executed";
+    e.measurements = {{"python_wall_us", wall_ns / 1000.0}, {"python_cpu_us", cpu_ns / 1000.0}};
+    e.metadata = {{"pool", st.cfg.pool},          {"worker", st.cfg.id},
+                  {"tool", i->second.tool},       {"request_id", i->second.request_id},
+                  {"outcome", ok ? "ok" : "failed"}, {"stream", "true"}};
+    return e;
+  });
+  auto call = std::move(i->second.call);
+  st.streams.erase(i);
+  tell_owner(st, detail::slot_free_atom::value, self->address(), ok, wall_ns, cpu_ns);
+  call->flush();  // after the pool has heard of the slot
+}
+
+void on_stream_done(worker_pointer self, std::uint64_t id, bool ok, std::int64_t wall_ns,
+                    std::int64_t cpu_ns, std::int32_t code, const std::string& message,
+                    std::uint64_t events_dropped) {
+  auto& st = self->state;
+  note_python_events(self, events_dropped);
+  auto i = st.streams.find(id);
+  if (i == st.streams.end())
+    return;
+  if (!i->second.call->finished() && (code == 0 || st.current == phase::stopping)) {
+    // Python cancels the streams still open at the end of a stop's grace.
+    i->second.call->fail(st.current == phase::stopping
+                           ? stopped_error(self)
+                           : make_error(errc::internal,
+                                        fmt::format("worker {} ended the stream of tool '{}' "
+                                                    "without an end marker or an error",
+                                                    st.cfg.id, i->second.tool)));
+  } else if (!i->second.call->finished()) {
+    // The transport failed: most likely the process died, and its exit (with
+    // code or signal) is about to fail the stream with the real cause.
+    i->second.status_code = code;
+    i->second.status_message = message;
+    self->delayed_send(self, std::chrono::seconds{2}, stream_orphan_atom::value, id);
+    return;
+  }
+  free_stream(self, id, ok, wall_ns, cpu_ns);
+}
+
+void on_stream_orphan(worker_pointer self, std::uint64_t id) {
+  auto& st = self->state;
+  auto i = st.streams.find(id);
+  if (i == st.streams.end())
+    return;
+  i->second.call->fail(make_error(
+    errc::internal, fmt::format("the stream of tool '{}' to worker {} failed ({}): {}",
+                                i->second.tool, st.cfg.id, i->second.status_code,
+                                i->second.status_message)));
+  free_stream(self, id, false, 0, 0);
 }
 
 void arm_deadline(worker_pointer self, caf::timestamp at, std::uint64_t seq) {
@@ -732,6 +859,23 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
     return {
       [self](execute_atom, execute_request& req) { return on_execute(self, req); },
       [self](status_atom) { return make_status(self); },
+      [self](execute_stream_atom, execute_request& req, caf::actor& consumer) {
+        return on_execute_stream(self, req, consumer);
+      },
+      [self](stream_ack_atom, std::uint64_t id, std::uint32_t n) {
+        if (auto i = self->state.streams.find(id); i != self->state.streams.end())
+          i->second.call->credit(n);
+      },
+      [self](stream_cancel_atom, std::uint64_t id) {
+        if (auto i = self->state.streams.find(id); i != self->state.streams.end())
+          i->second.call->cancel();
+      },
+      [self](detail::stream_done_atom, std::uint64_t id, bool ok, std::int64_t wall_ns,
+             std::int64_t cpu_ns, std::int32_t code, const std::string& message,
+             std::uint64_t dropped) {
+        on_stream_done(self, id, ok, wall_ns, cpu_ns, code, message, dropped);
+      },
+      [self](stream_orphan_atom, std::uint64_t id) { on_stream_orphan(self, id); },
       [self](close_session_atom, const std::string& id, const std::string& reason) {
         auto& st = self->state;
         if (!st.channel || st.current != phase::ready)

@@ -54,6 +54,8 @@ struct worker_config {
   /// Session states the Python side keeps at most (the pool's
   /// `max_sessions`, so the pool's own bound is always hit first).
   std::uint32_t max_sessions = 10000;
+  /// Unix socket of the pool's host tools server; empty: none.
+  std::string host_socket;
   /// Directory for the socket; empty: the host's runtime directory.
   std::string runtime_dir;
   /// Receives readiness, startup failures and free slots (the pool). Weak,

@@ -135,6 +135,7 @@ struct call_options {
   bool timings = false;
   std::uint32_t repeat = 1;
   std::uint32_t concurrency = 1;
+  bool stream = false;
 };
 
 std::string reply_json(const execute_reply& reply, bool timings) {
@@ -200,6 +201,49 @@ std::uint32_t call_many(caf::actor_system& sys, const pool_actor& pool,
   return failed;
 }
 
+/// Runs a streaming tool: one JSON line per item on stdout, as each arrives;
+/// one credit per item printed, so a slow terminal holds the generator back.
+/// Returns the exit code.
+int stream_call(caf::actor_system& sys, const pool_actor& pool, const call_options& opts,
+                execute_request req) {
+  caf::scoped_actor self{sys};
+  caf::expected<stream_handle> handle{caf::error{}};
+  self->request(pool, caf::infinite, execute_stream_atom::value, std::move(req),
+                caf::actor_cast<caf::actor>(self))
+    .receive([&](stream_handle& h) { handle = std::move(h); },
+             [&](caf::error& err) { handle = std::move(err); });
+  if (!handle) {
+    print_error(handle.error());
+    return exit_failed;
+  }
+  int code = -1;
+  while (code < 0) {
+    self->receive(
+      [&](stream_item_atom, std::uint64_t, std::uint64_t, const value& item) {
+        std::cout << item.to_json() << '\n';
+        caf::anon_send(handle->worker, stream_ack_atom::value, handle->id, std::uint32_t{1});
+      },
+      [&](stream_end_atom, std::uint64_t, const stream_summary& summary) {
+        if (opts.timings) {
+          auto us = [](caf::timespan t) {
+            return std::chrono::duration_cast<std::chrono::microseconds>(t).count();
+          };
+          log_line(fmt::format("{} items, {} us in Python ({} us CPU), worker {}",
+                               summary.items, us(summary.python_wall), us(summary.python_cpu),
+                               summary.worker_id));
+        }
+        code = exit_ok;
+      },
+      [&](stream_error_atom, std::uint64_t, const caf::error& err) {
+        std::cout.flush();
+        print_error(err);
+        code = exit_failed;
+      });
+  }
+  std::cout.flush();
+  return code;
+}
+
 int run_call(const call_options& opts) {
   if (!apply_log_level(opts.pool.log_level))
     return exit_usage;
@@ -252,6 +296,11 @@ int run_call(const call_options& opts) {
   }
   auto req = make_request(opts.tool, *args->if_map(),
                           std::chrono::milliseconds{opts.timeout_ms});
+  if (opts.stream) {
+    auto code = stream_call(*h.sys, *pool, opts, std::move(req));
+    stop_pool(*h.sys, *pool);
+    return code;
+  }
   auto reply = call(*h.sys, *pool, std::move(req));
   stop_pool(*h.sys, *pool);
   if (!reply) {
@@ -666,6 +715,11 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1u, 100000u));
   call_cmd->add_flag("--timings", call_opts.timings,
                      "Print {result, python_wall_us, python_cpu_us, worker}");
+  call_cmd->add_flag("--stream", call_opts.stream,
+                     "Call a streaming (generator) tool: one JSON line per item; "
+                     "--timeout-ms covers the whole stream")
+    ->excludes(call_cmd->get_option("--repeat"))
+    ->excludes(call_cmd->get_option("--concurrency"));
 
   pool_options demo_opts;
   demo_opts.workers = 2;

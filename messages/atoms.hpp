@@ -25,4 +25,23 @@ using open_session_atom = caf::atom_constant<caf::atom("sesopen")>;
 /// Python side's `on_session_closed` hook runs with reason "closed".
 using close_session_atom = caf::atom_constant<caf::atom("sesclose")>;
 
+// Streaming (docs/streaming.md, "From C++"): a generator tool's items go
+// straight to a consumer actor, paced by the credit the consumer grants.
+
+/// Start a stream: `(execute_stream_atom, execute_request, caf::actor consumer)
+/// -> stream_handle`, sent to a pool (or a worker).
+using execute_stream_atom = caf::atom_constant<caf::atom("execstream")>;
+/// To the consumer: `(stream_item_atom, stream id, std::uint64_t index, value)`.
+using stream_item_atom = caf::atom_constant<caf::atom("streamitem")>;
+/// To the consumer, last: `(stream_end_atom, stream id, stream_summary)`.
+using stream_end_atom = caf::atom_constant<caf::atom("streamend")>;
+/// To the consumer, last: `(stream_error_atom, stream id, caf::error)`.
+using stream_error_atom = caf::atom_constant<caf::atom("streamerr")>;
+/// To the stream's worker: `(stream_ack_atom, stream id, std::uint32_t n)`, the
+/// consumer can take `n` more items.
+using stream_ack_atom = caf::atom_constant<caf::atom("streamack")>;
+/// To the stream's worker: `(stream_cancel_atom, stream id)`; the generator is
+/// closed, the consumer gets nothing more.
+using stream_cancel_atom = caf::atom_constant<caf::atom("streamcncl")>;
+
 } // namespace snakepit

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -35,6 +36,9 @@ struct execute_request {
   /// Set by the pool: the session's earlier calls ran on another worker, so
   /// its Python-side state is not where this call runs.
   bool session_moved = false;
+  /// Streams only: items the consumer can take before its first ack (the
+  /// initial credit). 0: the pool's `stream_window`. At most 4096.
+  std::uint32_t stream_window = 0;
 };
 
 /// Builds a request for `tool` with `arguments`.
@@ -57,7 +61,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, execute_request& x) {
   return f(caf::meta::type_name("snakepit::execute_request"), x.request_id,
            x.tool, x.arguments, x.deadline, x.queued, x.correlation_id,
-           x.session_id, x.metadata, x.session_moved);
+           x.session_id, x.metadata, x.session_moved, x.stream_window);
 }
 
 } // namespace snakepit

@@ -6,6 +6,7 @@
 #include "snakepit/messages/execute_reply.hpp"
 #include "snakepit/messages/execute_request.hpp"
 #include "snakepit/messages/pool_status.hpp"
+#include "snakepit/messages/stream.hpp"
 #include "snakepit/messages/supervisor_actor.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/messages/worker_status.hpp"
@@ -16,6 +17,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<value>("snakepit::value");
   cfg.add_message_type<execute_request>("snakepit::execute_request");
   cfg.add_message_type<execute_reply>("snakepit::execute_reply");
+  cfg.add_message_type<stream_handle>("snakepit::stream_handle");
+  cfg.add_message_type<stream_summary>("snakepit::stream_summary");
   cfg.add_message_type<worker_status>("snakepit::worker_status");
   cfg.add_message_type<std::vector<worker_status>>("std::vector<snakepit::worker_status>");
   cfg.add_message_type<pool_status>("snakepit::pool_status");

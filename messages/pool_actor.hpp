@@ -7,6 +7,7 @@
 #include "snakepit/messages/execute_reply.hpp"
 #include "snakepit/messages/execute_request.hpp"
 #include "snakepit/messages/pool_status.hpp"
+#include "snakepit/messages/stream.hpp"
 
 namespace snakepit {
 
@@ -22,12 +23,19 @@ namespace snakepit {
 ///   in flight finish (within `drain_timeout`), then it stops.
 /// - `(open_session_atom, id) -> id` / `(close_session_atom, id) -> bool`:
 ///   sessions, see docs/sessions.md.
+/// - `(execute_stream_atom, execute_request, consumer) -> stream_handle`: runs a
+///   streaming (generator) tool on a free worker; its items go to `consumer`
+///   (see `stream_handle`). Routed like `execute`, sessions included, but never
+///   queued: with no free slot it fails at once with `errc::pool_saturated`
+///   (a stream may hold its slot for long). The stream holds its slot until
+///   the worker's RPC ends.
 using pool_actor = caf::typed_actor<
   caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
   caf::replies_to<status_atom>::with<pool_status>,
   caf::replies_to<ready_atom>::with<pool_status>,
   caf::replies_to<recycle_atom, std::string, std::string>::with<bool>,
   caf::replies_to<open_session_atom, std::string>::with<std::string>,
-  caf::replies_to<close_session_atom, std::string>::with<bool>>;
+  caf::replies_to<close_session_atom, std::string>::with<bool>,
+  caf::replies_to<execute_stream_atom, execute_request, caf::actor>::with<stream_handle>>;
 
 } // namespace snakepit

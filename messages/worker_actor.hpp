@@ -6,6 +6,7 @@
 #include "snakepit/messages/atoms.hpp"
 #include "snakepit/messages/execute_reply.hpp"
 #include "snakepit/messages/execute_request.hpp"
+#include "snakepit/messages/stream.hpp"
 #include "snakepit/messages/worker_status.hpp"
 
 namespace snakepit {
@@ -17,6 +18,10 @@ using worker_actor = caf::typed_actor<
   caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
   caf::replies_to<status_atom>::with<worker_status>,
   // (close_session_atom, session id, reason): tells the Python side.
-  caf::reacts_to<close_session_atom, std::string, std::string>>;
+  caf::reacts_to<close_session_atom, std::string, std::string>,
+  // Streams: see `stream_handle` (pool_actor.hpp for the routing).
+  caf::replies_to<execute_stream_atom, execute_request, caf::actor>::with<stream_handle>,
+  caf::reacts_to<stream_ack_atom, std::uint64_t, std::uint32_t>,
+  caf::reacts_to<stream_cancel_atom, std::uint64_t>>;
 
 } // namespace snakepit

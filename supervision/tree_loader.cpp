@@ -66,7 +66,7 @@ const word_list pool_keys = {
   "worker_ttl_ms",    "worker_max_requests", "worker_max_requests_jitter",
   "worker_max_rss_bytes", "lifecycle_interval_ms", "max_concurrent_recycles",
   "drain_timeout_ms", "deadline_policy", "health_interval_ms", "health_timeout_ms",
-  "health_max_missed", "python_event_buffer", "affinity", "session_ttl_ms", "max_sessions",
+  "health_max_missed", "python_event_buffer", "stream_window", "affinity", "session_ttl_ms", "max_sessions",
   "python",           "python_path",   "env",
   "startup_concurrency", "startup_timeout_ms", "queue_max",
   "queue_timeout_ms", "request_timeout_ms", "deadline_grace_ms",
@@ -1114,6 +1114,7 @@ private:
     assign(cfg.max_sessions, s.count("max_sessions", 1, 10'000'000, "an integer 1..10000000"));
     assign(cfg.python_event_buffer,
            s.count("python_event_buffer", 0, 1u << 20, "an integer 0..1048576 (0: off)"));
+    assign(cfg.stream_window, s.count("stream_window", 1, 4096, "an integer 1..4096"));
     assign(cfg.intensity.max_restarts,
            s.count("max_restarts", 0, max_u32, "an integer >= 0"));
     assign(cfg.intensity.period, s.seconds("max_seconds"));

@@ -1,5 +1,7 @@
 #include "snakepit/actors/detail/worker_channel.hpp"
 
+#include "snakepit/actors/detail/stream_call.hpp"
+
 #include <climits>
 #include <condition_variable>
 #include <mutex>
@@ -110,6 +112,12 @@ void worker_channel::execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)
                             call->status = std::move(status);
                             done(std::move(call));
                           });
+}
+
+void worker_channel::execute_stream(const std::shared_ptr<stream_call>& call,
+                                    bridge::v1::ExecuteRequest start,
+                                    std::chrono::system_clock::time_point deadline) {
+  call->start(*stub_, slot_, std::move(start), deadline);
 }
 
 namespace {

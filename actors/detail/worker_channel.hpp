@@ -52,6 +52,8 @@ struct rpc_call {
 
 using rpc_call_ptr = std::shared_ptr<rpc_call>;
 
+class stream_call;
+
 /// The gRPC channel to one worker's unix socket. Calls are asynchronous
 /// (callback API); the completion runs on a gRPC thread and must only hand
 /// the call back to its actor.
@@ -69,6 +71,12 @@ public:
 
   /// Starts `call`; `done` runs once on a gRPC thread when it completes.
   void execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)> done);
+
+  /// Starts an ExecuteStream call with `start` as its first message; `call`
+  /// reports to its consumer and worker itself (stream_call.hpp).
+  void execute_stream(const std::shared_ptr<stream_call>& call,
+                      bridge::v1::ExecuteRequest start,
+                      std::chrono::system_clock::time_point deadline);
 
   /// Health ping with a deadline; `done(answered, response)` runs once on a
   /// gRPC thread.

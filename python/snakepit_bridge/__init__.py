@@ -4,6 +4,8 @@ Write an adapter by subclassing :class:`BaseAdapter` (or :class:`ThreadSafeAdapt
 thread-profile pools) and marking methods with :func:`tool`;
 snakepit starts worker processes (``python -m snakepit_bridge.worker``) that serve it over
 gRPC. :func:`emit` sends telemetry events to the host (:mod:`snakepit_bridge.telemetry`).
+Tools call the C++ functions registered with their pool through their :class:`CallContext`
+(``ctx.call_host``); a failed call raises :class:`HostToolError` (:mod:`snakepit_bridge.host`).
 :class:`AdapterTestClient` calls an adapter in-process for unit tests.
 
 The names below are imported on first use, so that ``python -m snakepit_bridge.worker`` can
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = ["BaseAdapter", "ThreadSafeAdapter", "tool", "CallContext", "SessionState", "ToolCallError",
-           "ThreadSafetyError", "AdapterTestClient", "emit", "__version__"]
+           "ThreadSafetyError", "HostToolError", "AdapterTestClient", "emit", "__version__"]
 
 _EXPORTS = {
     "BaseAdapter": "snakepit_bridge.adapter",
@@ -28,6 +30,7 @@ _EXPORTS = {
     "CallContext": "snakepit_bridge.context",
     "SessionState": "snakepit_bridge.sessions",
     "ToolCallError": "snakepit_bridge.errors",
+    "HostToolError": "snakepit_bridge.errors",
     "AdapterTestClient": "snakepit_bridge.testing",
     "emit": "snakepit_bridge.telemetry",
 }
@@ -35,7 +38,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from snakepit_bridge.adapter import BaseAdapter
     from snakepit_bridge.context import CallContext
-    from snakepit_bridge.errors import ThreadSafetyError, ToolCallError
+    from snakepit_bridge.errors import HostToolError, ThreadSafetyError, ToolCallError
     from snakepit_bridge.sessions import SessionState
     from snakepit_bridge.telemetry import emit
     from snakepit_bridge.testing import AdapterTestClient

@@ -16,7 +16,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Generator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Optional, Tuple
 
 from snakepit_bridge import arguments as _arguments
 from snakepit_bridge import telemetry, values
@@ -39,6 +39,9 @@ from snakepit_bridge.thread_check import ThreadChecker
 from snakepit_bridge.thread_safe import ThreadSafeAdapter, begin_request, end_request
 from snakepit_bridge.tools import ToolDef
 
+if TYPE_CHECKING:
+    from snakepit_bridge.host import HostClient
+
 _THIS_FILE = os.path.normcase(os.path.abspath(__file__))
 
 
@@ -54,6 +57,8 @@ class Dispatcher:
             (:mod:`snakepit_bridge.thread_check`); it watches the adapter from here on.
         thread_check_report: where the checker's lines go (default stderr).
         max_sessions: session states kept at most (``--max-sessions``, :mod:`snakepit_bridge.sessions`).
+        host: the channel to the host's tools (``--host-socket``), reached by tools through
+            ``ctx.call_host``; None when the pool has none.
 
     For a :class:`ThreadSafeAdapter`, the calls running now are kept up to date for its
     ``active_requests()``. Each call carrying a session id is held in its session by
@@ -62,7 +67,7 @@ class Dispatcher:
 
     def __init__(self, adapter: BaseAdapter, *, concurrency: int, max_payload_bytes: int, worker_id: str = "",
                  thread_check: str = "off", thread_check_report: Optional[Callable[[str], None]] = None,
-                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+                 max_sessions: int = DEFAULT_MAX_SESSIONS, host: Optional["HostClient"] = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if thread_check not in THREAD_CHECK_MODES:
@@ -75,6 +80,7 @@ class Dispatcher:
             self.checker = ThreadChecker(adapter, thread_check, report=thread_check_report)
         self.max_payload_bytes = max_payload_bytes
         self.worker_id = worker_id
+        self.host = host
         self.in_flight = 0  # calls accepted and not answered yet (running or waiting for a slot)
         self.served = 0  # calls answered since start
         self._slots = asyncio.Semaphore(concurrency)
@@ -204,6 +210,7 @@ class Dispatcher:
                 worker_id=self.worker_id,
                 session_moved=request.session_moved,
                 _session=session,
+                _host=self.host,
             )
         return getattr(self.adapter, definition.attribute), arguments, deadline
 

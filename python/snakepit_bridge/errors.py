@@ -2,7 +2,8 @@
 
 Every failure reaches the caller as data (wire ``Error``: kind, message, Python type,
 traceback). Inside the package a failure is a :class:`BridgeError`; on the testing side the
-same data arrives as a :class:`ToolCallError`.
+same data arrives as a :class:`ToolCallError`. A failed call from Python to a host tool is a
+:class:`HostToolError`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,33 @@ class ToolCallError(Exception):
         self.traceback = traceback
 
 
+#: A :class:`HostToolError` kind that is not a wire kind: the host could not be reached (gone,
+#: not serving host tools, or the RPC was cancelled).
+HOST_UNAVAILABLE = "unavailable"
+
+
+class HostToolError(Exception):
+    """A call to a host tool (``ctx.call_host``) that failed: the host tool raised, refused the
+    arguments, or ran out of time, or the host could not be reached.
+
+    Attributes:
+        kind: ``"unknown_tool"``, ``"bad_arguments"``, ``"timeout"``, ``"internal"`` (as the host
+            sent it), ``"encode_failed"`` or ``"payload_too_large"`` (the arguments could not be
+            sent, or the result was too large), or ``"unavailable"`` (the host is gone or does
+            not serve host tools).
+        message: the host's message, or ours for failures found on this side.
+        tool: the host tool called (empty when listing the tools failed).
+
+    ``str(exc)`` is ``"[kind] message"``: what a C++ caller sees when a tool lets it propagate.
+    """
+
+    def __init__(self, kind: str, message: str, *, tool: str = "") -> None:
+        super().__init__(f"[{kind}] {message}")
+        self.kind = kind
+        self.message = message
+        self.tool = tool
+
+
 class ThreadSafetyError(Exception):
     """Thread safety was violated, or cannot be promised.
 
@@ -72,15 +100,15 @@ class ThreadSafetyError(Exception):
 
 
 #: The bridge's own exception types that callers see by bare name, like builtins.
-_BARE_NAMES = frozenset({ThreadSafetyError})
+_BARE_NAMES = frozenset({ThreadSafetyError, HostToolError})
 
 
 def type_name(tp: type) -> str:
     """The name of a Python type as the bridge reports it.
 
-    Builtins and :class:`ThreadSafetyError` by bare name (``"ValueError"``, ``"set"``,
-    ``"ThreadSafetyError"``), everything else as ``"module.Qualname"``
-    (``"json.decoder.JSONDecodeError"``).
+    Builtins, :class:`ThreadSafetyError` and :class:`HostToolError` by bare name
+    (``"ValueError"``, ``"set"``, ``"ThreadSafetyError"``, ``"HostToolError"``), everything
+    else as ``"module.Qualname"`` (``"json.decoder.JSONDecodeError"``).
     """
     module = getattr(tp, "__module__", None)
     qualname = getattr(tp, "__qualname__", None) or getattr(tp, "__name__", repr(tp))

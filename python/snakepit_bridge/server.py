@@ -12,17 +12,21 @@ import asyncio
 import contextlib
 import os
 import stat
-from typing import AsyncIterator, Optional
+from typing import TYPE_CHECKING, AsyncIterator, Optional
 
 import grpc
 
-from snakepit_bridge import streaming, telemetry, values
+from snakepit_bridge import streaming, telemetry
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge._wire import bridge_pb2_grpc as pb_grpc
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.dispatch import Dispatcher
 from snakepit_bridge.runtime import runtime_info
 from snakepit_bridge.sessions import DEFAULT_MAX_SESSIONS
+from snakepit_bridge.tools import wire_spec
+
+if TYPE_CHECKING:
+    from snakepit_bridge.host import HostClient
 
 __all__ = ["WorkerServer", "WorkerService", "runtime_info", "rss_bytes"]
 
@@ -51,18 +55,7 @@ class WorkerService(pb_grpc.WorkerServicer):
     def __init__(self, owner: "WorkerServer") -> None:
         self._owner = owner
         dispatcher = owner.dispatcher
-        tools = []
-        for definition in dispatcher.tools.values():
-            spec = definition.spec
-            message = pb.ToolSpec(name=spec.name, description=spec.description, returns=spec.returns,
-                                  streaming=spec.streaming)
-            for parameter in spec.parameters:
-                entry = message.parameters.add(
-                    name=parameter.name, type=parameter.type, required=parameter.required,
-                    description=parameter.description)
-                if parameter.has_default:
-                    entry.default_value.CopyFrom(values.encode(parameter.default, depth=values.DEFAULT_VALUE_DEPTH))
-            tools.append(message)
+        tools = [wire_spec(definition.spec) for definition in dispatcher.tools.values()]
         self._tools = pb.ListToolsResponse(adapter=owner.adapter_path, tools=tools)
         self._info = runtime_info()
 
@@ -124,16 +117,19 @@ class WorkerServer:
         worker_id: the host's id for this worker.
         thread_check: the thread-safety checker's mode: ``"off"``, ``"warn"`` or ``"strict"``.
         max_sessions: session states the worker keeps at most (``--max-sessions``).
+        host: the channel to the host's tools (``--host-socket``), given to tools through
+            their ``CallContext``; None when the pool has none.
     """
 
     def __init__(self, adapter: BaseAdapter, *, adapter_path: str, socket_path: str, concurrency: int,
                  max_message_bytes: int, worker_id: str, thread_check: str = "off",
-                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+                 max_sessions: int = DEFAULT_MAX_SESSIONS, host: Optional["HostClient"] = None) -> None:
         self.adapter_path = adapter_path
         self.socket_path = socket_path
         self.max_message_bytes = max_message_bytes
         self.dispatcher = Dispatcher(adapter, concurrency=concurrency, max_payload_bytes=max_message_bytes,
-                                     worker_id=worker_id, thread_check=thread_check, max_sessions=max_sessions)
+                                     worker_id=worker_id, thread_check=thread_check, max_sessions=max_sessions,
+                                     host=host)
         self.stopping = False
         self._server: Optional[grpc.aio.Server] = None
         self._stop_grace_s: Optional[asyncio.Future] = None

@@ -11,7 +11,8 @@ and that drops are counted), and the session tools ``session_put``, ``session_ge
 ``session_info`` and ``closed_sessions`` (``docs/sessions.md``), and the streaming tools
 (generators: ``count``, ``blobs``, ``fail_after``, ``async_count``, ``tracked``,
 ``async_tracked``, ``count_tracked``) with their probes ``stream_closed_log`` and ``pulled``
-(``docs/streaming.md``).
+(``docs/streaming.md``), and the host tool callers ``host_call``, ``async_host_call``,
+``host_tool_names`` and ``host_call_or_error`` (``docs/host-tools.md``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from snakepit_bridge import runtime
 from snakepit_bridge import thread_check
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.context import CallContext
+from snakepit_bridge.errors import HostToolError
 from snakepit_bridge.sessions import SessionState
 from snakepit_bridge.telemetry import emit
 from snakepit_bridge.thread_safe import ThreadSafeAdapter
@@ -325,6 +327,33 @@ class ShowcaseAdapter(TelemetryShowcase, BaseAdapter):
         with _STREAMS_LOCK:
             return _PULLED.get(key, 0)
 
+    # --- host tools (docs/host-tools.md) ---
+
+    @tool
+    def host_call(self, name: str, args: Dict[str, Any], ctx: CallContext) -> Any:
+        """Calls host tool ``name`` with ``args`` and returns its result. A failure propagates
+        as ``HostToolError`` (the caller sees ``python_exception`` with the host's message)."""
+        return ctx.call_host_with(name, args)
+
+    @tool
+    async def async_host_call(self, name: str, args: Dict[str, Any], ctx: CallContext) -> Any:
+        """``host_call`` from an ``async def`` tool (``await ctx.acall_host_with``)."""
+        return await ctx.acall_host_with(name, args)
+
+    @tool
+    def host_tool_names(self, ctx: CallContext) -> List[str]:
+        """The names of the host tools this pool registered, sorted."""
+        return sorted(spec.name for spec in ctx.host_tools())
+
+    @tool
+    def host_call_or_error(self, name: str, args: Dict[str, Any], ctx: CallContext) -> Dict[str, Any]:
+        """Calls host tool ``name``: ``{"ok": result}``, or ``{"error_kind": kind, "error":
+        message}`` when it fails (the host's kind and message, without an exception)."""
+        try:
+            return {"ok": ctx.call_host_with(name, args)}
+        except HostToolError as exc:
+            return {"error_kind": exc.kind, "error": exc.message}
+
 
 _MIB = 1024 * 1024
 _CLOSED: List[Tuple[str, str]] = []  # (session id, reason) of the session states closed in this process
@@ -474,3 +503,9 @@ class ThreadedShowcaseAdapter(TelemetryShowcase, ThreadSafeAdapter):
     stream_closed_log = ShowcaseAdapter.stream_closed_log
     count_tracked = ShowcaseAdapter.count_tracked
     pulled = ShowcaseAdapter.pulled
+
+    # The host tool callers of ShowcaseAdapter: they keep nothing on self, so they are thread-safe.
+    host_call = ShowcaseAdapter.host_call
+    async_host_call = ShowcaseAdapter.async_host_call
+    host_tool_names = ShowcaseAdapter.host_tool_names
+    host_call_or_error = ShowcaseAdapter.host_call_or_error

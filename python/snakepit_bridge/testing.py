@@ -3,26 +3,52 @@
 No subprocess, no socket: each call is encoded to the wire form, serialized, parsed, checked
 and run exactly as a worker would (argument checks, value encoding, payload limit, thread pool
 or event loop), and the response comes back decoded, or as a :class:`ToolCallError`.
+
+:class:`HostToolServer` stands in for the C++ host's service ``Host``: Python callables served
+as host tools over gRPC on a unix socket, for ``AdapterTestClient(..., host_tools=...)`` and for
+worker processes started with ``--host-socket``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import os
 import queue
+import shutil
+import tempfile
 import threading
 import uuid
-from typing import Any, AsyncIterator, List, Mapping, Optional, Set, Tuple, Type, Union
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, Set, Tuple, Type, Union
 
-from snakepit_bridge import streaming, telemetry, values
+import grpc
+
+from snakepit_bridge import arguments as _arguments
+from snakepit_bridge import streaming, telemetry, tools, values
 from snakepit_bridge._wire import bridge_pb2 as pb
+from snakepit_bridge._wire import bridge_pb2_grpc as pb_grpc
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.dispatch import Dispatcher
-from snakepit_bridge.errors import BridgeError, ToolCallError
+from snakepit_bridge.errors import (
+    BAD_ARGUMENTS,
+    ERROR_KINDS,
+    INTERNAL,
+    PAYLOAD_TOO_LARGE,
+    TIMEOUT,
+    UNKNOWN_TOOL,
+    BridgeError,
+    HostToolError,
+    ToolCallError,
+    type_name,
+)
+from snakepit_bridge.host import HostClient
+from snakepit_bridge.server import ENVELOPE_BYTES
 from snakepit_bridge.sessions import CLOSED, DEFAULT_MAX_SESSIONS, SessionState
 from snakepit_bridge.thread_check import Finding
 from snakepit_bridge.thread_safe import require_thread_safe
-from snakepit_bridge.tools import ToolSpec
+from snakepit_bridge.tools import ToolDef, ToolSpec
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -51,6 +77,11 @@ class AdapterTestClient:
             events). The buffer is the process's own: entering the client empties it and sets
             its capacity. The events the replies carried are in :meth:`events`.
         max_sessions: session states kept at most, as ``--max-sessions``.
+        host_tools: fake host tools by name (plain functions), served by a
+            :class:`HostToolServer` while the client is entered, as a worker started with
+            ``--host-socket`` reaches the C++ host's: tools list and call them through
+            ``ctx.host_tools()`` and ``ctx.call_host(...)``. The calls the host got are in
+            :meth:`host_calls`. Without it, tools calling the host get ``RuntimeError``.
 
     Sessions work as in a worker: calls made with ``call_with(..., session_id=...)`` share the
     session's ``ctx.session``; :meth:`close_session` is the host's ``CloseSession``, and leaving
@@ -69,6 +100,7 @@ class AdapterTestClient:
         thread_check: str = "off",
         event_buffer: int = telemetry.DEFAULT_EVENT_BUFFER,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        host_tools: Optional[Mapping[str, Callable[..., Any]]] = None,
     ) -> None:
         if profile not in ("process", "thread"):
             raise ValueError(f"profile must be 'process' or 'thread', not {profile!r}")
@@ -81,6 +113,10 @@ class AdapterTestClient:
         self.adapter = instance
         self._options = dict(concurrency=concurrency, max_payload_bytes=max_message_bytes, worker_id=worker_id,
                              thread_check=thread_check, max_sessions=max_sessions)
+        self._host_server = HostToolServer(host_tools, max_message_bytes=max_message_bytes) \
+            if host_tools is not None else None  # checks the host tools' signatures here
+        self._host: Optional[HostClient] = None
+        self._host_identity = (worker_id, max_message_bytes)
         self._event_buffer = event_buffer
         self._events: List[telemetry.Event] = []
         self._events_dropped = 0
@@ -92,13 +128,20 @@ class AdapterTestClient:
         self.last_cpu_ns = 0  # CPU time of the last call's tool
 
     def __enter__(self) -> "AdapterTestClient":
-        self._dispatcher = Dispatcher(self.adapter, **self._options)  # checks the tools first
-        telemetry.configure(self._event_buffer)  # as a worker does before importing the adapter
+        if self._host_server is not None:
+            self._host_server.start()
+            worker_id, max_message_bytes = self._host_identity
+            self._host = HostClient(self._host_server.socket_path, worker_id=worker_id,
+                                    max_message_bytes=max_message_bytes)
         try:
+            self._dispatcher = Dispatcher(self.adapter, **self._options, host=self._host)  # checks the tools first
+            telemetry.configure(self._event_buffer)  # as a worker does before importing the adapter
             self.adapter.setup()
         except BaseException:
-            self._dispatcher.close()
-            self._dispatcher = None
+            if self._dispatcher is not None:
+                self._dispatcher.close()
+                self._dispatcher = None
+            self._stop_host()
             raise
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="snakepit-test-loop", daemon=True)
@@ -116,7 +159,21 @@ class AdapterTestClient:
         self._thread.join()
         self._loop.close()
         self._dispatcher.close()
-        self.adapter.teardown()
+        try:
+            self.adapter.teardown()
+        finally:
+            self._stop_host()
+
+    def _stop_host(self) -> None:
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+        if self._host_server is not None:
+            self._host_server.stop()
+
+    def host_calls(self) -> List["HostCall"]:
+        """The calls the fake host tools got so far (``host_tools=``), in order."""
+        return self._host_server.calls() if self._host_server is not None else []
 
     def thread_findings(self) -> List[Finding]:
         """What the thread-safety checker found so far (empty when ``thread_check="off"``)."""
@@ -391,3 +448,178 @@ class TestStream:
         finally:
             self._replies.put(None)
         await closed  # the generator is closed and the slot given back
+
+
+@dataclass(frozen=True)
+class HostCall:
+    """One ``CallHostTool`` request a :class:`HostToolServer` got (well-formed or not).
+
+    ``timeout_ms`` is what the worker sent: the calling tool's time left (0: no deadline).
+    """
+
+    tool: str
+    arguments: Dict[str, Any]
+    timeout_ms: int
+    worker_id: str
+    request_id: str
+    session_id: str
+
+
+class HostToolServer:
+    """A stand-in for the C++ host's service ``Host``: serves Python functions as host tools
+    over gRPC on a unix socket, for adapter tests (``AdapterTestClient(..., host_tools=...)``)
+    or for a worker process started with ``--host-socket``::
+
+        with HostToolServer({"add": lambda a, b: a + b}) as host:
+            ...  # start a worker with "--host-socket", host.socket_path
+
+    Each function's signature is its schema, as a tool's (type hints checked, ``Args:``
+    descriptions, defaults); ``ListHostTools`` reports it. ``CallHostTool`` answers as the host
+    does: ``unknown_tool``, ``bad_arguments`` (arguments that do not fit the signature, or a
+    ``TypeError`` raised by the function), ``timeout`` (the function did not return within the
+    request's ``timeout_ms``; it is left running), ``internal`` (any other exception, its
+    ``str()`` as the message), or the kind and message of a :class:`HostToolError` it raises.
+
+    Args:
+        tools: the host tools by name: plain functions or bound methods (not ``async def``).
+        max_message_bytes: the payload limit of results (and of gRPC, plus the envelope).
+        max_workers: calls served at once.
+    """
+
+    def __init__(self, tools: Mapping[str, Callable[..., Any]], *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_workers: int = 16) -> None:
+        self.max_message_bytes = max_message_bytes
+        self._definitions: Dict[str, ToolDef] = {}
+        self._functions: Dict[str, Callable[..., Any]] = {}
+        for name, function in tools.items():
+            self._definitions[name] = _host_tool(name, function)
+            self._functions[name] = function
+        self._max_workers = max_workers
+        self._calls: List[HostCall] = []
+        self._calls_lock = threading.Lock()
+        self._directory: Optional[str] = None
+        self._server: Optional[grpc.Server] = None
+        self._runner: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self.socket_path = ""
+
+    def __enter__(self) -> "HostToolServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def start(self) -> "HostToolServer":
+        """Binds a fresh socket in a private temporary directory and starts serving."""
+        if self._server is not None:
+            raise RuntimeError("this HostToolServer is already started")
+        self._directory = tempfile.mkdtemp(prefix="sp-host-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        self.socket_path = os.path.join(self._directory, "host.sock")
+        limit = self.max_message_bytes + ENVELOPE_BYTES
+        self._runner = concurrent.futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="snakepit-host-tool")
+        self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(self._max_workers,
+                                                                         thread_name_prefix="snakepit-host"),
+                                   options=[("grpc.max_send_message_length", limit),
+                                            ("grpc.max_receive_message_length", limit)])
+        pb_grpc.add_HostServicer_to_server(_HostService(self), self._server)
+        if self._server.add_insecure_port(f"unix:{self.socket_path}") == 0:
+            self.stop()
+            raise RuntimeError(f"gRPC could not bind unix:{self.socket_path}")
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops serving (calls in flight are cancelled) and removes the socket."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(None).wait()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.shutdown(wait=False, cancel_futures=True)
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def calls(self) -> List[HostCall]:
+        """The ``CallHostTool`` requests got so far, in order."""
+        with self._calls_lock:
+            return list(self._calls)
+
+    def list_tools(self) -> pb.ListHostToolsResponse:
+        """The ``ListHostTools`` answer."""
+        return pb.ListHostToolsResponse(tools=[tools.wire_spec(d.spec) for d in self._definitions.values()])
+
+    def call(self, request: pb.HostToolRequest) -> pb.HostToolResponse:
+        """The ``CallHostTool`` answer: runs the function within the request's ``timeout_ms``."""
+        name = request.tool
+        try:
+            arguments = values.decode_arguments(request.arguments)
+        except BridgeError as exc:
+            return _host_error(exc.kind, exc.message)
+        with self._calls_lock:
+            self._calls.append(HostCall(name, dict(arguments), request.timeout_ms, request.worker_id,
+                                        request.request_id, request.session_id))
+        definition = self._definitions.get(name)
+        if definition is None:
+            known = ", ".join(sorted(self._definitions)) or "(none)"
+            return _host_error(UNKNOWN_TOOL, f"unknown host tool '{name}'; known host tools: {known}")
+        try:
+            _arguments.check(definition, arguments)
+        except BridgeError as exc:
+            return _host_error(exc.kind, f"host tool '{name}': {exc.message}")
+        runner = self._runner
+        if runner is None:
+            return _host_error(INTERNAL, "the host is stopping")
+        future = runner.submit(self._functions[name], **arguments)
+        try:
+            result = future.result(request.timeout_ms / 1000.0 if request.timeout_ms > 0 else None)
+        except concurrent.futures.TimeoutError:
+            return _host_error(TIMEOUT, f"host tool '{name}' did not finish within timeout_ms={request.timeout_ms}")
+        except HostToolError as exc:
+            return _host_error(exc.kind if exc.kind in ERROR_KINDS else INTERNAL, exc.message)
+        except TypeError as exc:
+            return _host_error(BAD_ARGUMENTS, str(exc) or type_name(type(exc)))
+        except Exception as exc:
+            return _host_error(INTERNAL, str(exc) or type_name(type(exc)))
+        try:
+            value = values.encode(result, what=f"result of host tool '{name}'", where="result")
+        except BridgeError as exc:
+            return _host_error(exc.kind, exc.message)
+        if value.ByteSize() > self.max_message_bytes:
+            return _host_error(PAYLOAD_TOO_LARGE, f"result of host tool '{name}' is {value.ByteSize()} bytes, over "
+                                                  f"the payload limit of {self.max_message_bytes} bytes")
+        return pb.HostToolResponse(result=value)
+
+
+class _HostService(pb_grpc.HostServicer):
+    """Service ``snakepit.bridge.v1.Host`` over a :class:`HostToolServer`."""
+
+    def __init__(self, owner: HostToolServer) -> None:
+        self._owner = owner
+
+    def ListHostTools(self, request: pb.ListHostToolsRequest,
+                      context: grpc.ServicerContext) -> pb.ListHostToolsResponse:
+        return self._owner.list_tools()
+
+    def CallHostTool(self, request: pb.HostToolRequest, context: grpc.ServicerContext) -> pb.HostToolResponse:
+        return self._owner.call(request)
+
+
+def _host_tool(name: str, function: Callable[..., Any]) -> ToolDef:
+    """A fake host tool's definition, from the function's signature as a tool's.
+
+    Raises:
+        TypeError: not a plain function, an ``async def`` one, or a signature with no wire form.
+    """
+    if not callable(function):
+        raise TypeError(f"host tool '{name}' is {type(function).__name__}, not a function")
+    definition = tools.build(name, staticmethod(function), tools.ToolOptions(name=name), "host_tools")
+    if definition.is_async or definition.streaming:
+        raise TypeError(f"host tool '{name}': host tools are called synchronously; use a plain function, "
+                        "not async def or a generator")
+    if definition.context_parameter is not None:
+        raise TypeError(f"host tool '{name}': host tools take no CallContext")
+    return definition
+
+
+def _host_error(kind: str, message: str) -> pb.HostToolResponse:
+    return pb.HostToolResponse(error=pb.Error(kind=pb.ErrorKind.Value(kind.upper()), message=message))

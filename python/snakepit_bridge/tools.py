@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, overload
 
 from snakepit_bridge import typespec, values
+from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge.context import CallContext
 from snakepit_bridge.errors import BridgeError
 from snakepit_bridge.typespec import TypeSpec
@@ -58,6 +59,18 @@ class ToolSpec:
     returns: str
     is_async: bool = False
     streaming: bool = False
+
+
+def wire_spec(spec: ToolSpec) -> pb.ToolSpec:
+    """The wire ``ToolSpec`` of a tool (``ListTools``, and ``ListHostTools`` of the test host)."""
+    message = pb.ToolSpec(name=spec.name, description=spec.description, returns=spec.returns,
+                          streaming=spec.streaming)
+    for parameter in spec.parameters:
+        entry = message.parameters.add(name=parameter.name, type=parameter.type, required=parameter.required,
+                                       description=parameter.description)
+        if parameter.has_default:
+            entry.default_value.CopyFrom(values.encode(parameter.default, depth=values.DEFAULT_VALUE_DEPTH))
+    return message
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ The start contract with the host (the C++ side implements the other half)::
     PYTHON -m snakepit_bridge.worker --adapter pkg.module.Class --socket /tmp/sp-XXXX/w-3.sock
         --concurrency 1 --max-message-bytes N --ready-fd 3 --lifeline-fd 4
         --parent-pid PID --worker-id pool-3 [--profile process|thread]
-        [--thread-check off|warn|strict] [--event-buffer N] [--max-sessions N] [--python-path DIR]...
+        [--thread-check off|warn|strict] [--event-buffer N] [--max-sessions N] [--host-socket PATH]
+        [--python-path DIR]...
     PYTHON -m snakepit_bridge.worker --check
 
 1. Before any heavy import: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; exit 70 at once if
@@ -18,7 +19,9 @@ The start contract with the host (the C++ side implements the other half)::
 3. On failure: one JSON line ``{"status": "error", "kind": "startup_failed", "message": ...,
    "python_type": ..., "traceback": ...}`` on the ready fd, close it, exit 3.
 4. Serve service ``Worker`` on ``unix:<socket>`` (gRPC limits: max-message-bytes + 65536), with
-   the thread-safety checker on when ``--thread-check`` is ``warn`` or ``strict``.
+   the thread-safety checker on when ``--thread-check`` is ``warn`` or ``strict``. With
+   ``--host-socket``, tools can call the host's service ``Host`` on ``unix:<host-socket>``
+   (``ctx.call_host``; the channel opens on first use, ``docs/host-tools.md``).
 5. Then one JSON line ``{"status": "ready", "pid", "worker_id", "python_version",
    "implementation", "gil_enabled", "free_threaded", "profile", "concurrency", "thread_safe",
    "thread_check", "adapter", "tools", "warnings"}`` on the ready fd, and close it. In the thread
@@ -57,6 +60,7 @@ THREAD_CHECK_MODES = ("off", "warn", "strict")  # as snakepit_bridge.thread_chec
 SIGTERM_GRACE_S = 5.0
 DEFAULT_MAX_SESSIONS = 10000  # as snakepit_bridge.sessions.DEFAULT_MAX_SESSIONS (not imported here: kept light)
 _PR_SET_PDEATHSIG = 1
+SOCKET_PATH_BYTES_MAX = 107  # as snakepit_bridge.server.SOCKET_PATH_BYTES_MAX (not imported here: heavy)
 
 
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -85,6 +89,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS, metavar="N",
                         help="session states kept at most; past it the least recently used idle one is "
                              f"evicted (default {DEFAULT_MAX_SESSIONS})")
+    parser.add_argument("--host-socket", default="", metavar="PATH",
+                        help="unix socket of the host's service Host: tools can call the host tools registered "
+                             "with the pool (ctx.call_host); without it they have none")
     parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
                         help="prepend DIR to sys.path (repeatable, kept in order)")
     args = parser.parse_args(argv)
@@ -99,6 +106,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
             parser.error("--event-buffer must be 0 (disabled) or more")
         if args.max_sessions < 1:
             parser.error("--max-sessions must be at least 1")
+        if len(os.fsencode(args.host_socket)) > SOCKET_PATH_BYTES_MAX:
+            parser.error(f"--host-socket is longer than {SOCKET_PATH_BYTES_MAX} bytes (the unix socket path limit)")
         for name in ("ready_fd", "lifeline_fd"):
             fd = getattr(args, name)
             if fd is not None:
@@ -236,14 +245,18 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
     """Steps 4-6."""
     import asyncio
 
+    from snakepit_bridge.host import HostClient
     from snakepit_bridge.server import WorkerServer, runtime_info
     from snakepit_bridge.thread_safe import is_thread_safe
 
+    host = None
     try:
+        if args.host_socket:
+            host = HostClient(args.host_socket, max_message_bytes=args.max_message_bytes, worker_id=args.worker_id)
         server = WorkerServer(adapter, adapter_path=args.adapter, socket_path=args.socket,
                               concurrency=args.concurrency, max_message_bytes=args.max_message_bytes,
                               worker_id=args.worker_id, thread_check=args.thread_check,
-                              max_sessions=args.max_sessions)
+                              max_sessions=args.max_sessions, host=host)
     except Exception as exc:
         failure = _StartupFailure(f"cannot serve adapter '{args.adapter}': {_describe(exc)}", exc)
         _say(failure.message)
@@ -280,6 +293,8 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
     await server.serve_until_stopped()
     await server.dispatcher.sessions.close_all()  # on_session_closed(..., "stopping"), before teardown
     _teardown(adapter)
+    if host is not None:
+        host.close()
     if server.dispatcher.threads_busy:
         _say(f"{server.dispatcher.threads_busy} tool call(s) still running after the grace period; exiting anyway")
         sys.stdout.flush()

@@ -73,6 +73,29 @@ def test_python_exception_carries_type_and_traceback():
     assert "Traceback" in err["traceback"]
 
 
+def test_stream_prints_one_line_per_item():
+    proc = run("call", "--tool", "count", "--args", '{"n": 5}', "--stream", "--timings")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [0, 1, 2, 3, 4]
+    assert "5 items" in proc.stderr
+
+
+def test_stream_error_comes_after_the_items():
+    proc = run("call", "--tool", "fail_after", "--args", '{"n": 2}', "--stream")
+    assert proc.returncode == 1
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [0, 1]
+    err = error_of(proc)
+    assert (err["kind"], err["python_type"]) == ("python_exception", "ValueError")
+
+
+def test_a_streaming_tool_without_stream_says_to_use_it():
+    proc = run("call", "--tool", "count", "--args", '{"n": 2}')
+    assert proc.returncode == 1
+    err = error_of(proc)
+    assert err["kind"] == "bad_arguments"
+    assert "--stream" in err["message"]
+
+
 def test_timeout(tmp_path: Path):
     proc = run("call", "--tool", "sleep", "--args", '{"seconds": 20}', "--timeout-ms", "300")
     assert proc.returncode == 1

@@ -11,7 +11,7 @@ from bridge_helpers import ROOT
 MARKER = "<!-- example: "
 EXAMPLES = [("python-adapters.md", "test-client"), ("python-adapters.md", "telemetry"),
             ("worker-profiles.md", "thread-safe-adapter"), ("sessions.md", "session-state"),
-            ("streaming.md", "streaming-tools")]
+            ("streaming.md", "streaming-tools"), ("host-tools.md", "host-tools")]
 
 
 @pytest.mark.parametrize("doc, name", EXAMPLES)

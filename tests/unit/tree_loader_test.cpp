@@ -807,3 +807,21 @@ TEST_CASE("tree: actor registry") {
 }
 
 } // TEST_SUITE("tree_loader")
+
+TEST_SUITE("tree_loader") {
+
+TEST_CASE("tree: stream_window defaults to 16 and is bounded") {
+  auto spec = load_tree_string(base, "t.toml");
+  REQUIRE(spec);
+  CHECK(spec->root.children.at(0).pool.stream_window == 16);
+  auto set = load_tree_string(with("stream_window = 64\n"), "t.toml");
+  REQUIRE(set);
+  CHECK(set->root.children.at(0).pool.stream_window == 64);
+  for (auto bad : {"stream_window = 0\n", "stream_window = 4097\n"}) {
+    auto problems = check(with(bad));
+    CHECK(problem_at(problems, "pools.ml.stream_window").message.find("1..4096")
+          != std::string::npos);
+  }
+}
+
+} // TEST_SUITE

@@ -84,6 +84,42 @@ class ExecuteResponse(_message.Message):
     wall_ns: int
     def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., wall_ns: _Optional[int] = ..., cpu_ns: _Optional[int] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
 
+class HostToolRequest(_message.Message):
+    __slots__ = ["arguments", "request_id", "session_id", "timeout_ms", "tool", "worker_id"]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    arguments: MapValue
+    request_id: str
+    session_id: str
+    timeout_ms: int
+    tool: str
+    worker_id: str
+    def __init__(self, tool: _Optional[str] = ..., arguments: _Optional[_Union[MapValue, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., worker_id: _Optional[str] = ..., request_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class HostToolResponse(_message.Message):
+    __slots__ = ["error", "result"]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    result: Value
+    def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class ListHostToolsRequest(_message.Message):
+    __slots__ = ["worker_id"]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class ListHostToolsResponse(_message.Message):
+    __slots__ = ["tools"]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    def __init__(self, tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ...) -> None: ...
+
 class ListToolsRequest(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...

@@ -230,3 +230,97 @@ class Worker(object):
             snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+
+class HostStub(object):
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListHostTools = channel.unary_unary(
+                '/snakepit.bridge.v1.Host/ListHostTools',
+                request_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.ListHostToolsRequest.SerializeToString,
+                response_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.ListHostToolsResponse.FromString,
+                )
+        self.CallHostTool = channel.unary_unary(
+                '/snakepit.bridge.v1.Host/CallHostTool',
+                request_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.HostToolRequest.SerializeToString,
+                response_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.HostToolResponse.FromString,
+                )
+
+
+class HostServicer(object):
+    """Missing associated documentation comment in .proto file."""
+
+    def ListHostTools(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CallHostTool(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_HostServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListHostTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHostTools,
+                    request_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.ListHostToolsRequest.FromString,
+                    response_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.ListHostToolsResponse.SerializeToString,
+            ),
+            'CallHostTool': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallHostTool,
+                    request_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.HostToolRequest.FromString,
+                    response_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.HostToolResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'snakepit.bridge.v1.Host', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Host(object):
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListHostTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/snakepit.bridge.v1.Host/ListHostTools',
+            snakepit__bridge_dot___wire_dot_bridge__pb2.ListHostToolsRequest.SerializeToString,
+            snakepit__bridge_dot___wire_dot_bridge__pb2.ListHostToolsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CallHostTool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/snakepit.bridge.v1.Host/CallHostTool',
+            snakepit__bridge_dot___wire_dot_bridge__pb2.HostToolRequest.SerializeToString,
+            snakepit__bridge_dot___wire_dot_bridge__pb2.HostToolResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
