@@ -65,9 +65,20 @@ struct queued_request {
   std::uint64_t seq = 0;
   execute_request req;
   caf::typed_response_promise<execute_reply> promise;
+  /// A stream waits too: its handle's promise and its consumer.
+  bool is_stream = false;
+  caf::typed_response_promise<stream_handle> stream_promise;
+  caf::actor consumer;
   caf::timestamp enqueued_at;
   /// Earlier of its deadline and the queue timeout.
   caf::timestamp expires_at;
+
+  void fail(caf::error err) {
+    if (is_stream)
+      stream_promise.deliver(std::move(err));
+    else
+      promise.deliver(std::move(err));
+  }
 };
 
 /// Which process holds a session's state: a worker id and its pid (a
@@ -231,7 +242,7 @@ void fail_pool(pool_pointer self, caf::error err) {
     rp.deliver(err);
   st.ready_waiters.clear();
   for (auto& q : st.queue)
-    q.promise.deliver(err);
+    q.fail(err);
   st.failed += st.queue.size();
   st.queue.clear();
   self->quit(err);
@@ -398,12 +409,16 @@ void dispatch_queue(pool_pointer self) {
     st.expiries.remove(q.expires_at, q.seq);
     if (err) {
       ++st.failed;
-      q.promise.deliver(std::move(err));
+      q.fail(std::move(err));
       continue;
     }
     q.req.queued = caf::make_timestamp() - q.enqueued_at;
     send_to(self, *w, q.req);
-    q.promise.delegate(w->handle, execute_atom::value, std::move(q.req));
+    if (q.is_stream)
+      q.stream_promise.delegate(w->handle, execute_stream_atom::value, std::move(q.req),
+                                std::move(q.consumer));
+    else
+      q.promise.delegate(w->handle, execute_atom::value, std::move(q.req));
   }
 }
 
@@ -483,6 +498,8 @@ route route_request(pool_state& st, const execute_request& req) {
   return route_session(st, *s);
 }
 
+caf::error enqueue(pool_pointer self, execute_request req, queued_request q);
+
 caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   auto& st = self->state;
   if (auto err = admit(self, req)) {
@@ -498,6 +515,19 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
     send_to(self, *r.worker, req);
     return self->delegate(r.worker->handle, execute_atom::value, std::move(req));
   }
+  queued_request q;
+  q.promise = self->make_response_promise<execute_reply>();
+  auto promise = q.promise;
+  // The promise owns the answer now (CAF): errors go through it too.
+  if (auto err = enqueue(self, std::move(req), std::move(q)))
+    promise.deliver(std::move(err));
+  return promise;
+}
+
+/// Puts a request that found no free worker in the queue, or refuses it
+/// when the queue is full.
+caf::error enqueue(pool_pointer self, execute_request req, queued_request q) {
+  auto& st = self->state;
   auto now = caf::make_timestamp();
   if (st.queue.size() >= st.cfg.queue_max) {
     ++st.failed;
@@ -514,21 +544,18 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
                                   "size or queue_max",
                                   st.cfg.name, st.workers.size(), st.queue.size()));
   }
-  queued_request q;
   q.seq = ++st.next_seq;
-  q.promise = self->make_response_promise<execute_reply>();
   q.enqueued_at = now;
   q.expires_at = now + std::min<caf::timespan>(req.deadline - now, st.cfg.queue_timeout);
   q.req = std::move(req);
-  auto promise = q.promise;
   if (auto when = st.expiries.add(q.expires_at, q.seq))
     self->delayed_send(self, *when - now, expire_atom::value, when->time_since_epoch().count());
   st.queue.push_back(std::move(q));
-  return promise;
+  return {};
 }
 
-/// A stream is routed like a call but never queued: it may hold its slot
-/// for as long as its consumer takes, so it either starts now or fails.
+/// A stream is routed like a call and, without a free worker, waits in the
+/// same queue (FIFO with calls, same `queue_max` and `queue_timeout`).
 caf::result<stream_handle> on_execute_stream(pool_pointer self, execute_request& req,
                                              caf::actor& consumer) {
   auto& st = self->state;
@@ -539,15 +566,19 @@ caf::result<stream_handle> on_execute_stream(pool_pointer self, execute_request&
   req.stream_window = std::min(req.stream_window == 0 ? st.cfg.stream_window : req.stream_window,
                                std::uint32_t{4096});
   auto r = route_request(st, req);
-  if (!r.error && r.worker == nullptr)
-    r.error = make_error(errc::pool_saturated,
-                         fmt::format("pool '{}' has no free slot for a stream of tool '{}' "
-                                     "(streams are not queued); retry later, or raise size "
-                                     "or threads_per_worker",
-                                     st.cfg.name, req.tool));
   if (r.error) {
     ++st.failed;
     return std::move(r.error);
+  }
+  if (r.worker == nullptr) {
+    queued_request q;
+    q.is_stream = true;
+    q.stream_promise = self->make_response_promise<stream_handle>();
+    q.consumer = std::move(consumer);
+    auto promise = q.stream_promise;
+    if (auto err = enqueue(self, std::move(req), std::move(q)))
+      promise.deliver(std::move(err));
+    return promise;
   }
   send_to(self, *r.worker, req);
   return self->delegate(r.worker->handle, execute_stream_atom::value, std::move(req),
@@ -674,7 +705,7 @@ void on_expire(pool_pointer self, std::uint64_t seq) {
   auto now = caf::make_timestamp();
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - i->enqueued_at);
   if (i->req.deadline <= now) {
-    i->promise.deliver(make_error(
+    i->fail(make_error(
       errc::timeout, fmt::format("request {} for tool '{}' waited {} ms in the queue of "
                                  "pool '{}' and passed its deadline without a free worker",
                                  i->req.request_id, i->req.tool, waited.count(),
@@ -687,7 +718,7 @@ void on_expire(pool_pointer self, std::uint64_t seq) {
                              {{"pool", st.cfg.name}, {"reason", "queue_timeout"},
                               {"tool", i->req.tool}}};
     });
-    i->promise.deliver(make_error(
+    i->fail(make_error(
       errc::pool_saturated,
       fmt::format("request {} for tool '{}' waited {} ms in the queue of pool '{}' "
                   "(queue_timeout) without a free worker; raise size or queue_timeout",
@@ -757,7 +788,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       auto err = make_error(errc::pool_stopped,
                             fmt::format("pool '{}' is stopping", st.cfg.name));
       for (auto& q : st.queue)
-        q.promise.deliver(err);
+        q.fail(err);
       st.queue.clear();
       for (auto& rp : st.ready_waiters)
         rp.deliver(err);

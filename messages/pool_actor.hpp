@@ -25,9 +25,8 @@ namespace snakepit {
 ///   sessions, see docs/sessions.md.
 /// - `(execute_stream_atom, execute_request, consumer) -> stream_handle`: runs a
 ///   streaming (generator) tool on a free worker; its items go to `consumer`
-///   (see `stream_handle`). Routed like `execute`, sessions included, but never
-///   queued: with no free slot it fails at once with `errc::pool_saturated`
-///   (a stream may hold its slot for long). The stream holds its slot until
+///   (see `stream_handle`). Routed and queued like `execute`, sessions
+///   included; the handle comes once it starts. The stream holds its slot until
 ///   the worker's RPC ends.
 using pool_actor = caf::typed_actor<
   caf::replies_to<execute_atom, execute_request>::with<execute_reply>,

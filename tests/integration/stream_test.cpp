@@ -246,22 +246,42 @@ TEST_CASE_FIXTURE(stream_fixture, "a worker dying mid-stream ends the stream wit
   CHECK(drain(self, *again).items.size() == 3);
 }
 
-TEST_CASE_FIXTURE(stream_fixture, "with no free slot a stream fails fast") {
-  auto pool = start(showcase(1));
+TEST_CASE_FIXTURE(stream_fixture, "with no free slot a stream waits in the queue like a call") {
+  auto cfg = showcase(1);
+  cfg.queue_timeout = 5s;
+  auto pool = start(cfg);
   caf::scoped_actor self{*sys};
   auto h = open(self, pool, make_request("count", {{"n", 100000}, {"delay_ms", 20}}));
   REQUIRE(h);
   caf::scoped_actor other{*sys};
+  auto pending = other->request(pool, 10s, execute_stream_atom::value,
+                                make_request("count", {{"n", 1}}),
+                                caf::actor_cast<caf::actor>(other));
+  wait_status(pool, [](const pool_status& s) { return s.queued == 1; });
+  caf::anon_send(h->worker, stream_cancel_atom::value, h->id);  // frees the slot
+  caf::expected<stream_handle> second{caf::error{}};
+  pending.receive([&](stream_handle& x) { second = std::move(x); },
+                  [&](caf::error& e) { second = std::move(e); });
+  REQUIRE_MESSAGE(second, describe(second.error()).message);
+  auto got = drain(other, *second);
+  CHECK(got.items.size() == 1);
+  CHECK(got.end);
+}
+
+TEST_CASE_FIXTURE(stream_fixture, "a queued stream without a free slot in queue_timeout is refused") {
+  auto cfg = showcase(1);
+  cfg.queue_timeout = 300ms;
+  auto pool = start(cfg);
+  caf::scoped_actor self{*sys};
+  auto h = open(self, pool, make_request("count", {{"n", 100000}, {"delay_ms", 20}}));
+  REQUIRE(h);
+  caf::scoped_actor other{*sys};
+  auto t0 = std::chrono::steady_clock::now();
   auto second = open(other, pool, make_request("count", {{"n", 1}}));
   REQUIRE(!second);
   CHECK(describe(second.error()).kind == "pool_saturated");
+  CHECK(std::chrono::steady_clock::now() - t0 >= 250ms);
   caf::anon_send(h->worker, stream_cancel_atom::value, h->id);
-  wait_status(pool, [](const pool_status& s) { return s.busy == 0; });
-  auto third = open(other, pool, make_request("count", {{"n", 1}}));
-  REQUIRE(third);
-  auto got = drain(other, *third);
-  CHECK(got.items.size() == 1);
-  CHECK(got.end);
 }
 
 TEST_CASE_FIXTURE(stream_fixture, "stopping the pool ends an open stream with pool_stopped") {
