@@ -113,7 +113,7 @@ struct pool_state {
   bool at_capacity = false;
   session_table sessions{10000, std::chrono::minutes{30}};
   /// Serves `cfg.host_tools` to the workers (none: no server).
-  std::unique_ptr<detail::host_tool_server> host_tools;
+  std::shared_ptr<detail::host_tool_server> host_tools;
   /// The session expiry sweep is scheduled.
   bool sweeping = false;
   std::map<std::string, std::uint64_t> recycles;
@@ -740,21 +740,23 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
   checked->python = std::move(*python);
   if (checked->startup_concurrency == 0)
     checked->startup_concurrency = 2 * available_cpus();
-  auto impl = sys.spawn([cfg = std::move(*checked)](pool_pointer self) mutable
+  // Started before the pool, so a pool that cannot serve its host tools
+  // fails to start with the reason instead of running without them.
+  std::shared_ptr<detail::host_tool_server> host_tools;
+  if (!checked->host_tools.empty()) {
+    auto server = detail::host_tool_server::start(next_socket_path(checked->runtime_dir),
+                                                  checked->host_tools,
+                                                  checked->max_payload_bytes);
+    if (!server)
+      return std::move(server.error());
+    host_tools = std::move(*server);
+  }
+  auto impl = sys.spawn([cfg = std::move(*checked), host_tools](pool_pointer self) mutable
                         -> pool_actor_impl::behavior_type {
     auto& init = self->state;
     init.cfg = std::move(cfg);
     init.sessions = session_table{init.cfg.max_sessions, init.cfg.session_ttl};
-    if (!init.cfg.host_tools.empty()) {
-      auto server = detail::host_tool_server::start(next_socket_path(init.cfg.runtime_dir),
-                                                    init.cfg.host_tools,
-                                                    init.cfg.max_payload_bytes);
-      if (server)
-        init.host_tools = std::move(*server);
-      else
-        detail::log_error(init.cfg.name, "{}; its Python tools cannot call host tools",
-                          describe(server.error()).message);
-    }
+    init.host_tools = std::move(host_tools);
     init.log_name = detail::log_pool_name{init.cfg.name};
     supervisor_config sc;
     sc.name = init.cfg.name + "/workers";
