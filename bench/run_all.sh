@@ -11,7 +11,7 @@
 #   BENCH_WAIT_IDLE=S before each bench, wait up to S seconds for the machine to be idle
 #                     (under 10% busy with other work); default 0: do not wait
 #
-# Takes about 5 minutes on 2 cores. Every bench interleaves its floors and the pool in
+# Takes about 6 minutes on 2 cores. Every bench interleaves its floors and the pool in
 # the same run; the summary shows ratios of medians with PASS/FAIL against the targets.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -43,6 +43,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   prof_args=(--rounds 1 --scale 0.3)
   recycle_args=(--rounds 1 --slice-ms 1500)
   telemetry_args=(--rounds 1 --slice-ms 1000 --warmup-ms 200)
+  stream_args=(--rounds 1 --small-n 300 --large-n 10 --session-calls 200)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -51,6 +52,7 @@ else
   prof_args=(--rounds 5)
   recycle_args=(--rounds 5)
   telemetry_args=(--rounds 9)
+  stream_args=(--rounds 7)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -95,6 +97,8 @@ run profiles "$bin/profile_bench" "${prof_args[@]}"
 run recycling "$bin/recycle_bench" "${recycle_args[@]}" || true
 # telemetry_bench exits 1 when a call failed or a handler misbehaved; the summary shows it.
 run telemetry "$bin/telemetry_bench" "${telemetry_args[@]}" || true
+# stream_bench exits 1 when a stream or call failed; the summary shows it.
+run streaming "$bin/stream_bench" "${stream_args[@]}" || true
 elapsed=$(( $(date +%s) - started ))
 
 cat "$out"/*.txt | grep '^RESULT ' > "$out/results.txt" || true
@@ -215,6 +219,22 @@ row("  host CPU per call, 4 handlers / none", fmt(get(t, "host_cpu_ratio")),
     f"ratio ({fmt(get(t, 'handlers_host_cpu_us'), 0)} / {fmt(get(t, 'none_host_cpu_us'), 0)} us)")
 failed = get(t, "failed")
 row("  failed calls", fmt(failed, 0), "calls", "0", failed == 0)
+
+for size in ("1KiB", "1MiB"):
+    t = f"stream.{size}"
+    for w in ("w16", "w64"):
+        row(f"streaming {size} items, 1 worker: items/s, stream {w} / sequential unary",
+            fmt(get(t, f"{w}_over_unary")),
+            f"ratio ({fmt(get(t, f'stream-{w}_items_per_s'), 0)} / {fmt(get(t, 'unary_items_per_s'), 0)})")
+    row(f"  {size} MB/s stream w16 / w64 / unary",
+        " / ".join(fmt(get(t, f"{m}_mb_per_s"), 1) for m in ("stream-w16", "stream-w64", "unary")), "MB/s")
+t = "session"
+row("no-op p50, session-routed / unrouted (2 workers, hint)", fmt(get(t, "p50_ratio")),
+    f"ratio ({fmt(get(t, 'session_p50_us'), 0)} / {fmt(get(t, 'unrouted_p50_us'), 0)} us)")
+row("no-op p99, session-routed / unrouted", fmt(get(t, "p99_ratio")),
+    f"ratio ({fmt(get(t, 'session_p99_us'), 0)} / {fmt(get(t, 'unrouted_p99_us'), 0)} us)")
+failed = get("stream", "failed")
+row("  failed streams and calls", fmt(failed, 0), "calls", "0", failed == 0)
 
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
