@@ -201,12 +201,46 @@ std::uint32_t call_many(caf::actor_system& sys, const pool_actor& pool,
   return failed;
 }
 
+using interrupt_atom = caf::atom_constant<caf::atom("interrupt")>;
+
+constexpr int exit_interrupted = 130;
+
+/// The signals that interrupt a streaming call (blocked in every thread by
+/// `run_call` before the actor system starts, and waited for on one).
+sigset_t interrupt_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
 /// Runs a streaming tool: one JSON line per item on stdout, as each arrives;
 /// one credit per item printed, so a slow terminal holds the generator back.
+/// SIGINT or SIGTERM cancels the stream (Python closes the generator).
 /// Returns the exit code.
 int stream_call(caf::actor_system& sys, const pool_actor& pool, const call_options& opts,
                 execute_request req) {
   caf::scoped_actor self{sys};
+  std::atomic<bool> done{false};
+  std::thread watcher{[&done, me = caf::actor_cast<caf::actor>(self)] {
+    auto set = interrupt_signals();
+    timespec tick{0, 100'000'000};
+    while (!done) {
+      if (sigtimedwait(&set, nullptr, &tick) > 0) {
+        caf::anon_send(me, interrupt_atom::value);
+        return;
+      }
+    }
+  }};
+  struct joiner {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~joiner() {
+      done = true;
+      t.join();
+    }
+  } join_watcher{done, watcher};
   caf::expected<stream_handle> handle{caf::error{}};
   self->request(pool, caf::infinite, execute_stream_atom::value, std::move(req),
                 caf::actor_cast<caf::actor>(self))
@@ -219,8 +253,16 @@ int stream_call(caf::actor_system& sys, const pool_actor& pool, const call_optio
   int code = -1;
   while (code < 0) {
     self->receive(
+      [&](interrupt_atom) {
+        caf::anon_send(handle->worker, stream_cancel_atom::value, handle->id);
+        std::cout.flush();
+        print_error("cancelled", "interrupted: the stream was cancelled and its generator "
+                                 "closed");
+        code = exit_interrupted;
+      },
       [&](stream_item_atom, std::uint64_t, std::uint64_t, const value& item) {
-        std::cout << item.to_json() << '\n';
+        // Flushed per item: a pipe reader sees each item as it arrives.
+        std::cout << item.to_json() << '\n' << std::flush;
         caf::anon_send(handle->worker, stream_ack_atom::value, handle->id, std::uint32_t{1});
       },
       [&](stream_end_atom, std::uint64_t, const stream_summary& summary) {
@@ -256,6 +298,12 @@ int run_call(const call_options& opts) {
                         : "--args is not valid JSON: " + describe(args.error()).message;
     print_error(info);
     return exit_usage;
+  }
+  if (opts.stream) {
+    // Before any thread starts, so all inherit the mask: the stream's
+    // watcher thread takes the signal and cancels the stream cleanly.
+    auto set = interrupt_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
   }
   host h;
   auto cfg = opts.pool.to_config("call");

@@ -421,3 +421,17 @@ def test_run_logs_structured_lines_at_the_files_level_unless_a_flag_says_otherwi
     assert all({"ts", "level", "msg"} <= r.keys() for r in records)
     text = run("run", str(tree), "--log-format", "bogus")
     assert text.returncode == 2 and "--log-format" in error_of(text)["message"]
+
+
+def test_sigint_cancels_a_streaming_call_and_leaves_no_worker():
+    proc = subprocess.Popen([SNAKEPIT, "call", "--tool", "tracked", "--args", '{"n": 100000}',
+                             "--stream"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    assert first == [0, 1, 2]
+    workers = [int(line.split()[0]) for line in python_workers_of(proc.pid)]
+    assert len(workers) == 1
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert json.loads(err.strip().splitlines()[-1])["error"]["kind"] == "cancelled"
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
