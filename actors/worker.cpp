@@ -57,7 +57,7 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<orphan_atom, std::uint64_t>,
   caf::reacts_to<flush_atom>,
   caf::reacts_to<health_atom>,
-  caf::reacts_to<pong_atom, std::uint64_t, bool, std::uint64_t>,
+  caf::reacts_to<pong_atom, std::uint64_t, bool, std::uint64_t, std::int32_t>,
   caf::reacts_to<detail::stream_done_atom, std::uint64_t, bool, std::int64_t, std::int64_t,
                  std::int32_t, std::string, std::uint64_t>,
   caf::reacts_to<stream_orphan_atom, std::uint64_t>>;
@@ -148,6 +148,8 @@ struct worker_state {
   std::uint64_t ping_seq = 0;
   bool ping_answered = true;
   std::uint32_t pings_missed = 0;
+  /// Since when pings show Python busy with nothing sent to it (epoch: not).
+  caf::timestamp stray_since{};
   /// Events the Python side dropped (its buffer was full), as last reported.
   std::uint64_t python_events_dropped = 0;
   /// Its supervisor asked it to stop.
@@ -786,6 +788,34 @@ void on_grace(worker_pointer self, std::uint64_t seq) {
                                     st.cfg.id, i->second.tool, ms.count()));
 }
 
+/// Python still runs work although every call and stream the host sent has
+/// ended (e.g. a generator stuck in one step past its stream's deadline: the
+/// consumer already got `timeout`, yet the step holds the process). Seen on
+/// two pings at least `deadline_grace` apart, a process-profile worker is
+/// replaced, as for a stuck call; otherwise its slot would look free while
+/// Python cannot serve it.
+void check_stray_work(worker_pointer self, std::int32_t python_in_flight) {
+  auto& st = self->state;
+  if (python_in_flight <= 0 || !st.calls.empty() || !st.streams.empty()) {
+    st.stray_since = caf::timestamp{};
+    return;
+  }
+  auto now = caf::make_timestamp();
+  if (st.stray_since.time_since_epoch().count() == 0) {
+    st.stray_since = now;
+    return;
+  }
+  if (now - st.stray_since < st.cfg.deadline_grace || !st.process_alive || st.exit_reason)
+    return;
+  if (!traits_of(st.cfg.profile, st.cfg.capacity, st.cfg.thread_check).replace_when_stuck
+      || !st.cfg.kill_stuck_calls)
+    return;  // thread profile or "wait": the slot is Python's until it returns
+  replace_process(self, fmt::format("worker {} (pid {}) was still running {} tool call(s) "
+                                    "after every call and stream sent to it had ended (a "
+                                    "generator stuck past its deadline?) and was killed",
+                                    st.cfg.id, st.pid, python_in_flight));
+}
+
 /// Health: one ping per interval; a ping still unanswered at the next tick
 /// is a miss; too many misses in a row mean the process is wedged.
 void on_health_tick(worker_pointer self) {
@@ -812,7 +842,8 @@ void on_health_tick(worker_pointer self) {
                      std::uint64_t dropped = 0;
                      if (ok && response.has_telemetry())
                        dropped = detail::publish_python_events(response.telemetry(), source);
-                     caf::anon_send(handle, pong_atom::value, seq, ok, dropped);
+                     caf::anon_send(handle, pong_atom::value, seq, ok, dropped,
+                                    ok ? response.in_flight() : std::int32_t{-1});
                    });
   self->delayed_send(self, st.cfg.health_interval, health_atom::value);
 }
@@ -917,13 +948,16 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
                                                   st.cfg.id, ms.count())));
       },
       [self](health_atom) { on_health_tick(self); },
-      [self](pong_atom, std::uint64_t seq, bool ok, std::uint64_t events_dropped) {
+      [self](pong_atom, std::uint64_t seq, bool ok, std::uint64_t events_dropped,
+             std::int32_t python_in_flight) {
         auto& st = self->state;
         if (seq == st.ping_seq && ok) {
           st.ping_answered = true;
           st.pings_missed = 0;
         }
         note_python_events(self, events_dropped);
+        if (ok)
+          check_stray_work(self, python_in_flight);
       },
       [self](flush_atom) {
         auto& st = self->state;

@@ -365,3 +365,28 @@ TEST_CASE_FIXTURE(stream_fixture, "an item over the payload limit ends the strea
   CHECK(ok.items[2] == value{bytes{std::string(16, char{2})}});
   CHECK(ok.end);
 }
+
+TEST_CASE_FIXTURE(stream_fixture, "a generator stuck past its deadline gets its process replaced") {
+  auto cfg = showcase(1);
+  cfg.health_interval = 100ms;
+  cfg.deadline_grace = 200ms;
+  auto pool = start(cfg);
+  auto old_pid = status(pool).workers.at(0).pid;
+  caf::scoped_actor self{*sys};
+  // The second step sleeps 5 s: far past the stream's 300 ms deadline.
+  auto h = open(self, pool, make_request("count", {{"n", 3}, {"delay_ms", 5000}}, 300ms));
+  REQUIRE(h);
+  auto got = drain(self, *h);
+  CHECK(got.items.size() == 1);
+  CHECK(describe(got.error).kind == "timeout");
+  // Python still holds its slot for the stuck step: the worker is replaced
+  // (not counted as a crash) instead of looking free while it cannot serve.
+  auto st = wait_status(pool, [&](const pool_status& s) {
+    return s.ready == 1 && s.workers[0].pid != old_pid;
+  }, 4s);
+  CHECK(st.crashes == 0);
+  CHECK(st.replacements == 1);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(call(pool, make_request("noop")));
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+}
