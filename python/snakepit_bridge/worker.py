@@ -258,19 +258,11 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
                               worker_id=args.worker_id, thread_check=args.thread_check,
                               max_sessions=args.max_sessions, host=host)
     except Exception as exc:
-        failure = _StartupFailure(f"cannot serve adapter '{args.adapter}': {_describe(exc)}", exc)
-        _say(failure.message)
-        _report(args.ready_fd, failure.line())
-        _teardown(adapter)
-        return EXIT_STARTUP_FAILED
+        return _fail_serving(args, adapter, f"cannot serve adapter '{args.adapter}'", exc)
     try:
         await server.start()
     except Exception as exc:
-        failure = _StartupFailure(f"cannot serve on unix:{args.socket}: {_describe(exc)}", exc)
-        _say(failure.message)
-        _report(args.ready_fd, failure.line())
-        _teardown(adapter)
-        return EXIT_STARTUP_FAILED
+        return _fail_serving(args, adapter, f"cannot serve on unix:{args.socket}", exc)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.request_stop, SIGTERM_GRACE_S)
@@ -311,6 +303,16 @@ def _profile_warnings(profile: str) -> List[str]:
     from snakepit_bridge import compat
 
     return [compat.warning_for(info) for info in compat.unsafe_imported()]
+
+
+def _fail_serving(args: argparse.Namespace, adapter: Any, what: str, exc: BaseException) -> int:
+    """The adapter is set up but cannot be served: says why (stderr and the ready fd), tears the
+    adapter down, and gives the exit code."""
+    failure = _StartupFailure(f"{what}: {_describe(exc)}", exc)
+    _say(failure.message)
+    _report(args.ready_fd, failure.line())
+    _teardown(adapter)
+    return EXIT_STARTUP_FAILED
 
 
 def _teardown(adapter: Any) -> None:
