@@ -190,9 +190,8 @@ def python_workers_of(pid: int) -> list:
             if "snakepit_bridge.worker" in line and line.split()[1] == str(pid)]
 
 
-def test_run_serves_until_sigterm_and_leaves_no_worker():
-    proc = subprocess.Popen([SNAKEPIT, "run", str(EXAMPLES / "nested.toml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def wait_running(proc: subprocess.Popen) -> str:
+    """Reads `snakepit run`'s stderr until it reports the tree running; returns what it read."""
     started = ""
     deadline = time.monotonic() + 60
     while "running" not in started and time.monotonic() < deadline:
@@ -201,6 +200,13 @@ def test_run_serves_until_sigterm_and_leaves_no_worker():
             break
         started += line
     assert "running" in started, started
+    return started
+
+
+def test_run_serves_until_sigterm_and_leaves_no_worker():
+    proc = subprocess.Popen([SNAKEPIT, "run", str(EXAMPLES / "nested.toml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = wait_running(proc)
     workers = [int(line.split()[0]) for line in python_workers_of(proc.pid)]
     assert len(workers) == 5
     proc.send_signal(signal.SIGTERM)
@@ -227,13 +233,7 @@ def test_workers_die_with_a_sigkilled_host_and_its_run_is_cleaned_later():
     proc = subprocess.Popen([SNAKEPIT, "run", str(EXAMPLES / "one_pool.toml")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)
-    started = ""
-    deadline = time.monotonic() + 60
-    while "running" not in started and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        started += line
+    started = wait_running(proc)
     workers = [int(line.split()[0]) for line in python_workers_of(proc.pid)]
     assert len(workers) == 2, started
     runs = tmp_path / "snakepit-runs"
@@ -312,14 +312,7 @@ def start_run(tree: Path, env: dict) -> subprocess.Popen:
     """Starts `snakepit run TREE` and returns once it reports the tree running."""
     proc = subprocess.Popen([SNAKEPIT, "run", str(tree)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env)
-    started = ""
-    deadline = time.monotonic() + 60
-    while "running" not in started and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        started += line
-    assert "running" in started, started
+    wait_running(proc)
     return proc
 
 
@@ -409,10 +402,7 @@ def test_run_logs_structured_lines_at_the_files_level_unless_a_flag_says_otherwi
     assert [r for r in records if r.get("level") == "info"] == []  # the file's level
     loud = subprocess.Popen([SNAKEPIT, "run", str(tree), "--log-level", "info"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    started = ""
-    deadline = time.monotonic() + 60
-    while "running" not in started and time.monotonic() < deadline:
-        started += loud.stderr.readline()
+    started = wait_running(loud)
     loud.send_signal(signal.SIGTERM)
     _, rest = loud.communicate(timeout=60)
     records = [json.loads(line) for line in (started + rest).splitlines() if line.startswith("{")]
