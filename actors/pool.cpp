@@ -59,6 +59,10 @@ struct worker_slot {
   caf::timestamp ready_at;
   /// Being recycled: gets no new calls, stops once its calls are done.
   bool draining = false;
+  /// Which process holds the state of the sessions bound here: worker id and
+  /// pid (a restarted worker keeps its id, not its state). Set once, when
+  /// it became ready; session routing compares it on every call.
+  std::string instance_key;
 };
 
 struct queued_request {
@@ -80,12 +84,6 @@ struct queued_request {
       promise.deliver(std::move(err));
   }
 };
-
-/// Which process holds a session's state: a worker id and its pid (a
-/// restarted worker keeps its id but not its state).
-std::string instance_key(const worker_slot& w) {
-  return w.info.id + "@" + std::to_string(w.info.pid);
-}
 
 struct pool_state {
   pool_config cfg;
@@ -130,7 +128,7 @@ struct pool_state {
 
   worker_slot* find_instance(const std::string& key) {
     for (auto& w : workers)
-      if (instance_key(w) == key)
+      if (w.instance_key == key)
         return &w;
     return nullptr;
   }
@@ -359,7 +357,7 @@ void bind_session(pool_pointer self, execute_request& req, worker_slot& w) {
   auto* s = st.sessions.find(req.session_id);
   if (s == nullptr)
     return;
-  auto key = instance_key(w);
+  const auto& key = w.instance_key;
   if (s->worker != key) {
     if (!s->worker.empty()) {
       req.session_moved = true;
@@ -367,7 +365,7 @@ void bind_session(pool_pointer self, execute_request& req, worker_slot& w) {
       if (auto* old = st.find_instance(s->worker))
         self->send(old->handle, close_session_atom::value, s->id, std::string{"moved"});
     }
-    s->worker = std::move(key);
+    s->worker = key;
     s->lost = false;
   }
   ++s->calls;
@@ -437,6 +435,7 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
   slot.addr = handle.address();
   slot.handle = std::move(handle);
   slot.info = std::move(info);
+  slot.instance_key = slot.info.id + "@" + std::to_string(slot.info.pid);
   st.workers.push_back(std::move(slot));
   if (st.starting.erase(local_id) > 0)
     start_more(self);
@@ -679,7 +678,7 @@ bool begin_recycle(pool_pointer self, const std::string& id, const std::string& 
                            {{"pool", st.cfg.name}, {"worker", id}, {"reason", reason}}};
   });
   launch_worker(self, false);
-  if (w->in_flight == 0 && st.sessions.bound_to(instance_key(*w)) == 0)
+  if (w->in_flight == 0 && st.sessions.bound_to(w->instance_key) == 0)
     finish_drain(self, id);
   else
     self->delayed_send(self, st.cfg.drain_timeout, detail::drained_atom::value, id);
@@ -870,7 +869,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
           w->python_wall += caf::timespan{wall_ns};
           w->python_cpu += caf::timespan{cpu_ns};
           // A draining worker with sessions serves them until its drain time ends.
-          if (w->draining && w->in_flight == 0 && st.sessions.bound_to(instance_key(*w)) == 0)
+          if (w->draining && w->in_flight == 0 && st.sessions.bound_to(w->instance_key) == 0)
             finish_drain(self, w->info.id);
         }
         dispatch_queue(self);
