@@ -802,6 +802,8 @@ private:
       rc = posix_spawn_file_actions_adddup2(&sa.actions, ready->write_end.get(), 3);
     if (rc == 0)
       rc = posix_spawn_file_actions_adddup2(&sa.actions, lifeline_read_.get(), 4);
+    if (rc == 0 && !spec.working_dir.empty())
+      rc = posix_spawn_file_actions_addchdir_np(&sa.actions, spec.working_dir.c_str());
 #if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
     // Also drops descriptors other code in the host opened without O_CLOEXEC.
     if (rc == 0)

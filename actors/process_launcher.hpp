@@ -46,6 +46,8 @@ struct process_spec {
   std::vector<std::pair<std::string, std::string>> env;
   /// Names the process in logs, e.g. "demo/w-3".
   std::string tag;
+  /// The child's working directory; empty: the host's.
+  std::string working_dir;
 };
 
 /// Callbacks, all invoked on the launcher thread, never concurrently for one process.

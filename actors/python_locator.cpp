@@ -12,6 +12,8 @@
 #include <mutex>
 #include <vector>
 
+#include "snakepit/actors/detail/read_all.hpp"
+#include "snakepit/actors/python_command.hpp"
 #include "snakepit/messages/error.hpp"
 
 extern char** environ;
@@ -29,7 +31,7 @@ bool is_executable(const std::string& path) {
 /// Resolves a command name through PATH; paths with a slash stay as they are.
 std::string resolve_command(const std::string& name) {
   if (name.find('/') != std::string::npos)
-    return is_executable(name) ? name : std::string{};
+    return is_executable(name) ? absolute_path(name) : std::string{};
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
   size_t start = 0;
@@ -38,7 +40,9 @@ std::string resolve_command(const std::string& name) {
     if (end == std::string::npos)
       end = dirs.size();
     auto dir = dirs.substr(start, end - start);
-    if (!dir.empty()) {
+    // Relative entries ("", ".") would search the working directory: a
+    // planted python3 there is not ours to run.
+    if (!dir.empty() && dir.front() == '/') {
       auto candidate = dir + "/" + name;
       if (is_executable(candidate))
         return candidate;
@@ -64,12 +68,14 @@ probe_result probe(const std::string& python) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-  std::vector<std::string> args{
-    python, "-c",
-    "import sys\n"
-    "if sys.version_info < (3, 10): sys.exit('Python ' + sys.version.split()[0] + ' is too "
-    "old: snakepit_bridge needs 3.10 or newer')\n"
-    "import grpc, google.protobuf"};
+  // Run like a worker: nothing imported from the working directory.
+  posix_spawn_file_actions_addchdir_np(&actions, python_working_dir);
+  std::vector<std::string> args{python};
+  for (auto& a : python_code_argv(
+         "if sys.version_info < (3, 10): sys.exit('Python ' + sys.version.split()[0] + ' is "
+         "too old: snakepit_bridge needs 3.10 or newer')\n"
+         "import grpc, google.protobuf"))
+    args.push_back(a);
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
@@ -82,19 +88,7 @@ probe_result probe(const std::string& python) {
     ::close(pipe_fds[0]);
     return {false, std::string{"cannot run: "} + std::strerror(rc)};
   }
-  std::string err;
-  char buf[4096];
-  for (;;) {
-    auto n = ::read(pipe_fds[0], buf, sizeof(buf));
-    if (n > 0) {
-      if (err.size() < 65536)
-        err.append(buf, static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR)
-      continue;
-    break;
-  }
+  auto err = detail::read_all(pipe_fds[0], 65536, true);
   ::close(pipe_fds[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -1,5 +1,8 @@
 #include "snakepit/actors/runtime_paths.hpp"
 
+#include "snakepit/actors/detail/trusted_files.hpp"
+#include "snakepit/actors/run_registry.hpp"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <sys/stat.h>
@@ -41,19 +44,12 @@ struct runtime_dir_holder {
       throw std::runtime_error("snakepit: cannot create runtime directory under "
                                + parent + ": " + std::strerror(errno));
     path = buf.data();
-    ::chmod(path.c_str(), 0700);
+    // A later host removes it if this one dies without doing so.
+    run_registry::instance().record_runtime_dir(path);
   }
 
   ~runtime_dir_holder() {
-    if (auto* dir = ::opendir(path.c_str())) {
-      while (auto* entry = ::readdir(dir)) {
-        if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0)
-          continue;
-        ::unlink((path + "/" + entry->d_name).c_str());
-      }
-      ::closedir(dir);
-    }
-    ::rmdir(path.c_str());
+    detail::remove_owned_tree(path);
   }
 };
 
@@ -78,17 +74,8 @@ std::string make_private_dir(const std::string& prefix) {
 }
 
 void remove_private_dir(const std::string& dir) {
-  if (dir.empty())
-    return;
-  if (auto* d = ::opendir(dir.c_str())) {
-    while (auto* entry = ::readdir(d)) {
-      if (std::strcmp(entry->d_name, ".") == 0 || std::strcmp(entry->d_name, "..") == 0)
-        continue;
-      ::unlink((dir + "/" + entry->d_name).c_str());
-    }
-    ::closedir(d);
-  }
-  ::rmdir(dir.c_str());
+  if (!dir.empty())
+    detail::remove_owned_tree(dir);
 }
 
 std::string python_package_dir() {

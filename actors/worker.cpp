@@ -1,5 +1,7 @@
 #include "snakepit/actors/worker.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <deque>
@@ -20,6 +22,7 @@
 #include "snakepit/actors/detail/stream_call.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
 #include "snakepit/actors/process_launcher.hpp"
+#include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/messages/detail/value_proto.hpp"
@@ -175,27 +178,29 @@ process_spec make_spec(const worker_state& st) {
   process_spec spec;
   spec.executable = cfg.python;
   spec.tag = cfg.id;
-  spec.args = {"-m",           "snakepit_bridge.worker",
-               "--adapter",    cfg.adapter,
-               "--socket",     st.socket_path,
-               "--concurrency", std::to_string(cfg.capacity),
-               "--max-message-bytes", std::to_string(cfg.max_payload_bytes),
-               "--ready-fd",   "3",
-               "--lifeline-fd", "4",
-               "--parent-pid", std::to_string(::getpid()),
-               "--worker-id",  cfg.id,
-               "--event-buffer", std::to_string(cfg.python_event_buffer),
-               "--max-sessions", std::to_string(cfg.max_sessions)};
+  std::vector<std::string> args{"--adapter",    cfg.adapter,
+                                "--socket",     st.socket_path,
+                                "--concurrency", std::to_string(cfg.capacity),
+                                "--max-message-bytes", std::to_string(cfg.max_payload_bytes),
+                                "--ready-fd",   "3",
+                                "--lifeline-fd", "4",
+                                "--parent-pid", std::to_string(::getpid()),
+                                "--worker-id",  cfg.id,
+                                "--event-buffer", std::to_string(cfg.python_event_buffer),
+                                "--max-sessions", std::to_string(cfg.max_sessions)};
   if (!cfg.host_socket.empty()) {
-    spec.args.emplace_back("--host-socket");
-    spec.args.emplace_back(cfg.host_socket);
+    args.emplace_back("--host-socket");
+    args.emplace_back(cfg.host_socket);
   }
   for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
-    spec.args.push_back(arg);
+    args.push_back(arg);
   for (auto& dir : cfg.python_path) {
-    spec.args.emplace_back("--python-path");
-    spec.args.emplace_back(dir);
+    args.emplace_back("--python-path");
+    args.emplace_back(absolute_path(dir));
   }
+  // Nothing is imported from the host's working directory (see python_command.hpp).
+  spec.args = python_module_argv("snakepit_bridge.worker", args);
+  spec.working_dir = python_working_dir;
   std::string pythonpath = python_package_dir();
   if (auto* existing = std::getenv("PYTHONPATH"); existing && *existing)
     pythonpath += std::string{":"} + existing;
@@ -204,6 +209,7 @@ process_spec make_spec(const worker_state& st) {
   // as large as the machine. Users may override these in `env`.
   std::string threads = "1";
   spec.env = {{"PYTHONPATH", pythonpath},
+              {run_registry::run_id_env, run_registry::this_run_id()},
               {"PYTHONUNBUFFERED", "1"},
               {"OMP_NUM_THREADS", threads},
               {"OPENBLAS_NUM_THREADS", threads},
@@ -879,8 +885,11 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
         tail->push(line);
       detail::log_worker_output(tag, is_stderr, line);
     };
-    events.on_exit = [weak](process_exit how) {
+    events.on_exit = [weak, socket = init.socket_path](process_exit how) {
       run_registry::instance().record_exit(how.pid);
+      // A killed worker cannot remove its socket; each incarnation has a
+      // path of its own, so nobody else uses this one.
+      ::unlink(socket.c_str());
       if (auto h = caf::actor_cast<caf::actor>(weak))
         caf::anon_send(h, exited_atom::value, how);
     };

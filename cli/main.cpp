@@ -1,6 +1,8 @@
 // The `snakepit` command line: one-shot calls and the demo.
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <signal.h>
@@ -24,10 +26,14 @@
 #include "commands.hpp"
 #include "output.hpp"
 #include "progress.hpp"
+#include "snakepit/actors/detail/read_all.hpp"
+#include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "snakepit/observability/control_file.hpp"
 #include "snakepit/observability/status_server.hpp"
 #include "snakepit/snakepit.hpp"
+
+extern char** environ;
 
 namespace {
 
@@ -514,8 +520,12 @@ start_control_endpoint(const running_tree& tree, const std::string& name,
   info.url = out->server->base_url();
   info.token = opts.http.token;
   auto written = write_control_file(run_registry::instance().dir(), info);
-  if (!written)
-    return std::move(written.error());
+  if (!written) {
+    // The tree serves all the same; only inspect/diagnose cannot find it.
+    log_line("warning: snakepit inspect will not find this run: "
+             + describe(written.error()).message);
+    return out;
+  }
   out->file = *written;
   return out;
 }
@@ -622,14 +632,19 @@ int run_libraries(const std::string& python, bool json) {
   if (auto* existing = std::getenv("PYTHONPATH"); existing && *existing)
     pythonpath += std::string{":"} + existing;
   ::setenv("PYTHONPATH", pythonpath.c_str(), 1);
-  std::vector<std::string> args{*interpreter, "-m", "snakepit_bridge.compat"};
-  if (json)
-    args.emplace_back("--json");
+  std::vector<std::string> args{*interpreter};
+  for (auto& a : python_module_argv("snakepit_bridge.compat",
+                                    json ? std::vector<std::string>{"--json"}
+                                         : std::vector<std::string>{}))
+    args.push_back(a);
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
   argv.push_back(nullptr);
   std::cout.flush();
+  if (::chdir(python_working_dir) != 0) {
+    // "/" always exists; the bootstrap keeps the directory off sys.path anyway
+  }
   ::execv(interpreter->c_str(), argv.data());
   error_info info;
   info.kind = "internal";
@@ -640,26 +655,39 @@ int run_libraries(const std::string& python, bool json) {
 
 // --- snakepit doctor ----------------------------------------------------------
 
-/// Runs a command through the shell-free popen path and returns (exit code,
-/// combined output). For the command line only: it blocks.
+/// Runs a program (no shell: `args` go to it as they are) in
+/// `python_working_dir` and returns (exit code, combined stdout and stderr,
+/// up to 1 MiB). For the command line only: it blocks.
 std::pair<int, std::string> run_capture(const std::vector<std::string>& args) {
-  std::string cmd;
-  for (auto& a : args) {
-    cmd += "'";
-    for (char c : a)
-      cmd += c == '\'' ? std::string{"'\\''"} : std::string(1, c);
-    cmd += "' ";
+  constexpr std::size_t max_output = 1u << 20;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return {127, std::string{"pipe: "} + std::strerror(errno)};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  posix_spawn_file_actions_addchdir_np(&actions, python_working_dir);
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, copy.front().c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    return {127, "cannot run " + args.front() + ": " + std::strerror(rc)};
   }
-  cmd += "2>&1";
-  std::string out;
-  if (auto* pipe = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    while (auto n = std::fread(buf, 1, sizeof(buf), pipe))
-      out.append(buf, n);
-    auto status = ::pclose(pipe);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, out};
+  auto out = detail::read_all(fds[0], max_output, true);
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  return {127, "cannot run " + args.front()};
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, out};
 }
 
 std::string last_line(std::string text) {
@@ -690,7 +718,10 @@ int run_doctor(const std::string& python, const std::vector<std::string>& adapte
   report(true, "Python interpreter: " + *interpreter);
   auto pythonpath = python_package_dir();
   ::setenv("PYTHONPATH", pythonpath.c_str(), 1);
-  auto [rc, out] = run_capture({*interpreter, "-m", "snakepit_bridge.worker", "--check"});
+  std::vector<std::string> check_cmd{*interpreter};
+  for (auto& a : python_module_argv("snakepit_bridge.worker", {"--check"}))
+    check_cmd.push_back(a);
+  auto [rc, out] = run_capture(check_cmd);
   auto check = value::from_json(last_line(out));
   if (rc == 0 && check && check->is_map()) {
     auto& c = *check;
@@ -713,15 +744,22 @@ int run_doctor(const std::string& python, const std::vector<std::string>& adapte
              "name it package.module.ClassName");
       continue;
     }
-    std::string paths;
+    // The adapter's name and the paths go in as argv: data, never code.
+    std::vector<std::string> cmd{*interpreter};
+    std::vector<std::string> values{adapter};
     for (auto& dir : python_path)
-      paths += "'" + dir + "',";
-    auto code = "import importlib, sys\nsys.path[:0] = [" + paths + "]\n"
-                "cls = getattr(importlib.import_module('" + adapter.substr(0, dot) + "'), '"
-                + adapter.substr(dot + 1) + "')\n"
-                "from snakepit_bridge import BaseAdapter\n"
-                "assert issubclass(cls, BaseAdapter), 'not a BaseAdapter subclass'\n";
-    auto [arc, aout] = run_capture({*interpreter, "-c", code});
+      values.push_back(absolute_path(dir));
+    for (auto& a : python_code_argv(
+           "import importlib\n"
+           "adapter, paths = sys.argv[1], sys.argv[2:]\n"
+           "sys.path[:0] = paths\n"
+           "module, _, name = adapter.rpartition('.')\n"
+           "cls = getattr(importlib.import_module(module), name)\n"
+           "from snakepit_bridge import BaseAdapter\n"
+           "assert issubclass(cls, BaseAdapter), 'not a BaseAdapter subclass'\n",
+           values))
+      cmd.push_back(a);
+    auto [arc, aout] = run_capture(cmd);
     if (arc == 0)
       report(true, "adapter " + adapter + " imports");
     else

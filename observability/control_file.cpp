@@ -12,20 +12,32 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "snakepit/actors/detail/trusted_files.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/messages/error.hpp"
 
 namespace snakepit {
 
+namespace {
+
+/// A control file is a small JSON object; anything larger is not ours.
+constexpr std::size_t max_control_file_bytes = 64 * 1024;
+
+} // namespace
+
 caf::expected<std::string> write_control_file(const std::string& dir, const control_info& info) {
-  auto path = fmt::format("{}/{}.control", dir, info.pid);
+  auto reg = detail::trusted_dir::open(dir, true);
+  if (!reg)
+    return reg.error();
+  auto name = fmt::format("{}.control", info.pid);
+  auto path = dir + "/" + name;
   auto text = nlohmann::json{{"pid", info.pid},   {"start_time", info.start_time},
                              {"tree", info.tree}, {"file", info.file},
                              {"url", info.url},   {"token", info.token}}
                 .dump();
-  ::unlink(path.c_str());
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  reg->remove(name);  // a dead run's, with our pid: the directory is ours
+  int fd = reg->create_file(name);
   if (fd < 0)
     return make_error(errc::internal, fmt::format("cannot write {}: {}", path,
                                                   std::strerror(errno)));
@@ -38,13 +50,17 @@ caf::expected<std::string> write_control_file(const std::string& dir, const cont
 
 std::vector<control_info> find_running_trees(const std::string& dir) {
   std::vector<control_info> out;
+  auto reg = detail::trusted_dir::open(dir, false);
+  if (!reg)
+    return out;  // none, or not ours: nothing in it is believed
   for (auto& path : files_ending_with(dir, ".control")) {
-    std::ifstream in{path};
-    std::stringstream text;
-    text << in.rdbuf();
+    auto name = path.substr(dir.size() + 1);
+    auto text = reg->read_file(name, max_control_file_bytes);
+    if (!text)
+      continue;  // not ours, or gone
     control_info info;
     try {
-      auto j = nlohmann::json::parse(text.str());
+      auto j = nlohmann::json::parse(*text);
       info.pid = j.at("pid").get<std::int32_t>();
       info.start_time = j.at("start_time").get<std::uint64_t>();
       info.tree = j.value("tree", std::string{});
@@ -52,10 +68,10 @@ std::vector<control_info> find_running_trees(const std::string& dir) {
       info.url = j.at("url").get<std::string>();
       info.token = j.value("token", std::string{});
     } catch (const std::exception&) {
-      continue;  // another user's, or being written: leave it
+      continue;  // being written: leave it
     }
-    if (process_start_time(info.pid) != info.start_time) {
-      ::unlink(path.c_str());  // its run is gone
+    if (info.pid <= 0 || process_start_time(info.pid) != info.start_time) {
+      reg->remove(name);  // its run is gone
       continue;
     }
     out.push_back(std::move(info));

@@ -190,6 +190,11 @@ def python_workers_of(pid: int) -> list:
             if "snakepit_bridge.worker" in line and line.split()[1] == str(pid)]
 
 
+def runtime_dirs_in(parent: Path) -> list:
+    """The hosts' private runtime directories (snakepit-XXXXXX) under a runtime parent."""
+    return [p for p in parent.glob("snakepit-??????") if not p.name.startswith("snakepit-runs")]
+
+
 def wait_running(proc: subprocess.Popen) -> str:
     """Reads `snakepit run`'s stderr until it reports the tree running; returns what it read."""
     started = ""
@@ -236,8 +241,10 @@ def test_workers_die_with_a_sigkilled_host_and_its_run_is_cleaned_later():
     started = wait_running(proc)
     workers = [int(line.split()[0]) for line in python_workers_of(proc.pid)]
     assert len(workers) == 2, started
-    runs = tmp_path / "snakepit-runs"
+    runs = tmp_path / f"snakepit-runs-{os.geteuid()}"
     assert len(list(runs.glob("*.run"))) == 1  # the run registry of the live host
+    (runtime,) = runtime_dirs_in(tmp_path)  # the host's sockets live here
+    assert list(runtime.rglob("*.sock"))
     proc.kill()
     proc.wait(timeout=10)
     deadline = time.monotonic() + 2  # within 2 s no worker of it remains
@@ -249,9 +256,12 @@ def test_workers_die_with_a_sigkilled_host_and_its_run_is_cleaned_later():
     assert alive == []
     # The dead run's registry file stays until the next host starts a worker.
     assert len(list(runs.glob("*.run"))) == 1
+    # ... and so does its runtime directory: a SIGKILLed host cannot remove it.
+    assert runtime.exists()
     again = run("call", "--tool", "noop", env={"SNAKEPIT_RUNTIME_PARENT": str(tmp_path)})
     assert again.returncode == 0, again.stderr
     assert list(runs.glob("*.run")) == []
+    assert runtime_dirs_in(tmp_path) == []  # the dead run's, and the call's own
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
@@ -324,7 +334,7 @@ def test_inspect_and_diagnose_attach_to_a_running_tree():
         assert nothing.returncode == 1
         assert "no running `snakepit run`" in error_of(nothing)["message"]
         proc = start_run(EXAMPLES / "one_pool.toml", env)
-        controls = list((tmp_path / "snakepit-runs").glob("*.control"))
+        controls = list((tmp_path / f"snakepit-runs-{os.geteuid()}").glob("*.control"))
         assert len(controls) == 1
         assert stat.S_IMODE(controls[0].stat().st_mode) == 0o600  # the token stays private
         first = run("inspect", "--json", env=env)
@@ -359,7 +369,7 @@ def test_inspect_and_diagnose_attach_to_a_running_tree():
         assert wrong.returncode == 1 and "pid 1" in error_of(wrong)["message"]
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
-        assert list((tmp_path / "snakepit-runs").glob("*.control")) == []
+        assert list((tmp_path / f"snakepit-runs-{os.geteuid()}").glob("*.control")) == []
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
 
