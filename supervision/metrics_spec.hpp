@@ -17,6 +17,11 @@ struct metrics_spec {
   std::uint16_t port = 9464;
   /// Starts with '/'.
   std::string path = "/metrics";
+  /// Bounds against slow or greedy clients (see http_endpoint::options).
+  std::uint32_t max_connections = 64;
+  std::uint32_t max_connections_per_client = 8;
+  std::uint32_t request_timeout_ms = 5000;
+  std::uint32_t write_timeout_ms = 5000;
 };
 
 } // namespace snakepit

@@ -264,6 +264,10 @@ caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& 
     status_server::options opts;
     opts.http.bind = spec.metrics.bind;
     opts.http.port = spec.metrics.port;
+    opts.http.max_connections = spec.metrics.max_connections;
+    opts.http.max_connections_per_client = spec.metrics.max_connections_per_client;
+    opts.http.request_timeout = std::chrono::milliseconds{spec.metrics.request_timeout_ms};
+    opts.http.write_timeout = std::chrono::milliseconds{spec.metrics.write_timeout_ms};
     opts.metrics_path = spec.metrics.path;
     auto server = status_server::start(opts, [snapshot = tree] { return snapshot.status(); });
     if (!server) {

@@ -48,7 +48,14 @@ const word_list top_level_keys = {"root", "supervisors", "pools", "actors", "log
 
 const word_list logging_keys = {"level", "format"};
 
-const word_list metrics_keys = {"enabled", "bind", "port", "path"};
+const word_list metrics_keys = {"enabled",
+                                "bind",
+                                "port",
+                                "path",
+                                "max_connections",
+                                "max_connections_per_client",
+                                "request_timeout_ms",
+                                "write_timeout_ms"};
 
 const word_list log_level_words = {"debug", "info", "warning", "error", "off"};
 
@@ -938,6 +945,13 @@ private:
       }
     }
     assign(m.port, s.integer("port", 0, 65535, "a port number"));
+    assign(m.max_connections, s.integer("max_connections", 1, 65536, "a connection count (at least 1)"));
+    assign(m.max_connections_per_client,
+           s.integer("max_connections_per_client", 1, 65536, "a connection count (at least 1)"));
+    assign(m.request_timeout_ms,
+           s.integer("request_timeout_ms", 100, 600000, "milliseconds (100 to 600000)"));
+    assign(m.write_timeout_ms,
+           s.integer("write_timeout_ms", 100, 600000, "milliseconds (100 to 600000)"));
     constexpr auto path_text = "a URL path starting with '/' (no spaces, '?' or '#')";
     if (auto path = s.string("path", path_text)) {
       if (is_url_path(*path)) {

@@ -292,6 +292,17 @@ TEST_CASE("tree: [logging] and [metrics] are optional; each key has a default") 
   auto on = load_tree_string(with("[metrics]\nenabled = true\n"), "t.toml");
   REQUIRE_MESSAGE(on, describe(on.error()).message);
   CHECK(contains(describe_tree(*on), "\nmetrics: http://127.0.0.1:9464/metrics\n"));
+  CHECK(on->metrics.max_connections == defaults.max_connections);
+  CHECK(on->metrics.request_timeout_ms == 5000);
+  auto bounded = load_tree_string(with("[metrics]\nmax_connections = 4\n"
+                                       "max_connections_per_client = 2\n"
+                                       "request_timeout_ms = 250\nwrite_timeout_ms = 1000\n"),
+                                  "t.toml");
+  REQUIRE_MESSAGE(bounded, describe(bounded.error()).message);
+  CHECK(bounded->metrics.max_connections == 4);
+  CHECK(bounded->metrics.max_connections_per_client == 2);
+  CHECK(bounded->metrics.request_timeout_ms == 250);
+  CHECK(bounded->metrics.write_timeout_ms == 1000);
 }
 
 TEST_CASE("tree: [logging] and [metrics] report every bad value at its key") {
@@ -307,6 +318,8 @@ bind = "example.com"
 port = 70000
 path = "metrics"
 prot = 9000
+max_connections = 0
+request_timeout_ms = 10
 )");
   auto problems = check(text);
   check_messages(problems,
@@ -320,7 +333,11 @@ prot = 9000
                   {"metrics.port", "expected a port number of at most 65535, got 70000"},
                   {"metrics.path", "expected a URL path starting with '/' (no spaces, '?' or "
                                    "'#'), got \"metrics\" (did you mean \"/metrics\"?)"},
-                  {"metrics.prot", "unknown key 'prot' in [metrics] (did you mean 'port'?)"}});
+                  {"metrics.prot", "unknown key 'prot' in [metrics] (did you mean 'port'?)"},
+                  {"metrics.max_connections",
+                   "expected a connection count (at least 1), got 0"},
+                  {"metrics.request_timeout_ms",
+                   "expected milliseconds (100 to 600000), got 10"}});
   check_position(problem_at(problems, "logging.level"), text, "\"verbose\"");
   check_position(problem_at(problems, "logging.levle"), text, "levle");
   check_position(problem_at(problems, "metrics.bind"), text, "\"example.com\"");
