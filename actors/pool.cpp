@@ -736,6 +736,8 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
   auto python = locate_python(checked->python);
   if (!python)
     return std::move(python.error());
+  if (auto err = ensure_runtime_dir())
+    return err;
   checked->python = std::move(*python);
   if (checked->startup_concurrency == 0)
     checked->startup_concurrency = 2 * available_cpus();

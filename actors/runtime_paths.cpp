@@ -1,7 +1,9 @@
 #include "snakepit/actors/runtime_paths.hpp"
 
+#include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/trusted_files.hpp"
 #include "snakepit/actors/run_registry.hpp"
+#include "snakepit/messages/error.hpp"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -37,6 +39,13 @@ struct runtime_dir_holder {
     std::string parent = "/tmp";
     if (auto* env = std::getenv("SNAKEPIT_RUNTIME_PARENT"); env && *env)
       parent = env;
+    // Another user who may rename entries of the parent could swap our
+    // directory for theirs and see (or serve) every worker socket.
+    if (auto why = detail::unsafe_path_reason(parent, true); !why.empty())
+      throw std::runtime_error("snakepit: refusing " + parent + " as the parent of the runtime "
+                               "directory: " + why + "; set SNAKEPIT_RUNTIME_PARENT to a "
+                               "directory only you (or root) can write, or a sticky one like "
+                               "/tmp");
     std::string templ = parent + "/snakepit-XXXXXX";
     std::vector<char> buf(templ.begin(), templ.end());
     buf.push_back('\0');
@@ -60,6 +69,15 @@ const std::string& runtime_dir() {
   return holder.path;
 }
 
+caf::error ensure_runtime_dir() {
+  try {
+    (void) runtime_dir();
+    return {};
+  } catch (const std::exception& e) {
+    return make_error(errc::bad_config, e.what());
+  }
+}
+
 std::string next_socket_path(const std::string& dir) {
   static std::atomic<unsigned long> counter{0};
   return (dir.empty() ? runtime_dir() : dir) + "/w" + std::to_string(++counter) + ".sock";
@@ -78,26 +96,46 @@ void remove_private_dir(const std::string& dir) {
     detail::remove_owned_tree(dir);
 }
 
-std::string python_package_dir() {
-  if (auto* env = std::getenv("SNAKEPIT_PYTHON_PACKAGE_DIR"); env && *env)
-    return env;
+namespace {
+
+/// The installed copy next to the library, else the source tree the library
+/// was built from; only a directory no other user could have replaced (the
+/// package runs in every worker).
+std::string find_python_package_dir() {
+  std::vector<std::string> candidates;
   // An installed library finds the package under <prefix>/share, relative to
   // its own file (lib/ or lib/<multiarch>/).
   Dl_info info{};
   if (::dladdr(reinterpret_cast<void*>(&python_package_dir), &info) != 0
       && info.dli_fname != nullptr) {
     auto lib_dir = dirname_of(info.dli_fname);
-    for (const char* rel : {"/../share/snakepit/python", "/../../share/snakepit/python"}) {
-      auto candidate = lib_dir + rel;
-      if (is_dir(candidate + "/snakepit_bridge")) {
-        char resolved[PATH_MAX];
-        return ::realpath(candidate.c_str(), resolved) != nullptr ? resolved : candidate;
-      }
-    }
+    for (const char* rel : {"/../share/snakepit/python", "/../../share/snakepit/python"})
+      candidates.push_back(lib_dir + rel);
   }
-  if (is_dir(std::string{SNAKEPIT_SOURCE_PYTHON_DIR} + "/snakepit_bridge"))
-    return SNAKEPIT_SOURCE_PYTHON_DIR;
+  candidates.emplace_back(SNAKEPIT_SOURCE_PYTHON_DIR);
+  for (auto& candidate : candidates) {
+    if (!is_dir(candidate + "/snakepit_bridge"))
+      continue;
+    if (auto why = detail::unsafe_path_reason(candidate + "/snakepit_bridge"); !why.empty()) {
+      detail::log_warning("snakepit", "not using the snakepit_bridge package in {}: {}; "
+                          "set SNAKEPIT_PYTHON_PACKAGE_DIR to a copy only you (or root) can "
+                          "write", candidate, why);
+      continue;
+    }
+    char resolved[PATH_MAX];
+    return ::realpath(candidate.c_str(), resolved) != nullptr ? resolved : candidate;
+  }
   return SNAKEPIT_INSTALLED_PYTHON_DIR;
+}
+
+} // namespace
+
+std::string python_package_dir() {
+  // The user's explicit choice is theirs to make.
+  if (auto* env = std::getenv("SNAKEPIT_PYTHON_PACKAGE_DIR"); env && *env)
+    return env;
+  static const std::string found = find_python_package_dir();
+  return found;
 }
 
 std::vector<std::string> files_ending_with(const std::string& dir, std::string_view suffix) {

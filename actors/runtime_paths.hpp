@@ -4,12 +4,19 @@
 #include <string_view>
 #include <vector>
 
+#include <caf/error.hpp>
+
 namespace snakepit {
 
 /// The private runtime directory of this host process (mode 0700, short path
 /// under $SNAKEPIT_RUNTIME_PARENT or /tmp), created on first use and removed
 /// at exit. Worker sockets live here: unix socket paths are limited to 107 bytes.
 const std::string& runtime_dir();
+
+/// Creates the runtime directory now if need be; the error says why it
+/// cannot be (e.g. an unsafe SNAKEPIT_RUNTIME_PARENT). Call it before
+/// anything that would create it from inside an actor.
+caf::error ensure_runtime_dir();
 
 /// A fresh socket path in `dir` (default: the runtime directory), unique
 /// within this process.

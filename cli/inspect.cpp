@@ -44,6 +44,13 @@ caf::expected<endpoint> find_endpoint(const attach_options& opts) {
                                   "found in {}",
                                   opts.pid, run_registry::instance().dir()));
   }
+  if (!run_registry::instance().trusted())
+    return make_error(errc::bad_arguments,
+                      fmt::format("the run registry {} is not safe to use (another user's, "
+                                  "or writable by others; see the warning above), so running "
+                                  "trees cannot be found; remove it or set "
+                                  "SNAKEPIT_RUNTIME_PARENT, or pass --url",
+                                  run_registry::instance().dir()));
   if (runs.empty())
     return make_error(errc::bad_arguments,
                       fmt::format("no running `snakepit run` found in {}; start one with "
@@ -68,14 +75,29 @@ caf::expected<std::string> fetch(const endpoint& ep, const std::string& path) {
   httplib::Headers headers;
   if (!ep.token.empty())
     headers.emplace("Authorization", "Bearer " + ep.token);
-  auto res = client.Get(path.c_str(), headers);
+  // Whatever answers on that port (maybe not ours) is read up to a bound.
+  constexpr std::size_t max_response_bytes = 16u << 20;
+  std::string body;
+  bool too_large = false;
+  auto res = client.Get(path.c_str(), headers, [&](const char* data, std::size_t n) {
+    if (body.size() + n > max_response_bytes) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (too_large)
+    return make_error(errc::internal, fmt::format("{}{} sent more than {} bytes: not a "
+                                                  "snakepit endpoint?",
+                                                  ep.url, path, max_response_bytes));
   if (!res)
     return make_error(errc::internal, fmt::format("cannot reach {}{}: {}", ep.url, path,
                                                   httplib::to_string(res.error())));
   if (res->status != 200)
     return make_error(errc::internal, fmt::format("{}{} answered {}: {}", ep.url, path,
-                                                  res->status, res->body));
-  return res->body;
+                                                  res->status, body));
+  return body;
 }
 
 caf::expected<tree_status> fetch_status(const endpoint& ep) {

@@ -766,9 +766,17 @@ int run_doctor(const std::string& python, const std::vector<std::string>& adapte
       report(false, "adapter " + adapter + ": " + last_line(aout),
              "check --python-path and that the module imports with " + *interpreter);
   }
-  auto runtime = runtime_dir();
-  report(::access(runtime.c_str(), W_OK) == 0, "runtime directory " + runtime + " is writable",
-         "set SNAKEPIT_RUNTIME_PARENT to a short, writable directory");
+  try {
+    auto runtime = runtime_dir();
+    report(::access(runtime.c_str(), W_OK) == 0,
+           "runtime directory " + runtime + " is writable",
+           "set SNAKEPIT_RUNTIME_PARENT to a short, writable directory");
+  } catch (const std::exception& e) {
+    report(false, e.what(), "set SNAKEPIT_RUNTIME_PARENT to a short directory of your own");
+  }
+  if (auto& reg = run_registry::instance(); !reg.trusted())
+    report(false, "run registry " + reg.dir() + " is not safe to use (see the warning above)",
+           "remove it, or set SNAKEPIT_RUNTIME_PARENT to a directory of your own");
   std::cout << (problems == 0 ? std::string{"everything looks fine"}
                               : std::to_string(problems) + " problem(s)")
             << '\n';

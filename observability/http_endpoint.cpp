@@ -299,6 +299,12 @@ struct http_endpoint::impl {
                     sizeof host);
       std::string client = host;
       std::string refusal;
+      // Full: make room by dropping the connection that has waited longest
+      // for its request head. Any local user can open connections from many
+      // loopback addresses; this way they cannot hold the endpoint, since a
+      // real client's head arrives at once and is then no longer evictable.
+      if (conns.size() >= opts.max_connections)
+        evict_oldest_reader();
       if (conns.size() >= opts.max_connections)
         refusal = text_response(503, fmt::format("too many connections (max_connections = {}); "
                                                  "retry shortly\n", opts.max_connections));
@@ -326,6 +332,18 @@ struct http_endpoint::impl {
       ev.data.u64 = id;
       ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
     }
+  }
+
+  void evict_oldest_reader() {
+    std::uint64_t oldest = 0;
+    clock_type::time_point oldest_deadline = clock_type::time_point::max();
+    for (auto& [id, c] : conns)
+      if (c.state == phase::reading && c.deadline < oldest_deadline) {
+        oldest = id;
+        oldest_deadline = c.deadline;
+      }
+    if (oldest != 0)
+      close_conn(oldest);
   }
 
   /// Drops connections past their deadline; returns the wait until the next one.

@@ -17,6 +17,9 @@ struct metrics_spec {
   std::uint16_t port = 9464;
   /// Starts with '/'.
   std::string path = "/metrics";
+  /// When set, every request needs `Authorization: Bearer <token>` with the
+  /// token read from this file (0600, ours); relative to the tree file.
+  std::string token_file;
   /// Bounds against slow or greedy clients (see http_endpoint::options).
   std::uint32_t max_connections = 64;
   std::uint32_t max_connections_per_client = 8;

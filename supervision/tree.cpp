@@ -12,6 +12,7 @@
 #include "snakepit/actors/pool.hpp"
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
+#include "snakepit/observability/token_file.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/observability/status_server.hpp"
 #include "snakepit/supervision/supervisor.hpp"
@@ -240,6 +241,8 @@ caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& 
   auto root_node = spec.root;
   running_tree tree;
   tree.sys_ = &sys;
+  if (auto err = ensure_runtime_dir())
+    return err;
   tree.runtime_dir_ = make_private_dir("tree-");
   if (auto err = prepare(root_node, tree.runtime_dir_)) {
     remove_private_dir(tree.runtime_dir_);
@@ -264,6 +267,14 @@ caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& 
     status_server::options opts;
     opts.http.bind = spec.metrics.bind;
     opts.http.port = spec.metrics.port;
+    if (!spec.metrics.token_file.empty()) {
+      auto token = read_token_file(spec.metrics.token_file, "metrics.token_file");
+      if (!token) {
+        tree.stop();
+        return std::move(token.error());
+      }
+      opts.http.token = std::move(*token);
+    }
     opts.http.max_connections = spec.metrics.max_connections;
     opts.http.max_connections_per_client = spec.metrics.max_connections_per_client;
     opts.http.request_timeout = std::chrono::milliseconds{spec.metrics.request_timeout_ms};

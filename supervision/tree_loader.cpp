@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -55,7 +57,8 @@ const word_list metrics_keys = {"enabled",
                                 "max_connections",
                                 "max_connections_per_client",
                                 "request_timeout_ms",
-                                "write_timeout_ms"};
+                                "write_timeout_ms",
+                                "token_file"};
 
 const word_list log_level_words = {"debug", "info", "warning", "error", "off"};
 
@@ -945,6 +948,7 @@ private:
       }
     }
     assign(m.port, s.integer("port", 0, 65535, "a port number"));
+    assign(m.token_file, s.string("token_file", "a non-empty file path"));
     assign(m.max_connections, s.integer("max_connections", 1, 65536, "a connection count (at least 1)"));
     assign(m.max_connections_per_client,
            s.integer("max_connections_per_client", 1, 65536, "a connection count (at least 1)"));
@@ -1608,9 +1612,43 @@ std::vector<config_problem> check_tree_string(std::string_view toml, std::string
   return analyze(toml, std::move(source_name), registry).problems;
 }
 
+namespace {
+
+/// Relative `python_path` entries and interpreter paths mean "next to the
+/// tree file", wherever `snakepit run` is started from: resolved against the
+/// working directory, they would import whatever another user put there.
+void anchor_paths(tree_node& node, const std::string& base) {
+  auto anchor = [&](std::string& path) {
+    if (!path.empty() && path.front() != '/')
+      path = base + "/" + path;
+  };
+  if (node.kind == node_kind::pool) {
+    for (auto& dir : node.pool.python_path)
+      anchor(dir);
+    if (node.pool.python.find('/') != std::string::npos)  // a command name stays a name
+      anchor(node.pool.python);
+  }
+  for (auto& child : node.children)
+    anchor_paths(child, base);
+}
+
+} // namespace
+
 caf::expected<tree_spec> load_tree_file(const std::string& path,
                                         const actor_registry* registry) {
-  return to_expected(analyze_file(path, registry), path);
+  auto spec = to_expected(analyze_file(path, registry), path);
+  if (spec) {
+    char resolved[PATH_MAX];
+    std::string file = ::realpath(path.c_str(), resolved) != nullptr ? resolved : path;
+    auto slash = file.rfind('/');
+    auto base = slash == std::string::npos ? std::string{"."}
+                                           : slash == 0 ? std::string{"/"}
+                                                        : file.substr(0, slash);
+    anchor_paths(spec->root, base);
+    if (auto& token = spec->metrics.token_file; !token.empty() && token.front() != '/')
+      token = base + "/" + token;
+  }
+  return spec;
 }
 
 caf::expected<tree_spec> load_tree_string(std::string_view toml, std::string source_name,

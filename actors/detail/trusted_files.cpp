@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -196,6 +198,32 @@ std::string untrusted_dir_reason(const std::string& path) {
   auto why = ::fstat(fd, &st) != 0 ? std::string{std::strerror(errno)} : dir_problem(st);
   ::close(fd);
   return why;
+}
+
+std::string unsafe_path_reason(const std::string& path, bool sticky_dir_ok) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr)
+    return fmt::format("{}: {}", path, std::strerror(errno));
+  std::string current = resolved;
+  bool leaf = true;
+  for (;;) {
+    struct stat st {};
+    if (::stat(current.c_str(), &st) != 0)
+      return fmt::format("{}: {}", current, std::strerror(errno));
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+      return fmt::format("{} belongs to uid {}", current, st.st_uid);
+    bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+    // A sticky directory protects its entries, not a file inside it.
+    bool sticky = (st.st_mode & S_ISVTX) != 0 && S_ISDIR(st.st_mode);
+    if (others_write && (!sticky || (leaf && !sticky_dir_ok)))
+      return fmt::format("{} is writable by group or others (mode {:o})", current,
+                         st.st_mode & 07777);
+    if (current == "/")
+      return {};
+    auto slash = current.rfind('/');
+    current = slash == 0 ? std::string{"/"} : current.substr(0, slash);
+    leaf = false;
+  }
 }
 
 bool remove_owned_tree(const std::string& path) {

@@ -67,6 +67,15 @@ private:
 /// group or others.
 std::string untrusted_dir_reason(const std::string& path);
 
+/// Why `path` (a file or directory, absolute) could be replaced by another
+/// local user, or empty when it cannot: it and every directory above it must
+/// belong to us or root, and any that others may write must be sticky (like
+/// /tmp, where only an entry's owner may rename or remove it). Symlinks are
+/// followed, and their targets checked the same way.
+/// With `sticky_dir_ok`, `path` itself may be such a sticky directory (to
+/// create a private entry in, like /tmp).
+std::string unsafe_path_reason(const std::string& path, bool sticky_dir_ok = false);
+
 /// Removes the directory `path` and what is in it (down to a few levels),
 /// never following a symlink, if it is one of ours by `untrusted_dir_reason`.
 /// Returns whether it is gone.

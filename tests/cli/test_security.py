@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -228,3 +229,107 @@ def test_crashed_workers_leave_no_socket_files(runtime_parent: Path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     assert runtime_dirs_in(runtime_parent) == []
+
+
+def test_connections_from_many_loopback_addresses_cannot_fill_the_endpoint(runtime_parent: Path):
+    # Any local user may connect from 127.0.0.2, 127.0.0.3, ...: the per-client cap does not
+    # hold them, the total cap (64) would, but the longest-waiting reader is evicted for a
+    # newcomer, so a real request still gets through.
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(runtime_parent))
+    proc = start_run(EXAMPLES / "one_pool.toml", env)
+    hogs = []
+    try:
+        control = control_of(runtime_parent)
+        host, port = control["url"].removeprefix("http://").rsplit(":", 1)
+        for i in range(80):
+            s = socket.socket()
+            s.bind((f"127.0.{i // 200}.{2 + i % 200}", 0))
+            s.connect((host, int(port)))
+            s.sendall(b"GET /status HTTP/1.1\r\n")  # and never more
+            hogs.append(s)
+        time.sleep(0.3)
+        for _ in range(3):
+            assert get(control["url"] + "/status", control["token"], timeout=2) == 200
+    finally:
+        for s in hogs:
+            s.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+def write_tree(directory: Path, metrics: str = "", pool: str = "") -> Path:
+    tree = directory / "tree.toml"
+    tree.write_text('[supervisors.app]\nchildren = ["p"]\n\n'
+                    f'[pools.p]\nadapter = "snakepit_bridge.showcase.ShowcaseAdapter"\nsize = 1\n{pool}\n'
+                    f"{metrics}")
+    return tree
+
+
+def test_a_metrics_token_file_guards_every_route(runtime_parent: Path, tmp_path: Path):
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    token.chmod(0o600)
+    tree = write_tree(tmp_path, '[metrics]\nenabled = true\nport = 0\ntoken_file = "token"\n')
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(runtime_parent))
+    proc = subprocess.Popen([SNAKEPIT, "run", str(tree)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+    try:
+        started = ""
+        while "metrics at" not in started:
+            line = proc.stderr.readline()
+            assert line, started
+            started += line
+        url = started.split("metrics at ")[1].split()[0].removesuffix("/metrics")
+        for route in ("/metrics", "/status", "/diagnosis"):
+            with pytest.raises(urllib.error.HTTPError) as denied:
+                urllib.request.urlopen(url + route, timeout=5)
+            assert denied.value.code == 401
+            assert get(url + route, "s3cret-token", timeout=5) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    # A token file others can read is refused, naming the key.
+    token.chmod(0o644)
+    refused = run("run", str(tree), env={"SNAKEPIT_RUNTIME_PARENT": str(runtime_parent)})
+    assert refused.returncode == 1
+    assert "metrics.token_file" in refused.stderr and "chmod 600" in refused.stderr
+
+
+def test_a_tree_files_relative_python_path_is_relative_to_the_file(tmp_path: Path,
+                                                                   runtime_parent: Path):
+    app = tmp_path / "app"
+    (app / "adapters").mkdir(parents=True)
+    (app / "adapters" / "local_adapter.py").write_text(
+        "from snakepit_bridge import BaseAdapter, tool\n"
+        "class Local(BaseAdapter):\n"
+        "    @tool\n"
+        "    def hello(self) -> str:\n"
+        "        return 'from the file directory'\n")
+    tree = app / "tree.toml"
+    tree.write_text('[supervisors.app]\nchildren = ["p"]\n\n'
+                    '[pools.p]\nadapter = "local_adapter.Local"\nsize = 1\n'
+                    'python_path = ["adapters"]\n')
+    # Started from elsewhere, where another user planted a look-alike.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "adapters").mkdir(parents=True)
+    (elsewhere / "adapters" / "local_adapter.py").write_text("raise SystemExit('planted')\n")
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(runtime_parent))
+    proc = subprocess.Popen([SNAKEPIT, "run", str(tree)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=elsewhere)
+    try:
+        from test_cli import wait_running
+        wait_running(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "planted" not in err
+
+
+def test_a_runtime_parent_others_may_rename_in_is_refused(tmp_path: Path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by all, not sticky: anyone may swap our directory
+    proc = run("call", "--tool", "noop", env={"SNAKEPIT_RUNTIME_PARENT": str(shared)})
+    assert proc.returncode != 0
+    assert "writable by group or others" in proc.stdout + proc.stderr
