@@ -475,6 +475,15 @@ caf::error admit(pool_pointer self, execute_request& req) {
                       fmt::format("request {} for tool '{}' arrived at pool '{}' after "
                                   "its deadline",
                                   req.request_id, req.tool, st.cfg.name));
+  // The wire's strings must be UTF-8: say so here, naming the argument,
+  // rather than let the encoder fail as an internal error.
+  if (auto bad = find_invalid_utf8(req.arguments); !bad.empty())
+    return make_error(errc::bad_arguments,
+                      fmt::format("argument {} of tool '{}' is a string that is not valid "
+                                  "UTF-8; send binary data as bytes",
+                                  bad, req.tool));
+  if (!is_valid_utf8(req.tool))
+    return make_error(errc::bad_arguments, "the tool name is not valid UTF-8");
   return {};
 }
 

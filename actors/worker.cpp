@@ -411,8 +411,9 @@ void on_exit(worker_pointer self, const process_exit& how) {
     return;
   }
   auto err = make_error(errc::worker_crashed,
-                        fmt::format("worker {} (pid {}) {} while serving; it is being "
-                                    "replaced, retry the call",
+                        fmt::format("worker {} (pid {}) {} while serving the call; its "
+                                    "supervisor restarts it unless that exceeds the pool's "
+                                    "restart intensity, in which case the pool stops",
                                     st.cfg.id, how.pid, how.describe()));
   detail::log_warning(st.cfg.id, "{}", describe(err).message);
   // Items the process sent before it died have reached their consumers

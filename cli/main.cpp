@@ -554,6 +554,17 @@ bool apply_run_logging(const std::string& level_flag, const std::string& format_
   return true;
 }
 
+/// "actors.NAME (kind K)" for every user actor of the tree.
+std::vector<std::string> actor_nodes(const tree_node& node) {
+  std::vector<std::string> out;
+  if (node.kind == node_kind::actor)
+    out.push_back(fmt::format("[{}] kind {}", node.key_path, node.actor_kind));
+  for (auto& child : node.children)
+    for (auto& x : actor_nodes(child))
+      out.push_back(std::move(x));
+  return out;
+}
+
 int run_tree(const std::string& file, const std::string& log_level,
              const std::string& log_format) {
   auto spec = load_tree_file(file);
@@ -563,6 +574,18 @@ int run_tree(const std::string& file, const std::string& log_level,
   }
   if (!apply_run_logging(log_level, log_format, spec->logging))
     return exit_usage;
+  // Checked before anything starts: no pool runs for a file that cannot run.
+  if (auto actors = actor_nodes(spec->root); !actors.empty()) {
+    error_info info;
+    info.kind = "bad_config";
+    info.message = fmt::format("{}: snakepit run cannot start user actors ({}): their kinds are "
+                               "C++ factories that only a program of yours can register "
+                               "(actor_registry, then start_tree); run this file from that "
+                               "program, or remove the [actors] section",
+                               file, fmt::join(actors, ", "));
+    print_error(info);
+    return exit_failed;
+  }
   // Signals belong to the command line, never to the library: block them in
   // every thread (all inherit this mask) and wait for them on one.
   sigset_t stop_signals;

@@ -16,6 +16,7 @@ constexpr const char* errc_names[] = {
   "payload_too_large", "startup_failed", "bad_config",      "pool_stopped",
   "restart_intensity_exceeded", "worker_replaced", "internal",
   "session_unknown", "session_lost", "session_busy",
+  "already_started", "already_present", "child_running", "child_unknown",
 };
 
 constexpr auto errc_count = sizeof(errc_names) / sizeof(errc_names[0]);
@@ -82,10 +83,14 @@ error_info describe(const caf::error& err) {
   }
   if (err == caf::sec::request_receiver_down
       || err == caf::exit_reason::user_shutdown) {
-    out.code = errc::worker_crashed;
-    out.kind = "worker_crashed";
-    out.message = "the actor serving the request is gone (" + caf::to_string(err)
-                  + "): its worker died or its pool stopped";
+    // The actor a caller holds is a pool (or a supervisor): once it is gone
+    // it is stopped, by its tree or because it gave up. A worker dying under
+    // a call is reported by its pool as worker_crashed, never like this.
+    out.code = errc::pool_stopped;
+    out.kind = "pool_stopped";
+    out.message = "the pool (or supervisor) is no longer running (" + caf::to_string(err)
+                  + "): it was stopped or gave up after too many restarts; do not retry on "
+                    "this handle, get a new one once its tree has restarted it";
     return out;
   }
   out.code = errc::internal;

@@ -48,6 +48,16 @@ enum class errc : std::uint8_t {
   session_lost,
   /// `strict_fail_fast` affinity: the session's worker is busy.
   session_busy,
+  /// `start_child` with the id of a running child (OTP's already_started);
+  /// `started_child(err)` gives its handle.
+  already_started,
+  /// `start_child` with the id of a kept, not running child spec (OTP's
+  /// already_present): use restart_child or delete_child.
+  already_present,
+  /// restart_child / delete_child of a child that runs (OTP's running).
+  child_running,
+  /// The supervisor has no child of that id (OTP's not_found).
+  child_unknown,
 };
 
 /// The CAF error category of snakepit errors.

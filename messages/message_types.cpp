@@ -24,6 +24,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<pool_status>("snakepit::pool_status");
   cfg.add_message_type<child_info>("snakepit::child_info");
   cfg.add_message_type<std::vector<child_info>>("std::vector<snakepit::child_info>");
+  cfg.add_message_type<child_counts>("snakepit::child_counts");
   cfg.add_error_category(error_category,
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = to_string(static_cast<errc>(code));

@@ -592,4 +592,87 @@ std::string to_string(const bytes& x) {
   return result;
 }
 
+bool is_valid_utf8(std::string_view text) noexcept {
+  auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  auto* end = p + text.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int len = 0;
+    std::uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p < len)
+      return false;
+    for (int i = 1; i < len; ++i) {
+      if ((p[i] & 0xC0) != 0x80)
+        return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    static constexpr std::uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    p += len;
+  }
+  return true;
+}
+
+namespace {
+
+bool find_invalid_utf8_in(const value& x, std::string& path) {
+  if (auto* s = x.if_string())
+    return !is_valid_utf8(*s);
+  if (auto* xs = x.if_list()) {
+    for (std::size_t i = 0; i < xs->size(); ++i) {
+      auto mark = path.size();
+      path += "[" + std::to_string(i) + "]";
+      if (find_invalid_utf8_in((*xs)[i], path))
+        return true;
+      path.resize(mark);
+    }
+    return false;
+  }
+  if (auto* m = x.if_map()) {
+    for (auto& [key, member] : *m) {
+      auto mark = path.size();
+      if (!is_valid_utf8(key)) {
+        path += path.empty() ? "(a key)" : ".(a key)";
+        return true;
+      }
+      path += (path.empty() ? "" : ".") + key;
+      if (find_invalid_utf8_in(member, path))
+        return true;
+      path.resize(mark);
+    }
+  }
+  return false;
+}
+
+} // namespace
+
+std::string find_invalid_utf8(const value::map& args) {
+  std::string path;
+  for (auto& [key, member] : args) {
+    if (!is_valid_utf8(key))
+      return "(an argument name)";
+    path = key;
+    if (find_invalid_utf8_in(member, path))
+      return path;
+  }
+  return {};
+}
+
 } // namespace snakepit

@@ -479,4 +479,13 @@ typename Inspector::result_type inspect(Inspector& f, bytes& x) {
   return f(caf::meta::type_name("snakepit::bytes"), x.data);
 }
 
+/// Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates,
+/// nothing above U+10FFFF): what the wire's string fields require.
+[[nodiscard]] bool is_valid_utf8(std::string_view text) noexcept;
+
+/// The path of the first string (or map key) in `args` that is not valid
+/// UTF-8, e.g. "text", "rows[2].name" or "opts{key}"; empty when all are.
+/// Binary data belongs in `bytes` values.
+[[nodiscard]] std::string find_invalid_utf8(const value::map& args);
+
 } // namespace snakepit

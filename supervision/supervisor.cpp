@@ -35,6 +35,9 @@ enum class child_state {
   stopping_for_restart,
   /// Dead; waits for the start phase.
   restarting,
+  /// Not running and not to be restarted (terminated, or a transient child
+  /// that exited normally): the spec is kept, as OTP does.
+  not_running,
 };
 
 const char* to_cstr(child_state s) {
@@ -42,6 +45,7 @@ const char* to_cstr(child_state s) {
     case child_state::starting: return "starting";
     case child_state::running: return "running";
     case child_state::restarting: return "restarting";
+    case child_state::not_running: return "not running";
     default: return "stopping";
   }
 }
@@ -55,6 +59,12 @@ struct child_entry {
   std::uint64_t replacements = 0;
   /// Promises of terminate_child requests, delivered once the child is down.
   std::vector<caf::typed_response_promise<bool>> on_stopped;
+  /// Stopped by handle: forgotten once down.
+  bool forget_when_down = false;
+
+  [[nodiscard]] bool runs() const noexcept {
+    return static_cast<bool>(handle);
+  }
 };
 
 enum class sup_phase { starting, running, stopping };
@@ -116,6 +126,34 @@ std::string reason_text(const caf::error& reason) {
   return info.message.empty() ? caf::to_string(reason) : info.message;
 }
 
+// -- telemetry -------------------------------------------------------------------
+
+const char* kind_name(const child_spec& spec) {
+  return spec.kind == child_kind::supervisor ? "supervisor" : "worker";
+}
+
+void emit_child_started(sup_pointer self, const child_entry& entry) {
+  detail::emit([&] {
+    return telemetry_event{"snakepit.supervisor.child_started",
+                           {{"restarts", static_cast<double>(entry.restarts)}},
+                           {{"supervisor", self->state.cfg.name},
+                            {"child", entry.spec.id},
+                            {"type", kind_name(entry.spec)}}};
+  });
+}
+
+void emit_child_stopped(sup_pointer self, const child_entry& entry, const caf::error& reason) {
+  detail::emit([&] {
+    return telemetry_event{"snakepit.supervisor.child_stopped",
+                           {},
+                           {{"supervisor", self->state.cfg.name},
+                            {"child", entry.spec.id},
+                            {"type", kind_name(entry.spec)},
+                            {"reason", is_normal(reason) ? std::string{"normal"}
+                                                         : reason_text(reason)}}};
+  });
+}
+
 // -- stopping ------------------------------------------------------------------
 
 /// Asks one child to stop per its shutdown policy; its DOWN finishes the job.
@@ -171,7 +209,27 @@ void begin_shutdown(sup_pointer self, caf::error reason) {
 
 // -- starting ------------------------------------------------------------------
 
+/// Runs a child's start function; an empty handle or an exception is a start
+/// failure naming the child, never a crash of the supervisor.
+caf::expected<caf::actor> start_checked(sup_pointer self, const child_spec& spec) {
+  caf::expected<caf::actor> started{caf::error{}};
+  try {
+    started = spec.start(self->system());
+  } catch (const std::exception& e) {
+    return make_error(errc::startup_failed,
+                      fmt::format("child {}: its start function threw: {}", spec.id, e.what()));
+  }
+  if (started && !*started)
+    return make_error(errc::startup_failed,
+                      fmt::format("child {}: its start function returned no actor (an empty "
+                                  "handle)",
+                                  spec.id));
+  return started;
+}
+
 void advance_start(sup_pointer self);
+void mark_group(sup_pointer self, const child_entry& failed);
+void continue_group_stop(sup_pointer self, bool at_once);
 
 /// Counts a failure; false (and the supervisor is shutting down) when the
 /// restart intensity is exceeded.
@@ -230,8 +288,12 @@ void on_start_failure(sup_pointer self, child_entry& entry, const caf::error& er
     return;
   }
   detail::log_warning(st.cfg.name, "child {} failed to restart: {}", id, reason_text(err));
-  if (count_failure(self, id, err))
-    schedule_start_phase(self, false);
+  if (!count_failure(self, id, err))
+    return;
+  // As OTP: one_for_all stops the siblings it already restarted and starts
+  // the whole group again; rest_for_one does so for the ones after it.
+  mark_group(self, entry);
+  continue_group_stop(self, false);
 }
 
 /// Starts the `restarting` children in start order, one at a time (a child
@@ -249,7 +311,7 @@ void advance_start(sup_pointer self) {
     if (next == st.children.end())
       break;
     auto& entry = *next;
-    auto started = entry.spec.start(self->system());
+    auto started = start_checked(self, entry.spec);
     if (!started) {
       on_start_failure(self, entry, started.error());
       return;
@@ -258,6 +320,7 @@ void advance_start(sup_pointer self) {
     entry.stop_sent = false;
     st.started->insert(entry.handle.address());
     self->monitor(entry.handle);
+    emit_child_started(self, entry);
     detail::log_info(st.cfg.name, "started {} {}",
                      entry.spec.kind == child_kind::supervisor ? "supervisor" : "child",
                      entry.spec.id);
@@ -316,6 +379,7 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   auto* entry = st.find(msg.source);
   if (entry == nullptr)
     return;
+  emit_child_stopped(self, *entry, msg.reason);
   if (st.phase == sup_phase::stopping || entry->state == child_state::stopping) {
     for (auto& rp : entry->on_stopped)
       rp.deliver(true);
@@ -323,7 +387,13 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
     if (st.phase == sup_phase::stopping) {
       continue_shutdown(self);
     } else {
-      st.erase(entry);
+      // terminate_child keeps the spec, as OTP does, except for temporary
+      // children, children of dynamic supervisors and those stopped by handle.
+      if (entry->forget_when_down || entry->spec.restart == restart_type::temporary
+          || st.cfg.strategy == supervision_strategy::dynamic)
+        st.erase(entry);
+      else
+        entry->state = child_state::not_running;
       advance_start(self);
     }
     return;
@@ -344,9 +414,13 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   }
   bool normal = is_normal(reason) || is_shutdown(reason);
   auto restart = entry->spec.restart;
-  if (restart == restart_type::temporary
-      || (restart == restart_type::transient && normal)) {
-    st.erase(entry);
+  if (restart == restart_type::temporary) {
+    st.erase(entry);  // OTP forgets temporary children whatever their exit
+    return;
+  }
+  if (restart == restart_type::transient && normal) {
+    entry->handle = nullptr;
+    entry->state = child_state::not_running;
     return;
   }
   entry->handle = nullptr;
@@ -358,8 +432,13 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
     continue_group_stop(self, true);
     return;
   }
-  ++entry->restarts;
   auto id = entry->spec.id;
+  // Only a restart that happens is counted and reported: one the intensity
+  // refuses is the give-up, reported as the escalation instead.
+  if (!count_failure(self, id, reason))
+    return;
+  entry = st.find(id);
+  ++entry->restarts;
   detail::log_info(st.cfg.name, "child {} exited ({}); restarting", id, reason_text(reason));
   detail::emit([&] {
     return telemetry_event{"snakepit.supervisor.restart",
@@ -367,11 +446,28 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
                            {{"supervisor", st.cfg.name}, {"child", id},
                             {"reason", reason_text(reason)}}};
   });
-  if (!count_failure(self, id, reason))
-    return;
-  entry = st.find(id);
   mark_group(self, *entry);
   continue_group_stop(self, false);
+}
+
+/// terminate_child: stops a running child per its shutdown policy and answers
+/// once it is down; a child that does not run answers at once.
+caf::result<bool> terminate(sup_pointer self, child_entry& entry, bool forget) {
+  auto& st = self->state;
+  if (!entry.runs()) {
+    if (forget || entry.spec.restart == restart_type::temporary
+        || st.cfg.strategy == supervision_strategy::dynamic)
+      st.erase(&entry);
+    else
+      entry.state = child_state::not_running;  // a pending restart is cancelled
+    return true;
+  }
+  auto rp = self->make_response_promise<bool>();
+  entry.on_stopped.push_back(rp);
+  entry.state = child_state::stopping;
+  entry.forget_when_down = entry.forget_when_down || forget;
+  stop_child(self, entry);
+  return rp;
 }
 
 } // namespace
@@ -416,11 +512,19 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         if (st.phase == sup_phase::stopping)
           return make_error(errc::pool_stopped,
                             fmt::format("supervisor {} is stopping", st.cfg.name));
-        if (st.find(spec.id) != nullptr)
-          return make_error(errc::bad_config,
-                            fmt::format("supervisor {} already has a child {}",
+        if (auto* existing = st.find(spec.id)) {
+          if (existing->runs())
+            return caf::error{static_cast<std::uint8_t>(errc::already_started), error_category,
+                              caf::make_message(
+                                fmt::format("supervisor {} already runs a child {}",
+                                            st.cfg.name, spec.id),
+                                existing->handle)};
+          return make_error(errc::already_present,
+                            fmt::format("supervisor {} already has a child spec {} (not "
+                                        "running): restart_child or delete_child it",
                                         st.cfg.name, spec.id));
-        auto started = spec.start(self->system());
+        }
+        auto started = start_checked(self, spec);
         if (!started)
           return std::move(started.error());
         child_entry entry;
@@ -429,6 +533,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         entry.state = child_state::running;
         st.started->insert(entry.handle.address());
         self->monitor(entry.handle);
+        emit_child_started(self, entry);
         st.children.push_back(std::move(entry));
         return st.children.back().handle;
       },
@@ -436,21 +541,83 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         auto* entry = self->state.find(id);
         if (entry == nullptr)
           return false;
-        if (!entry->handle) {
-          self->state.erase(entry);
-          return true;
+        return terminate(self, *entry, false);
+      },
+      [self](terminate_child_atom, const caf::actor& handle) -> caf::result<bool> {
+        auto* entry = handle ? self->state.find(handle.address()) : nullptr;
+        if (entry == nullptr)
+          return false;
+        return terminate(self, *entry, true);
+      },
+      [self](restart_child_atom, const std::string& id) -> caf::result<caf::actor> {
+        auto& st = self->state;
+        auto* entry = st.find(id);
+        if (entry == nullptr)
+          return make_error(errc::child_unknown,
+                            fmt::format("supervisor {} has no child {}", st.cfg.name, id));
+        if (entry->state != child_state::not_running)
+          return make_error(errc::child_running,
+                            fmt::format("child {} of supervisor {} is {}: terminate_child it "
+                                        "first", id, st.cfg.name, to_cstr(entry->state)));
+        if (st.phase == sup_phase::stopping)
+          return make_error(errc::pool_stopped,
+                            fmt::format("supervisor {} is stopping", st.cfg.name));
+        auto started = start_checked(self, entry->spec);
+        if (!started)
+          return std::move(started.error());
+        entry->handle = std::move(*started);
+        entry->stop_sent = false;
+        st.started->insert(entry->handle.address());
+        self->monitor(entry->handle);
+        emit_child_started(self, *entry);
+        entry->state = child_state::running;
+        if (entry->spec.await_ready) {
+          entry->state = child_state::starting;
+          entry->spec.await_ready(self->system(), entry->handle,
+                                  caf::actor_cast<caf::actor>(self));
         }
-        auto rp = self->make_response_promise<bool>();
-        entry->on_stopped.push_back(rp);
-        entry->state = child_state::stopping;
-        stop_child(self, *entry);
-        return rp;
+        return entry->handle;
+      },
+      [self](delete_child_atom, const std::string& id) -> caf::result<bool> {
+        auto& st = self->state;
+        auto* entry = st.find(id);
+        if (entry == nullptr)
+          return make_error(errc::child_unknown,
+                            fmt::format("supervisor {} has no child {}", st.cfg.name, id));
+        if (entry->state != child_state::not_running)
+          return make_error(errc::child_running,
+                            fmt::format("child {} of supervisor {} is {}: terminate_child it "
+                                        "first", id, st.cfg.name, to_cstr(entry->state)));
+        st.erase(entry);
+        return true;
+      },
+      [self](count_children_atom) {
+        child_counts out;
+        for (auto& c : self->state.children) {
+          ++out.specs;
+          if (c.runs())
+            ++out.active;
+          if (c.spec.kind == child_kind::supervisor)
+            ++out.supervisors;
+          else
+            ++out.workers;
+        }
+        return out;
+      },
+      [self](get_childspec_atom, const std::string& id) -> caf::result<child_spec> {
+        auto* entry = self->state.find(id);
+        if (entry == nullptr)
+          return make_error(errc::child_unknown, fmt::format("supervisor {} has no child {}",
+                                                             self->state.cfg.name, id));
+        return entry->spec;
       },
       [self](which_children_atom) {
         std::vector<child_info> out;
         for (auto& c : self->state.children)
-          out.push_back(child_info{c.spec.id, to_cstr(c.state), c.restarts,
-                                   c.replacements, c.handle});
+          out.push_back(child_info{c.spec.id, to_cstr(c.state), c.restarts, c.replacements,
+                                   c.handle,
+                                   c.spec.kind == child_kind::supervisor ? "supervisor"
+                                                                         : "worker"});
         return out;
       },
       [self](ready_atom) -> caf::result<bool> {

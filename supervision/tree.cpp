@@ -256,8 +256,18 @@ caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& 
                        caf::actor_cast<caf::actor>(tree.root_));
   caf::scoped_actor self{sys};
   caf::error failure;
+  // A root that fails before it sees the request is gone by then: its exit
+  // reason (startup_failed naming the child) is the answer, not
+  // request_receiver_down.
+  self->monitor(tree.root_);
   self->request(tree.root_, caf::infinite, ready_atom::value)
     .receive([](bool) {}, [&](caf::error& err) { failure = std::move(err); });
+  if (failure == caf::sec::request_receiver_down)
+    self->receive([&](const caf::down_msg& msg) {
+      if (msg.reason)
+        failure = msg.reason;
+    });
+  self->demonitor(tree.root_.address());
   if (failure) {
     tree.stop();
     return failure;

@@ -435,3 +435,15 @@ def test_sigint_cancels_a_streaming_call_and_leaves_no_worker():
     assert proc.returncode == 130, err
     assert json.loads(err.strip().splitlines()[-1])["error"]["kind"] == "cancelled"
     assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+
+
+def test_run_refuses_a_tree_with_user_actors_before_starting_anything(tmp_path: Path):
+    tree = tmp_path / "actors.toml"
+    tree.write_text('[supervisors.app]\nchildren = ["p", "a"]\n\n'
+                    '[pools.p]\nadapter = "snakepit_bridge.showcase.ShowcaseAdapter"\nsize = 1\n\n'
+                    '[actors.a]\nkind = "metrics_sink"\n')
+    proc = run("run", str(tree), timeout=60)
+    assert proc.returncode == 1
+    assert error_of(proc)["kind"] == "bad_config"
+    assert "[actors.a] kind metrics_sink" in error_of(proc)["message"]
+    assert "started" not in proc.stderr  # no pool was started first

@@ -21,3 +21,9 @@ endif()
 if(NOT last_output MATCHES "package_dir=${prefix}/share/snakepit/python")
   message(FATAL_ERROR "consumer did not use the installed Python package")
 endif()
+# The installed command line runs from this non-system prefix (it finds its
+# library through its RUNPATH) with the installed Python package.
+run("${prefix}/bin/snakepit" call --tool add --args "{\"a\": 40, \"b\": 2}")
+if(NOT last_output MATCHES "42")
+  message(FATAL_ERROR "installed bin/snakepit did not print 42: ${last_output}")
+endif()

@@ -184,3 +184,31 @@ TEST_CASE_FIXTURE(system_fixture, "stopping a pool lets calls in flight finish w
   CHECK(took < 4s);
   CHECK(default_process_launcher().live_count() == 0);
 }
+
+TEST_CASE_FIXTURE(system_fixture, "a string argument that is not UTF-8 is bad_arguments naming it") {
+  auto pool = start(showcase(1));
+  value::map inner;
+  inner.emplace("label", value{std::string{"caf\xe9"}});  // Latin-1, not UTF-8
+  auto bad = call(pool, make_request("echo", {{"value", value(std::move(inner))}}));
+  REQUIRE(!bad);
+  auto info = describe(bad.error());
+  CHECK(info.kind == "bad_arguments");
+  CHECK(info.message.find("argument value.label") != std::string::npos);
+  CHECK(info.message.find("UTF-8") != std::string::npos);
+  // Nothing was sent: the worker serves the next call as usual.
+  auto ok = call(pool, make_request("echo", {{"value", value{std::string{"caf\xc3\xa9"}}}}));
+  REQUIRE_MESSAGE(ok, message_of(ok));
+  CHECK(ok->result.as_string() == "caf\xc3\xa9");
+  CHECK(status(pool).crashes == 0);
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "a crash error says what is true: restart unless the pool gives up") {
+  auto pool = start(showcase(1));
+  auto crashed = call(pool, make_request("crash", {{"exit_code", 13}}));
+  REQUIRE(!crashed);
+  auto message = describe(crashed.error()).message;
+  CHECK(message.find("retry the call") == std::string::npos);
+  CHECK(message.find("restart intensity") != std::string::npos);
+  stop(pool);
+}

@@ -285,3 +285,49 @@ TEST_CASE_FIXTURE(tree_fixture, "user actors registered by kind run in the tree 
   CHECK(describe(bad.error()).message.find("greeter") != std::string::npos);
   tree->stop();
 }
+
+TEST_CASE_FIXTURE(tree_fixture, "a tree whose FIRST child cannot start reports that child, not a lost request") {
+  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"bad\", \"ok\"]\n"
+                               "[pools.bad]\nadapter = \"missing_module_q.Adapter\"\nsize = 1\n"
+                               "[pools.ok]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                               "size = 1\n",
+                               "test.toml");
+  REQUIRE(spec);
+  auto tree = start_tree(*sys, *spec);
+  REQUIRE(!tree);
+  auto err = describe(tree.error());
+  CHECK(err.kind == "startup_failed");
+  CHECK(err.message.find("child bad failed to start") != std::string::npos);
+  CHECK(err.python_type == "ModuleNotFoundError");
+}
+
+TEST_CASE_FIXTURE(tree_fixture, "a registry factory that returns an empty handle is a start failure, not a crash") {
+  actor_registry registry;
+  registry.add("hollow", [](caf::actor_system&, const value::map&) -> caf::expected<caf::actor> {
+    return caf::actor{};
+  });
+  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"h\"]\n[actors.h]\nkind = \"hollow\"\n",
+                               "test.toml", &registry);
+  REQUIRE(spec);
+  auto tree = start_tree(*sys, *spec, &registry);
+  REQUIRE(!tree);
+  auto err = describe(tree.error());
+  CHECK(err.kind == "startup_failed");
+  CHECK(err.message.find("child h") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(tree_fixture, "a call to a stopped pool is pool_stopped") {
+  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"p\"]\n"
+                               "[pools.p]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                               "size = 1\n",
+                               "test.toml");
+  REQUIRE(spec);
+  auto tree = start_tree(*sys, *spec);
+  REQUIRE(tree);
+  auto pool = pool_of(*tree, "p");
+  CHECK(call(pool, make_request("noop")));
+  tree->stop();
+  auto r = call(pool, make_request("noop"));
+  REQUIRE(!r);
+  CHECK(describe(r.error()).kind == "pool_stopped");
+}

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "snakepit/actors/detail/trusted_files.hpp"
 #include "snakepit/actors/run_registry.hpp"
@@ -49,6 +50,17 @@ pid_t spawn(std::vector<std::string> args, std::vector<std::string> extra_env = 
   pid_t pid = 0;
   REQUIRE(posix_spawn(&pid, argv[0], nullptr, &attr, argv.data(), envp.data()) == 0);
   posix_spawnattr_destroy(&attr);
+  // posix_spawn returns once the child is in execve, before the kernel has
+  // laid out its new environment: wait until /proc shows the program's argv.
+  auto cmdline = "/proc/" + std::to_string(pid) + "/cmdline";
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream in{cmdline};
+    std::string first;
+    std::getline(in, first, '\0');
+    if (first == args[0])
+      break;
+    ::usleep(2000);
+  }
   return pid;
 }
 
@@ -107,10 +119,13 @@ TEST_CASE("a dead run's workers are killed, matched by pid, start time and run m
   SUBCASE("a recorded, still-running worker of a dead host is killed") {
     std::ofstream{s.dir + "/old.run"} << host << " 12345\n+ " << worker << ' ' << started
                                       << "\n+ 999999 1\n- 999999\n";
-    // What the cleanup will judge, should it not kill the worker.
-    INFO("run file present: " << (::access((s.dir + "/old.run").c_str(), F_OK) == 0)
-         << ", worker is ours: " << is_our_worker(worker, started, run_id_of(host))
-         << ", host start time now: " << process_start_time(host));
+    // What the cleanup will judge, should it not kill the worker (taken now:
+    // INFO alone would be evaluated after the cleanup).
+    auto judged = fmt::format("worker {} start {} (now {}), ours: {}, host {} start now {}",
+                              worker, started, process_start_time(worker),
+                              is_our_worker(worker, started, run_id_of(host)), host,
+                              process_start_time(host));
+    INFO(judged);
     std::vector<telemetry_event> seen;
     auto id = telemetry::global().attach("snakepit.orphans.cleaned",
                                          [&](const telemetry_event& e) { seen.push_back(e); });

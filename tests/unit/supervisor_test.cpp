@@ -1,5 +1,6 @@
 // Supervisor semantics on plain C++ test actors (no Python).
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -7,6 +8,7 @@
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
 
+#include "snakepit/actors/telemetry.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/messages/message_types.hpp"
 #include "snakepit/supervision/supervisor.hpp"
@@ -188,10 +190,14 @@ TEST_CASE_FIXTURE(fixture, "restart types: temporary never, transient only on fa
   caf::anon_send(trans, crash_atom::value);
   auto trans2 = wait_new_child(sup, "trans", trans);
   CHECK(child(sup, "temp") == nullptr);
-  caf::anon_send(trans2, done_atom::value);  // normal exit: not restarted
-  for (int i = 0; i < 200 && !children(sup).empty(); ++i)
+  caf::anon_send(trans2, done_atom::value);  // normal exit: not restarted, spec kept (OTP)
+  for (int i = 0; i < 200 && children(sup).at(0).state != "not running"; ++i)
     std::this_thread::sleep_for(5ms);
-  CHECK(children(sup).empty());
+  auto left = children(sup);
+  REQUIRE(left.size() == 1);  // the temporary child is forgotten
+  CHECK(left[0].id == "trans");
+  CHECK(left[0].state == "not running");
+  CHECK(!left[0].handle);
   CHECK(log->starts == 3);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
@@ -243,11 +249,14 @@ TEST_CASE_FIXTURE(fixture, "a dynamic supervisor starts and terminates children 
                [](caf::error& e) { FAIL(caf::to_string(e)); });
   self->request(sup, 5s, start_child_atom::value, make_child("x", log))
     .receive([](const caf::actor&) { FAIL("duplicate id accepted"); },
-             [](caf::error& e) { CHECK(is(e, errc::bad_config)); });
+             [&](caf::error& e) {
+               CHECK(is(e, errc::already_started));
+               CHECK(started_child(e) == child(sup, "x"));
+             });
   CHECK(children(sup).size() == 2);
   self->request(sup, 5s, terminate_child_atom::value, std::string{"x"})
     .receive([](bool found) { CHECK(found); }, [](caf::error& e) { FAIL(caf::to_string(e)); });
-  CHECK(children(sup).size() == 1);
+  CHECK(children(sup).size() == 1);  // a dynamic supervisor forgets a terminated child
   self->monitor(sup);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   wait_down(self);
@@ -373,5 +382,170 @@ TEST_CASE_FIXTURE(fixture, "a child with await_ready holds back the next start")
     .receive([&](bool ok) { ready = ok; }, [&](caf::error& e) { FAIL(caf::to_string(e)); });
   CHECK(ready);
   CHECK(log->snapshot() == std::vector<std::string>{"start slow", "ready slow", "start next"});
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+// -- OTP's semantics, to the letter ---------------------------------------------------
+
+namespace {
+
+template <class T>
+caf::expected<T> ask(caf::actor_system& sys, const supervisor_actor& sup,
+                     caf::message msg) {
+  caf::scoped_actor self{sys};
+  caf::expected<T> out{caf::error{}};
+  self->request(caf::actor_cast<caf::actor>(sup), 5s, std::move(msg))
+    .receive([&](T& x) { out = std::move(x); }, [&](caf::error& e) { out = std::move(e); });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(fixture, "a start function that returns an empty handle is a start failure") {
+  auto sc = config();
+  auto empty = make_child("empty", log);
+  empty.start = [](caf::actor_system&) -> caf::expected<caf::actor> { return caf::actor{}; };
+  SUBCASE("a declared child: the supervisor fails to start, naming it") {
+    sc.children = {make_child("a", log), empty};
+    auto sup = spawn_supervisor(*sys, sc);
+    caf::scoped_actor self{*sys};
+    self->monitor(sup);
+    auto reason = wait_down(self);
+    CHECK(is(reason, errc::startup_failed));
+    CHECK(describe(reason).message.find("child empty") != std::string::npos);
+    CHECK(describe(reason).message.find("no actor") != std::string::npos);
+  }
+  SUBCASE("start_child: an error, and the supervisor lives on") {
+    auto sup = spawn_supervisor(*sys, sc);
+    auto r = ask<caf::actor>(*sys, sup, caf::make_message(start_child_atom::value, empty));
+    REQUIRE(!r);
+    CHECK(is(r.error(), errc::startup_failed));
+    CHECK(children(sup).empty());
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  }
+}
+
+TEST_CASE_FIXTURE(fixture, "one_for_all: a failed restart in the group restarts the whole group") {
+  auto sc = config(5);
+  sc.strategy = supervision_strategy::one_for_all;
+  auto flaky = make_child("b", log);
+  auto fail_next = std::make_shared<std::atomic<int>>(0);
+  flaky.start = [log = log, fail_next](caf::actor_system& system) -> caf::expected<caf::actor> {
+    log->add("start b");
+    if (fail_next->fetch_sub(1) > 0)
+      return make_error(errc::startup_failed, "b cannot start now");
+    return system.spawn(test_child, "b", log);
+  };
+  sc.children = {make_child("a", log), flaky, make_child("c", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto c = child(sup, "c");
+  *fail_next = 1;  // the next start of b fails once
+  auto before = log->snapshot().size();
+  caf::anon_send(c, crash_atom::value);
+  auto c2 = wait_new_child(sup, "c", c);
+  for (int i = 0; i < 200 && children(sup).at(1).state != "running"; ++i)
+    std::this_thread::sleep_for(5ms);
+  auto events = log->snapshot();
+  std::vector<std::string> tail(events.begin() + static_cast<std::ptrdiff_t>(before),
+                                events.end());
+  // c crashes; a and b stop; a starts, b fails: a (just restarted) stops again and the
+  // whole group starts once more. (rest_for_one would have kept the new a.)
+  CHECK(tail == std::vector<std::string>{"stop c", "stop b", "stop a", "start a", "start b",
+                                         "stop a", "start a", "start b", "start c"});
+  auto infos = children(sup);
+  CHECK(std::all_of(infos.begin(), infos.end(),
+                    [](const child_info& x) { return x.state == "running"; }));
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "a restart the intensity refuses is not reported as a restart") {
+  auto sc = config(0);
+  sc.children = {make_child("a", log)};
+  std::atomic<int> restarts{0};
+  std::atomic<int> escalations{0};
+  auto r = telemetry::global().attach("snakepit.supervisor.restart",
+                                      [&](const telemetry_event&) { ++restarts; });
+  auto e = telemetry::global().attach("snakepit.supervisor.escalation",
+                                      [&](const telemetry_event&) { ++escalations; });
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  self->monitor(sup);
+  caf::anon_send(child(sup, "a"), crash_atom::value);
+  auto reason = wait_down(self);
+  telemetry::global().detach(r);
+  telemetry::global().detach(e);
+  CHECK(is(reason, errc::restart_intensity_exceeded));
+  CHECK(restarts == 0);
+  CHECK(escalations == 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "child admin: terminate keeps the spec; restart, delete, count, get") {
+  auto sc = config();
+  auto sub_spec = make_child("sub", log);
+  sub_spec.kind = child_kind::supervisor;
+  sc.children = {make_child("a", log), sub_spec, make_child("t", log, restart_type::temporary)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto& s = *sys;
+  auto counts = ask<child_counts>(s, sup, caf::make_message(count_children_atom::value));
+  REQUIRE(counts);
+  CHECK(counts->specs == 3);
+  CHECK(counts->active == 3);
+  CHECK(counts->supervisors == 1);
+  CHECK(counts->workers == 2);
+  auto infos = children(sup);
+  CHECK(infos[1].type == "supervisor");
+  CHECK(infos[0].type == "worker");
+  // Admin on a running child is refused.
+  auto running = ask<caf::actor>(s, sup, caf::make_message(restart_child_atom::value,
+                                                           std::string{"a"}));
+  REQUIRE(!running);
+  CHECK(is(running.error(), errc::child_running));
+  auto del = ask<bool>(s, sup, caf::make_message(delete_child_atom::value, std::string{"a"}));
+  REQUIRE(!del);
+  CHECK(is(del.error(), errc::child_running));
+  // terminate_child keeps a's spec (not running), forgets the temporary t.
+  CHECK(ask<bool>(s, sup, caf::make_message(terminate_child_atom::value, std::string{"a"}))
+        == true);
+  CHECK(ask<bool>(s, sup, caf::make_message(terminate_child_atom::value, std::string{"t"}))
+        == true);
+  infos = children(sup);
+  REQUIRE(infos.size() == 2);
+  CHECK(infos[0].id == "a");
+  CHECK(infos[0].state == "not running");
+  counts = ask<child_counts>(s, sup, caf::make_message(count_children_atom::value));
+  CHECK(counts->specs == 2);
+  CHECK(counts->active == 1);
+  // start_child with a's id: already present.
+  auto dup = ask<caf::actor>(s, sup, caf::make_message(start_child_atom::value,
+                                                       make_child("a", log)));
+  REQUIRE(!dup);
+  CHECK(is(dup.error(), errc::already_present));
+  // get_childspec, restart_child.
+  auto spec = ask<child_spec>(s, sup, caf::make_message(get_childspec_atom::value,
+                                                        std::string{"a"}));
+  REQUIRE(spec);
+  CHECK(spec->id == "a");
+  auto a2 = ask<caf::actor>(s, sup, caf::make_message(restart_child_atom::value,
+                                                      std::string{"a"}));
+  REQUIRE(a2);
+  CHECK(*a2 == child(sup, "a"));
+  CHECK(children(sup)[0].state == "running");
+  // delete_child of a stopped spec; unknown ids.
+  CHECK(ask<bool>(s, sup, caf::make_message(terminate_child_atom::value, std::string{"a"}))
+        == true);
+  CHECK(ask<bool>(s, sup, caf::make_message(delete_child_atom::value, std::string{"a"}))
+        == true);
+  CHECK(children(sup).size() == 1);
+  auto unknown = ask<caf::actor>(s, sup, caf::make_message(restart_child_atom::value,
+                                                           std::string{"a"}));
+  REQUIRE(!unknown);
+  CHECK(is(unknown.error(), errc::child_unknown));
+  auto no_spec = ask<child_spec>(s, sup, caf::make_message(get_childspec_atom::value,
+                                                           std::string{"zz"}));
+  CHECK(is(no_spec.error(), errc::child_unknown));
+  // Terminating by handle stops and forgets.
+  auto handle = child(sup, "sub");
+  CHECK(ask<bool>(s, sup, caf::make_message(terminate_child_atom::value, handle)) == true);
+  CHECK(children(sup).empty());
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }

@@ -497,3 +497,26 @@ TEST_CASE("values travel between local actors") {
 }
 
 } // TEST_SUITE("value")
+
+TEST_CASE("UTF-8 validation finds the first bad string by its argument path") {
+  using snakepit::find_invalid_utf8;
+  using snakepit::is_valid_utf8;
+  CHECK(is_valid_utf8("plain"));
+  CHECK(is_valid_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x90\x8d"));
+  CHECK_FALSE(is_valid_utf8("\xff"));
+  CHECK_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
+  CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));      // a surrogate
+  CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  CHECK_FALSE(is_valid_utf8("\xe2\x82"));          // truncated
+  value::map row;
+  row.emplace("name", value{"b\xfe"});
+  value::list rows;
+  rows.emplace_back("a");
+  rows.emplace_back(std::move(row));
+  value::map args;
+  args.emplace("ok", value{"fine"});
+  args.emplace("rows", value(std::move(rows)));
+  CHECK(find_invalid_utf8(args) == "rows[1].name");
+  CHECK(find_invalid_utf8(value::map{{"x", value{"\xe2\x82\xac"}}}).empty());
+  CHECK(find_invalid_utf8(value::map{{"bad\xff", value{1}}}) == "(an argument name)");
+}
