@@ -450,6 +450,21 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   continue_group_stop(self, false);
 }
 
+/// The kept, not running child `id` (for restart_child and delete_child), or
+/// OTP's not_found / running as errors.
+caf::expected<child_entry*> stopped_child(sup_pointer self, const std::string& id) {
+  auto& st = self->state;
+  auto* entry = st.find(id);
+  if (entry == nullptr)
+    return make_error(errc::child_unknown,
+                      fmt::format("supervisor {} has no child {}", st.cfg.name, id));
+  if (entry->state != child_state::not_running)
+    return make_error(errc::child_running,
+                      fmt::format("child {} of supervisor {} is {}: terminate_child it first",
+                                  id, st.cfg.name, to_cstr(entry->state)));
+  return entry;
+}
+
 /// terminate_child: stops a running child per its shutdown policy and answers
 /// once it is down; a child that does not run answers at once.
 caf::result<bool> terminate(sup_pointer self, child_entry& entry, bool forget) {
@@ -551,14 +566,10 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
       },
       [self](restart_child_atom, const std::string& id) -> caf::result<caf::actor> {
         auto& st = self->state;
-        auto* entry = st.find(id);
-        if (entry == nullptr)
-          return make_error(errc::child_unknown,
-                            fmt::format("supervisor {} has no child {}", st.cfg.name, id));
-        if (entry->state != child_state::not_running)
-          return make_error(errc::child_running,
-                            fmt::format("child {} of supervisor {} is {}: terminate_child it "
-                                        "first", id, st.cfg.name, to_cstr(entry->state)));
+        auto target = stopped_child(self, id);
+        if (!target)
+          return std::move(target.error());
+        auto* entry = *target;
         if (st.phase == sup_phase::stopping)
           return make_error(errc::pool_stopped,
                             fmt::format("supervisor {} is stopping", st.cfg.name));
@@ -579,16 +590,10 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         return entry->handle;
       },
       [self](delete_child_atom, const std::string& id) -> caf::result<bool> {
-        auto& st = self->state;
-        auto* entry = st.find(id);
-        if (entry == nullptr)
-          return make_error(errc::child_unknown,
-                            fmt::format("supervisor {} has no child {}", st.cfg.name, id));
-        if (entry->state != child_state::not_running)
-          return make_error(errc::child_running,
-                            fmt::format("child {} of supervisor {} is {}: terminate_child it "
-                                        "first", id, st.cfg.name, to_cstr(entry->state)));
-        st.erase(entry);
+        auto target = stopped_child(self, id);
+        if (!target)
+          return std::move(target.error());
+        self->state.erase(*target);
         return true;
       },
       [self](count_children_atom) {
