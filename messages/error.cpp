@@ -16,7 +16,7 @@ constexpr const char* errc_names[] = {
   "payload_too_large", "startup_failed", "bad_config",      "pool_stopped",
   "restart_intensity_exceeded", "worker_replaced", "internal",
   "session_unknown", "session_lost", "session_busy",
-  "already_started", "already_present", "child_running", "child_unknown",
+  "already_started", "already_present", "child_running", "child_unknown", "ignored",
 };
 
 constexpr auto errc_count = sizeof(errc_names) / sizeof(errc_names[0]);

@@ -58,6 +58,10 @@ enum class errc : std::uint8_t {
   child_running,
   /// The supervisor has no child of that id (OTP's not_found).
   child_unknown,
+  /// A start function's answer "ignore" (OTP's `ignore`, see
+  /// `ignore_child()`): nothing runs, the spec is kept (dropped if
+  /// temporary), and the supervisor goes on with the next child.
+  ignored,
 };
 
 /// The CAF error category of snakepit errors.

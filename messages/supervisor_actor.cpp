@@ -4,6 +4,10 @@
 
 namespace snakepit {
 
+caf::error ignore_child() {
+  return make_error(errc::ignored, "the start function answered ignore");
+}
+
 caf::actor started_child(const caf::error& err) {
   if (!is(err, errc::already_started))
     return nullptr;

@@ -47,6 +47,10 @@ struct child_spec {
   restart_type restart = restart_type::permanent;
   shutdown_policy shutdown;
   child_kind kind = child_kind::worker;
+  /// OTP's significant flag: with the supervisor's `auto_shutdown`, this
+  /// child ending on its own (not stopped by its supervisor) may end the
+  /// supervisor. Only for transient and temporary children.
+  bool significant = false;
   /// Optional: makes the supervisor wait, after starting the child and before
   /// starting the next one, until the child is ready. Called with the child
   /// and the supervisor; it must arrange for exactly one
@@ -56,6 +60,11 @@ struct child_spec {
                      const caf::actor& supervisor)>
     await_ready;
 };
+
+/// What a start function returns to say "ignore" (OTP's `ignore`): the
+/// supervisor keeps the spec without running anything and starts the next
+/// child.
+caf::error ignore_child();
 
 } // namespace snakepit
 

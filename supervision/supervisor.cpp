@@ -126,6 +126,25 @@ std::string reason_text(const caf::error& reason) {
   return info.message.empty() ? caf::to_string(reason) : info.message;
 }
 
+// -- configuration -------------------------------------------------------------------
+
+/// OTP's rules for a child spec, checked before anything starts.
+caf::error check_child(const std::string& supervisor, const child_spec& spec) {
+  if (spec.significant && spec.restart == restart_type::permanent)
+    return make_error(errc::bad_config,
+                      fmt::format("supervisor {}: child {} is significant and permanent; a "
+                                  "significant child must be transient or temporary (OTP)",
+                                  supervisor, spec.id));
+  return {};
+}
+
+caf::error check_children(const supervisor_config& cfg) {
+  for (auto& spec : cfg.children)
+    if (auto err = check_child(cfg.name, spec))
+      return err;
+  return {};
+}
+
 // -- telemetry -------------------------------------------------------------------
 
 const char* kind_name(const child_spec& spec) {
@@ -230,6 +249,7 @@ caf::expected<caf::actor> start_checked(sup_pointer self, const child_spec& spec
 void advance_start(sup_pointer self);
 void mark_group(sup_pointer self, const child_entry& failed);
 void continue_group_stop(sup_pointer self, bool at_once);
+void on_significant_exit(sup_pointer self);
 
 /// Counts a failure; false (and the supervisor is shutting down) when the
 /// restart intensity is exceeded.
@@ -312,6 +332,14 @@ void advance_start(sup_pointer self) {
       break;
     auto& entry = *next;
     auto started = start_checked(self, entry.spec);
+    if (!started && is(started.error(), errc::ignored)) {
+      detail::log_info(st.cfg.name, "child {} answered ignore", entry.spec.id);
+      if (entry.spec.restart == restart_type::temporary)
+        st.erase(&entry);
+      else
+        entry.state = child_state::not_running;
+      continue;
+    }
     if (!started) {
       on_start_failure(self, entry, started.error());
       return;
@@ -400,10 +428,12 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   }
   if (entry->state == child_state::stopping_for_restart) {
     entry->handle = nullptr;
-    if (entry->spec.restart == restart_type::temporary)
+    if (entry->spec.restart == restart_type::temporary) {
       st.erase(entry);
-    else
+    } else {
       entry->state = child_state::restarting;
+      ++entry->restarts;  // restarted because of a sibling: it counts too
+    }
     continue_group_stop(self, false);
     return;
   }
@@ -412,15 +442,22 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
     on_start_failure(self, *entry, reason);
     return;
   }
-  bool normal = is_normal(reason) || is_shutdown(reason);
+  // A supervisor (or pool) that gave up ends with its own reason so the
+  // cause travels up; like OTP's `shutdown` it does not make a transient
+  // parent restart it.
+  bool normal = is_normal(reason) || is_shutdown(reason)
+                || is(reason, errc::restart_intensity_exceeded);
   auto restart = entry->spec.restart;
-  if (restart == restart_type::temporary) {
-    st.erase(entry);  // OTP forgets temporary children whatever their exit
-    return;
-  }
-  if (restart == restart_type::transient && normal) {
-    entry->handle = nullptr;
-    entry->state = child_state::not_running;
+  if (restart == restart_type::temporary || (restart == restart_type::transient && normal)) {
+    bool significant = entry->spec.significant;
+    if (restart == restart_type::temporary) {
+      st.erase(entry);  // OTP forgets temporary children whatever their exit
+    } else {
+      entry->handle = nullptr;
+      entry->state = child_state::not_running;
+    }
+    if (significant)
+      on_significant_exit(self);
     return;
   }
   entry->handle = nullptr;
@@ -448,6 +485,29 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   });
   mark_group(self, *entry);
   continue_group_stop(self, false);
+}
+
+/// A significant child ended on its own: auto_shutdown decides whether the
+/// supervisor ends too (never for children it stopped itself).
+void on_significant_exit(sup_pointer self) {
+  auto& st = self->state;
+  bool go = false;
+  switch (st.cfg.shutdown_when) {
+    case auto_shutdown::never:
+      break;
+    case auto_shutdown::any_significant:
+      go = true;
+      break;
+    case auto_shutdown::all_significant:
+      go = std::none_of(st.children.begin(), st.children.end(), [](const child_entry& c) {
+        return c.spec.significant && c.runs();
+      });
+      break;
+  }
+  if (!go)
+    return;
+  detail::log_info(st.cfg.name, "significant child ended: auto_shutdown");
+  begin_shutdown(self, caf::exit_reason::user_shutdown);
 }
 
 /// The kept, not running child `id` (for restart_child and delete_child), or
@@ -520,7 +580,10 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
       entry.spec = spec;
       init.children.push_back(std::move(entry));
     }
-    advance_start(self);
+    if (auto err = check_children(init.cfg))
+      begin_shutdown(self, std::move(err));
+    else
+      advance_start(self);
     return {
       [self](start_child_atom, child_spec& spec) -> caf::result<caf::actor> {
         auto& st = self->state;
@@ -539,6 +602,8 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
                                         "running): restart_child or delete_child it",
                                         st.cfg.name, spec.id));
         }
+        if (auto err = check_child(st.cfg.name, spec))
+          return err;
         auto started = start_checked(self, spec);
         if (!started)
           return std::move(started.error());

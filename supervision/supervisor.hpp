@@ -23,6 +23,17 @@ enum class supervision_strategy {
   dynamic,
 };
 
+/// OTP's auto_shutdown: whether significant children ending on their own
+/// end the supervisor (with reason `user_shutdown`, OTP's `shutdown`).
+enum class auto_shutdown {
+  /// Never (the default).
+  never,
+  /// When any significant child ends on its own.
+  any_significant,
+  /// When every significant child has ended on its own.
+  all_significant,
+};
+
 /// A supervisor: its children and how it restarts them.
 struct supervisor_config {
   /// Names the supervisor in logs and errors.
@@ -32,6 +43,7 @@ struct supervisor_config {
   restart_backoff backoff;
   /// Started in order at spawn; stopped in reverse order.
   std::vector<child_spec> children;
+  auto_shutdown shutdown_when = auto_shutdown::never;
 };
 
 /// Spawns an OTP-style supervisor. It traps exits and monitors its children

@@ -549,3 +549,132 @@ TEST_CASE_FIXTURE(fixture, "child admin: terminate keeps the spec; restart, dele
   CHECK(children(sup).empty());
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_FIXTURE(fixture, "a start function may answer ignore: nothing runs, the next child starts") {
+  auto sc = config();
+  auto quiet = make_child("quiet", log, restart_type::transient);
+  quiet.start = [log = log](caf::actor_system&) -> caf::expected<caf::actor> {
+    log->add("start quiet");
+    return ignore_child();
+  };
+  auto gone = quiet;
+  gone.id = "gone";
+  gone.restart = restart_type::temporary;
+  sc.children = {make_child("a", log), quiet, gone, make_child("b", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  self->request(sup, 5s, ready_atom::value)
+    .receive([](bool) {}, [](caf::error& e) { FAIL(caf::to_string(e)); });
+  auto infos = children(sup);
+  REQUIRE(infos.size() == 3);  // the temporary one that ignored is dropped
+  CHECK(infos[1].id == "quiet");
+  CHECK(infos[1].state == "not running");
+  CHECK(infos[2].state == "running");
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "auto_shutdown ends the supervisor when significant children end on their own") {
+  caf::scoped_actor self{*sys};
+  auto significant = [&](const std::string& id) {
+    auto spec = make_child(id, log, restart_type::transient);
+    spec.significant = true;
+    return spec;
+  };
+  SUBCASE("any_significant") {
+    auto sc = config();
+    sc.shutdown_when = auto_shutdown::any_significant;
+    sc.children = {make_child("a", log), significant("s1"), significant("s2")};
+    auto sup = spawn_supervisor(*sys, sc);
+    self->monitor(sup);
+    caf::anon_send(child(sup, "s1"), done_atom::value);
+    CHECK(wait_down(self) == caf::exit_reason::user_shutdown);
+  }
+  SUBCASE("all_significant waits for the last one") {
+    auto sc = config();
+    sc.shutdown_when = auto_shutdown::all_significant;
+    sc.children = {make_child("a", log), significant("s1"), significant("s2")};
+    auto sup = spawn_supervisor(*sys, sc);
+    self->monitor(sup);
+    caf::anon_send(child(sup, "s1"), done_atom::value);
+    for (int i = 0; i < 200 && children(sup).at(1).state != "not running"; ++i)
+      std::this_thread::sleep_for(5ms);
+    CHECK(children(sup).at(1).state == "not running");  // still up: s2 runs
+    caf::anon_send(child(sup, "s2"), done_atom::value);
+    CHECK(wait_down(self) == caf::exit_reason::user_shutdown);
+  }
+  SUBCASE("a child stopped by its supervisor never triggers it") {
+    auto sc = config();
+    sc.shutdown_when = auto_shutdown::any_significant;
+    sc.children = {significant("s1"), make_child("a", log)};
+    auto sup = spawn_supervisor(*sys, sc);
+    CHECK(ask<bool>(*sys, sup, caf::make_message(terminate_child_atom::value,
+                                                 std::string{"s1"}))
+          == true);
+    CHECK(children(sup).size() == 2);  // still running
+    self->monitor(sup);
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+    wait_down(self);
+  }
+  SUBCASE("significant and permanent is a configuration error") {
+    auto sc = config();
+    auto bad = significant("s1");
+    bad.restart = restart_type::permanent;
+    sc.children = {make_child("a", log), bad};
+    auto sup = spawn_supervisor(*sys, sc);
+    self->monitor(sup);
+    auto reason = wait_down(self);
+    CHECK(is(reason, errc::bad_config));
+    CHECK(log->starts == 0);  // checked before anything starts
+  }
+}
+
+TEST_CASE_FIXTURE(fixture, "a nested supervisor that gives up is not restarted by a transient parent") {
+  // The child supervisor gives up at once (intensity 0); it ends with its cause
+  // (restart_intensity_exceeded), which a transient parent treats as OTP's shutdown.
+  auto inner_cfg = config(0);
+  inner_cfg.name = "inner";
+  inner_cfg.children = {make_child("w", log)};
+  child_spec inner;
+  inner.id = "inner";
+  inner.kind = child_kind::supervisor;
+  inner.restart = restart_type::transient;
+  inner.shutdown = shutdown_policy::infinity();
+  inner.start = [inner_cfg](caf::actor_system& s) -> caf::expected<caf::actor> {
+    return caf::actor_cast<caf::actor>(spawn_supervisor(s, inner_cfg));
+  };
+  auto sc = config();
+  sc.children = {inner, make_child("a", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto inner_sup = caf::actor_cast<supervisor_actor>(child(sup, "inner"));
+  std::vector<child_info> inner_children;
+  for (int i = 0; i < 200 && inner_children.empty(); ++i)
+    inner_children = children(inner_sup);
+  REQUIRE(!inner_children.empty());
+  caf::scoped_actor self{*sys};
+  self->monitor(inner_sup);
+  caf::anon_send(inner_children[0].handle, crash_atom::value);
+  CHECK(is(wait_down(self), errc::restart_intensity_exceeded));
+  for (int i = 0; i < 200 && children(sup).at(0).state != "not running"; ++i)
+    std::this_thread::sleep_for(5ms);
+  auto infos = children(sup);
+  CHECK(infos.at(0).state == "not running");
+  CHECK(infos.at(0).restarts == 0);
+  CHECK(infos.at(1).state == "running");
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "restarts count group restarts caused by a sibling") {
+  auto sc = config();
+  sc.strategy = supervision_strategy::one_for_all;
+  sc.children = {make_child("a", log), make_child("b", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  auto a = child(sup, "a");
+  auto b = child(sup, "b");
+  caf::anon_send(b, crash_atom::value);
+  wait_new_child(sup, "a", a);
+  wait_new_child(sup, "b", b);
+  auto infos = children(sup);
+  CHECK(infos[0].restarts == 1);
+  CHECK(infos[1].restarts == 1);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
