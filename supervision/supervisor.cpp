@@ -17,15 +17,22 @@ namespace {
 
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
+/// From a start function run off the supervisor's thread.
+using started_atom = caf::atom_constant<caf::atom("startres")>;
+using start_tout_atom = caf::atom_constant<caf::atom("starttout")>;
 
 using supervisor_actor_impl = supervisor_actor::extend<
   caf::reacts_to<restart_atom, std::uint64_t>,
-  caf::reacts_to<kill_atom, caf::actor_addr>>;
+  caf::reacts_to<kill_atom, caf::actor_addr>,
+  caf::replies_to<started_atom, std::uint64_t, caf::actor, caf::error>::with<bool>,
+  caf::reacts_to<start_tout_atom, std::uint64_t>>;
 
 /// Life of one child slot. Restarts happen in two phases: stop what the
 /// strategy says must go (`stopping_for_restart`, in reverse start order),
 /// then start every `restarting` child in start order, one at a time.
 enum class child_state {
+  /// Its start function runs on a thread of its own (`start_timeout`).
+  launching,
   /// Started, waiting for its `child_ready` (children with `await_ready`).
   starting,
   running,
@@ -42,6 +49,7 @@ enum class child_state {
 
 const char* to_cstr(child_state s) {
   switch (s) {
+    case child_state::launching:
     case child_state::starting: return "starting";
     case child_state::running: return "running";
     case child_state::restarting: return "restarting";
@@ -61,6 +69,8 @@ struct child_entry {
   std::vector<caf::typed_response_promise<bool>> on_stopped;
   /// Stopped by handle: forgotten once down.
   bool forget_when_down = false;
+  /// Identifies the start running off-thread (`launching`); 0: none.
+  std::uint64_t start_token = 0;
 
   [[nodiscard]] bool runs() const noexcept {
     return static_cast<bool>(handle);
@@ -83,6 +93,7 @@ struct supervisor_state {
   std::shared_ptr<std::set<caf::actor_addr>> started = std::make_shared<std::set<caf::actor_addr>>();
   /// Identifies the latest scheduled start phase; older timers are ignored.
   std::uint64_t start_generation = 0;
+  std::uint64_t next_start_token = 0;
   std::vector<caf::typed_response_promise<bool>> ready_waiters;
 
   static inline const char* name = "snakepit.supervisor";
@@ -90,6 +101,13 @@ struct supervisor_state {
   child_entry* find(const std::string& id) {
     for (auto& c : children)
       if (c.spec.id == id)
+        return &c;
+    return nullptr;
+  }
+
+  child_entry* find_launch(std::uint64_t token) {
+    for (auto& c : children)
+      if (token != 0 && c.start_token == token && c.state == child_state::launching)
         return &c;
     return nullptr;
   }
@@ -230,10 +248,10 @@ void begin_shutdown(sup_pointer self, caf::error reason) {
 
 /// Runs a child's start function; an empty handle or an exception is a start
 /// failure naming the child, never a crash of the supervisor.
-caf::expected<caf::actor> start_checked(sup_pointer self, const child_spec& spec) {
+caf::expected<caf::actor> start_checked(caf::actor_system& sys, const child_spec& spec) {
   caf::expected<caf::actor> started{caf::error{}};
   try {
-    started = spec.start(self->system());
+    started = spec.start(sys);
   } catch (const std::exception& e) {
     return make_error(errc::startup_failed,
                       fmt::format("child {}: its start function threw: {}", spec.id, e.what()));
@@ -250,6 +268,8 @@ void advance_start(sup_pointer self);
 void mark_group(sup_pointer self, const child_entry& failed);
 void continue_group_stop(sup_pointer self, bool at_once);
 void on_significant_exit(sup_pointer self);
+bool adopt(sup_pointer self, child_entry& entry, caf::actor handle);
+void launch(sup_pointer self, child_entry& entry);
 
 /// Counts a failure; false (and the supervisor is shutting down) when the
 /// restart intensity is exceeded.
@@ -316,6 +336,68 @@ void on_start_failure(sup_pointer self, child_entry& entry, const caf::error& er
   continue_group_stop(self, false);
 }
 
+/// A start function answered ignore (OTP): keep the spec, run nothing.
+void on_ignored(sup_pointer self, child_entry& entry) {
+  auto& st = self->state;
+  detail::log_info(st.cfg.name, "child {} answered ignore", entry.spec.id);
+  entry.start_token = 0;
+  if (entry.spec.restart == restart_type::temporary)
+    st.erase(&entry);
+  else
+    entry.state = child_state::not_running;
+}
+
+/// Takes a freshly started child in; false when it must report ready first.
+bool adopt(sup_pointer self, child_entry& entry, caf::actor handle) {
+  auto& st = self->state;
+  entry.handle = std::move(handle);
+  entry.stop_sent = false;
+  entry.start_token = 0;
+  st.started->insert(entry.handle.address());
+  self->monitor(entry.handle);
+  emit_child_started(self, entry);
+  detail::log_info(st.cfg.name, "started {} {}", kind_name(entry.spec), entry.spec.id);
+  if (entry.spec.await_ready) {
+    entry.state = child_state::starting;
+    entry.spec.await_ready(self->system(), entry.handle, caf::actor_cast<caf::actor>(self));
+    return false;
+  }
+  entry.state = child_state::running;
+  return true;
+}
+
+/// Runs a child's start function on a detached actor (a thread of its own):
+/// a slow start never holds the supervisor or a scheduler thread. The result
+/// comes back as `started_atom`; an actor made after the supervisor stopped
+/// waiting for it (timeout, shutdown, or the supervisor gone) is killed.
+void launch(sup_pointer self, child_entry& entry) {
+  auto& st = self->state;
+  auto token = ++st.next_start_token;
+  entry.state = child_state::launching;
+  entry.start_token = token;
+  auto sup = caf::actor_cast<caf::actor>(self);
+  self->system().spawn<caf::detached>(
+    [sup, token, spec = entry.spec](caf::event_based_actor* starter) -> caf::behavior {
+      auto started = start_checked(starter->system(), spec);
+      caf::actor handle = started ? *started : caf::actor{};
+      caf::error err = started ? caf::error{} : started.error();
+      starter->request(sup, caf::infinite, started_atom::value, token, handle, err)
+        .then(
+          [starter, handle](bool adopted) {
+            if (!adopted && handle)
+              caf::anon_send_exit(handle, caf::exit_reason::kill);
+            starter->quit();
+          },
+          [starter, handle](caf::error&) {  // the supervisor is gone
+            if (handle)
+              caf::anon_send_exit(handle, caf::exit_reason::kill);
+            starter->quit();
+          });
+      return {};
+    });
+  self->delayed_send(self, entry.spec.start_timeout, start_tout_atom::value, token);
+}
+
 /// Starts the `restarting` children in start order, one at a time (a child
 /// with `await_ready` must report ready before the next starts).
 void advance_start(sup_pointer self) {
@@ -323,7 +405,8 @@ void advance_start(sup_pointer self) {
   if (st.phase == sup_phase::stopping)
     return;
   for (;;) {
-    if (st.any_in(child_state::starting) || st.any_in(child_state::stopping_for_restart))
+    if (st.any_in(child_state::starting) || st.any_in(child_state::launching)
+        || st.any_in(child_state::stopping_for_restart))
       return;
     auto next = std::find_if(st.children.begin(), st.children.end(), [](const child_entry& c) {
       return c.state == child_state::restarting;
@@ -331,33 +414,21 @@ void advance_start(sup_pointer self) {
     if (next == st.children.end())
       break;
     auto& entry = *next;
-    auto started = start_checked(self, entry.spec);
+    if (entry.spec.start_timeout.count() > 0) {
+      launch(self, entry);
+      return;  // its result (or its timeout) continues the start phase
+    }
+    auto started = start_checked(self->system(), entry.spec);
     if (!started && is(started.error(), errc::ignored)) {
-      detail::log_info(st.cfg.name, "child {} answered ignore", entry.spec.id);
-      if (entry.spec.restart == restart_type::temporary)
-        st.erase(&entry);
-      else
-        entry.state = child_state::not_running;
+      on_ignored(self, entry);
       continue;
     }
     if (!started) {
       on_start_failure(self, entry, started.error());
       return;
     }
-    entry.handle = std::move(*started);
-    entry.stop_sent = false;
-    st.started->insert(entry.handle.address());
-    self->monitor(entry.handle);
-    emit_child_started(self, entry);
-    detail::log_info(st.cfg.name, "started {} {}",
-                     entry.spec.kind == child_kind::supervisor ? "supervisor" : "child",
-                     entry.spec.id);
-    if (entry.spec.await_ready) {
-      entry.state = child_state::starting;
-      entry.spec.await_ready(self->system(), entry.handle, caf::actor_cast<caf::actor>(self));
-      return;
-    }
-    entry.state = child_state::running;
+    if (!adopt(self, entry, std::move(*started)))
+      return;  // waits for its child_ready
   }
   if (st.phase == sup_phase::starting) {
     st.phase = sup_phase::running;
@@ -604,7 +675,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         }
         if (auto err = check_child(st.cfg.name, spec))
           return err;
-        auto started = start_checked(self, spec);
+        auto started = start_checked(self->system(), spec);
         if (!started)
           return std::move(started.error());
         child_entry entry;
@@ -638,7 +709,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         if (st.phase == sup_phase::stopping)
           return make_error(errc::pool_stopped,
                             fmt::format("supervisor {} is stopping", st.cfg.name));
-        auto started = start_checked(self, entry->spec);
+        auto started = start_checked(self->system(), entry->spec);
         if (!started)
           return std::move(started.error());
         entry->handle = std::move(*started);
@@ -714,6 +785,39 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
       [self](restart_atom, std::uint64_t generation) {
         if (generation == self->state.start_generation)
           advance_start(self);
+      },
+      [self](started_atom, std::uint64_t token, caf::actor& handle, caf::error& err) -> bool {
+        auto& st = self->state;
+        auto* entry = st.find_launch(token);
+        if (entry == nullptr || st.phase == sup_phase::stopping)
+          return false;  // timed out, or no longer wanted: the starter kills it
+        entry->start_token = 0;
+        if (err) {
+          if (is(err, errc::ignored)) {
+            on_ignored(self, *entry);
+            advance_start(self);
+          } else {
+            on_start_failure(self, *entry, err);
+          }
+          return false;
+        }
+        if (adopt(self, *entry, std::move(handle)))
+          advance_start(self);
+        return true;
+      },
+      [self](start_tout_atom, std::uint64_t token) {
+        auto* entry = self->state.find_launch(token);
+        if (entry == nullptr)
+          return;
+        entry->start_token = 0;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    entry->spec.start_timeout)
+                    .count();
+        on_start_failure(self, *entry,
+                         make_error(errc::startup_failed,
+                                    fmt::format("child {} did not start within {} ms "
+                                                "(start_timeout)",
+                                                entry->spec.id, ms)));
       },
       [self](kill_atom, const caf::actor_addr& addr) {
         if (auto* entry = self->state.find(addr))

@@ -678,3 +678,87 @@ TEST_CASE_FIXTURE(fixture, "restarts count group restarts caused by a sibling") 
   CHECK(infos[1].restarts == 1);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
+
+namespace {
+
+/// The actor a slow start function made, written on the starter's thread.
+struct made_actor {
+  std::mutex mtx;
+  caf::actor handle;
+
+  caf::actor get() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return handle;
+  }
+};
+
+/// A child whose start function takes `delay` (a slow registry factory, say);
+/// the actor it made is kept in `made` so the test can see what became of it.
+child_spec slow_child(const std::string& id, std::shared_ptr<journal> log,
+                      std::chrono::milliseconds delay, caf::timespan timeout,
+                      std::shared_ptr<made_actor> made = std::make_shared<made_actor>()) {
+  auto spec = make_child(id, log);
+  spec.start_timeout = timeout;
+  spec.start = [id, log, delay, made](caf::actor_system& s) -> caf::expected<caf::actor> {
+    log->add("start " + id);
+    std::this_thread::sleep_for(delay);
+    auto h = s.spawn(test_child, id, log);
+    std::lock_guard<std::mutex> guard{made->mtx};
+    made->handle = h;
+    return h;
+  };
+  return spec;
+}
+
+} // namespace
+
+TEST_CASE("a slow start runs off the supervisor's thread and does not hold the scheduler") {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  cfg.set("scheduler.max-threads", 2);  // the recommended size for 2 cores
+  caf::actor_system sys{cfg};
+  auto log = std::make_shared<journal>();
+  supervisor_config sc;
+  sc.name = "slow-sup";
+  sc.children = {make_child("a", log), slow_child("slow", log, 1000ms, 10s),
+                 make_child("b", log)};
+  // Two such supervisors at once: inline starts would take both scheduler threads.
+  auto sup1 = spawn_supervisor(sys, sc);
+  auto sup2 = spawn_supervisor(sys, sc);
+  std::this_thread::sleep_for(200ms);
+  caf::scoped_actor self{sys};
+  for (auto& sup : {sup1, sup2}) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<child_info> infos;
+    self->request(sup, 5s, which_children_atom::value)
+      .receive([&](std::vector<child_info>& xs) { infos = std::move(xs); },
+               [&](caf::error& e) { FAIL(caf::to_string(e)); });
+    CHECK(std::chrono::steady_clock::now() - t0 < 300ms);
+    REQUIRE(infos.size() == 3);
+    CHECK(infos[0].state == "running");
+    CHECK(infos[1].state == "starting");
+    CHECK(!infos[2].handle);  // b waits its turn
+  }
+  for (auto& sup : {sup1, sup2})
+    self->request(sup, 10s, ready_atom::value)
+      .receive([](bool) {}, [](caf::error& e) { FAIL(caf::to_string(e)); });
+  for (auto& sup : {sup1, sup2})
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(fixture, "a start past start_timeout is a start failure; its late actor is killed") {
+  auto made = std::make_shared<made_actor>();
+  auto sc = config();
+  sc.children = {make_child("a", log), slow_child("slow", log, 800ms, 200ms, made)};
+  auto sup = spawn_supervisor(*sys, sc);
+  caf::scoped_actor self{*sys};
+  self->monitor(sup);
+  auto reason = wait_down(self);
+  CHECK(is(reason, errc::startup_failed));
+  CHECK(describe(reason).message.find("did not start within 200 ms") != std::string::npos);
+  for (int i = 0; i < 300 && !made->get(); ++i)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(made->get());
+  self->monitor(made->get());
+  CHECK(wait_down(self) == caf::exit_reason::kill);
+}
