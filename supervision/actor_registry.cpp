@@ -6,12 +6,20 @@
 namespace snakepit {
 
 void actor_registry::add(std::string kind, factory f) {
-  assert(!kind.empty());
   assert(f != nullptr);
-  factories_.insert_or_assign(std::move(kind), std::move(f));
+  add(std::move(kind),
+      [f = std::move(f)](caf::actor_system& sys, const actor_context& ctx) {
+        return f(sys, ctx.args);
+      });
 }
 
-const actor_registry::factory* actor_registry::find(std::string_view kind) const {
+void actor_registry::add(std::string kind, context_factory f, actor_readiness readiness) {
+  assert(!kind.empty());
+  assert(f != nullptr);
+  factories_.insert_or_assign(std::move(kind), registration{std::move(f), readiness});
+}
+
+const actor_registry::registration* actor_registry::find(std::string_view kind) const {
   auto i = factories_.find(kind);
   return i != factories_.end() ? &i->second : nullptr;
 }

@@ -71,6 +71,8 @@ struct child_entry {
   bool forget_when_down = false;
   /// Identifies the start running off-thread (`launching`); 0: none.
   std::uint64_t start_token = 0;
+  /// Why a child that reported "not ready" failed to start.
+  caf::error start_error;
 
   [[nodiscard]] bool runs() const noexcept {
     return static_cast<bool>(handle);
@@ -510,7 +512,9 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   }
   const auto& reason = msg.reason;
   if (entry->state == child_state::starting) {
-    on_start_failure(self, *entry, reason);
+    auto why = entry->start_error ? std::move(entry->start_error) : reason;
+    entry->start_error = caf::error{};
+    on_start_failure(self, *entry, why);
     return;
   }
   // A supervisor (or pool) that gave up ends with its own reason so the
@@ -776,8 +780,14 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         auto* entry = self->state.find(child);
         if (entry == nullptr || entry->state != child_state::starting)
           return;
-        if (err)  // it failed; its DOWN follows and decides
+        if (err) {
+          // Not ready, and it says why: that is its start failure. It may
+          // still run (a user actor need not quit): stop it per its shutdown
+          // policy; its DOWN then reports this error, not the stop.
+          entry->start_error = err;
+          stop_child(self, *entry);
           return;
+        }
         entry->state = child_state::running;
         detail::log_info(self->state.cfg.name, "{} is ready", entry->spec.id);
         advance_start(self);

@@ -75,6 +75,7 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
   spec.id = node.name;
   spec.restart = node.restart;
   spec.shutdown = node.shutdown;
+  spec.significant = node.significant;
   auto name = node.name;
   switch (node.kind) {
     case node_kind::supervisor: {
@@ -102,19 +103,23 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
       break;
     }
     case node_kind::actor: {
-      const actor_registry::factory* factory
-        = registry != nullptr ? registry->find(node.actor_kind) : nullptr;
-      spec.start = [f = factory ? *factory : actor_registry::factory{}, kind = node.actor_kind,
-                    args = node.args, dir, name](caf::actor_system& sys)
-        -> caf::expected<caf::actor> {
+      const auto* reg = registry != nullptr ? registry->find(node.actor_kind) : nullptr;
+      spec.start = [f = reg ? reg->make : actor_registry::context_factory{},
+                    kind = node.actor_kind, ctx = actor_context{name, node.args},
+                    dir](caf::actor_system& sys) -> caf::expected<caf::actor> {
         if (!f)
           return make_error(errc::bad_config,
                             fmt::format("actor kind '{}' is not registered", kind));
-        auto h = f(sys, args);
-        if (h)
-          dir->put(name, node_kind::actor, *h);
+        auto h = f(sys, ctx);
+        if (h && *h)
+          dir->put(ctx.name, node_kind::actor, *h);
         return h;
       };
+      // A factory may block (it is the user's code): it runs off the
+      // supervisor's thread, bounded by the node's start_timeout_ms.
+      spec.start_timeout = node.start_timeout;
+      if (reg != nullptr && reg->readiness == actor_readiness::await_ready)
+        spec.await_ready = probe_ready<caf::actor, bool>;
       break;
     }
   }
@@ -128,6 +133,7 @@ supervisor_config make_supervisor_config(const tree_node& node, const directory_
   cfg.strategy = node.strategy;
   cfg.intensity = node.intensity;
   cfg.backoff = node.backoff;
+  cfg.shutdown_when = node.shutdown_when;
   for (auto& child : node.children)
     cfg.children.push_back(make_child(child, dir, registry));
   return cfg;

@@ -67,7 +67,7 @@ const word_list log_format_words = {"text", "json"};
 const word_list supervisor_keys = {
   "strategy",         "max_restarts", "max_seconds",
   "restart_backoff_min_ms", "restart_backoff_max_ms", "children",
-  "restart",          "shutdown",
+  "restart",          "shutdown",     "significant", "auto_shutdown",
 };
 
 const word_list pool_keys = {
@@ -82,10 +82,13 @@ const word_list pool_keys = {
   "queue_timeout_ms", "request_timeout_ms", "deadline_grace_ms",
   "max_payload_bytes", "shutdown_timeout_ms", "max_restarts",
   "max_seconds",      "restart_backoff_min_ms", "restart_backoff_max_ms",
-  "restart",          "shutdown",
+  "restart",          "shutdown",     "significant",
 };
 
-const word_list actor_keys = {"kind", "args", "restart", "shutdown"};
+const word_list actor_keys = {"kind",        "args",            "restart", "shutdown",
+                              "significant", "start_timeout_ms"};
+
+const word_list auto_shutdown_words = {"never", "any_significant", "all_significant"};
 
 const word_list strategy_words = {"one_for_one", "one_for_all", "rest_for_one"};
 
@@ -728,10 +731,8 @@ public:
     auto node = get("shutdown");
     if (node == nullptr)
       return std::nullopt;
-    auto is_actor = kind == node_kind::actor;
-    auto expected = is_actor
-                      ? "an integer >= 0 (milliseconds) or \"brutal_kill\""
-                      : "an integer >= 0 (milliseconds), \"brutal_kill\" or \"infinity\"";
+    (void) kind;  // every kind may wait forever (for an actor: documented as risky)
+    auto expected = "an integer >= 0 (milliseconds), \"brutal_kill\" or \"infinity\"";
     if (node->is_integer()) {
       if (auto x = integer("shutdown", 0, max_ms, expected))
         return shutdown_policy::after(std::chrono::milliseconds{*x});
@@ -745,13 +746,8 @@ public:
     const auto& w = s->get();
     if (w == "brutal_kill")
       return shutdown_policy::brutal_kill();
-    if (w == "infinity") {
-      if (!is_actor)
-        return shutdown_policy::infinity();
-      problem("shutdown", "\"infinity\" is only for supervisors and pools; an actor is a "
-                          "worker: give a timeout in milliseconds or \"brutal_kill\"");
-      return std::nullopt;
-    }
+    if (w == "infinity")
+      return shutdown_policy::infinity();
     problem("shutdown", fmt::format("expected {}, got {}{}", expected, quote(w),
                                     did_you_mean(w, shutdown_words)));
     return std::nullopt;
@@ -1027,20 +1023,23 @@ private:
     assign(n.intensity.period, s.seconds("max_seconds"));
     read_backoff(s, n.backoff);
     n.restart = s.restart().value_or(restart_type::permanent);
+    read_significant(s, n);
     n.shutdown = s.shutdown(node_kind::supervisor).value_or(shutdown_policy::infinity());
-    if (!s.require("children", "a non-empty array of names of supervisors, pools or actors")) {
+    if (auto w = s.word("auto_shutdown", auto_shutdown_words))
+      n.shutdown_when = *w == "any_significant"   ? auto_shutdown::any_significant
+                        : *w == "all_significant" ? auto_shutdown::all_significant
+                                                  : auto_shutdown::never;
+    if (!s.require("children", "an array of names of supervisors, pools or actors")) {
       children_unknown_ = true;
       return;
     }
     auto node = s.get("children");
     auto arr = node->as_array();
-    if (arr == nullptr || arr->empty()) {
-      if (arr == nullptr)
-        children_unknown_ = true;
-      s.problem("children",
-                fmt::format("expected a non-empty array of names of supervisors, pools or "
-                            "actors, got {}",
-                            arr ? std::string{"an empty array"} : describe_got(*node)));
+    if (arr == nullptr) {
+      children_unknown_ = true;
+      s.problem("children", fmt::format("expected an array of names of supervisors, pools or "
+                                        "actors, got {}",
+                                        describe_got(*node)));
       return;
     }
     for (std::size_t i = 0; i < arr->size(); ++i) {
@@ -1138,6 +1137,7 @@ private:
     assign(cfg.intensity.period, s.seconds("max_seconds"));
     read_backoff(s, cfg.backoff);
     n.restart = s.restart().value_or(restart_type::permanent);
+    read_significant(s, n);
     auto default_shutdown = cfg.shutdown_timeout + std::chrono::seconds{1};
     n.shutdown = s.shutdown(node_kind::pool).value_or(shutdown_policy::after(default_shutdown));
     check_pool(s, n);
@@ -1193,6 +1193,17 @@ private:
       s.problem_here(text);
   }
 
+  /// OTP: only a transient or temporary child may be significant.
+  void read_significant(section& s, tree_node& n) {
+    auto b = s.boolean("significant");
+    if (!b)
+      return;
+    n.significant = *b;
+    if (*b && n.restart == restart_type::permanent)
+      s.problem("significant", "a significant child must be transient or temporary (OTP): "
+                               "set restart = \"transient\" or drop significant");
+  }
+
   void read_actor(section& s, definition& def) {
     auto& n = def.node;
     constexpr auto kind_text = "the name of a registered actor kind";
@@ -1209,7 +1220,9 @@ private:
         s.problem("args", fmt::format("expected a table, got {}", describe_got(*node)));
     }
     n.restart = s.restart().value_or(restart_type::permanent);
+    read_significant(s, n);
     assign(n.shutdown, s.shutdown(node_kind::actor));
+    assign(n.start_timeout, s.millis("start_timeout_ms", true));
   }
 
   void check_actor_kind(section& s, const std::string& kind) {

@@ -37,13 +37,16 @@ struct tree_node {
   restart_type restart = restart_type::permanent;
   /// Default: `infinity` for supervisors, 5000 ms otherwise.
   shutdown_policy shutdown;
+  /// OTP's significant flag (transient or temporary nodes only).
+  bool significant = false;
 
   // -- supervisor ------------------------------------------------------------
   supervision_strategy strategy = supervision_strategy::one_for_one;
   restart_intensity intensity;
   restart_backoff backoff;
-  /// In start order.
+  /// In start order; may be empty.
   std::vector<tree_node> children;
+  auto_shutdown shutdown_when = auto_shutdown::never;
 
   // -- pool --------------------------------------------------------------------
   pool_config pool;
@@ -53,6 +56,8 @@ struct tree_node {
   std::string actor_kind;
   /// Arguments for the factory.
   value::map args;
+  /// How long the factory may take (it runs off the supervisor's thread).
+  caf::timespan start_timeout = std::chrono::seconds{30};
 };
 
 /// How the file asks the runtime to log (`[logging]`). A field is empty when

@@ -32,6 +32,15 @@ struct tree_fixture : system_fixture {
     return *tree;
   }
 
+  /// Starts the tree in `toml`, which must fail; what the failure says.
+  error_info start_failure(const std::string& toml, const actor_registry* registry = nullptr) {
+    auto spec = load_tree_string(toml, "test.toml", registry);
+    REQUIRE_MESSAGE(spec, (spec ? "" : describe(spec.error()).message));
+    auto tree = start_tree(*sys, *spec, registry);
+    REQUIRE(!tree);
+    return describe(tree.error());
+  }
+
   pool_actor pool_of(const running_tree& tree, const std::string& name) {
     auto p = tree.pool(name);
     REQUIRE_MESSAGE(p, (p ? "" : describe(p.error()).message));
@@ -306,12 +315,8 @@ TEST_CASE_FIXTURE(tree_fixture, "a registry factory that returns an empty handle
   registry.add("hollow", [](caf::actor_system&, const value::map&) -> caf::expected<caf::actor> {
     return caf::actor{};
   });
-  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"h\"]\n[actors.h]\nkind = \"hollow\"\n",
-                               "test.toml", &registry);
-  REQUIRE(spec);
-  auto tree = start_tree(*sys, *spec, &registry);
-  REQUIRE(!tree);
-  auto err = describe(tree.error());
+  auto err = start_failure("[supervisors.app]\nchildren = [\"h\"]\n[actors.h]\nkind = \"hollow\"\n",
+                           &registry);
   CHECK(err.kind == "startup_failed");
   CHECK(err.message.find("child h") != std::string::npos);
 }
@@ -330,4 +335,89 @@ TEST_CASE_FIXTURE(tree_fixture, "a call to a stopped pool is pool_stopped") {
   auto r = call(pool, make_request("noop"));
   REQUIRE(!r);
   CHECK(describe(r.error()).kind == "pool_stopped");
+}
+
+namespace {
+
+/// A user actor that becomes ready a moment after it starts (it loads
+/// something), or fails instead: it answers `(ready_atom) -> bool` like a pool.
+caf::behavior slow_to_ready(caf::event_based_actor* self, std::string name, bool fail) {
+  using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
+  self->delayed_send(self, 150ms, loaded_atom::value);
+  auto ready = std::make_shared<bool>(false);
+  auto waiting = std::make_shared<std::vector<caf::response_promise>>();
+  auto answer = [fail, name](caf::response_promise& rp) {
+    if (fail)
+      rp.deliver(make_error(errc::startup_failed, name + " could not load"));
+    else
+      rp.deliver(true);
+  };
+  return {
+    [=](loaded_atom) {
+      *ready = true;
+      for (auto& rp : *waiting)
+        answer(rp);
+      waiting->clear();
+    },
+    [=](ping_atom, const std::string& who) { return name + " greets " + who; },
+    [=](ready_atom) {
+      auto rp = self->make_response_promise();
+      if (*ready)
+        answer(rp);
+      else
+        waiting->push_back(rp);
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(tree_fixture, "registry factories learn their node, may be slow, and report readiness") {
+  actor_registry registry;
+  std::vector<std::string> seen;
+  std::mutex seen_mtx;
+  registry.add(
+    "loader",
+    [&](caf::actor_system& s, const actor_context& ctx) -> caf::expected<caf::actor> {
+      {
+        std::lock_guard<std::mutex> guard{seen_mtx};
+        seen.push_back(ctx.name + ":" + std::string{ctx.args.at("model").as_string()});
+      }
+      std::this_thread::sleep_for(300ms);  // a factory that blocks: off the supervisor's thread
+      return s.spawn(slow_to_ready, ctx.name, ctx.args.count("fail") > 0);
+    },
+    actor_readiness::await_ready);
+  SUBCASE("ready before the next sibling starts") {
+    auto spec = load_tree_string("[supervisors.app]\nchildren = [\"m\", \"p\"]\n"
+                                 "[actors.m]\nkind = \"loader\"\nargs = { model = \"tiny\" }\n"
+                                 "[pools.p]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                                 "size = 1\n",
+                                 "test.toml", &registry);
+    REQUIRE(spec);
+    auto tree = start_tree(*sys, *spec, &registry);
+    REQUIRE_MESSAGE(tree, (tree ? "" : describe(tree.error()).message));
+    trees.push_back(*tree);
+    CHECK(seen == std::vector<std::string>{"m:tiny"});
+    caf::scoped_actor self{*sys};
+    self->request(*tree->actor("m"), 5s, ping_atom::value, std::string{"you"})
+      .receive([](const std::string& s) { CHECK(s == "m greets you"); },
+               [](caf::error& e) { FAIL(caf::to_string(e)); });
+    tree->stop();
+  }
+  SUBCASE("a readiness error is a start failure naming the node") {
+    auto err = start_failure("[supervisors.app]\nchildren = [\"m\"]\n"
+                             "[actors.m]\nkind = \"loader\"\n"
+                             "args = { model = \"big\", fail = true }\n",
+                             &registry);
+    CHECK(err.kind == "startup_failed");
+    CHECK(err.message.find("child m") != std::string::npos);
+    CHECK(err.message.find("could not load") != std::string::npos);
+  }
+  SUBCASE("a factory slower than start_timeout_ms fails the start") {
+    auto err = start_failure("[supervisors.app]\nchildren = [\"m\"]\n"
+                             "[actors.m]\nkind = \"loader\"\nargs = { model = \"x\" }\n"
+                             "start_timeout_ms = 100\n",
+                             &registry);
+    CHECK(err.message.find("did not start within 100 ms") != std::string::npos);
+  }
 }
