@@ -472,6 +472,8 @@ void mark_group(sup_pointer self, const child_entry& failed) {
       continue;
     if (c.state == child_state::running || c.state == child_state::starting)
       c.state = child_state::stopping_for_restart;
+    else if (c.state == child_state::not_running)
+      c.state = child_state::restarting;  // as OTP: a group restart starts kept specs too
   }
 }
 

@@ -762,3 +762,18 @@ TEST_CASE_FIXTURE(fixture, "a start past start_timeout is a start failure; its l
   self->monitor(made->get());
   CHECK(wait_down(self) == caf::exit_reason::kill);
 }
+
+TEST_CASE_FIXTURE(fixture, "one_for_all: a group restart also starts kept, not running specs (as OTP)") {
+  auto sc = config();
+  sc.strategy = supervision_strategy::one_for_all;
+  sc.children = {make_child("a", log), make_child("b", log)};
+  auto sup = spawn_supervisor(*sys, sc);
+  CHECK(ask<bool>(*sys, sup, caf::make_message(terminate_child_atom::value, std::string{"b"}))
+        == true);
+  CHECK(children(sup).at(1).state == "not running");
+  auto a = child(sup, "a");
+  caf::anon_send(a, crash_atom::value);
+  wait_new_child(sup, "a", a);
+  CHECK(wait_new_child(sup, "b", nullptr));
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
