@@ -31,6 +31,17 @@ public:
     entries_[name] = entry{kind, std::move(handle)};
   }
 
+  /// Set by `running_tree::stop()`, seen by every copy of the tree handle.
+  void mark_stopped() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopped_ = true;
+  }
+
+  bool stopped() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return stopped_;
+  }
+
   bool get(const std::string& name, entry& out) const {
     std::lock_guard<std::mutex> guard{mtx_};
     auto i = entries_.find(name);
@@ -43,6 +54,7 @@ public:
 private:
   mutable std::mutex mtx_;
   std::map<std::string, entry> entries_;
+  bool stopped_ = false;
 };
 
 namespace {
@@ -171,6 +183,10 @@ void collect_pool_names(const tree_node& node, std::vector<std::string>& out) {
 caf::expected<caf::actor> running_tree::lookup(const std::string& name,
                                                node_kind kind) const {
   tree_directory::entry e;
+  if (directory_ && directory_->stopped())
+    return make_error(errc::pool_stopped,
+                      fmt::format("the tree '{}' was stopped; start it again for new handles",
+                                  name_));
   if (!directory_ || !directory_->get(name, e) || e.kind != kind) {
     const char* what = kind == node_kind::pool         ? "pool"
                        : kind == node_kind::supervisor ? "supervisor"
@@ -230,6 +246,8 @@ tree_status running_tree::status(caf::timespan timeout) const {
 void running_tree::stop() {
   if (metrics_)
     metrics_->server.reset();
+  if (directory_)
+    directory_->mark_stopped();
   if (sys_ == nullptr || !root_)
     return;
   {

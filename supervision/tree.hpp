@@ -28,8 +28,10 @@ class running_tree {
 public:
   running_tree() = default;
 
-  /// The root supervisor.
-  [[nodiscard]] const supervisor_actor& root() const noexcept {
+  /// The root supervisor. A copy: it stays valid after `stop()`, and then
+  /// answers every request with `pool_stopped` (as do all handles the tree
+  /// gave out).
+  [[nodiscard]] supervisor_actor root() const noexcept {
     return root_;
   }
 

@@ -330,11 +330,22 @@ TEST_CASE_FIXTURE(tree_fixture, "a call to a stopped pool is pool_stopped") {
   auto tree = start_tree(*sys, *spec);
   REQUIRE(tree);
   auto pool = pool_of(*tree, "p");
+  auto root = tree->root();  // a copy, valid after stop
+  auto copy = *tree;
   CHECK(call(pool, make_request("noop")));
   tree->stop();
   auto r = call(pool, make_request("noop"));
   REQUIRE(!r);
   CHECK(describe(r.error()).kind == "pool_stopped");
+  CHECK(root);
+  caf::scoped_actor self{*sys};
+  self->request(root, 5s, which_children_atom::value)
+    .receive([](const std::vector<child_info>&) { FAIL("a stopped root answered"); },
+             [](caf::error& e) { CHECK(describe(e).kind == "pool_stopped"); });
+  // Every copy of the tree knows it is stopped.
+  auto again = copy.pool("p");
+  REQUIRE(!again);
+  CHECK(describe(again.error()).kind == "pool_stopped");
 }
 
 namespace {
