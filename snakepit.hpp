@@ -11,6 +11,7 @@
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/actors/scheduler_settings.hpp"
+#include "snakepit/actors/stream_consumer.hpp"
 #include "snakepit/actors/telemetry.hpp"
 #include "snakepit/actors/lifecycle.hpp"
 #include "snakepit/messages/atoms.hpp"

@@ -390,3 +390,45 @@ TEST_CASE_FIXTURE(stream_fixture, "a generator stuck past its deadline gets its 
   CHECK(call(pool, make_request("noop")));
   CHECK(std::chrono::steady_clock::now() - t0 < 1s);
 }
+
+TEST_CASE_FIXTURE(stream_fixture, "for_each_item consumes a stream with acks, in order, and ends cleanly") {
+  auto pool = start(showcase(1));
+  caf::scoped_actor self{*sys};
+  SUBCASE("to the end") {
+    std::vector<std::int64_t> got;
+    auto summary = for_each_item(self, pool, make_request("count", {{"n", 100}}),
+                                 [&](const value& item) {
+                                   got.push_back(item.as_int());
+                                   return true;
+                                 });
+    REQUIRE_MESSAGE(summary, describe(summary.error()).message);
+    CHECK(summary->items == 100);
+    REQUIRE(got.size() == 100);
+    CHECK(got.front() == 0);
+    CHECK(got.back() == 99);
+  }
+  SUBCASE("stopping early cancels the generator and frees the worker") {
+    std::size_t seen = 0;
+    auto summary = for_each_item(self, pool, make_request("count", {{"n", 1000000}}),
+                                 [&](const value&) { return ++seen < 5; });
+    REQUIRE(summary);
+    CHECK(summary->items == 5);
+    auto st = wait_status(pool, [](const pool_status& s) { return s.busy == 0; });
+    CHECK(st.busy == 0);
+    REQUIRE(call(pool, make_request("noop")));
+  }
+  SUBCASE("an error after some items") {
+    std::size_t seen = 0;
+    auto summary = for_each_item(self, pool, make_request("fail_after", {{"n", 3}}),
+                                 [&](const value&) { return ++seen, true; });
+    REQUIRE(!summary);
+    CHECK(describe(summary.error()).kind == "python_exception");
+    CHECK(seen == 3);
+  }
+  SUBCASE("an idle timeout cancels") {
+    auto summary = for_each_item(self, pool, make_request("count", {{"n", 5}, {"delay_ms", 2000}}),
+                                 [&](const value&) { return true; }, 200ms);
+    REQUIRE(!summary);
+    CHECK(describe(summary.error()).kind == "timeout");
+  }
+}
