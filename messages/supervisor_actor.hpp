@@ -48,12 +48,15 @@ struct child_info {
   caf::actor handle;
   /// "worker" or "supervisor".
   std::string type;
+  /// Why it last ended ("normal", or the error's message); empty while it
+  /// never did. For a child supervisor that gave up, the cause.
+  std::string last_exit;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, child_info& x) {
   return f(caf::meta::type_name("snakepit::child_info"), x.id, x.state, x.restarts,
-           x.replacements, x.handle, x.type);
+           x.replacements, x.handle, x.type, x.last_exit);
 }
 
 /// OTP's count_children.

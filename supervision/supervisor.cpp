@@ -73,6 +73,8 @@ struct child_entry {
   std::uint64_t start_token = 0;
   /// Why a child that reported "not ready" failed to start.
   caf::error start_error;
+  /// Why it last ended, for which_children.
+  std::string last_exit;
 
   [[nodiscard]] bool runs() const noexcept {
     return static_cast<bool>(handle);
@@ -483,6 +485,7 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
   if (entry == nullptr)
     return;
   emit_child_stopped(self, *entry, msg.reason);
+  entry->last_exit = is_normal(msg.reason) ? std::string{"normal"} : reason_text(msg.reason);
   if (st.phase == sup_phase::stopping || entry->state == child_state::stopping) {
     for (auto& rp : entry->on_stopped)
       rp.deliver(true);
@@ -681,6 +684,11 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         }
         if (auto err = check_child(st.cfg.name, spec))
           return err;
+        if (st.cfg.max_children > 0 && st.children.size() >= st.cfg.max_children)
+          return make_error(errc::pool_saturated,
+                            fmt::format("supervisor {} has max_children = {} children; stop "
+                                        "one first or raise the bound",
+                                        st.cfg.name, st.cfg.max_children));
         auto started = start_checked(self->system(), spec);
         if (!started)
           return std::move(started.error());
@@ -764,7 +772,8 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
           out.push_back(child_info{c.spec.id, to_cstr(c.state), c.restarts, c.replacements,
                                    c.handle,
                                    c.spec.kind == child_kind::supervisor ? "supervisor"
-                                                                         : "worker"});
+                                                                         : "worker",
+                                   c.last_exit});
         return out;
       },
       [self](ready_atom) -> caf::result<bool> {

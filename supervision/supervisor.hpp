@@ -44,6 +44,10 @@ struct supervisor_config {
   /// Started in order at spawn; stopped in reverse order.
   std::vector<child_spec> children;
   auto_shutdown shutdown_when = auto_shutdown::never;
+  /// Children at most (running or kept specs); `start_child` past it is
+  /// `pool_saturated` naming the bound. 0: no bound (declared children
+  /// only; set one for dynamic supervisors that grow at run time).
+  std::uint32_t max_children = 0;
 };
 
 /// Spawns an OTP-style supervisor. It traps exits and monitors its children

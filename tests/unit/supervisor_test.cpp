@@ -777,3 +777,24 @@ TEST_CASE_FIXTURE(fixture, "one_for_all: a group restart also starts kept, not r
   CHECK(wait_new_child(sup, "b", nullptr));
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_FIXTURE(fixture, "a dynamic supervisor keeps to max_children; which_children tells why a child ended") {
+  auto sc = config();
+  sc.strategy = supervision_strategy::dynamic;
+  sc.max_children = 2;
+  auto sup = spawn_supervisor(*sys, sc);
+  for (auto id : {"x", "y"})
+    REQUIRE(ask<caf::actor>(*sys, sup, caf::make_message(start_child_atom::value,
+                                                         make_child(id, log))));
+  auto third = ask<caf::actor>(*sys, sup, caf::make_message(start_child_atom::value,
+                                                            make_child("z", log)));
+  REQUIRE(!third);
+  CHECK(is(third.error(), errc::pool_saturated));
+  CHECK(describe(third.error()).message.find("max_children = 2") != std::string::npos);
+  auto x = child(sup, "x");
+  caf::anon_send(x, crash_atom::value);
+  wait_new_child(sup, "x", x);
+  CHECK(children(sup).at(0).last_exit.find("runtime_error") != std::string::npos);
+  CHECK(children(sup).at(1).last_exit.empty());
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
