@@ -360,7 +360,9 @@ bool adopt(sup_pointer self, child_entry& entry, caf::actor handle) {
   st.started->insert(entry.handle.address());
   self->monitor(entry.handle);
   emit_child_started(self, entry);
-  detail::log_info(st.cfg.name, "started {} {}", kind_name(entry.spec), entry.spec.id);
+  detail::log_info(st.cfg.name, "started {} {}",
+                   entry.spec.kind == child_kind::supervisor ? "supervisor" : "child",
+                   entry.spec.id);
   if (entry.spec.await_ready) {
     entry.state = child_state::starting;
     entry.spec.await_ready(self->system(), entry.handle, caf::actor_cast<caf::actor>(self));

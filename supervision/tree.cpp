@@ -26,6 +26,27 @@ public:
     caf::actor handle;
   };
 
+  /// What `running_tree::start_child` needs to make a dynamic supervisor's
+  /// children: its template node and the registry its actors come from.
+  struct dynamic_template {
+    tree_node node;
+    const actor_registry* registry = nullptr;
+  };
+
+  void put_template(const std::string& supervisor, dynamic_template t) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    templates_[supervisor] = std::move(t);
+  }
+
+  bool get_template(const std::string& supervisor, dynamic_template& out) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = templates_.find(supervisor);
+    if (i == templates_.end())
+      return false;
+    out = i->second;
+    return true;
+  }
+
   void put(const std::string& name, node_kind kind, caf::actor handle) {
     std::lock_guard<std::mutex> guard{mtx_};
     entries_[name] = entry{kind, std::move(handle)};
@@ -54,6 +75,7 @@ public:
 private:
   mutable std::mutex mtx_;
   std::map<std::string, entry> entries_;
+  std::map<std::string, dynamic_template> templates_;
   bool stopped_ = false;
 };
 
@@ -146,6 +168,9 @@ supervisor_config make_supervisor_config(const tree_node& node, const directory_
   cfg.intensity = node.intensity;
   cfg.backoff = node.backoff;
   cfg.shutdown_when = node.shutdown_when;
+  cfg.max_children = node.max_children;
+  if (!node.child_template.empty())
+    dir->put_template(node.name, {node.child_template.front(), registry});
   for (auto& child : node.children)
     cfg.children.push_back(make_child(child, dir, registry));
   return cfg;
@@ -166,6 +191,9 @@ caf::error prepare(tree_node& node, const std::string& runtime) {
     node.pool.runtime_dir = runtime;
   }
   for (auto& child : node.children)
+    if (auto err = prepare(child, runtime))
+      return err;
+  for (auto& child : node.child_template)
     if (auto err = prepare(child, runtime))
       return err;
   return caf::none;
@@ -195,6 +223,38 @@ caf::expected<caf::actor> running_tree::lookup(const std::string& name,
                       fmt::format("the tree has no running {} named '{}'", what, name));
   }
   return e.handle;
+}
+
+caf::expected<caf::actor> running_tree::start_child(const std::string& supervisor,
+                                                   const std::string& id, value::map args) {
+  auto sup = this->supervisor(supervisor);
+  if (!sup)
+    return std::move(sup.error());
+  tree_directory::dynamic_template t;
+  if (!directory_->get_template(supervisor, t))
+    return make_error(errc::bad_arguments,
+                      fmt::format("supervisor '{}' is not dynamic: it has no template to make "
+                                  "children from",
+                                  supervisor));
+  if (id.empty() || id.find('/') != std::string::npos)
+    return make_error(errc::bad_arguments, "a child id must be non-empty and contain no '/'");
+  tree_directory::entry taken;
+  if (directory_->get(id, taken))
+    return make_error(errc::already_present,
+                      fmt::format("the tree already has a node named '{}'", id));
+  auto node = t.node;
+  node.name = id;
+  if (node.kind == node_kind::pool)
+    node.pool.name = id;
+  for (auto& [key, x] : args)
+    node.args[key] = x;
+  auto spec = make_child(node, directory_, t.registry);
+  caf::scoped_actor self{*sys_};
+  caf::expected<caf::actor> out{caf::error{}};
+  self->request(*sup, caf::infinite, start_child_atom::value, std::move(spec))
+    .receive([&](caf::actor& h) { out = std::move(h); },
+             [&](caf::error& e) { out = std::move(e); });
+  return out;
 }
 
 caf::expected<pool_actor> running_tree::pool(const std::string& name) const {

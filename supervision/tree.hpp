@@ -45,6 +45,17 @@ public:
   /// The user actor named `name`.
   [[nodiscard]] caf::expected<caf::actor> actor(const std::string& name) const;
 
+  /// Makes a child of the dynamic supervisor `supervisor` (`strategy =
+  /// "dynamic"`) from its template, named `id` (unique in the tree; then
+  /// found by `pool(id)`, `actor(id)` or `supervisor(id)`). For an actor
+  /// template, `args` are added to the template's args (and win). Errors:
+  /// `bad_arguments` (no such dynamic supervisor, bad id), `already_present`
+  /// (the name is taken), `pool_saturated` (`max_children`), or the child's
+  /// start failure. Blocking: not from an actor. The registry given to
+  /// `start_tree` must still exist.
+  caf::expected<caf::actor> start_child(const std::string& supervisor, const std::string& id,
+                                        value::map args = {});
+
   /// Stops the tree: children in reverse start order, each within its
   /// shutdown budget, every worker process gone when it returns. Blocking.
   void stop();

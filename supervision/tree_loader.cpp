@@ -68,6 +68,7 @@ const word_list supervisor_keys = {
   "strategy",         "max_restarts", "max_seconds",
   "restart_backoff_min_ms", "restart_backoff_max_ms", "children",
   "restart",          "shutdown",     "significant", "auto_shutdown",
+  "template",         "max_children",
 };
 
 const word_list pool_keys = {
@@ -90,7 +91,7 @@ const word_list actor_keys = {"kind",        "args",            "restart", "shut
 
 const word_list auto_shutdown_words = {"never", "any_significant", "all_significant"};
 
-const word_list strategy_words = {"one_for_one", "one_for_all", "rest_for_one"};
+const word_list strategy_words = {"one_for_one", "one_for_all", "rest_for_one", "dynamic"};
 
 const word_list restart_words = {"permanent", "transient", "temporary"};
 
@@ -708,13 +709,6 @@ public:
   }
 
   std::optional<supervision_strategy> strategy() {
-    auto node = get("strategy");
-    if (node != nullptr && node->value<std::string_view>() == "dynamic") {
-      problem("strategy",
-              "'dynamic' is internal to pools (their worker supervisors); a declared "
-              "supervisor uses one_for_one, one_for_all or rest_for_one");
-      return std::nullopt;
-    }
     auto w = word("strategy", strategy_words);
     if (!w)
       return std::nullopt;
@@ -722,6 +716,8 @@ public:
       return supervision_strategy::one_for_all;
     if (*w == "rest_for_one")
       return supervision_strategy::rest_for_one;
+    if (*w == "dynamic")
+      return supervision_strategy::dynamic;
     return supervision_strategy::one_for_one;
   }
 
@@ -1029,6 +1025,13 @@ private:
       n.shutdown_when = *w == "any_significant"   ? auto_shutdown::any_significant
                         : *w == "all_significant" ? auto_shutdown::all_significant
                                                   : auto_shutdown::never;
+    if (n.strategy == supervision_strategy::dynamic) {
+      read_dynamic(s, def);
+      return;
+    }
+    for (auto key : {"template", "max_children"})
+      if (s.get(key) != nullptr)
+        s.problem(key, "only for strategy = \"dynamic\" (children made at run time)");
     if (!s.require("children", "an array of names of supervisors, pools or actors")) {
       children_unknown_ = true;
       return;
@@ -1191,6 +1194,33 @@ private:
     }
     if (!reported)
       s.problem_here(text);
+  }
+
+  /// A dynamic supervisor (OTP's simple_one_for_one): no declared children,
+  /// one template node its children are made from at run time.
+  void read_dynamic(section& s, definition& def) {
+    auto& n = def.node;
+    n.max_children = 1000;
+    assign(n.max_children, s.count("max_children", 1, 1000000, "an integer 1..1000000"));
+    if (auto children = s.get("children")) {
+      auto arr = children->as_array();
+      if (arr == nullptr || !arr->empty())
+        s.problem("children", "a dynamic supervisor has no declared children: its children "
+                              "are made from its template at run time");
+    }
+    constexpr auto template_text = "the name of a supervisor, pool or actor to make children from";
+    if (!s.require("template", template_text)) {
+      children_unknown_ = true;
+      return;
+    }
+    auto name = s.string("template", template_text);
+    if (!name) {
+      children_unknown_ = true;
+      return;
+    }
+    auto node = s.get("template");
+    // Linked like a child (it must exist and have no other parent), built as the template.
+    def.children.push_back({*name, s.path_of("template"), problems_.position(node->source())});
   }
 
   /// OTP: only a transient or temporary child may be significant.
@@ -1445,8 +1475,11 @@ private:
 
   tree_node build(std::size_t index) const {
     tree_node n = defs_[index].node;
+    auto& into = n.strategy == supervision_strategy::dynamic && n.kind == node_kind::supervisor
+                   ? n.child_template
+                   : n.children;
     for (const auto& ref : defs_[index].children)
-      n.children.push_back(build(by_name_.at(ref.name)));
+      into.push_back(build(by_name_.at(ref.name)));
     return n;
   }
 
@@ -1592,9 +1625,14 @@ void describe_node(const tree_node& n, std::size_t depth, std::string& out) {
         out += ", args " + value(n.args).to_json();
       break;
   }
+  if (!n.child_template.empty())
+    out += fmt::format(", template {}, max_children {}", n.child_template.front().name,
+                       n.max_children);
   out += fmt::format("; restart {}, shutdown {}\n", restart_word(n.restart),
                      shutdown_text(n.shutdown));
   for (const auto& child : n.children)
+    describe_node(child, depth + 1, out);
+  for (const auto& child : n.child_template)
     describe_node(child, depth + 1, out);
 }
 
@@ -1642,6 +1680,8 @@ void anchor_paths(tree_node& node, const std::string& base) {
       anchor(node.pool.python);
   }
   for (auto& child : node.children)
+    anchor_paths(child, base);
+  for (auto& child : node.child_template)
     anchor_paths(child, base);
 }
 

@@ -46,6 +46,11 @@ struct tree_node {
   restart_backoff backoff;
   /// In start order; may be empty.
   std::vector<tree_node> children;
+  /// `strategy = "dynamic"`: the node its children are made from at run
+  /// time (`running_tree::start_child`), one element; nothing starts at boot.
+  std::vector<tree_node> child_template;
+  /// `strategy = "dynamic"`: children at most.
+  std::uint32_t max_children = 0;
   auto_shutdown shutdown_when = auto_shutdown::never;
 
   // -- pool --------------------------------------------------------------------

@@ -432,3 +432,43 @@ TEST_CASE_FIXTURE(tree_fixture, "registry factories learn their node, may be slo
     CHECK(err.message.find("did not start within 100 ms") != std::string::npos);
   }
 }
+
+TEST_CASE_FIXTURE(tree_fixture, "a dynamic supervisor declared in TOML makes children from its template") {
+  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"jobs\", \"p\"]\n"
+                               "[supervisors.jobs]\nstrategy = \"dynamic\"\n"
+                               "template = \"job\"\nmax_children = 2\n"
+                               "[pools.job]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                               "size = 1\nrestart = \"temporary\"\n"
+                               "[pools.p]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                               "size = 1\n",
+                               "test.toml");
+  REQUIRE_MESSAGE(spec, (spec ? "" : describe(spec.error()).message));
+  CHECK(describe_tree(*spec).find("template job, max_children 2") != std::string::npos);
+  auto tree = start_tree(*sys, *spec);
+  REQUIRE_MESSAGE(tree, (tree ? "" : describe(tree.error()).message));
+  trees.push_back(*tree);
+  auto jobs = tree->supervisor("jobs");
+  REQUIRE(jobs);
+  CHECK(children(*jobs).empty());  // nothing from the template starts at boot
+  CHECK(!tree->pool("job"));
+  auto first = tree->start_child("jobs", "job-1");
+  REQUIRE_MESSAGE(first, (first ? "" : describe(first.error()).message));
+  auto job1 = tree->pool("job-1");
+  REQUIRE(job1);
+  CHECK(call(*job1, make_request("noop")));
+  REQUIRE(tree->start_child("jobs", "job-2"));
+  auto third = tree->start_child("jobs", "job-3");
+  REQUIRE(!third);
+  CHECK(describe(third.error()).kind == "pool_saturated");
+  auto taken = tree->start_child("jobs", "p");
+  REQUIRE(!taken);
+  CHECK(describe(taken.error()).kind == "already_present");
+  auto not_dynamic = tree->start_child("app", "x");
+  REQUIRE(!not_dynamic);
+  CHECK(describe(not_dynamic.error()).kind == "bad_arguments");
+  caf::scoped_actor self{*sys};
+  self->request(*jobs, 10s, terminate_child_atom::value, std::string{"job-1"})
+    .receive([](bool found) { CHECK(found); }, [](caf::error& e) { FAIL(caf::to_string(e)); });
+  CHECK(children(*jobs).size() == 1);  // a dynamic supervisor forgets a terminated child
+  tree->stop();
+}

@@ -660,8 +660,8 @@ restart_backoff_max_ms = 10
   auto problems = check_tree_string(text, "t.toml", &registry);
   INFO(dump(problems));
   CHECK(problem_at(problems, "supervisors.app.strategy").message
-        == "expected one of one_for_one, one_for_all or rest_for_one, got \"one_for_al\" "
-           "(did you mean 'one_for_all'?)");
+        == "expected one of one_for_one, one_for_all, rest_for_one or dynamic, got "
+           "\"one_for_al\" (did you mean 'one_for_all'?)");
   CHECK(problem_at(problems, "supervisors.app.max_restarts").message
         == "expected an integer >= 0, got -1");
   CHECK(contains(problem_at(problems, "supervisors.app.max_seconds").message,
@@ -670,8 +670,8 @@ restart_backoff_max_ms = 10
         == "restart_backoff_min_ms (3000 ms) must not exceed restart_backoff_max_ms (2000 ms)");
   CHECK(contains(problem_at(problems, "supervisors.app.restart").message,
                  "expected one of permanent, transient or temporary, got \"forever\""));
-  CHECK(contains(problem_at(problems, "supervisors.dyn.strategy").message,
-                 "'dynamic' is internal to pools"));
+  CHECK(contains(problem_at(problems, "supervisors.dyn.children").message,
+                 "a dynamic supervisor has no declared children"));
   CHECK(contains(problem_at(problems, "supervisors.dyn.shutdown").message,
                  "got \"brutal\" (did you mean 'brutal_kill'?)"));
   // From validate(pool_config), at the key it names.
@@ -901,6 +901,55 @@ significant = true
                  "expected one of never, any_significant or all_significant"));
   CHECK(contains(problem_at(problems, "pools.p.significant").message,
                  "must be transient or temporary"));
+}
+
+} // TEST_SUITE("tree_loader")
+
+TEST_SUITE("tree_loader") {
+
+TEST_CASE("tree: a dynamic supervisor needs a template and no declared children") {
+  auto ok = load_tree_string(R"(
+[supervisors.app]
+children = ["jobs"]
+
+[supervisors.jobs]
+strategy = "dynamic"
+template = "job"
+
+[pools.job]
+adapter = "a.b.C"
+)",
+                             "t.toml");
+  REQUIRE_MESSAGE(ok, (ok ? "" : describe(ok.error()).message));
+  const auto& jobs = ok->root.children.at(0);
+  CHECK(jobs.strategy == supervision_strategy::dynamic);
+  CHECK(jobs.children.empty());
+  REQUIRE(jobs.child_template.size() == 1);
+  CHECK(jobs.child_template[0].name == "job");
+  CHECK(jobs.max_children == 1000);
+  auto problems = check_tree_string(R"(
+[supervisors.app]
+children = ["jobs", "other"]
+template = "x"
+
+[supervisors.jobs]
+strategy = "dynamic"
+children = ["other"]
+max_children = 0
+
+[supervisors.other]
+strategy = "dynamic"
+template = "ghost"
+)",
+                                    "t.toml");
+  INFO(dump(problems));
+  CHECK(contains(problem_at(problems, "supervisors.app.template").message,
+                 "only for strategy = \"dynamic\""));
+  CHECK(contains(problem_at(problems, "supervisors.jobs.children").message,
+                 "no declared children"));
+  CHECK(contains(problem_at(problems, "supervisors.jobs").message, "template"));
+  CHECK(contains(problem_at(problems, "supervisors.other.template").message,
+                 "no supervisor, pool or actor is named \"ghost\""));
 }
 
 } // TEST_SUITE("tree_loader")
