@@ -1,6 +1,7 @@
 #include "snakepit/supervision/supervisor.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -75,6 +76,10 @@ struct child_entry {
   caf::error start_error;
   /// Why it last ended, for which_children.
   std::string last_exit;
+  /// A start_child / restart_child request waiting for an off-thread start.
+  std::optional<caf::typed_response_promise<caf::actor>> requested;
+  /// Added by that start_child: forgotten again if its start fails.
+  bool added_by_request = false;
 
   [[nodiscard]] bool runs() const noexcept {
     return static_cast<bool>(handle);
@@ -272,6 +277,7 @@ void advance_start(sup_pointer self);
 void mark_group(sup_pointer self, const child_entry& failed);
 void continue_group_stop(sup_pointer self, bool at_once);
 void on_significant_exit(sup_pointer self);
+void fail_launch(sup_pointer self, child_entry& entry, const caf::error& err);
 bool adopt(sup_pointer self, child_entry& entry, caf::actor handle);
 void launch(sup_pointer self, child_entry& entry);
 
@@ -338,6 +344,26 @@ void on_start_failure(sup_pointer self, child_entry& entry, const caf::error& er
   // the whole group again; rest_for_one does so for the ones after it.
   mark_group(self, entry);
   continue_group_stop(self, false);
+}
+
+/// An off-thread start failed or timed out: a waiting start_child /
+/// restart_child gets the error (a child it added is forgotten again, one it
+/// restarted stays a kept spec); a declared child's start fails as usual.
+void fail_launch(sup_pointer self, child_entry& entry, const caf::error& err) {
+  auto& st = self->state;
+  entry.start_token = 0;
+  if (!entry.requested) {
+    on_start_failure(self, entry, err);
+    return;
+  }
+  auto rp = std::move(*entry.requested);
+  entry.requested.reset();
+  if (entry.added_by_request)
+    st.erase(&entry);
+  else
+    entry.state = child_state::not_running;
+  rp.deliver(err);
+  advance_start(self);
 }
 
 /// A start function answered ignore (OTP): keep the spec, run nothing.
@@ -691,6 +717,17 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
                             fmt::format("supervisor {} has max_children = {} children; stop "
                                         "one first or raise the bound",
                                         st.cfg.name, st.cfg.max_children));
+        if (spec.start_timeout.count() > 0) {
+          // A start that may block runs off this thread; the answer waits for it.
+          child_entry entry;
+          entry.spec = std::move(spec);
+          entry.added_by_request = true;
+          auto rp = self->make_response_promise<caf::actor>();
+          entry.requested = rp;
+          st.children.push_back(std::move(entry));
+          launch(self, st.children.back());
+          return rp;
+        }
         auto started = start_checked(self->system(), spec);
         if (!started)
           return std::move(started.error());
@@ -725,6 +762,12 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         if (st.phase == sup_phase::stopping)
           return make_error(errc::pool_stopped,
                             fmt::format("supervisor {} is stopping", st.cfg.name));
+        if (entry->spec.start_timeout.count() > 0) {
+          auto rp = self->make_response_promise<caf::actor>();
+          entry->requested = rp;
+          launch(self, *entry);
+          return rp;
+        }
         auto started = start_checked(self->system(), entry->spec);
         if (!started)
           return std::move(started.error());
@@ -816,15 +859,21 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
           return false;  // timed out, or no longer wanted: the starter kills it
         entry->start_token = 0;
         if (err) {
-          if (is(err, errc::ignored)) {
+          if (is(err, errc::ignored) && !entry->requested) {
             on_ignored(self, *entry);
             advance_start(self);
           } else {
-            on_start_failure(self, *entry, err);
+            fail_launch(self, *entry, err);
           }
           return false;
         }
-        if (adopt(self, *entry, std::move(handle)))
+        auto requested = std::move(entry->requested);
+        entry->requested.reset();
+        entry->added_by_request = false;
+        bool running = adopt(self, *entry, handle);
+        if (requested)
+          requested->deliver(handle);
+        if (running)
           advance_start(self);
         return true;
       },
@@ -836,11 +885,11 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     entry->spec.start_timeout)
                     .count();
-        on_start_failure(self, *entry,
-                         make_error(errc::startup_failed,
-                                    fmt::format("child {} did not start within {} ms "
-                                                "(start_timeout)",
-                                                entry->spec.id, ms)));
+        fail_launch(self, *entry,
+                    make_error(errc::startup_failed,
+                               fmt::format("child {} did not start within {} ms "
+                                           "(start_timeout)",
+                                           entry->spec.id, ms)));
       },
       [self](kill_atom, const caf::actor_addr& addr) {
         if (auto* entry = self->state.find(addr))
