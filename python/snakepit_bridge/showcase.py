@@ -161,6 +161,14 @@ class ShowcaseAdapter(TelemetryShowcase, BaseAdapter):
         }
 
     @tool
+    def numpy_scalars(self) -> Dict[str, Any]:
+        """Returns numpy scalars (needs numpy): they arrive as plain int, float and bool."""
+        import numpy as np  # only this tool needs it; the package does not
+
+        return {"int64": np.int64(-42), "uint8": np.uint8(200), "float32": np.float32(0.5),
+                "bool": np.bool_(True)}
+
+    @tool
     def unencodable(self) -> Any:
         """Returns a value with no wire form (a set inside a dict): fails with encode_failed."""
         return {"a": [1, 2, {3}]}

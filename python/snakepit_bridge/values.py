@@ -11,6 +11,8 @@ Python                             wire ``Value``
 ``bytes``/``bytearray``/``memoryview``  ``bytes_value`` (decodes as ``bytes``)
 ``list``/``tuple``                 ``list_value`` (decodes as ``list``)
 ``dict`` with ``str`` keys         ``map_value``, insertion order kept
+numpy ``bool_``, integer, float    ``bool_value`` / ``int_value`` / ``double_value`` (exact;
+scalars                            out of range or inexact is ``encode_failed``)
 =================================  ==========================================
 
 Anything else cannot be encoded: :func:`encode` raises a ``BridgeError`` of kind
@@ -98,8 +100,36 @@ def _fill(msg: pb.Value, obj: Any, depth: int) -> None:
                 raise
             except (ValueError, UnicodeError):
                 raise _Unencodable(f"dict key {key!r} that is not valid UTF-8") from None
+    elif _is_numpy_scalar(obj):
+        _fill_numpy_scalar(msg, obj)
     else:
         raise _Unencodable(f"unsupported Python type '{type_name(type(obj))}'")
+
+
+def _is_numpy_scalar(obj: Any) -> bool:
+    """A ``numpy.generic`` (``numpy.int64``, ``numpy.bool_``...), recognised without importing numpy."""
+    return any(cls.__name__ == "generic" and cls.__module__ == "numpy" for cls in type(obj).__mro__)
+
+
+def _fill_numpy_scalar(msg: pb.Value, obj: Any) -> None:
+    """numpy scalars travel as the matching bool/int/float, exactly, or not at all."""
+    kind = obj.dtype.kind
+    name = f"numpy.{type(obj).__name__}"
+    if kind == "b":
+        msg.bool_value = bool(obj)
+    elif kind in "iu":
+        value = int(obj)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _Unencodable(f"{name} {value} is outside the 64-bit range")
+        msg.int_value = value
+    elif kind == "f":
+        value = float(obj)
+        if value != obj and value == value:  # NaN is NaN in every width
+            raise _Unencodable(f"{name} {obj!r} has no exact 64-bit float value")
+        msg.double_value = value
+    else:
+        raise _Unencodable(f"unsupported Python type '{name}' (numpy scalars of kind bool, int, "
+                           "uint and float are supported)")
 
 
 def _failure(what: str, where: str, exc: _Unencodable) -> BridgeError:

@@ -447,3 +447,9 @@ def test_run_refuses_a_tree_with_user_actors_before_starting_anything(tmp_path: 
     assert error_of(proc)["kind"] == "bad_config"
     assert "[actors.a] kind metrics_sink" in error_of(proc)["message"]
     assert "started" not in proc.stderr  # no pool was started first
+
+
+def test_numpy_scalars_come_back_as_plain_numbers():
+    proc = run("call", "--tool", "numpy_scalars")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"bool": True, "float32": 0.5, "int64": -42, "uint8": 200}

@@ -77,3 +77,24 @@ def test_decoding_duplicate_keys_is_bad_arguments():
 def test_a_value_without_kind_decodes_as_none():
     assert decode(pb.Value()) is None
     assert decode_arguments(encode_map({"a": 1, "b": [None]})) == {"a": 1, "b": [None]}
+
+
+def test_numpy_scalars_encode_as_the_matching_int_float_or_bool():
+    np = pytest.importorskip("numpy")
+    cases = [(np.int64(-5), -5), (np.int8(7), 7), (np.uint64(2**63 - 1), 2**63 - 1),
+             (np.uint8(255), 255), (np.float32(0.5), 0.5), (np.float16(1.5), 1.5),
+             (np.float64(0.1), 0.1), (np.bool_(True), True), (np.bool_(False), False)]
+    for scalar, expected in cases:
+        decoded = decode(encode(scalar))
+        assert decoded == expected and type(decoded) is type(expected), (scalar, decoded)
+    assert math.isnan(decode(encode(np.float32("nan"))))
+    # Inside containers too, with exact values.
+    assert decode(encode({"n": [np.int32(3), np.float32(0.25)]})) == {"n": [3, 0.25]}
+
+
+def test_numpy_scalars_out_of_range_or_without_a_wire_form_fail_with_the_path():
+    np = pytest.importorskip("numpy")
+    with pytest.raises(BridgeError, match=r"numpy.uint64 18446744073709551615 is outside the 64-bit range at value\['big'\]"):
+        encode({"big": np.uint64(2**64 - 1)})
+    with pytest.raises(BridgeError, match=r"numpy.complex128.*at value\[0\]"):
+        encode([np.complex128(1 + 2j)])
