@@ -292,15 +292,48 @@ int stream_call(caf::actor_system& sys, const pool_actor& pool, const call_optio
   return code;
 }
 
+/// Largest `--args @FILE` / `--args -` the command line reads.
+constexpr std::size_t max_args_file_bytes = 256u << 20;
+
+/// The text of `--args`: as given, or read from `@FILE`, or from stdin for
+/// `-` (for arguments too big for a command line).
+caf::expected<std::string> args_text(const std::string& given) {
+  if (given != "-" && (given.empty() || given.front() != '@'))
+    return given;
+  int fd = 0;
+  std::string source = "standard input";
+  if (given != "-") {
+    source = given.substr(1);
+    fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return make_error(errc::bad_arguments, fmt::format("--args {}: cannot open {}: {}", given,
+                                                         source, std::strerror(errno)));
+  }
+  bool over = false;
+  auto text = detail::read_all(fd, max_args_file_bytes, false, &over);
+  if (fd != 0)
+    ::close(fd);
+  if (over)
+    return make_error(errc::payload_too_large,
+                      fmt::format("--args: {} holds more than {} bytes", source,
+                                  max_args_file_bytes));
+  return text;
+}
+
 int run_call(const call_options& opts) {
   if (!apply_log_level(opts.pool.log_level))
     return exit_usage;
-  auto args = value::from_json(opts.args_json);
+  auto text = args_text(opts.args_json);
+  if (!text) {
+    print_error(text.error());
+    return exit_usage;
+  }
+  auto args = value::from_json(*text);
   if (!args || !args->is_map()) {
     error_info info;
     info.kind = "bad_arguments";
     info.message = args ? "--args must be a JSON object of keyword arguments, e.g. "
-                          "'{\"a\": 1}'; got " + opts.args_json
+                          "'{\"a\": 1}'; got " + text->substr(0, 200)
                         : "--args is not valid JSON: " + describe(args.error()).message;
     print_error(info);
     return exit_usage;
@@ -818,7 +851,9 @@ int main(int argc, char** argv) {
                                               "as JSON");
   call_opts.pool.add_to(*call_cmd);
   call_cmd->add_option("--tool", call_opts.tool, "Tool to call")->required();
-  call_cmd->add_option("--args", call_opts.args_json, "Keyword arguments as a JSON object")
+  call_cmd->add_option("--args", call_opts.args_json,
+                       "Keyword arguments as a JSON object; @FILE reads them from a file, - "
+                       "from standard input")
     ->capture_default_str();
   call_cmd->add_option("--timeout-ms", call_opts.timeout_ms, "Deadline of the call")
     ->capture_default_str()

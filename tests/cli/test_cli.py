@@ -453,3 +453,19 @@ def test_numpy_scalars_come_back_as_plain_numbers():
     proc = run("call", "--tool", "numpy_scalars")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"bool": True, "float32": 0.5, "int64": -42, "uint8": 200}
+
+
+def test_args_from_a_file_or_stdin_for_big_arguments(tmp_path: Path):
+    big = "x" * 300_000  # too big for one argv string (128 KiB)
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"value": big}))
+    proc = run("call", "--tool", "echo", "--args", f"@{args_file}")
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert json.loads(proc.stdout) == big
+    piped = subprocess.run([SNAKEPIT, "call", "--tool", "add", "--args", "-"],
+                           input='{"a": 2, "b": 3}', capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout) == 5
+    missing = run("call", "--tool", "noop", "--args", f"@{tmp_path / 'nope.json'}")
+    assert missing.returncode == 2
+    assert "cannot open" in error_of(missing)["message"]
