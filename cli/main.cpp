@@ -24,6 +24,8 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "host.hpp"
+#include "map.hpp"
 #include "output.hpp"
 #include "progress.hpp"
 #include "snakepit/actors/detail/read_all.hpp"
@@ -41,95 +43,6 @@ using namespace snakepit;
 using std::chrono::steady_clock;
 
 using namespace snakepit::cli;
-
-constexpr const char* showcase_adapter = "snakepit_bridge.showcase.ShowcaseAdapter";
-
-/// Options shared by commands that start a pool.
-struct pool_options {
-  std::string adapter = showcase_adapter;
-  std::vector<std::string> python_path;
-  std::string python;
-  std::uint32_t workers = 1;
-  std::int64_t max_payload_bytes = 64LL * 1024 * 1024;
-  std::int64_t startup_timeout_ms = 20000;
-  std::string log_level = "warning";
-  std::string profile = "process";
-  std::uint32_t threads = 4;
-  std::string thread_check = "off";
-
-  void add_to(CLI::App& app) {
-    app.add_option("--profile", profile, "Worker profile: process (one call at a time per "
-                                         "process) or thread (--threads calls per process)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"process", "thread"}));
-    app.add_option("--threads", threads, "Calls at once per worker in the thread profile")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 1024u));
-    app.add_option("--thread-check", thread_check,
-                   "Thread profile: check for unsafe sharing between threads (off, warn, "
-                   "strict)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"off", "warn", "strict"}));
-    app.add_option("--adapter", adapter, "Adapter class, dotted path (package.module.Class)")
-      ->capture_default_str();
-    app.add_option("--python-path", python_path, "Extra Python import directory (repeatable)");
-    app.add_option("--python", python,
-                   "Python interpreter (default: $SNAKEPIT_PYTHON, else one that can "
-                   "import grpc)");
-    app.add_option("--workers", workers, "Worker processes in the pool")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 4096u));
-    app.add_option("--max-payload-bytes", max_payload_bytes,
-                   "Largest request or result in bytes")
-      ->capture_default_str();
-    app.add_option("--startup-timeout-ms", startup_timeout_ms,
-                   "Time a worker may take to become ready")
-      ->capture_default_str();
-    app.add_option("--log-level", log_level, "debug, info, warning, error or off")
-      ->capture_default_str();
-  }
-
-  pool_config to_config(const std::string& name) const {
-    pool_config cfg;
-    cfg.name = name;
-    cfg.adapter = adapter;
-    cfg.python_path = python_path;
-    cfg.python = python;
-    cfg.size = workers;
-    cfg.max_payload_bytes = max_payload_bytes;
-    cfg.startup_timeout = std::chrono::milliseconds{startup_timeout_ms};
-    cfg.profile = *parse_worker_profile(profile);
-    cfg.threads_per_worker = threads;
-    cfg.thread_check = *parse_thread_check_mode(thread_check);
-    return cfg;
-  }
-};
-
-bool apply_log_level(const std::string& name) {
-  auto level = parse_log_level(name);
-  if (!level) {
-    error_info info;
-    info.kind = "bad_arguments";
-    info.message = "--log-level must be one of debug, info, warning, error, off; got '"
-                   + name + "'";
-    print_error(info);
-    return false;
-  }
-  set_log_level(*level);
-  return true;
-}
-
-/// Creates the actor system with the scheduler settings measured best.
-struct host {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-
-  host() {
-    add_message_types(cfg);
-    use_recommended_scheduler(cfg);
-    sys = std::make_unique<caf::actor_system>(cfg);
-  }
-};
 
 // --- snakepit call ----------------------------------------------------------
 
@@ -347,15 +260,9 @@ int run_call(const call_options& opts) {
   host h;
   auto cfg = opts.pool.to_config("call");
   cfg.request_timeout = std::chrono::milliseconds{std::max<std::int64_t>(1, opts.timeout_ms)};
-  caf::expected<pool_actor> pool{caf::error{}};
-  {
-    startup_progress progress{{{cfg.name, cfg.size}}};
-    pool = start_pool(*h.sys, cfg);
-  }
-  if (!pool) {
-    print_error(pool.error());
+  auto pool = h.start(cfg);
+  if (!pool)
     return exit_failed;
-  }
   if (opts.repeat > 1 || opts.concurrency > 1) {
     auto t0 = steady_clock::now();
     auto failed = call_many(*h.sys, *pool, opts, *args->if_map());
@@ -875,6 +782,23 @@ int main(int argc, char** argv) {
 
   pool_options demo_opts;
   demo_opts.workers = 2;
+  map_options map_opts;
+  auto* map_cmd = app.add_subcommand("map", "Start a pool and call one tool for each line of "
+                                            "JSON arguments; one JSON line out per line in");
+  map_opts.pool.add_to(*map_cmd);
+  map_cmd->add_option("--tool", map_opts.tool, "Tool to call")->required();
+  map_cmd->add_option("--args-file", map_opts.args_file,
+                      "JSON lines of keyword arguments (default: standard input)");
+  map_cmd->add_flag("--unordered,!--ordered", map_opts.unordered,
+                    "Write results as they complete, with their index (default: in input "
+                    "order)");
+  map_cmd->add_option("--concurrency", map_opts.concurrency,
+                      "Calls in flight (default: twice the pool's capacity)")
+    ->check(CLI::Range(1u, 1000000u));
+  map_cmd->add_option("--timeout-ms", map_opts.timeout_ms, "Deadline of each call")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+
   auto* demo_cmd = app.add_subcommand("demo", "Start a pool of the showcase adapter, call a "
                                               "few tools, print results and timings");
   demo_opts.add_to(*demo_cmd);
@@ -952,6 +876,8 @@ int main(int argc, char** argv) {
   }
   if (call_cmd->parsed())
     return run_call(call_opts);
+  if (map_cmd->parsed())
+    return run_map(map_opts);
   if (demo_cmd->parsed())
     return run_demo(demo_opts);
   if (check_cmd->parsed())

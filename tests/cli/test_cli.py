@@ -469,3 +469,46 @@ def test_args_from_a_file_or_stdin_for_big_arguments(tmp_path: Path):
     missing = run("call", "--tool", "noop", "--args", f"@{tmp_path / 'nope.json'}")
     assert missing.returncode == 2
     assert "cannot open" in error_of(missing)["message"]
+
+
+def test_map_writes_one_line_per_input_in_order_with_per_item_errors(tmp_path: Path):
+    lines = ['{"a": 1, "b": 2}', '{"a": 5, "b": 5}', 'not json', '', '{"a": "x", "b": 1}', '[1]',
+             '{"a": 10, "b": 0.5}']
+    proc = subprocess.run([SNAKEPIT, "map", "--tool", "add", "--workers", "2"],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1  # some items failed
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert out[0] == 3 and out[1] == 10 and out[5] == 10.5
+    assert out[2]["error"]["kind"] == "bad_arguments" and "line 3" in out[2]["error"]["message"]
+    assert out[3]["error"]["kind"] == "bad_arguments" and "'a'" in out[3]["error"]["message"]
+    assert "line 6" in out[4]["error"]["message"]
+    assert "6 items" in proc.stderr and "3 failed (bad_arguments: 3)" in proc.stderr
+    assert "p50" in proc.stderr and "items/s" in proc.stderr
+    # --unordered: each line carries its index.
+    args_file = tmp_path / "args.jsonl"
+    args_file.write_text("".join(json.dumps({"a": i, "b": 1}) + "\n" for i in range(50)))
+    proc = run("map", "--tool", "add", "--workers", "2", "--unordered", "--args-file", str(args_file))
+    assert proc.returncode == 0, proc.stderr
+    got = {d["index"]: d["result"] for d in map(json.loads, proc.stdout.splitlines())}
+    assert got == {i: i + 1 for i in range(50)}
+
+
+def test_map_memory_stays_bounded_whatever_the_input_size(tmp_path: Path):
+    def peak_rss_kib(items: int) -> int:
+        feed = tmp_path / f"feed-{items}.jsonl"
+        # Written line by line: a child forked from a parent holding the whole feed would
+        # count the parent's pages in its peak RSS.
+        with feed.open("w") as out:
+            for _ in range(items):
+                out.write('{"value": "%s"}\n' % ("x" * 2000))
+        proc = subprocess.Popen([SNAKEPIT, "map", "--tool", "echo", "--workers", "2",
+                                 "--args-file", str(feed)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, nobody else's
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        assert proc.returncode == 0
+        return usage.ru_maxrss
+
+    small = peak_rss_kib(500)
+    large = peak_rss_kib(20_000)  # 40 MB of arguments, as much output: none of it kept
+    assert large < small + 16 * 1024, (small, large)

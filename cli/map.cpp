@@ -1,0 +1,278 @@
+#include "map.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "progress.hpp"
+
+namespace snakepit::cli {
+
+namespace {
+
+using item_atom = caf::atom_constant<caf::atom("mapitem")>;
+using input_end_atom = caf::atom_constant<caf::atom("mapeof")>;
+using tick_atom = caf::atom_constant<caf::atom("maptick")>;
+
+/// How far input may run ahead of output, in multiples of the calls in flight.
+constexpr std::uint64_t read_ahead_factor = 4;
+
+/// Latencies in log buckets (5% wide): p50/p99 for any number of items in
+/// constant memory.
+class latency_histogram {
+public:
+  void add(double us) {
+    auto b = us <= 1 ? 0 : static_cast<std::size_t>(std::log(us) / std::log(growth));
+    ++buckets_[std::min(b, buckets_.size() - 1)];
+    ++count_;
+  }
+
+  double quantile(double q) const {
+    if (count_ == 0)
+      return 0;
+    auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < buckets_.size(); ++b) {
+      seen += buckets_[b];
+      if (seen >= rank)
+        return std::pow(growth, static_cast<double>(b) + 0.5);
+    }
+    return std::pow(growth, static_cast<double>(buckets_.size()));
+  }
+
+private:
+  static constexpr double growth = 1.05;
+  std::array<std::uint64_t, 500> buckets_{};  // up to 1.05^500 us: years
+  std::uint64_t count_ = 0;
+};
+
+/// Shared between the reading thread and the driver actor: how far output got.
+struct flow {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::uint64_t written = 0;
+};
+
+struct summary {
+  std::uint64_t items = 0;
+  std::uint64_t failed = 0;
+  std::map<std::string, std::uint64_t> failures;
+  latency_histogram latency;
+};
+
+struct driver_state {
+  std::map<std::uint64_t, std::string> pending;  // ordered output not yet written
+  std::uint64_t next_to_write = 0;
+  std::uint64_t total = ~std::uint64_t{0};  // known at end of input
+  summary stats;
+  bool progress = false;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+};
+
+std::string error_line(const error_info& info) {
+  return info.to_json();
+}
+
+/// The closing line: throughput, latency, failures by kind.
+std::string summary_text(const driver_state& s) {
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.t0).count();
+  std::string kinds;
+  for (auto& [kind, n] : s.stats.failures)
+    kinds += fmt::format("{}{}: {}", kinds.empty() ? " (" : ", ", kind, n);
+  if (!kinds.empty())
+    kinds += ")";
+  return fmt::format("map: {} items in {:.3f} s, {:.0f} items/s, latency p50 {:.2f} ms p99 "
+                     "{:.2f} ms, {} failed{}",
+                     s.stats.items, secs, static_cast<double>(s.stats.items) / std::max(secs, 1e-9),
+                     s.stats.latency.quantile(0.5) / 1000, s.stats.latency.quantile(0.99) / 1000,
+                     s.stats.failed, kinds);
+}
+
+/// Output complete: hand the summary to the waiting command and end.
+void finish(caf::stateful_actor<driver_state>* self, const caf::actor& reply_to) {
+  auto& s = self->state;
+  std::cout.flush();
+  if (s.progress)
+    std::cerr << '\n';
+  self->send(reply_to, s.stats.failed, summary_text(s));
+  self->quit();
+}
+
+} // namespace
+
+int run_map(const map_options& opts) {
+  if (!apply_log_level(opts.pool.log_level))
+    return exit_usage;
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (!opts.args_file.empty() && opts.args_file != "-") {
+    file.open(opts.args_file);
+    if (!file) {
+      print_error("bad_arguments", "--args-file: cannot open " + opts.args_file);
+      return exit_usage;
+    }
+    in = &file;
+  }
+  host h;
+  auto cfg = opts.pool.to_config("map");
+  cfg.request_timeout = std::chrono::milliseconds{std::max<std::int64_t>(1, opts.timeout_ms)};
+  auto capacity = cfg.size * (opts.pool.profile == "thread" ? opts.pool.threads : 1u);
+  auto in_flight = opts.concurrency > 0 ? opts.concurrency : 2 * capacity;
+  auto window = read_ahead_factor * in_flight;
+  auto pool = h.start(cfg);
+  if (!pool)
+    return exit_failed;
+  auto shared = std::make_shared<flow>();
+  caf::scoped_actor waiter{*h.sys};
+  auto timeout = std::chrono::milliseconds{opts.timeout_ms};
+  auto driver = h.sys->spawn([&opts, p = *pool, timeout, shared, reply_to = caf::actor{waiter},
+                              in_flight](caf::stateful_actor<driver_state>* self)
+                               -> caf::behavior {
+    auto& st = self->state;
+    st.progress = ::isatty(2) != 0;
+    // Items wait here until a slot is free; at most `window` of them exist.
+    auto queue = std::make_shared<std::deque<std::pair<std::uint64_t, value::map>>>();
+    auto running = std::make_shared<std::uint32_t>(0);
+    auto emit = [self, &opts, shared, reply_to](std::uint64_t index, std::string line) {
+      auto& s = self->state;
+      auto flush_one = [&](const std::string& text) {
+        std::cout << text << '\n';
+        ++s.next_to_write;
+      };
+      if (opts.unordered) {
+        flush_one(line);
+      } else {
+        s.pending.emplace(index, std::move(line));
+        for (auto i = s.pending.begin(); i != s.pending.end() && i->first == s.next_to_write;
+             i = s.pending.erase(i))
+          flush_one(i->second);
+      }
+      {
+        std::lock_guard<std::mutex> guard{shared->mtx};
+        shared->written = s.next_to_write;
+      }
+      shared->cv.notify_one();
+      if (s.next_to_write == s.total)
+        finish(self, reply_to);
+    };
+    auto fail_item = [self, &opts, emit](std::uint64_t index, const error_info& info) {
+      auto& s = self->state;
+      ++s.stats.items;
+      ++s.stats.failed;
+      ++s.stats.failures[info.kind];
+      auto line = error_line(info);
+      if (opts.unordered)
+        line = fmt::format("{{\"index\": {}, {}", index, line.substr(1));
+      emit(index, std::move(line));
+    };
+    auto start_next = std::make_shared<std::function<void()>>();
+    *start_next = [self, &opts, p, timeout, queue, running, in_flight, emit, fail_item,
+                   start_next] {
+      while (*running < in_flight && !queue->empty()) {
+        auto [index, args] = std::move(queue->front());
+        queue->pop_front();
+        ++*running;
+        auto sent = std::chrono::steady_clock::now();
+        self->request(p, caf::infinite, execute_atom::value,
+                      make_request(opts.tool, std::move(args), timeout))
+          .then(
+            [self, &opts, index, sent, running, emit, start_next](execute_reply& reply) {
+              auto& s = self->state;
+              ++s.stats.items;
+              s.stats.latency.add(std::chrono::duration<double, std::micro>(
+                                    std::chrono::steady_clock::now() - sent)
+                                    .count());
+              auto line = reply.result.to_json();
+              if (opts.unordered)
+                line = fmt::format("{{\"index\": {}, \"result\": {}}}", index, line);
+              --*running;
+              emit(index, std::move(line));
+              (*start_next)();
+            },
+            [self, index, sent, running, fail_item, start_next](caf::error& err) {
+              self->state.stats.latency.add(std::chrono::duration<double, std::micro>(
+                                              std::chrono::steady_clock::now() - sent)
+                                              .count());
+              --*running;
+              fail_item(index, describe(err));
+              (*start_next)();
+            });
+      }
+    };
+    if (st.progress)
+      self->delayed_send(self, std::chrono::milliseconds{250}, tick_atom::value);
+    return {
+      [queue, start_next](item_atom, std::uint64_t index, value::map& args) {
+        queue->emplace_back(index, std::move(args));
+        (*start_next)();
+      },
+      [fail_item](item_atom, std::uint64_t index, const std::string& problem) {
+        error_info info;
+        info.kind = "bad_arguments";
+        info.message = problem;
+        fail_item(index, info);
+      },
+      [self, reply_to](input_end_atom, std::uint64_t total) {
+        self->state.total = total;
+        if (self->state.next_to_write == total)
+          finish(self, reply_to);
+      },
+      [self](tick_atom) {
+        auto& s = self->state;
+        auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.t0)
+                      .count();
+        std::cerr << fmt::format("\r{} items, {:.0f}/s, {} failed   ", s.stats.items,
+                                 static_cast<double>(s.stats.items) / std::max(secs, 1e-9),
+                                 s.stats.failed)
+                  << std::flush;
+        self->delayed_send(self, std::chrono::milliseconds{250}, tick_atom::value);
+      },
+    };
+  });
+  // Read on this thread, never more than `window` items ahead of the output.
+  std::uint64_t index = 0;
+  std::uint64_t line_no = 0;
+  std::string line;
+  while (std::getline(*in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;  // blank lines are not items
+    {
+      std::unique_lock<std::mutex> guard{shared->mtx};
+      shared->cv.wait(guard, [&] { return index - shared->written < window; });
+    }
+    auto args = value::from_json(line);
+    if (args && args->is_map())
+      caf::anon_send(driver, item_atom::value, index, std::move(*args->if_map()));
+    else
+      caf::anon_send(driver, item_atom::value, index,
+                     fmt::format("line {}: {}", line_no,
+                                 args ? std::string{"not a JSON object of keyword arguments"}
+                                      : describe(args.error()).message));
+    ++index;
+  }
+  caf::anon_send(driver, input_end_atom::value, index);
+  std::uint64_t failed = 0;
+  std::string text;
+  waiter->receive([&](std::uint64_t n, std::string& summary) {
+    failed = n;
+    text = std::move(summary);
+  });
+  stop_pool(*h.sys, *pool);
+  log_line(text);
+  return failed == 0 ? exit_ok : exit_failed;
+}
+
+} // namespace snakepit::cli
