@@ -4,6 +4,7 @@
 // One include for applications; each header is also usable on its own.
 
 #include "snakepit/actors/log.hpp"
+#include "snakepit/actors/map_calls.hpp"
 #include "snakepit/actors/pool.hpp"
 #include "snakepit/actors/pool_config.hpp"
 #include "snakepit/actors/profile_advice.hpp"

@@ -106,3 +106,37 @@ TEST_CASE_FIXTURE(system_fixture, "bad input gets a typed error and the worker k
   CHECK(status(pool).crashes == 0);
   stop(pool);
 }
+
+TEST_CASE_FIXTURE(system_fixture, "map_calls runs one tool over many inputs, in order, with per-item errors") {
+  auto pool = start(showcase(2));
+  std::uint64_t produced = 0;
+  constexpr std::uint64_t total = 2000;
+  std::vector<std::int64_t> results;
+  std::vector<std::uint64_t> failed_at;
+  auto summary = map_calls(
+    *sys, pool, "add",
+    [&]() -> std::optional<value::map> {
+      if (produced == total)
+        return std::nullopt;
+      auto i = static_cast<std::int64_t>(produced++);
+      if (i % 500 == 7)  // a bad item among the good ones
+        return value::map{{"a", value{"not a number"}}, {"b", value{1}}};
+      return value::map{{"a", value{i}}, {"b", value{1}}};
+    },
+    [&](std::uint64_t index, caf::expected<execute_reply>& outcome) {
+      if (outcome)
+        results.push_back(outcome->result.as_int(-1));
+      else
+        failed_at.push_back(index);
+      CHECK(index == results.size() + failed_at.size() - 1);  // in input order
+    },
+    map_settings{8, std::chrono::seconds{30}});
+  CHECK(summary.items == total);
+  CHECK(summary.failed == 4);
+  CHECK(summary.failures["bad_arguments"] == 4);
+  CHECK(failed_at == std::vector<std::uint64_t>{7, 507, 1007, 1507});
+  REQUIRE(results.size() == total - 4);
+  CHECK(results.front() == 1);
+  CHECK(results.back() == static_cast<std::int64_t>(total));
+  stop(pool);
+}
