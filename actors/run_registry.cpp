@@ -29,6 +29,9 @@ namespace {
 /// one we wrote.
 constexpr std::size_t max_run_file_bytes = 64u << 20;
 
+/// A run file past this size is rewritten with only its live entries.
+constexpr std::size_t compact_after_bytes = 1u << 20;
+
 /// A process's environment is read up to this size when checking the marker.
 constexpr std::size_t max_environ_bytes = 1u << 20;
 
@@ -248,8 +251,9 @@ run_registry::run_registry() : dir_(registry_dir()) {
     return;
   }
   fd_ = ::dup(opened->fd());
-  append(std::to_string(::getpid()) + ' ' + std::to_string(process_start_time(::getpid()))
-         + '\n');
+  header_ = std::to_string(::getpid()) + ' ' + std::to_string(process_start_time(::getpid()))
+            + '\n';
+  append(header_);
 }
 
 void run_registry::append(const std::string& line) {
@@ -257,25 +261,61 @@ void run_registry::append(const std::string& line) {
     return;
   // One write per record with O_APPEND: a reader sees whole lines.
   auto n = ::write(file_fd_, line.data(), line.size());
-  (void) n;
+  if (n > 0)
+    file_bytes_ += static_cast<std::size_t>(n);
+  compact_if_large();
+}
+
+void run_registry::compact_if_large() {
+  if (file_bytes_ < compact_after_bytes || fd_ < 0)
+    return;
+  std::string text = header_;
+  for (auto& dir : runtime_dirs_)
+    text += "d " + dir + '\n';
+  for (auto& [pid, start] : live_)
+    text += "+ " + std::to_string(pid) + ' ' + std::to_string(start) + '\n';
+  // A fresh file beside the old one, then an atomic rename over it: a
+  // reader sees the old file or the new one, never half of either.
+  auto tmp = file_ + ".new";
+  ::unlinkat(fd_, tmp.c_str(), 0);
+  int fd = ::openat(fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_APPEND,
+                    0600);
+  if (fd < 0)
+    return;  // keep appending to the old one
+  if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())
+      || ::renameat(fd_, tmp.c_str(), fd_, file_.c_str()) != 0) {
+    ::close(fd);
+    ::unlinkat(fd_, tmp.c_str(), 0);
+    return;
+  }
+  ::close(file_fd_);
+  file_fd_ = fd;
+  file_bytes_ = text.size();
 }
 
 void run_registry::record_spawn(int pid) {
   std::lock_guard<std::mutex> guard{registry_mtx};
-  if (!closed_)
-    append("+ " + std::to_string(pid) + ' ' + std::to_string(process_start_time(pid)) + '\n');
+  if (closed_)
+    return;
+  auto start = process_start_time(pid);
+  live_[pid] = start;
+  append("+ " + std::to_string(pid) + ' ' + std::to_string(start) + '\n');
 }
 
 void run_registry::record_exit(int pid) {
   std::lock_guard<std::mutex> guard{registry_mtx};
-  if (!closed_)
-    append("- " + std::to_string(pid) + '\n');
+  if (closed_)
+    return;
+  live_.erase(pid);
+  append("- " + std::to_string(pid) + '\n');
 }
 
 void run_registry::record_runtime_dir(const std::string& path) {
   std::lock_guard<std::mutex> guard{registry_mtx};
-  if (!closed_ && path.find('\n') == std::string::npos)
-    append("d " + path + '\n');
+  if (closed_ || path.find('\n') != std::string::npos)
+    return;
+  runtime_dirs_.push_back(path);
+  append("d " + path + '\n');
 }
 
 } // namespace snakepit

@@ -2,7 +2,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace snakepit {
 
@@ -60,8 +62,18 @@ private:
 
   void append(const std::string& line);
 
+  /// Rewrites the file with only what is still true (live workers, runtime
+  /// directories) once it has grown past `compact_after_bytes`, so that a
+  /// long-lived host that recycles workers often never outgrows what a later
+  /// cleanup will read.
+  void compact_if_large();
+
   std::string dir_;
   std::string file_;
+  std::string header_;
+  std::vector<std::string> runtime_dirs_;
+  std::map<int, std::uint64_t> live_;
+  std::size_t file_bytes_ = 0;
   int fd_ = -1;    // the registry directory, when trusted
   int file_fd_ = -1;
   bool closed_ = false;

@@ -277,3 +277,23 @@ TEST_CASE("trusted files: created exclusively, never through a symlink") {
     CHECK((st.st_mode & 0777) == 0600);
   }
 }
+
+TEST_CASE("a long-lived host's run file is compacted to what is still true") {
+  auto& reg = run_registry::instance();
+  REQUIRE(reg.trusted());
+  auto path = reg.dir() + "/" + run_registry::this_run_id() + ".run";
+  // 100k worker starts and ends (a host recycling workers for weeks), one still running.
+  for (int i = 0; i < 100000; ++i) {
+    reg.record_spawn(4000000 + i);
+    if (i != 777)
+      reg.record_exit(4000000 + i);
+  }
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK(st.st_size < (1 << 20) + 64);  // never far past the compaction threshold
+  std::ifstream in{path};
+  std::string text{std::istreambuf_iterator<char>{in}, {}};
+  CHECK(text.rfind(std::to_string(::getpid()) + " ", 0) == 0);  // the header survives
+  CHECK(text.find("+ 4000777 ") != std::string::npos);           // the live worker too
+  CHECK(text.find("+ 4000001 ") == std::string::npos);           // ended ones are dropped
+}
