@@ -286,6 +286,7 @@ void launch_worker(pool_pointer self, bool initial = true) {
   spec.id = id;
   spec.restart = restart_type::permanent;
   spec.shutdown = shutdown_policy::after(st.cfg.shutdown_timeout + std::chrono::seconds{1});
+  spec.start_timeout = caf::timespan{0};  // spawn_worker only spawns: inline
   spec.start = [wc = make_worker_config(self, id)](caf::actor_system& sys)
     -> caf::expected<caf::actor> {
     return caf::actor_cast<caf::actor>(spawn_worker(sys, wc));

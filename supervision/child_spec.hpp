@@ -47,12 +47,13 @@ struct child_spec {
   restart_type restart = restart_type::permanent;
   shutdown_policy shutdown;
   child_kind kind = child_kind::worker;
-  /// Above zero: the start function runs on a thread of its own (never the
-  /// supervisor's, nor a scheduler thread), and a start that takes longer
-  /// is a start failure (the actor it makes after all is killed). Meanwhile
-  /// the supervisor answers requests as usual. Zero (the default): the start
-  /// function runs inline on the supervisor; keep it to quick spawns.
-  caf::timespan start_timeout{0};
+  /// Above zero (the default: 30 s): the start function runs on a thread of
+  /// its own (never the supervisor's, nor a scheduler thread), and a start
+  /// that takes longer is a start failure (the actor it makes after all is
+  /// killed). Meanwhile the supervisor answers requests as usual. Zero: the
+  /// start function runs inline on the supervisor, saving a thread start;
+  /// only for start functions that just spawn an actor.
+  caf::timespan start_timeout = std::chrono::seconds{30};
   /// OTP's significant flag: with the supervisor's `auto_shutdown`, this
   /// child ending on its own (not stopped by its supervisor) may end the
   /// supervisor. Only for transient and temporary children.

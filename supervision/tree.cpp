@@ -107,6 +107,9 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
                       const actor_registry* registry) {
   child_spec spec;
   spec.id = node.name;
+  // Supervisors and pools only spawn (their readiness is awaited apart):
+  // inline. User factories are set below.
+  spec.start_timeout = caf::timespan{0};
   spec.restart = node.restart;
   spec.shutdown = node.shutdown;
   spec.significant = node.significant;

@@ -62,6 +62,9 @@ child_spec make_child(const std::string& id, std::shared_ptr<journal> log,
   spec.id = id;
   spec.restart = restart;
   spec.shutdown = shutdown_policy::after(1s);
+  // A plain spawn: started inline, so the tests see exact orders at once
+  // (`slow_child` below exercises starts off the supervisor's thread).
+  spec.start_timeout = caf::timespan{0};
   spec.start = [id, log](caf::actor_system& sys) -> caf::expected<caf::actor> {
     ++log->starts;
     log->add("start " + id);  // here, in the supervisor, so the order is exact
@@ -646,7 +649,8 @@ TEST_CASE_FIXTURE(fixture, "a nested supervisor that gives up is not restarted b
   auto sc = config();
   sc.children = {inner, make_child("a", log)};
   auto sup = spawn_supervisor(*sys, sc);
-  auto inner_sup = caf::actor_cast<supervisor_actor>(child(sup, "inner"));
+  // Started off the supervisor's thread (the default start_timeout): wait for it.
+  auto inner_sup = caf::actor_cast<supervisor_actor>(wait_new_child(sup, "inner", nullptr));
   std::vector<child_info> inner_children;
   for (int i = 0; i < 200 && inner_children.empty(); ++i)
     inner_children = children(inner_sup);
