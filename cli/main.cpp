@@ -29,6 +29,7 @@
 #include "output.hpp"
 #include "progress.hpp"
 #include "snakepit/actors/detail/read_all.hpp"
+#include "snakepit/actors/detail/trusted_files.hpp"
 #include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "snakepit/observability/control_file.hpp"
@@ -514,6 +515,10 @@ int run_tree(const std::string& file, const std::string& log_level,
   }
   if (!apply_run_logging(log_level, log_format, spec->logging))
     return exit_usage;
+  if (auto why = detail::unsafe_path_reason(file); !why.empty())
+    log_line(fmt::format("warning: {} could be changed by another local user ({}): it decides "
+                         "what this host runs",
+                         file, why));
   // Checked before anything starts: no pool runs for a file that cannot run.
   if (auto actors = actor_nodes(spec->root); !actors.empty()) {
     error_info info;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "snakepit/actors/detail/log.hpp"
+#include "snakepit/actors/detail/trusted_files.hpp"
 #include "snakepit/actors/pool.hpp"
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
@@ -191,6 +192,13 @@ caf::error prepare(tree_node& node, const std::string& runtime) {
                         fmt::format("pool {}: {}", node.name, info.message));
     }
     node.pool.python = *python;
+    // Code comes from these directories: one another user could write to
+    // would let them run code as us. Warn (the operator may mean it).
+    for (auto& dir : node.pool.python_path)
+      if (auto why = detail::unsafe_path_reason(dir, false); !why.empty())
+        detail::log_warning(node.name, "python_path {} could be changed by another local user "
+                            "({}): anything they put there runs in this pool's workers",
+                            dir, why);
     node.pool.runtime_dir = runtime;
   }
   for (auto& child : node.children)

@@ -333,3 +333,23 @@ def test_a_runtime_parent_others_may_rename_in_is_refused(tmp_path: Path):
     proc = run("call", "--tool", "noop", env={"SNAKEPIT_RUNTIME_PARENT": str(shared)})
     assert proc.returncode != 0
     assert "writable by group or others" in proc.stdout + proc.stderr
+
+
+def test_a_tree_file_or_python_path_others_can_write_is_warned_about(tmp_path: Path,
+                                                                    runtime_parent: Path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone may add modules here
+    tree = write_tree(tmp_path, pool=f'python_path = ["{shared}"]\n')
+    tree.chmod(0o666)  # and anyone may rewrite the tree
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(runtime_parent))
+    proc = subprocess.Popen([SNAKEPIT, "run", str(tree)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        from test_cli import wait_running
+        started = wait_running(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert f"warning: {tree} could be changed by another local user" in started
+    assert f"python_path {shared} could be changed by another local user" in started
