@@ -277,6 +277,7 @@ void advance_start(sup_pointer self);
 void mark_group(sup_pointer self, const child_entry& failed);
 void continue_group_stop(sup_pointer self, bool at_once);
 void on_significant_exit(sup_pointer self);
+void keep_or_forget(sup_pointer self, child_entry& entry, bool forget);
 void fail_launch(sup_pointer self, child_entry& entry, const caf::error& err);
 bool adopt(sup_pointer self, child_entry& entry, caf::actor handle);
 void launch(sup_pointer self, child_entry& entry);
@@ -377,18 +378,19 @@ void on_ignored(sup_pointer self, child_entry& entry) {
     entry.state = child_state::not_running;
 }
 
-/// Takes a freshly started child in; false when it must report ready first.
-bool adopt(sup_pointer self, child_entry& entry, caf::actor handle) {
-  auto& st = self->state;
+/// Records a freshly started child's handle and watches it.
+void take_in(sup_pointer self, child_entry& entry, caf::actor handle) {
   entry.handle = std::move(handle);
   entry.stop_sent = false;
   entry.start_token = 0;
-  st.started->insert(entry.handle.address());
+  self->state.started->insert(entry.handle.address());
   self->monitor(entry.handle);
   emit_child_started(self, entry);
-  detail::log_info(st.cfg.name, "started {} {}",
-                   entry.spec.kind == child_kind::supervisor ? "supervisor" : "child",
-                   entry.spec.id);
+}
+
+/// Running at once, or (with `await_ready`) starting until it reports ready:
+/// false then.
+bool run_or_await(sup_pointer self, child_entry& entry) {
   if (entry.spec.await_ready) {
     entry.state = child_state::starting;
     entry.spec.await_ready(self->system(), entry.handle, caf::actor_cast<caf::actor>(self));
@@ -396,6 +398,15 @@ bool adopt(sup_pointer self, child_entry& entry, caf::actor handle) {
   }
   entry.state = child_state::running;
   return true;
+}
+
+/// Takes a freshly started child in; false when it must report ready first.
+bool adopt(sup_pointer self, child_entry& entry, caf::actor handle) {
+  take_in(self, entry, std::move(handle));
+  detail::log_info(self->state.cfg.name, "started {} {}",
+                   entry.spec.kind == child_kind::supervisor ? "supervisor" : "child",
+                   entry.spec.id);
+  return run_or_await(self, entry);
 }
 
 /// Runs a child's start function on a detached actor (a thread of its own):
@@ -521,13 +532,7 @@ void on_child_down(sup_pointer self, const caf::down_msg& msg) {
     if (st.phase == sup_phase::stopping) {
       continue_shutdown(self);
     } else {
-      // terminate_child keeps the spec, as OTP does, except for temporary
-      // children, children of dynamic supervisors and those stopped by handle.
-      if (entry->forget_when_down || entry->spec.restart == restart_type::temporary
-          || st.cfg.strategy == supervision_strategy::dynamic)
-        st.erase(entry);
-      else
-        entry->state = child_state::not_running;
+      keep_or_forget(self, *entry, entry->forget_when_down);
       advance_start(self);
     }
     return;
@@ -633,16 +638,23 @@ caf::expected<child_entry*> stopped_child(sup_pointer self, const std::string& i
   return entry;
 }
 
+/// A child its supervisor stopped on request: OTP keeps its spec (not
+/// running), except for temporary children, children of dynamic supervisors
+/// and those stopped by handle (`forget`), which it forgets.
+void keep_or_forget(sup_pointer self, child_entry& entry, bool forget) {
+  auto& st = self->state;
+  if (forget || entry.spec.restart == restart_type::temporary
+      || st.cfg.strategy == supervision_strategy::dynamic)
+    st.erase(&entry);
+  else
+    entry.state = child_state::not_running;
+}
+
 /// terminate_child: stops a running child per its shutdown policy and answers
 /// once it is down; a child that does not run answers at once.
 caf::result<bool> terminate(sup_pointer self, child_entry& entry, bool forget) {
-  auto& st = self->state;
   if (!entry.runs()) {
-    if (forget || entry.spec.restart == restart_type::temporary
-        || st.cfg.strategy == supervision_strategy::dynamic)
-      st.erase(&entry);
-    else
-      entry.state = child_state::not_running;  // a pending restart is cancelled
+    keep_or_forget(self, entry, forget);  // a pending restart is cancelled
     return true;
   }
   auto rp = self->make_response_promise<bool>();
@@ -733,13 +745,11 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
           return std::move(started.error());
         child_entry entry;
         entry.spec = std::move(spec);
-        entry.handle = std::move(*started);
-        entry.state = child_state::running;
-        st.started->insert(entry.handle.address());
-        self->monitor(entry.handle);
-        emit_child_started(self, entry);
         st.children.push_back(std::move(entry));
-        return st.children.back().handle;
+        auto& added = st.children.back();
+        take_in(self, added, std::move(*started));
+        added.state = child_state::running;
+        return added.handle;
       },
       [self](terminate_child_atom, const std::string& id) -> caf::result<bool> {
         auto* entry = self->state.find(id);
@@ -771,17 +781,8 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         auto started = start_checked(self->system(), entry->spec);
         if (!started)
           return std::move(started.error());
-        entry->handle = std::move(*started);
-        entry->stop_sent = false;
-        st.started->insert(entry->handle.address());
-        self->monitor(entry->handle);
-        emit_child_started(self, *entry);
-        entry->state = child_state::running;
-        if (entry->spec.await_ready) {
-          entry->state = child_state::starting;
-          entry->spec.await_ready(self->system(), entry->handle,
-                                  caf::actor_cast<caf::actor>(self));
-        }
+        take_in(self, *entry, std::move(*started));
+        run_or_await(self, *entry);
         return entry->handle;
       },
       [self](delete_child_atom, const std::string& id) -> caf::result<bool> {
@@ -815,10 +816,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         std::vector<child_info> out;
         for (auto& c : self->state.children)
           out.push_back(child_info{c.spec.id, to_cstr(c.state), c.restarts, c.replacements,
-                                   c.handle,
-                                   c.spec.kind == child_kind::supervisor ? "supervisor"
-                                                                         : "worker",
-                                   c.last_exit});
+                                   c.handle, kind_name(c.spec), c.last_exit});
         return out;
       },
       [self](ready_atom) -> caf::result<bool> {
@@ -857,7 +855,6 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         auto* entry = st.find_launch(token);
         if (entry == nullptr || st.phase == sup_phase::stopping)
           return false;  // timed out, or no longer wanted: the starter kills it
-        entry->start_token = 0;
         if (err) {
           if (is(err, errc::ignored) && !entry->requested) {
             on_ignored(self, *entry);
@@ -881,7 +878,6 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
         auto* entry = self->state.find_launch(token);
         if (entry == nullptr)
           return;
-        entry->start_token = 0;
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     entry->spec.start_timeout)
                     .count();
