@@ -1,9 +1,6 @@
 #include "snakepit/actors/python_locator.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -12,11 +9,9 @@
 #include <mutex>
 #include <vector>
 
-#include "snakepit/actors/detail/read_all.hpp"
+#include "snakepit/actors/detail/run_captured.hpp"
 #include "snakepit/actors/python_command.hpp"
 #include "snakepit/messages/error.hpp"
-
-extern char** environ;
 
 namespace snakepit {
 
@@ -60,47 +55,21 @@ struct probe_result {
 /// Runs the interpreter to check its version and that it imports grpc and
 /// protobuf, and waits for it (blocking).
 probe_result probe(const std::string& python) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
-    return {false, std::string{"pipe: "} + std::strerror(errno)};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
   // Run like a worker: nothing imported from the working directory.
-  posix_spawn_file_actions_addchdir_np(&actions, python_working_dir);
-  std::vector<std::string> args{python};
-  for (auto& a : python_code_argv(
-         "if sys.version_info < (3, 10): sys.exit('Python ' + sys.version.split()[0] + ' is "
-         "too old: snakepit_bridge needs 3.10 or newer')\n"
-         "import grpc, google.protobuf"))
-    args.push_back(a);
-  std::vector<char*> argv;
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  auto rc = ::posix_spawn(&pid, python.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (rc != 0) {
-    ::close(pipe_fds[0]);
-    return {false, std::string{"cannot run: "} + std::strerror(rc)};
-  }
-  auto err = detail::read_all(pipe_fds[0], 65536, true);
-  ::close(pipe_fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+  auto run = detail::run_captured(
+    python,
+    python_code_argv("if sys.version_info < (3, 10): sys.exit('Python ' + "
+                     "sys.version.split()[0] + ' is too old: snakepit_bridge needs 3.10 or "
+                     "newer')\n"
+                     "import grpc, google.protobuf"),
+    false, 65536);
+  if (!run)
+    return {false, "cannot run: " + describe(run.error()).message};
+  if (run->exit_code == 0)
     return {true, {}};
-  while (!err.empty() && (err.back() == '\n' || err.back() == '\r'))
-    err.pop_back();
-  auto pos = err.rfind('\n');
-  auto last = pos == std::string::npos ? err : err.substr(pos + 1);
+  auto last = detail::last_line(run->output);
   if (last.empty())
-    last = "exited with status " + std::to_string(WEXITSTATUS(status));
+    last = "exited with status " + std::to_string(run->exit_code);
   return {false, last};
 }
 

@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <signal.h>
 
@@ -29,14 +27,13 @@
 #include "output.hpp"
 #include "progress.hpp"
 #include "snakepit/actors/detail/read_all.hpp"
+#include "snakepit/actors/detail/run_captured.hpp"
 #include "snakepit/actors/detail/trusted_files.hpp"
 #include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "snakepit/observability/control_file.hpp"
 #include "snakepit/observability/status_server.hpp"
 #include "snakepit/snakepit.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -623,46 +620,14 @@ int run_libraries(const std::string& python, bool json) {
 
 // --- snakepit doctor ----------------------------------------------------------
 
-/// Runs a program (no shell: `args` go to it as they are) in
-/// `python_working_dir` and returns (exit code, combined stdout and stderr,
-/// up to 1 MiB). For the command line only: it blocks.
-std::pair<int, std::string> run_capture(const std::vector<std::string>& args) {
-  constexpr std::size_t max_output = 1u << 20;
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    return {127, std::string{"pipe: "} + std::strerror(errno)};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  posix_spawn_file_actions_addchdir_np(&actions, python_working_dir);
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (auto& a : copy)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, copy.front().c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    return {127, "cannot run " + args.front() + ": " + std::strerror(rc)};
-  }
-  auto out = detail::read_all(fds[0], max_output, true);
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, out};
-}
-
-std::string last_line(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
-    text.pop_back();
-  auto pos = text.rfind('\n');
-  return pos == std::string::npos ? text : text.substr(pos + 1);
+/// Runs a program as `detail::run_captured` does (stdout and stderr together,
+/// up to 1 MiB): (exit code, output), 127 when it cannot start.
+std::pair<int, std::string> run_capture(const std::string& executable,
+                                        const std::vector<std::string>& args) {
+  auto run = detail::run_captured(executable, args, true, 1u << 20);
+  if (!run)
+    return {127, "cannot run " + executable + ": " + describe(run.error()).message};
+  return {run->exit_code, std::move(run->output)};
 }
 
 /// Checks the environment a pool needs and says how to fix what is wrong.
@@ -686,11 +651,9 @@ int run_doctor(const std::string& python, const std::vector<std::string>& adapte
   report(true, "Python interpreter: " + *interpreter);
   auto pythonpath = python_package_dir();
   ::setenv("PYTHONPATH", pythonpath.c_str(), 1);
-  std::vector<std::string> check_cmd{*interpreter};
-  for (auto& a : python_module_argv("snakepit_bridge.worker", {"--check"}))
-    check_cmd.push_back(a);
-  auto [rc, out] = run_capture(check_cmd);
-  auto check = value::from_json(last_line(out));
+  auto [rc, out] = run_capture(*interpreter, python_module_argv("snakepit_bridge.worker",
+                                                                {"--check"}));
+  auto check = value::from_json(detail::last_line(out));
   if (rc == 0 && check && check->is_map()) {
     auto& c = *check;
     report(true, fmt::format("snakepit_bridge {} from {} (wire {}), Python {} {}, grpcio {}, "
@@ -701,7 +664,7 @@ int run_doctor(const std::string& python, const std::vector<std::string>& adapte
                              c["protobuf_version"].as_string(),
                              c["gil_enabled"].as_bool(true) ? "on" : "off"));
   } else {
-    report(false, "snakepit_bridge worker check: " + last_line(out),
+    report(false, "snakepit_bridge worker check: " + detail::last_line(out),
            "set SNAKEPIT_PYTHON_PACKAGE_DIR to the directory holding snakepit_bridge, or "
            "reinstall snakepit");
   }
@@ -713,25 +676,23 @@ int run_doctor(const std::string& python, const std::vector<std::string>& adapte
       continue;
     }
     // The adapter's name and the paths go in as argv: data, never code.
-    std::vector<std::string> cmd{*interpreter};
     std::vector<std::string> values{adapter};
     for (auto& dir : python_path)
       values.push_back(absolute_path(dir));
-    for (auto& a : python_code_argv(
-           "import importlib\n"
-           "adapter, paths = sys.argv[1], sys.argv[2:]\n"
-           "sys.path[:0] = paths\n"
-           "module, _, name = adapter.rpartition('.')\n"
-           "cls = getattr(importlib.import_module(module), name)\n"
-           "from snakepit_bridge import BaseAdapter\n"
-           "assert issubclass(cls, BaseAdapter), 'not a BaseAdapter subclass'\n",
-           values))
-      cmd.push_back(a);
-    auto [arc, aout] = run_capture(cmd);
+    auto [arc, aout] = run_capture(
+      *interpreter,
+      python_code_argv("import importlib\n"
+                       "adapter, paths = sys.argv[1], sys.argv[2:]\n"
+                       "sys.path[:0] = paths\n"
+                       "module, _, name = adapter.rpartition('.')\n"
+                       "cls = getattr(importlib.import_module(module), name)\n"
+                       "from snakepit_bridge import BaseAdapter\n"
+                       "assert issubclass(cls, BaseAdapter), 'not a BaseAdapter subclass'\n",
+                       values));
     if (arc == 0)
       report(true, "adapter " + adapter + " imports");
     else
-      report(false, "adapter " + adapter + ": " + last_line(aout),
+      report(false, "adapter " + adapter + ": " + detail::last_line(aout),
              "check --python-path and that the module imports with " + *interpreter);
   }
   try {
