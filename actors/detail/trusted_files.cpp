@@ -23,10 +23,8 @@ namespace {
 /// directories holding sockets; anything deeper is not ours to guess at.
 constexpr int max_remove_depth = 4;
 
-/// Why an fstat'ed directory may not be trusted, or empty.
-std::string dir_problem(const struct stat& st) {
-  if (!S_ISDIR(st.st_mode))
-    return "not a directory";
+/// Why an fstat'ed entry is not ours alone: another owner, or others may write it.
+std::string ownership_problem(const struct stat& st) {
   if (st.st_uid != ::geteuid())
     return fmt::format("owned by uid {}, not by this process's uid {}", st.st_uid, ::geteuid());
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
@@ -34,17 +32,18 @@ std::string dir_problem(const struct stat& st) {
   return {};
 }
 
+/// Why an fstat'ed directory may not be trusted, or empty.
+std::string dir_problem(const struct stat& st) {
+  return S_ISDIR(st.st_mode) ? ownership_problem(st) : "not a directory";
+}
+
 /// Why an fstat'ed file may not be trusted, or empty.
 std::string file_problem(const struct stat& st) {
   if (!S_ISREG(st.st_mode))
     return "not a regular file";
-  if (st.st_uid != ::geteuid())
-    return fmt::format("owned by uid {}, not by this process's uid {}", st.st_uid, ::geteuid());
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-    return fmt::format("writable by group or others (mode {:o})", st.st_mode & 07777);
-  if (st.st_nlink != 1)
-    return "has other hard links";
-  return {};
+  if (auto why = ownership_problem(st); !why.empty())
+    return why;
+  return st.st_nlink == 1 ? std::string{} : "has other hard links";
 }
 
 /// Opens a directory without following a final symlink; -1 with errno.
@@ -187,17 +186,6 @@ std::optional<std::string> trusted_dir::read_file(const std::string& name,
 
 void trusted_dir::remove(const std::string& name) const {
   ::unlinkat(fd_, name.c_str(), 0);
-}
-
-std::string untrusted_dir_reason(const std::string& path) {
-  int fd = open_dir_nofollow(AT_FDCWD, path.c_str());
-  if (fd < 0)
-    return errno == ELOOP || errno == ENOTDIR ? "a symlink or not a directory"
-                                              : std::strerror(errno);
-  struct stat st {};
-  auto why = ::fstat(fd, &st) != 0 ? std::string{std::strerror(errno)} : dir_problem(st);
-  ::close(fd);
-  return why;
 }
 
 std::string unsafe_path_reason(const std::string& path, bool sticky_dir_ok) {

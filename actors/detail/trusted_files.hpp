@@ -62,11 +62,6 @@ private:
   std::string path_;
 };
 
-/// Why `path` may not be trusted as one of our directories, or empty when it
-/// may: it must be a directory, not a symlink, owned by us, not writable by
-/// group or others.
-std::string untrusted_dir_reason(const std::string& path);
-
 /// Why `path` (a file or directory, absolute) could be replaced by another
 /// local user, or empty when it cannot: it and every directory above it must
 /// belong to us or root, and any that others may write must be sticky (like
@@ -77,7 +72,8 @@ std::string untrusted_dir_reason(const std::string& path);
 std::string unsafe_path_reason(const std::string& path, bool sticky_dir_ok = false);
 
 /// Removes the directory `path` and what is in it (down to a few levels),
-/// never following a symlink, if it is one of ours by `untrusted_dir_reason`.
+/// never following a symlink, if it is one of ours (owned by us, not writable
+/// by group or others).
 /// Returns whether it is gone.
 bool remove_owned_tree(const std::string& path);
 
