@@ -38,11 +38,13 @@ constexpr std::size_t max_environ_bytes = 1u << 20;
 std::mutex registry_mtx;
 
 std::string registry_dir() {
-  std::string parent = "/tmp";
-  if (auto* env = std::getenv("SNAKEPIT_RUNTIME_PARENT"); env && *env)
-    parent = env;
   // Per user: hosts of different users never contend for one directory.
-  return parent + "/snakepit-runs-" + std::to_string(::geteuid());
+  return runtime_parent() + "/snakepit-runs-" + std::to_string(::geteuid());
+}
+
+/// The marker of the run of the host `pid` that started at `start`.
+std::string run_id_of(int pid, std::uint64_t start) {
+  return std::to_string(pid) + "-" + std::to_string(start);
 }
 
 /// Reads a whole /proc file (they report size 0), up to `max` bytes.
@@ -169,7 +171,7 @@ std::size_t cleanup_dead_runs(const std::string& dir) {
       continue;  // being written, or not ours to judge
     if (run.host_pid == ::getpid() || process_start_time(run.host_pid) == run.host_start)
       continue;  // that host is alive (or is us)
-    auto run_id = std::to_string(run.host_pid) + "-" + std::to_string(run.host_start);
+    auto run_id = run_id_of(run.host_pid, run.host_start);
     std::size_t here = 0;
     for (auto& [worker, started] : run.live) {
       if (!is_our_worker(worker, started, run_id))
@@ -226,8 +228,7 @@ void run_registry::close() {
 }
 
 const std::string& run_registry::this_run_id() {
-  static const std::string id = std::to_string(::getpid()) + "-"
-                                + std::to_string(process_start_time(::getpid()));
+  static const std::string id = run_id_of(::getpid(), process_start_time(::getpid()));
   return id;
 }
 

@@ -36,9 +36,7 @@ struct runtime_dir_holder {
   std::string path;
 
   runtime_dir_holder() {
-    std::string parent = "/tmp";
-    if (auto* env = std::getenv("SNAKEPIT_RUNTIME_PARENT"); env && *env)
-      parent = env;
+    auto parent = runtime_parent();
     // Another user who may rename entries of the parent could swap our
     // directory for theirs and see (or serve) every worker socket.
     if (auto why = detail::unsafe_path_reason(parent, true); !why.empty())
@@ -63,6 +61,11 @@ struct runtime_dir_holder {
 };
 
 } // namespace
+
+std::string runtime_parent() {
+  auto* env = std::getenv("SNAKEPIT_RUNTIME_PARENT");
+  return env != nullptr && *env != '\0' ? std::string{env} : std::string{"/tmp"};
+}
 
 const std::string& runtime_dir() {
   static runtime_dir_holder holder;

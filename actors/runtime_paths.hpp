@@ -8,6 +8,9 @@
 
 namespace snakepit {
 
+/// Where snakepit makes its directories: $SNAKEPIT_RUNTIME_PARENT, else /tmp.
+std::string runtime_parent();
+
 /// The private runtime directory of this host process (mode 0700, short path
 /// under $SNAKEPIT_RUNTIME_PARENT or /tmp), created on first use and removed
 /// at exit. Worker sockets live here: unix socket paths are limited to 107 bytes.
