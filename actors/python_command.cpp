@@ -39,9 +39,11 @@ std::vector<std::string> python_code_argv(const std::string& code,
   return out;
 }
 
-std::string absolute_path(const std::string& path) {
+std::string absolute_path(const std::string& path, const std::string& base) {
   if (path.empty() || path.front() == '/')
     return path;
+  if (!base.empty())
+    return base + "/" + path;
   char cwd[PATH_MAX];
   if (::getcwd(cwd, sizeof cwd) == nullptr)
     return path;

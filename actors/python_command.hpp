@@ -34,9 +34,9 @@ std::vector<std::string> python_module_argv(const std::string& module,
 std::vector<std::string> python_code_argv(const std::string& code,
                                           const std::vector<std::string>& args = {});
 
-/// `path` made absolute against the host's working directory, so that a
-/// relative `python_path` still means what the user meant although Python
-/// runs elsewhere.
-std::string absolute_path(const std::string& path);
+/// `path` made absolute against `base` (default: the host's working
+/// directory), so that a relative `python_path` still means what the user
+/// meant although Python runs elsewhere. Empty and absolute paths stay.
+std::string absolute_path(const std::string& path, const std::string& base = {});
 
 } // namespace snakepit

@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 
+#include "snakepit/actors/python_command.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/supervision/actor_registry.hpp"
 
@@ -1669,10 +1670,7 @@ namespace {
 /// tree file", wherever `snakepit run` is started from: resolved against the
 /// working directory, they would import whatever another user put there.
 void anchor_paths(tree_node& node, const std::string& base) {
-  auto anchor = [&](std::string& path) {
-    if (!path.empty() && path.front() != '/')
-      path = base + "/" + path;
-  };
+  auto anchor = [&](std::string& path) { path = absolute_path(path, base); };
   if (node.kind == node_kind::pool) {
     for (auto& dir : node.pool.python_path)
       anchor(dir);
@@ -1698,8 +1696,7 @@ caf::expected<tree_spec> load_tree_file(const std::string& path,
                                            : slash == 0 ? std::string{"/"}
                                                         : file.substr(0, slash);
     anchor_paths(spec->root, base);
-    if (auto& token = spec->metrics.token_file; !token.empty() && token.front() != '/')
-      token = base + "/" + token;
+    spec->metrics.token_file = absolute_path(spec->metrics.token_file, base);
   }
   return spec;
 }
