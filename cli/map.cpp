@@ -65,24 +65,19 @@ struct flow {
   std::uint64_t written = 0;
 };
 
-struct summary {
-  std::uint64_t items = 0;
-  std::uint64_t failed = 0;
-  std::map<std::string, std::uint64_t> failures;
-  latency_histogram latency;
-};
-
 struct driver_state {
   std::map<std::uint64_t, std::string> pending;  // ordered output not yet written
   std::uint64_t next_to_write = 0;
   std::uint64_t total = ~std::uint64_t{0};  // known at end of input
-  summary stats;
+  map_summary stats;  // the counts map_calls keeps, for the same job
+  latency_histogram latency;
   bool progress = false;
   std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
 };
 
-std::string error_line(const error_info& info) {
-  return info.to_json();
+double micros_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+    .count();
 }
 
 /// The closing line: throughput, latency, failures by kind.
@@ -96,7 +91,7 @@ std::string summary_text(const driver_state& s) {
   return fmt::format("map: {} items in {:.3f} s, {:.0f} items/s, latency p50 {:.2f} ms p99 "
                      "{:.2f} ms, {} failed{}",
                      s.stats.items, secs, static_cast<double>(s.stats.items) / std::max(secs, 1e-9),
-                     s.stats.latency.quantile(0.5) / 1000, s.stats.latency.quantile(0.99) / 1000,
+                     s.latency.quantile(0.5) / 1000, s.latency.quantile(0.99) / 1000,
                      s.stats.failed, kinds);
 }
 
@@ -172,7 +167,7 @@ int run_map(const map_options& opts) {
       ++s.stats.items;
       ++s.stats.failed;
       ++s.stats.failures[info.kind];
-      auto line = error_line(info);
+      auto line = info.to_json();
       if (opts.unordered)
         line = fmt::format("{{\"index\": {}, {}", index, line.substr(1));
       emit(index, std::move(line));
@@ -191,9 +186,7 @@ int run_map(const map_options& opts) {
             [self, &opts, index, sent, running, emit, start_next](execute_reply& reply) {
               auto& s = self->state;
               ++s.stats.items;
-              s.stats.latency.add(std::chrono::duration<double, std::micro>(
-                                    std::chrono::steady_clock::now() - sent)
-                                    .count());
+              s.latency.add(micros_since(sent));
               auto line = reply.result.to_json();
               if (opts.unordered)
                 line = fmt::format("{{\"index\": {}, \"result\": {}}}", index, line);
@@ -202,9 +195,7 @@ int run_map(const map_options& opts) {
               (*start_next)();
             },
             [self, index, sent, running, fail_item, start_next](caf::error& err) {
-              self->state.stats.latency.add(std::chrono::duration<double, std::micro>(
-                                              std::chrono::steady_clock::now() - sent)
-                                              .count());
+              self->state.latency.add(micros_since(sent));
               --*running;
               fail_item(index, describe(err));
               (*start_next)();
