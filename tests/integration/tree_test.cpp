@@ -234,15 +234,10 @@ TEST_CASE_FIXTURE(tree_fixture, "stopping a tree with busy workers keeps to the 
 }
 
 TEST_CASE_FIXTURE(tree_fixture, "a tree whose pool cannot start reports the child and the traceback") {
-  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"ok\", \"bad\"]\n"
-                               "[pools.ok]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
-                               "size = 1\n"
-                               "[pools.bad]\nadapter = \"missing_module_q.Adapter\"\nsize = 1\n",
-                               "test.toml");
-  REQUIRE(spec);
-  auto tree = start_tree(*sys, *spec);
-  REQUIRE(!tree);
-  auto err = describe(tree.error());
+  auto err = start_failure("[supervisors.app]\nchildren = [\"ok\", \"bad\"]\n"
+                           "[pools.ok]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                           "size = 1\n"
+                           "[pools.bad]\nadapter = \"missing_module_q.Adapter\"\nsize = 1\n");
   CHECK(err.kind == "startup_failed");
   CHECK(err.message.find("child bad failed to start") != std::string::npos);
   CHECK(err.python_type == "ModuleNotFoundError");
@@ -296,15 +291,10 @@ TEST_CASE_FIXTURE(tree_fixture, "user actors registered by kind run in the tree 
 }
 
 TEST_CASE_FIXTURE(tree_fixture, "a tree whose FIRST child cannot start reports that child, not a lost request") {
-  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"bad\", \"ok\"]\n"
-                               "[pools.bad]\nadapter = \"missing_module_q.Adapter\"\nsize = 1\n"
-                               "[pools.ok]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
-                               "size = 1\n",
-                               "test.toml");
-  REQUIRE(spec);
-  auto tree = start_tree(*sys, *spec);
-  REQUIRE(!tree);
-  auto err = describe(tree.error());
+  auto err = start_failure("[supervisors.app]\nchildren = [\"bad\", \"ok\"]\n"
+                           "[pools.bad]\nadapter = \"missing_module_q.Adapter\"\nsize = 1\n"
+                           "[pools.ok]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                           "size = 1\n");
   CHECK(err.kind == "startup_failed");
   CHECK(err.message.find("child bad failed to start") != std::string::npos);
   CHECK(err.python_type == "ModuleNotFoundError");
