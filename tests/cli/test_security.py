@@ -353,3 +353,26 @@ def test_a_tree_file_or_python_path_others_can_write_is_warned_about(tmp_path: P
         proc.communicate(timeout=60)
     assert f"warning: {tree} could be changed by another local user" in started
     assert f"python_path {shared} could be changed by another local user" in started
+
+
+def test_the_endpoint_answers_hostile_requests_with_typed_http_errors(runtime_parent: Path):
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(runtime_parent))
+    proc = start_run(EXAMPLES / "one_pool.toml", env)
+    try:
+        control = control_of(runtime_parent)
+        host, port = control["url"].removeprefix("http://").rsplit(":", 1)
+
+        def send(raw: bytes) -> bytes:
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                s.sendall(raw)
+                return s.recv(4096)
+
+        assert send(b"GET /status HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431")
+        assert send(b"POST /status HTTP/1.1\r\nContent-Length: 0\r\n\r\n").startswith(b"HTTP/1.1 405")
+        assert send(b"\x00\xff garbage\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert send(b"GET /status HTTP/1.1\r\nAuthorization: Bearer wrong\r\n\r\n").startswith(b"HTTP/1.1 401")
+        # And it still serves.
+        assert get(control["url"] + "/status", control["token"], timeout=2) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
