@@ -16,7 +16,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, List, Optional, Set, Tuple
 
 from snakepit_bridge import arguments as _arguments
 from snakepit_bridge import telemetry, values
@@ -124,29 +124,94 @@ class Dispatcher:
                 return  # stopping: the hook runs in close_all instead
             await asyncio.get_running_loop().run_in_executor(self._executor, hook)
 
+    def begin_calls(self, count: int) -> None:
+        """``count`` calls were accepted (``ExecuteBatches``): they count as in flight until
+        :meth:`end_calls`."""
+        self.in_flight += count
+        self._idle.clear()
+
+    def end_calls(self, count: int) -> None:
+        """``count`` calls accepted by :meth:`begin_calls` were answered."""
+        self.in_flight -= count
+        self.served += count
+        if self.in_flight == 0:
+            self._idle.set()
+
+    def runs_inline(self, request: pb.ExecuteRequest) -> bool:
+        """True when the call can run in a batch's one hand-off to the thread pool
+        (:meth:`run_batch`): a known sync tool that is not a generator, outside sessions (their
+        hooks and locks are async). Others go through :meth:`execute`, one at a time."""
+        definition = self.tools.get(request.tool)
+        return (definition is not None and not definition.is_async and not definition.spec.streaming
+                and not request.session_id)
+
+    async def hold_slot(self) -> "_SlotHold":
+        """Waits for a slot and holds it until the returned object's ``release()``: a batch's
+        calls run one after another in it."""
+        await self._slots.acquire()
+        return _SlotHold(self._slots)
+
+    def run_batch(self, calls: "List[Tuple[int, pb.ExecuteRequest, float]]",
+                  dropped: "Set[int]") -> "List[pb.BatchResult]":
+        """Runs in a pool thread, holding one slot: the calls one after another, each with its
+        own timing and typed errors, exactly as :meth:`execute` would answer it. A call whose seq
+        is in ``dropped`` (cancelled by the host) or whose deadline passed before it started does
+        not run."""
+        results: List[pb.BatchResult] = []
+        for seq, request, received in calls:
+            if seq in dropped:
+                dropped.discard(seq)
+                results.append(pb.BatchResult(seq=seq, skipped=pb.CANCELLED))
+                continue
+            try:
+                definition = self.lookup(request.tool)
+                function, arguments, deadline = self.prepare(definition, request, received)
+                if deadline is not None and time.monotonic() >= deadline:
+                    waited_ms = int((time.monotonic() - received) * 1000)
+                    raise BridgeError(TIMEOUT, f"tool '{definition.spec.name}' did not start before its deadline "
+                                               f"(timeout_ms={request.timeout_ms}, waited {waited_ms} ms behind "
+                                               "other calls)")
+                response = self._run_sync_and_respond(definition.spec.name, request.request_id, function, arguments)
+            except BridgeError as exc:
+                response = _error(exc.kind, exc.message)
+            except Exception as exc:  # a bug of ours: report it typed, keep serving
+                response = _error(INTERNAL, f"snakepit_bridge failed serving tool '{request.tool}': {exc!r}",
+                                  type_name(type(exc)), "".join(traceback.format_exception(exc)))
+            results.append(pb.BatchResult(seq=seq, response=response))
+        return results
+
+    def executor_run(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+        """``function(*args)`` in the tool thread pool."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
     async def execute(self, request: pb.ExecuteRequest) -> pb.ExecuteResponse:
         """Serves one call; never raises except when the call itself is cancelled. The response
         carries the telemetry events pending by then (:func:`telemetry.attach`)."""
         received = time.monotonic()
-        self.in_flight += 1
-        self._idle.clear()
+        self.begin_calls(1)
+        try:
+            response = await self._answer(request, received)
+        finally:
+            self.end_calls(1)
+        telemetry.attach(response)
+        return response
+
+    async def execute_counted(self, request: pb.ExecuteRequest, received: float) -> pb.ExecuteResponse:
+        """Serves one call already counted by :meth:`begin_calls` (a batch's call that cannot run
+        inline), without telemetry: the batch's reply carries it. The caller ends the count."""
+        return await self._answer(request, received)
+
+    async def _answer(self, request: pb.ExecuteRequest, received: float) -> pb.ExecuteResponse:
         try:
             async with self.sessions.scope(request.session_id, request.session_moved) as session:
-                response = await self._execute(request, received, session)
+                return await self._execute(request, received, session)
         except BridgeError as exc:
-            response = _error(exc.kind, exc.message)
+            return _error(exc.kind, exc.message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug of ours: report it typed, keep serving
-            response = _error(INTERNAL, f"snakepit_bridge failed serving tool '{request.tool}': {exc!r}",
-                              type_name(type(exc)), "".join(traceback.format_exception(exc)))
-        finally:
-            self.in_flight -= 1
-            self.served += 1
-            if self.in_flight == 0:
-                self._idle.set()
-        telemetry.attach(response)
-        return response
+            return _error(INTERNAL, f"snakepit_bridge failed serving tool '{request.tool}': {exc!r}",
+                          type_name(type(exc)), "".join(traceback.format_exception(exc)))
 
     async def _execute(self, request: pb.ExecuteRequest, received: float,
                        session: Optional[SessionState] = None) -> pb.ExecuteResponse:
@@ -320,6 +385,16 @@ class Dispatcher:
 
 
 _Ran = Tuple[Any, Optional[BaseException], int, int]
+
+
+class _SlotHold:
+    """A slot taken by :meth:`Dispatcher.hold_slot`."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+
+    def release(self) -> None:
+        self._slots.release()
 
 
 class _DeadlinePassed(Exception):

@@ -20,6 +20,7 @@ from snakepit_bridge import streaming, telemetry
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge._wire import bridge_pb2_grpc as pb_grpc
 from snakepit_bridge.adapter import BaseAdapter
+from snakepit_bridge.batches import BatchStream
 from snakepit_bridge.dispatch import Dispatcher
 from snakepit_bridge.runtime import runtime_info
 from snakepit_bridge.sessions import DEFAULT_MAX_SESSIONS
@@ -70,6 +71,16 @@ class WorkerService(pb_grpc.WorkerServicer):
         if self._owner.stopping:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is stopping")
         async with contextlib.aclosing(streaming.serve(self._owner.dispatcher, request_iterator)) as replies:
+            async for reply in replies:
+                yield reply
+
+    async def ExecuteBatches(self, request_iterator: AsyncIterator[pb.BatchRequest],
+                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BatchReply]:
+        # The fast path: many calls per message, few thread hand-offs (snakepit_bridge.batches).
+        if self._owner.stopping:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is stopping")
+        stream = BatchStream(self._owner, self._owner.concurrency)
+        async with contextlib.aclosing(stream.serve(request_iterator)) as replies:
             async for reply in replies:
                 yield reply
 
@@ -127,6 +138,7 @@ class WorkerServer:
         self.adapter_path = adapter_path
         self.socket_path = socket_path
         self.max_message_bytes = max_message_bytes
+        self.concurrency = concurrency
         self.dispatcher = Dispatcher(adapter, concurrency=concurrency, max_payload_bytes=max_message_bytes,
                                      worker_id=worker_id, thread_check=thread_check, max_sessions=max_sessions,
                                      host=host)

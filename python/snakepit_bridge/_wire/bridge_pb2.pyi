@@ -5,15 +5,52 @@ from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 BAD_ARGUMENTS: ErrorKind
+CANCELLED: Skipped
 DESCRIPTOR: _descriptor.FileDescriptor
 ENCODE_FAILED: ErrorKind
 ERROR_KIND_UNSPECIFIED: ErrorKind
 INTERNAL: ErrorKind
+NOT_SKIPPED: Skipped
 NULL_VALUE: NullValue
 PAYLOAD_TOO_LARGE: ErrorKind
 PYTHON_EXCEPTION: ErrorKind
+STOPPING: Skipped
 TIMEOUT: ErrorKind
 UNKNOWN_TOOL: ErrorKind
+
+class BatchCall(_message.Message):
+    __slots__ = ["request", "seq"]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    request: ExecuteRequest
+    seq: int
+    def __init__(self, seq: _Optional[int] = ..., request: _Optional[_Union[ExecuteRequest, _Mapping]] = ...) -> None: ...
+
+class BatchReply(_message.Message):
+    __slots__ = ["results", "telemetry"]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchResult]
+    telemetry: TelemetryBatch
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
+
+class BatchRequest(_message.Message):
+    __slots__ = ["calls", "cancel"]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[BatchCall]
+    cancel: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, calls: _Optional[_Iterable[_Union[BatchCall, _Mapping]]] = ..., cancel: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ["response", "seq", "skipped"]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    response: ExecuteResponse
+    seq: int
+    skipped: Skipped
+    def __init__(self, seq: _Optional[int] = ..., response: _Optional[_Union[ExecuteResponse, _Mapping]] = ..., skipped: _Optional[_Union[Skipped, str]] = ...) -> None: ...
 
 class CloseSessionRequest(_message.Message):
     __slots__ = ["reason", "session_id"]
@@ -306,4 +343,7 @@ class NullValue(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class ErrorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class Skipped(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

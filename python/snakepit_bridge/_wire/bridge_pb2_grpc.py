@@ -44,6 +44,11 @@ class WorkerStub(object):
                 request_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionRequest.SerializeToString,
                 response_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionResponse.FromString,
                 )
+        self.ExecuteBatches = channel.stream_stream(
+                '/snakepit.bridge.v1.Worker/ExecuteBatches',
+                request_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.BatchRequest.SerializeToString,
+                response_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.BatchReply.FromString,
+                )
 
 
 class WorkerServicer(object):
@@ -86,6 +91,14 @@ class WorkerServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecuteBatches(self, request_iterator, context):
+        """Calls in batches over one stream (the fast path); a worker without it
+        answers UNIMPLEMENTED and the host falls back to Execute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +131,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.CloseSession,
                     request_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionRequest.FromString,
                     response_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionResponse.SerializeToString,
+            ),
+            'ExecuteBatches': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecuteBatches,
+                    request_deserializer=snakepit__bridge_dot___wire_dot_bridge__pb2.BatchRequest.FromString,
+                    response_serializer=snakepit__bridge_dot___wire_dot_bridge__pb2.BatchReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +246,23 @@ class Worker(object):
         return grpc.experimental.unary_unary(request, target, '/snakepit.bridge.v1.Worker/CloseSession',
             snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionRequest.SerializeToString,
             snakepit__bridge_dot___wire_dot_bridge__pb2.CloseSessionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExecuteBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/snakepit.bridge.v1.Worker/ExecuteBatches',
+            snakepit__bridge_dot___wire_dot_bridge__pb2.BatchRequest.SerializeToString,
+            snakepit__bridge_dot___wire_dot_bridge__pb2.BatchReply.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

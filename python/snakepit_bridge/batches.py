@@ -1,0 +1,151 @@
+"""``ExecuteBatches``: many tool calls over one long-lived stream (the fast path).
+
+The host keeps one such stream open per worker and writes whatever calls are queued for the
+worker as one ``BatchRequest``; this side answers each call with a ``BatchResult`` named by the
+host's ``seq``. What makes it cheap is what it does not do per call:
+
+* no gRPC message per call: calls arrive in batches, and the results that are ready together
+  go back as one ``BatchReply`` (the reply is written while the next calls run, so under load
+  replies coalesce by themselves; under light load a reply is one result, sent at once);
+* no thread hand-off per call: with one slot (the process profile) a run of sync calls goes to
+  the thread pool once and runs there one after another (:meth:`Dispatcher.run_batch`).
+
+Everything else is as for ``Execute``: ``async def`` tools run on the event loop, calls with a
+session go through :meth:`Dispatcher.execute` (its hooks and order), the thread profile runs up
+to ``concurrency`` calls at once, one hand-off each. Calls start in the order they arrived, so
+the host knows which of its unanswered calls may have started when a worker dies: the first
+``concurrency`` of them; the others never ran and are sent elsewhere.
+
+A ``cancel`` seq drops a call that has not started: its result says ``CANCELLED`` and the tool
+never runs. Calls that arrive while the worker is stopping are answered ``STOPPING`` without
+running. Telemetry events ride once per reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import TYPE_CHECKING, AsyncIterator, Deque, List, Set, Tuple
+
+from snakepit_bridge import telemetry
+from snakepit_bridge._wire import bridge_pb2 as pb
+
+if TYPE_CHECKING:
+    from snakepit_bridge.server import WorkerServer
+
+__all__ = ["BatchStream"]
+
+_Call = Tuple[int, pb.ExecuteRequest, float]
+
+
+class BatchStream:
+    """One ``ExecuteBatches`` RPC: reads batches, runs their calls, yields replies."""
+
+    def __init__(self, owner: "WorkerServer", concurrency: int) -> None:
+        self._owner = owner
+        self._dispatcher = owner.dispatcher
+        self._concurrency = concurrency
+        self._pending: Deque[_Call] = collections.deque()
+        self._dropped: Set[int] = set()
+        self._outbox: List[pb.BatchResult] = []
+        self._work = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._reading = True
+        self._running = 0
+
+    async def serve(self, requests: AsyncIterator[pb.BatchRequest]) -> AsyncIterator[pb.BatchReply]:
+        """Replies until the host has closed its side and every call it sent is answered."""
+        reader = asyncio.ensure_future(self._read(requests))
+        runners = [asyncio.ensure_future(self._run()) for _ in range(self._concurrency)]
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                if self._outbox:
+                    reply = pb.BatchReply(results=self._outbox)
+                    self._outbox = []
+                    telemetry.attach(reply)
+                    yield reply
+                if not self._reading and not self._pending and self._running == 0 and not self._outbox:
+                    return
+        finally:
+            reader.cancel()
+            for runner in runners:
+                runner.cancel()
+            unanswered = len(self._pending)
+            self._pending.clear()
+            if unanswered:
+                self._dispatcher.end_calls(unanswered)
+
+    async def _read(self, requests: AsyncIterator[pb.BatchRequest]) -> None:
+        try:
+            async for batch in requests:
+                received = time.monotonic()
+                for seq in batch.cancel:
+                    self._drop(seq)
+                if not batch.calls:
+                    continue
+                if self._owner.stopping:
+                    self._answer([pb.BatchResult(seq=call.seq, skipped=pb.STOPPING) for call in batch.calls],
+                                 counted=False)
+                    continue
+                self._dispatcher.begin_calls(len(batch.calls))
+                self._pending.extend((call.seq, call.request, received) for call in batch.calls)
+                self._work.set()
+        finally:
+            self._reading = False
+            self._ready.set()
+
+    def _drop(self, seq: int) -> None:
+        for index, call in enumerate(self._pending):
+            if call[0] == seq:
+                del self._pending[index]
+                self._answer([pb.BatchResult(seq=seq, skipped=pb.CANCELLED)])
+                return
+        # Maybe in a run handed to the thread pool and not started yet: run_batch skips it.
+        self._dropped.add(seq)
+
+    def _answer(self, results: List[pb.BatchResult], counted: bool = True) -> None:
+        self._outbox.extend(results)
+        if counted:
+            self._dispatcher.end_calls(len(results))
+        self._ready.set()
+
+    async def _run(self) -> None:
+        dispatcher = self._dispatcher
+        while True:
+            while not self._pending:
+                self._work.clear()
+                await self._work.wait()
+            seq, request, received = self._pending[0]
+            if not dispatcher.runs_inline(request):
+                self._pending.popleft()
+                self._running += 1
+                try:
+                    response = await dispatcher.execute_counted(request, received)
+                except asyncio.CancelledError:
+                    dispatcher.end_calls(1)  # the RPC is gone: nobody waits for it
+                    raise
+                finally:
+                    self._running -= 1
+                self._answer([pb.BatchResult(seq=seq, response=response)])
+                continue
+            # A run of sync calls, one hand-off: all of them with one slot, else one each.
+            run: List[_Call] = []
+            limit = len(self._pending) if self._concurrency == 1 else 1
+            while self._pending and len(run) < limit and dispatcher.runs_inline(self._pending[0][1]):
+                run.append(self._pending.popleft())
+            self._running += 1
+            try:
+                hold = await dispatcher.hold_slot()
+                try:
+                    results = await dispatcher.executor_run(dispatcher.run_batch, run, self._dropped)
+                finally:
+                    hold.release()
+            except asyncio.CancelledError:
+                dispatcher.end_calls(len(run))  # the RPC is gone: nobody waits for them
+                raise
+            finally:
+                self._running -= 1
+            self._answer(results)
