@@ -12,6 +12,7 @@
 #include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/host_tool_server.hpp"
 #include "snakepit/actors/detail/log.hpp"
+#include "snakepit/actors/detail/pipelining_policy.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/lifecycle.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
@@ -63,6 +64,14 @@ struct worker_slot {
   /// pid (a restarted worker keeps its id, not its state). Set once, when
   /// it became ready; session routing compares it on every call.
   std::string instance_key;
+  /// Expected Python time of its calls in flight, oldest first, and their sum
+  /// (what the pipelining policy weighs).
+  std::deque<caf::timespan> expected;
+  caf::timespan expected_work{0};
+
+  bool busy() const { return in_flight >= info.capacity; }
+  /// Calls queued on it beyond its capacity.
+  std::uint32_t queued() const { return in_flight > info.capacity ? in_flight - info.capacity : 0; }
 };
 
 struct queued_request {
@@ -106,6 +115,9 @@ struct pool_state {
   std::uint64_t replacements = 0;
   std::uint64_t queue_full = 0;
   std::uint64_t queue_timeouts = 0;
+  /// Calls that never started on a worker that died and went to another.
+  std::uint64_t redispatched = 0;
+  detail::pipelining_policy pipelining;
   caf::timestamp started_at = caf::make_timestamp();
   /// Every slot was busy at the last dispatch (capacity events are edges).
   bool at_capacity = false;
@@ -153,6 +165,29 @@ struct pool_state {
       auto best_load = best ? std::uint64_t{best->in_flight} * w.info.capacity : 0;
       if (best == nullptr || load < best_load
           || (load == best_load && w.last_used > best->last_used))
+        best = &w;
+    }
+    if (best != nullptr)
+      best->last_used = ++dispatches;
+    return best;
+  }
+
+  /// Every worker is busy: the one that may queue a call of `tool` behind
+  /// its others (pipelining_policy), least loaded first; null if none may.
+  worker_slot* pick_pipelined(const std::string& tool) {
+    if (!pipelining.enabled())
+      return nullptr;
+    worker_slot* best = nullptr;
+    for (auto& w : workers) {
+      if (w.draining || w.info.pipeline_depth == 0 || !w.busy())
+        continue;
+      // A worker near its max_requests gets no more than it may serve.
+      if (cfg.worker_max_requests > 0
+          && w.served + w.failed + w.in_flight >= cfg.worker_max_requests)
+        continue;
+      if (!pipelining.admits(tool, w.queued(), w.expected_work))
+        continue;
+      if (best == nullptr || w.expected_work < best->expected_work)
         best = &w;
     }
     if (best != nullptr)
@@ -273,6 +308,12 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.health_interval = cfg.health_interval;
   wc.health_timeout = cfg.health_timeout;
   wc.health_max_missed = cfg.health_max_missed;
+  wc.use_batches = cfg.use_batches;
+  wc.batches = cfg.batches;
+  // Only a worker that runs one call at a time starts its calls strictly in
+  // order, which is what lets a queued call move to another worker when the
+  // process dies before starting it.
+  wc.pipeline_depth = wc.capacity == 1 ? cfg.pipeline_depth : 0;
   wc.owner = self->address();
   return wc;
 }
@@ -377,18 +418,38 @@ void send_to(pool_pointer self, worker_slot& w, execute_request& req) {
   if (!req.session_id.empty())
     bind_session(self, req, w);
   ++w.in_flight;
+  auto expected = self->state.pipelining.estimate(req.tool).value_or(caf::timespan{0});
+  w.expected.push_back(expected);
+  w.expected_work += expected;
   note_dispatch(self->state);
+}
+
+/// A call on `w` is over (or went elsewhere): its expected time goes.
+void release_slot(worker_slot& w) {
+  if (w.in_flight > 0)
+    --w.in_flight;
+  if (!w.expected.empty()) {
+    w.expected_work -= w.expected.front();
+    w.expected.pop_front();
+  }
 }
 
 void dispatch_queue(pool_pointer self) {
   auto& st = self->state;
   bool any_free = true;  // for requests without a session
+  std::vector<std::string> refused;  // tools no busy worker may queue now
   for (auto i = st.queue.begin(); i != st.queue.end();) {
     worker_slot* w = nullptr;
     caf::error err;
     if (i->req.session_id.empty()) {
       w = any_free ? st.pick() : nullptr;
       any_free = w != nullptr;
+      if (w == nullptr && !i->is_stream && st.pipelining.enabled()
+          && std::find(refused.begin(), refused.end(), i->req.tool) == refused.end()) {
+        w = st.pick_pipelined(i->req.tool);
+        if (w == nullptr)
+          refused.push_back(i->req.tool);
+      }
     } else if (auto* s = st.sessions.find(i->req.session_id)) {
       auto r = route_session(st, *s);
       w = r.worker;
@@ -490,11 +551,15 @@ caf::error admit(pool_pointer self, execute_request& req) {
 
 /// Where an admitted request goes now: a worker, an error, or neither (wait
 /// in the queue).
-route route_request(pool_state& st, const execute_request& req) {
+route route_request(pool_state& st, const execute_request& req, bool may_pipeline = false) {
   if (req.session_id.empty()) {
     // A free worker means nothing queued could use it (the queue is served
-    // whenever a slot frees), so taking it keeps FIFO order.
-    return {st.pick(), {}};
+    // whenever a slot frees), so taking it keeps FIFO order; so does queuing
+    // on a busy worker, but only when nothing waits in the pool's queue.
+    auto* w = st.pick();
+    if (w == nullptr && may_pipeline && st.queue.empty())
+      w = st.pick_pipelined(req.tool);
+    return {w, {}};
   }
   auto* s = st.sessions.find(req.session_id);
   if (s == nullptr)
@@ -507,7 +572,11 @@ route route_request(pool_state& st, const execute_request& req) {
   return route_session(st, *s);
 }
 
-caf::error enqueue(pool_pointer self, execute_request req, queued_request q);
+caf::error enqueue(pool_pointer self, execute_request req, queued_request q,
+                   caf::timestamp since);
+
+caf::result<execute_reply> route_call(pool_pointer self, execute_request& req,
+                                      caf::timestamp since);
 
 caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   auto& st = self->state;
@@ -515,7 +584,46 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
     ++st.failed;
     return err;
   }
-  auto r = route_request(st, req);
+  return route_call(self, req, caf::make_timestamp());
+}
+
+/// A call that never started on a worker whose process died: routed again,
+/// with its deadline as it was.
+caf::result<execute_reply> on_redispatch(pool_pointer self, const caf::actor_addr& from,
+                                         execute_request& req) {
+  auto& st = self->state;
+  if (auto* w = st.find(from))
+    release_slot(*w);
+  ++st.redispatched;
+  auto now = caf::make_timestamp();
+  if (st.current == phase::failed || st.current == phase::stopping) {
+    ++st.failed;
+    return st.current == phase::failed ? st.failure
+                                       : make_error(errc::pool_stopped,
+                                                    fmt::format("pool '{}' is stopping",
+                                                                st.cfg.name));
+  }
+  if (req.deadline <= now) {
+    ++st.failed;
+    return make_error(errc::timeout,
+                      fmt::format("request {} for tool '{}' passed its deadline while its "
+                                  "worker died before starting it",
+                                  req.request_id, req.tool));
+  }
+  detail::emit([&] {
+    return telemetry_event{"snakepit.request.redispatched",
+                           {},
+                           {{"pool", st.cfg.name}, {"tool", req.tool},
+                            {"request_id", req.request_id}}};
+  });
+  // The queue timeout counts the time it waited in the pool's queue before.
+  return route_call(self, req, now - req.queued);
+}
+
+caf::result<execute_reply> route_call(pool_pointer self, execute_request& req,
+                                      caf::timestamp since) {
+  auto& st = self->state;
+  auto r = route_request(st, req, true);
   if (r.error) {
     ++st.failed;
     return std::move(r.error);
@@ -528,14 +636,15 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
   q.promise = self->make_response_promise<execute_reply>();
   auto promise = q.promise;
   // The promise owns the answer now (CAF): errors go through it too.
-  if (auto err = enqueue(self, std::move(req), std::move(q)))
+  if (auto err = enqueue(self, std::move(req), std::move(q), since))
     promise.deliver(std::move(err));
   return promise;
 }
 
 /// Puts a request that found no free worker in the queue, or refuses it
 /// when the queue is full.
-caf::error enqueue(pool_pointer self, execute_request req, queued_request q) {
+caf::error enqueue(pool_pointer self, execute_request req, queued_request q,
+                   caf::timestamp since) {
   auto& st = self->state;
   auto now = caf::make_timestamp();
   if (st.queue.size() >= st.cfg.queue_max) {
@@ -554,11 +663,12 @@ caf::error enqueue(pool_pointer self, execute_request req, queued_request q) {
                                   st.cfg.name, st.workers.size(), st.queue.size()));
   }
   q.seq = ++st.next_seq;
-  q.enqueued_at = now;
-  q.expires_at = now + std::min<caf::timespan>(req.deadline - now, st.cfg.queue_timeout);
+  q.enqueued_at = since;
+  q.expires_at = std::min<caf::timestamp>(req.deadline, since + st.cfg.queue_timeout);
   q.req = std::move(req);
   if (auto when = st.expiries.add(q.expires_at, q.seq))
-    self->delayed_send(self, *when - now, expire_atom::value, when->time_since_epoch().count());
+    self->delayed_send(self, std::max(caf::timespan{0}, *when - now), expire_atom::value,
+                       when->time_since_epoch().count());
   st.queue.push_back(std::move(q));
   return {};
 }
@@ -585,7 +695,7 @@ caf::result<stream_handle> on_execute_stream(pool_pointer self, execute_request&
     q.stream_promise = self->make_response_promise<stream_handle>();
     q.consumer = std::move(consumer);
     auto promise = q.stream_promise;
-    if (auto err = enqueue(self, std::move(req), std::move(q)))
+    if (auto err = enqueue(self, std::move(req), std::move(q), caf::make_timestamp()))
       promise.deliver(std::move(err));
     return promise;
   }
@@ -767,6 +877,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     auto& init = self->state;
     init.cfg = std::move(cfg);
     init.sessions = session_table{init.cfg.max_sessions, init.cfg.session_ttl};
+    init.pipelining = detail::pipelining_policy{init.cfg.pipeline_depth, init.cfg.pipeline_budget};
     init.host_tools = std::move(host_tools);
     init.log_name = detail::log_pool_name{init.cfg.name};
     supervisor_config sc;
@@ -867,12 +978,12 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
         }
       },
       [self](slot_free_atom, const caf::actor_addr& addr, bool ok, std::int64_t wall_ns,
-             std::int64_t cpu_ns) {
+             std::int64_t cpu_ns, const std::string& tool) {
         auto& st = self->state;
         ok ? ++st.served : ++st.failed;
+        st.pipelining.observe(tool, caf::timespan{wall_ns});
         if (auto* w = st.find(addr)) {
-          if (w->in_flight > 0)
-            --w->in_flight;
+          release_slot(*w);
           // Full until a slot stays free: one taken again at once by a
           // queued request does not end the episode.
           if (st.queue.empty())
@@ -885,6 +996,9 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
             finish_drain(self, w->info.id);
         }
         dispatch_queue(self);
+      },
+      [self](detail::redispatch_atom, const caf::actor_addr& from, execute_request& req) {
+        return on_redispatch(self, from, req);
       },
       [self](replace_atom, const caf::actor_addr& addr, const std::string& why) {
         on_replace(self, addr, why);

@@ -47,6 +47,18 @@ caf::expected<pool_config> validate(pool_config cfg) {
   need(cfg.health_max_missed >= 1, "health_max_missed must be at least 1");
   need(cfg.stream_window >= 1 && cfg.stream_window <= 4096,
        "stream_window must be between 1 and 4096");
+  // A batch never needs more room than one payload: the default follows a
+  // small max_payload_bytes down.
+  cfg.batches.max_bytes = std::min(cfg.batches.max_bytes, cfg.max_payload_bytes);
+  need(cfg.batches.max_calls >= 1 && cfg.batches.max_calls <= 4096,
+       "batch_max_calls must be between 1 and 4096");
+  need(cfg.batches.max_bytes >= 1024 && cfg.batches.max_bytes <= cfg.max_payload_bytes,
+       "batch_max_bytes must be between 1024 and max_payload_bytes");
+  need(cfg.batches.max_unanswered >= 1 && cfg.batches.max_unanswered <= 64,
+       "batch_max_unanswered must be between 1 and 64");
+  need(cfg.pipeline_depth <= 1024, "pipeline_depth must be between 0 and 1024");
+  need(cfg.pipeline_budget.count() >= 0 && cfg.pipeline_budget <= std::chrono::seconds{60},
+       "pipeline_budget_ms must be between 0 and 60000");
   need(cfg.backoff.min <= cfg.backoff.max,
        "restart_backoff_min_ms must not exceed restart_backoff_max_ms");
   if (!problems.empty()) {

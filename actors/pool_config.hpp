@@ -11,6 +11,7 @@
 
 #include "snakepit/actors/host_tool.hpp"
 #include "snakepit/actors/session_table.hpp"
+#include "snakepit/actors/batch_limits.hpp"
 #include "snakepit/actors/worker_profile.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
 
@@ -104,6 +105,18 @@ struct pool_config {
   /// How long a recycled worker may take to finish its calls before it is
   /// stopped anyway (its remaining calls then fail with `pool_stopped`).
   caf::timespan drain_timeout = std::chrono::seconds{30};
+  /// Calls travel in batches over one stream per worker (`transport =
+  /// "batches"`); false: one unary gRPC call each (`"unary"`), the path of
+  /// releases before 0.13.
+  bool use_batches = true;
+  /// Bounds of one batch (`batch_max_calls`, `batch_max_bytes`,
+  /// `batch_max_unanswered`).
+  batch_limits batches;
+  /// Calls the pool may queue on a busy process-profile worker beyond the one
+  /// it runs (0: off). Only for tools whose observed wall time keeps the
+  /// expected work queued on the worker within `pipeline_budget`.
+  std::uint32_t pipeline_depth = 8;
+  caf::timespan pipeline_budget = std::chrono::milliseconds{2};
   /// Directory for the workers' sockets; empty: the host's private runtime
   /// directory. Trees give each running tree its own.
   std::string runtime_dir;

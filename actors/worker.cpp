@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "snakepit/actors/detail/batch_lane.hpp"
 #include "snakepit/actors/detail/deadline_set.hpp"
 #include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
@@ -30,6 +31,7 @@
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::detail::rpc_call_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::process_exit)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::detail::batch_reply_ptr)
 
 namespace snakepit {
 
@@ -47,6 +49,7 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using pong_atom = caf::atom_constant<caf::atom("pong")>;
 using stream_orphan_atom = caf::atom_constant<caf::atom("sorphan")>;
+using batch_flush_atom = caf::atom_constant<caf::atom("bflush")>;
 
 /// The worker as the launcher thread, gRPC threads and its own timers see it.
 using worker_actor_impl = worker_actor::extend<
@@ -63,7 +66,11 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<pong_atom, std::uint64_t, bool, std::uint64_t, std::int32_t>,
   caf::reacts_to<detail::stream_done_atom, std::uint64_t, bool, std::int64_t, std::int64_t,
                  std::int32_t, std::string, std::uint64_t>,
-  caf::reacts_to<stream_orphan_atom, std::uint64_t>>;
+  caf::reacts_to<stream_orphan_atom, std::uint64_t>,
+  caf::reacts_to<batch_flush_atom>,
+  caf::reacts_to<detail::batch_written_atom, std::uint64_t, bool>,
+  caf::reacts_to<detail::batch_reply_atom, std::uint64_t, detail::batch_reply_ptr>,
+  caf::reacts_to<detail::batch_closed_atom, std::uint64_t, std::int32_t, std::string>>;
 
 /// The last lines a worker wrote to stderr, kept for startup errors.
 class stderr_tail {
@@ -109,6 +116,11 @@ struct call_state {
   caf::timestamp deadline{};
   /// Answered already (deadline passed); the process may still be running it.
   bool answered = false;
+  /// Went over the batch stream (else unary Execute).
+  bool batched = false;
+  /// A copy of the request, kept for a call queued behind others: if the
+  /// process dies before it starts, it goes to another worker.
+  std::optional<execute_request> retained;
 };
 
 /// A stream in flight: it holds a slot until its RPC is over.
@@ -129,6 +141,8 @@ struct worker_state {
   bool process_alive = false;
   phase current = phase::starting;
   std::unique_ptr<detail::worker_channel> channel;
+  /// The ExecuteBatches stream (the fast path), when in use.
+  detail::batch_lane lane;
   std::unordered_map<std::uint64_t, call_state> calls;
   /// Streams by id; each counts as a call in flight.
   std::unordered_map<std::uint64_t, stream_state> streams;
@@ -165,6 +179,7 @@ struct worker_state {
   static inline const char* name = "snakepit.worker";
 
   ~worker_state() {
+    lane.close();
     // Whatever ends the actor, its process must not outlive it.
     if (process_alive)
       default_process_launcher().terminate(launch_id, std::chrono::milliseconds{0});
@@ -242,6 +257,8 @@ worker_status make_status(worker_pointer self) {
   out.free_threaded = st.free_threaded;
   out.profile = to_string(st.cfg.profile);
   out.python_events_dropped = st.python_events_dropped;
+  out.transport = st.lane.is_open() ? "batches" : "unary";
+  out.pipeline_depth = st.lane.is_open() ? st.cfg.pipeline_depth : 0;
   return out;
 }
 
@@ -269,6 +286,7 @@ void shut_down(worker_pointer self, caf::error reason, const caf::error& call_er
       call.promise.deliver(call_error);
   st.calls.clear();
   fail_streams(st, call_error);
+  st.lane.close();
   st.current = phase::stopping;
   if (st.process_alive) {
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -311,6 +329,8 @@ void fail_startup(worker_pointer self, caf::error err) {
   shut_down(self, err, err);
 }
 
+void announce_ready(worker_pointer self);
+
 /// The ready line: `{"status": "ready", ...}` or `{"status": "error", ...}`.
 void on_ready_line(worker_pointer self, const std::string& line) {
   auto& st = self->state;
@@ -343,8 +363,21 @@ void on_ready_line(worker_pointer self, const std::string& line) {
         detail::log_warning(st.cfg.id, "{}", item.get<std::string>());
   st.channel = std::make_unique<detail::worker_channel>(
     st.socket_path, st.cfg.max_payload_bytes + 65536);
+  if (st.cfg.use_batches) {
+    // Ready once the stream answers (or turns out to be missing: unary).
+    st.lane = detail::batch_lane{st.cfg.batches};
+    st.lane.open(*st.channel, self->address());
+    return;
+  }
+  announce_ready(self);
+}
+
+/// The process serves calls: start health checks, tell the pool.
+void announce_ready(worker_pointer self) {
+  auto& st = self->state;
   st.current = phase::ready;
-  detail::log_debug(st.cfg.id, "ready (pid {})", st.pid);
+  detail::log_debug(st.cfg.id, "ready (pid {}, {} calls)", st.pid,
+                    st.lane.is_open() ? "batched" : "unary");
   if (st.cfg.health_interval.count() > 0)
     self->delayed_send(self, st.cfg.health_interval, health_atom::value);
   detail::emit([&] {
@@ -379,6 +412,8 @@ void finish_after_exit(worker_pointer self, caf::error reason, caf::error call_e
   self->delayed_send(self, std::chrono::milliseconds{200}, flush_atom::value);
 }
 
+void redispatch_unstarted(worker_pointer self);
+
 void on_exit(worker_pointer self, const process_exit& how) {
   auto& st = self->state;
   detail::log_debug(st.cfg.id, "process {} {}", how.pid, how.describe());
@@ -392,6 +427,9 @@ void on_exit(worker_pointer self, const process_exit& how) {
                                               tail)));
     return;
   }
+  // Calls queued behind the one running never started: other workers take them.
+  st.lane.seal();
+  redispatch_unstarted(self);
   if (st.current == phase::stopping) {  // asked to stop
     finish_after_exit(self, st.exit_reason, stopped_error(self));
     return;
@@ -453,47 +491,25 @@ void note_python_events(worker_pointer self, std::uint64_t dropped_total) {
   tell_owner(st, detail::events_dropped_atom::value, self->address(), dropped_total);
 }
 
-void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
+/// Python answered call `i` (unary or batched; `status` is the transport's):
+/// the pool gets the slot back, then the caller its reply.
+void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_state>::iterator i,
+                 const grpc::Status& status, bridge::v1::ExecuteResponse& resp) {
   auto& st = self->state;
-  auto i = st.calls.find(call->seq);
-  if (i == st.calls.end())
-    return;
+  auto seq = i->first;
   auto& entry = i->second;
-  const auto& status = call->status;
-  if (st.exited && !status.ok()) {
-    if (!entry.answered)
-      entry.promise.deliver(st.final_call_error);
-    ++st.failed;
-    st.deadlines.remove(entry.deadline, call->seq);
-    st.calls.erase(i);
-    if (!has_unanswered(st))
-      shut_down(self, st.final_reason, st.final_call_error);
-    return;
-  }
-  if (!status.ok()
-      && (status.error_code() == grpc::StatusCode::UNAVAILABLE
-          || status.error_code() == grpc::StatusCode::CANCELLED
-          || status.error_code() == grpc::StatusCode::INTERNAL)) {
-    // Most likely the process died: its exit (with code or signal) is about
-    // to arrive from the launcher and fails the call with the real cause. If
-    // the process is in fact alive, the transport is broken: replace it.
-    self->delayed_send(self, std::chrono::seconds{2}, orphan_atom::value, call->seq);
-    return;
-  }
   // The call's events go on the bus before its caller hears back.
-  if (call->response.has_telemetry())
-    note_python_events(self, detail::publish_python_events(call->response.telemetry(),
-                                                           event_source(st)));
-  bool ok = !entry.answered && status.ok() && !call->response.has_error();
+  if (resp.has_telemetry())
+    note_python_events(self, detail::publish_python_events(resp.telemetry(), event_source(st)));
+  bool ok = !entry.answered && status.ok() && !resp.has_error();
   // The pool hears the slot is free before the caller hears back: a caller's
   // next request never finds this worker still busy (sessions rely on it).
   // Python's own times also for calls answered early (deadline) or failed.
   tell_owner(st, detail::slot_free_atom::value, self->address(), ok,
-             static_cast<std::int64_t>(call->response.wall_ns()),
-             static_cast<std::int64_t>(call->response.cpu_ns()));
+             static_cast<std::int64_t>(resp.wall_ns()), static_cast<std::int64_t>(resp.cpu_ns()),
+             entry.tool);
   if (!entry.answered) {
     if (status.ok()) {
-      auto& resp = call->response;
       if (resp.has_error()) {
         entry.promise.deliver(error_from_wire(resp.error()));
       } else {
@@ -528,22 +544,52 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
     telemetry_event e;
     e.name = "snakepit.request.executed";
     e.measurements = {{"queue_us", detail::micros(entry.queued)},
-                      {"python_wall_us", call->response.wall_ns() / 1000.0},
-                      {"python_cpu_us", call->response.cpu_ns() / 1000.0}};
+                      {"python_wall_us", resp.wall_ns() / 1000.0},
+                      {"python_cpu_us", resp.cpu_ns() / 1000.0}};
     e.metadata = {{"pool", st.cfg.pool},
                   {"worker", st.cfg.id},
                   {"tool", entry.tool},
                   {"request_id", entry.request_id},
                   {"outcome", ok ? std::string{"ok"}
-                                 : call->response.has_error()
-                                     ? bridge::v1::ErrorKind_Name(call->response.error().kind())
+                                 : resp.has_error()
+                                     ? bridge::v1::ErrorKind_Name(resp.error().kind())
                                      : std::string{"failed"}}};
     return e;
   });
-  st.deadlines.remove(entry.deadline, call->seq);
+  st.deadlines.remove(entry.deadline, seq);
   st.calls.erase(i);
   if (st.exited && !has_unanswered(st))
     shut_down(self, st.final_reason, st.final_call_error);
+}
+
+void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
+  auto& st = self->state;
+  auto i = st.calls.find(call->seq);
+  if (i == st.calls.end())
+    return;
+  auto& entry = i->second;
+  const auto& status = call->status;
+  if (st.exited && !status.ok()) {
+    if (!entry.answered)
+      entry.promise.deliver(st.final_call_error);
+    ++st.failed;
+    st.deadlines.remove(entry.deadline, call->seq);
+    st.calls.erase(i);
+    if (!has_unanswered(st))
+      shut_down(self, st.final_reason, st.final_call_error);
+    return;
+  }
+  if (!status.ok()
+      && (status.error_code() == grpc::StatusCode::UNAVAILABLE
+          || status.error_code() == grpc::StatusCode::CANCELLED
+          || status.error_code() == grpc::StatusCode::INTERNAL)) {
+    // Most likely the process died: its exit (with code or signal) is about
+    // to arrive from the launcher and fails the call with the real cause. If
+    // the process is in fact alive, the transport is broken: replace it.
+    self->delayed_send(self, std::chrono::seconds{2}, orphan_atom::value, call->seq);
+    return;
+  }
+  finish_call(self, i, status, call->response);
 }
 
 /// Refuses a call before it reaches Python; the pool gets its slot back.
@@ -551,7 +597,7 @@ caf::error refuse(worker_pointer self, caf::error err) {
   auto& st = self->state;
   ++st.failed;
   tell_owner(st, detail::slot_free_atom::value, self->address(), false, std::int64_t{0},
-             std::int64_t{0});
+             std::int64_t{0}, std::string{});
   return err;
 }
 
@@ -560,13 +606,15 @@ void arm_deadline(worker_pointer self, caf::timestamp at, std::uint64_t seq);
 /// The wire form of `req` (its arguments are moved out), with the time left
 /// until its deadline; an error when this worker cannot take it now.
 caf::error accept(const worker_state& st, execute_request& req,
-                  bridge::v1::ExecuteRequest& wire) {
+                  bridge::v1::ExecuteRequest& wire, std::uint32_t pipeline = 0,
+                  std::int64_t* bytes = nullptr) {
   if (st.current != phase::ready)
     return make_error(errc::worker_crashed,
                       fmt::format("worker {} is {}, not ready", st.cfg.id, to_cstr(st.current)));
-  if (st.calls.size() + st.streams.size() >= st.cfg.capacity)
-    return make_error(errc::internal, fmt::format("worker {} is at its capacity of {} calls",
-                                                  st.cfg.id, st.cfg.capacity));
+  if (st.calls.size() + st.streams.size() >= st.cfg.capacity + pipeline)
+    return make_error(errc::internal, fmt::format("worker {} is at its capacity of {} calls "
+                                                  "(+{} queued)",
+                                                  st.cfg.id, st.cfg.capacity, pipeline));
   bool has_deadline = req.deadline.time_since_epoch().count() != 0;
   auto left = req.deadline - caf::make_timestamp();
   if (has_deadline && left <= caf::timespan{0})
@@ -593,29 +641,188 @@ caf::error accept(const worker_state& st, execute_request& req,
     auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
     wire.set_timeout_ms(std::max<std::int64_t>(1, left_ms));
   }
+  if (bytes != nullptr)
+    *bytes = size;
   return {};
 }
 
 caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
   auto& st = self->state;
-  auto call = std::make_shared<detail::rpc_call>();
-  if (auto err = accept(st, req, call->request))
+  // A call behind others (pipelined) keeps a copy of its request: should the
+  // process die before it starts, it goes to another worker.
+  std::optional<execute_request> retained;
+  if (st.lane.is_open() && st.calls.size() + st.streams.size() >= st.cfg.capacity)
+    retained = req;
+  auto pipeline = st.lane.is_open() ? st.cfg.pipeline_depth : 0;
+  bridge::v1::ExecuteRequest wire;
+  std::int64_t bytes = 0;
+  if (auto err = accept(st, req, wire, pipeline, &bytes))
     return refuse(self, std::move(err));
-  call->seq = ++st.next_seq;
+  auto seq = ++st.next_seq;
   if (req.deadline.time_since_epoch().count() != 0) {
     // No gRPC deadline: our own timer answers the caller at the deadline and
     // kills a process still busy after the grace, which bounds the call.
-    arm_deadline(self, req.deadline, call->seq);
+    arm_deadline(self, req.deadline, seq);
   }
   auto promise = self->make_response_promise<execute_reply>();
-  call_state entry{promise, std::move(req.request_id), std::move(req.tool), req.queued,
-                   req.deadline, false};
-  st.calls.emplace(call->seq, std::move(entry));
+  call_state entry;
+  entry.promise = promise;
+  entry.request_id = std::move(req.request_id);
+  entry.tool = std::move(req.tool);
+  entry.queued = req.queued;
+  entry.deadline = req.deadline;
+  if (st.lane.fits(bytes)) {
+    entry.batched = true;
+    entry.retained = std::move(retained);
+    st.calls.emplace(seq, std::move(entry));
+    if (st.lane.push(seq, std::move(wire), bytes))
+      self->send(self, batch_flush_atom::value);  // after the calls already in the mailbox
+    return promise;
+  }
+  // Unary: no stream, or too large for a batch (it goes alone).
+  st.calls.emplace(seq, std::move(entry));
+  auto call = std::make_shared<detail::rpc_call>();
+  call->seq = seq;
+  call->request = std::move(wire);
   auto handle = caf::actor_cast<caf::actor>(self);
   st.channel->execute(std::move(call), [handle](detail::rpc_call_ptr done) {
     caf::anon_send(handle, rpc_done_atom::value, std::move(done));
   });
   return promise;
+}
+
+/// Sends a call that never started in Python back to the pool, which
+/// routes it again (deadline and queue clock unchanged); true when it went.
+/// Its source: the retained copy, or the wire request still waiting here.
+bool redispatch(worker_pointer self, std::unordered_map<std::uint64_t, call_state>::iterator i) {
+  auto& st = self->state;
+  auto& entry = i->second;
+  auto owner = caf::actor_cast<caf::actor>(st.cfg.owner);
+  if (entry.answered || !owner)
+    return false;
+  std::optional<execute_request> req = std::move(entry.retained);
+  if (!req) {
+    auto wire = st.lane.take_waiting(i->first);
+    if (!wire)
+      return false;
+    req.emplace();
+    req->request_id = entry.request_id;
+    req->tool = entry.tool;
+    req->arguments = detail::from_proto(std::move(*wire->mutable_arguments()));
+    req->correlation_id = wire->correlation_id();
+    req->session_id = wire->session_id();
+    req->session_moved = wire->session_moved();
+    for (auto& [k, v] : wire->metadata())
+      req->metadata.emplace(k, v);
+  }
+  req->deadline = entry.deadline;
+  req->queued = entry.queued;
+  detail::log_debug(st.cfg.id, "request {} for tool '{}' never started here: sent back to "
+                    "the pool", entry.request_id, entry.tool);
+  entry.promise.delegate(owner, detail::redispatch_atom::value, self->address(),
+                         std::move(*req));
+  st.deadlines.remove(entry.deadline, i->first);
+  st.calls.erase(i);
+  return true;
+}
+
+/// The process is gone: calls that never started (queued behind the one
+/// running, or never written) go to other workers.
+void redispatch_unstarted(worker_pointer self) {
+  auto& st = self->state;
+  for (auto seq : st.lane.unanswered()) {
+    auto i = st.calls.find(seq);
+    if (i != st.calls.end() && i->second.batched
+        && !st.lane.may_have_started(seq, st.cfg.capacity)) {
+      st.lane.answered(seq);
+      redispatch(self, i);
+    }
+  }
+}
+
+/// Results from the batch stream (or its first, empty reply: the stream
+/// works, the worker is ready).
+void on_batch_reply(worker_pointer self, std::uint64_t id, detail::batch_reply_ptr& reply) {
+  auto& st = self->state;
+  if (id != st.lane.stream_id())
+    return;
+  if (st.lane.current() == detail::batch_lane::state::opening) {
+    st.lane.opened();
+    if (st.current == phase::starting)
+      announce_ready(self);
+  }
+  if (reply->has_telemetry())
+    note_python_events(self, detail::publish_python_events(reply->telemetry(), event_source(st)));
+  for (auto& result : *reply->mutable_results()) {
+    auto seq = result.seq();
+    st.lane.answered(seq);
+    auto i = st.calls.find(seq);
+    if (i == st.calls.end())
+      continue;
+    if (result.skipped() == bridge::v1::STOPPING && !st.exited && redispatch(self, i))
+      continue;
+    if (result.skipped() != bridge::v1::NOT_SKIPPED) {
+      // Dropped before it started (its caller had its answer), or refused
+      // by a stopping worker: it never ran.
+      auto& entry = i->second;
+      if (!entry.answered)
+        entry.promise.deliver(stopped_error(self));
+      tell_owner(st, detail::slot_free_atom::value, self->address(), false, std::int64_t{0},
+                 std::int64_t{0}, std::string{});
+      st.deadlines.remove(entry.deadline, seq);
+      st.calls.erase(i);
+      if (st.exited && !has_unanswered(st))
+        shut_down(self, st.final_reason, st.final_call_error);
+      continue;
+    }
+    finish_call(self, i, grpc::Status::OK, *result.mutable_response());
+  }
+}
+
+/// The batch stream ended. While opening: the worker has no such RPC (or
+/// it failed at once), so calls go unary. Later: the transport broke; the
+/// process's exit, if it died, says why, else the worker is replaced.
+void on_batch_closed(worker_pointer self, std::uint64_t id, std::int32_t code,
+                     const std::string& message) {
+  auto& st = self->state;
+  if (id != st.lane.stream_id())
+    return;
+  bool opening = st.lane.current() == detail::batch_lane::state::opening;
+  st.lane.failed();
+  if (opening) {
+    if (code != static_cast<std::int32_t>(grpc::StatusCode::UNIMPLEMENTED))
+      detail::log_warning(st.cfg.id, "the batch stream failed to open ({}: {}); calls go "
+                          "one gRPC call each", code, message);
+    else
+      detail::log_debug(st.cfg.id, "worker has no ExecuteBatches: calls go one gRPC call each");
+    if (st.current == phase::starting && st.process_alive)
+      announce_ready(self);
+    return;
+  }
+  if (st.exited) {
+    // No more replies can come: the calls still open fail now.
+    for (auto i = st.calls.begin(); i != st.calls.end();) {
+      if (!i->second.batched) {
+        ++i;
+        continue;
+      }
+      if (!i->second.answered)
+        i->second.promise.deliver(st.final_call_error);
+      ++st.failed;
+      st.deadlines.remove(i->second.deadline, i->first);
+      i = st.calls.erase(i);
+    }
+    if (!has_unanswered(st))
+      shut_down(self, st.final_reason, st.final_call_error);
+    return;
+  }
+  if (st.current != phase::ready)
+    return;
+  for (auto& [seq, call] : st.calls)
+    if (call.batched) {
+      self->delayed_send(self, std::chrono::seconds{2}, orphan_atom::value, seq);
+      break;
+    }
 }
 
 /// Streams get their ids here: unique in the process, so a consumer of
@@ -672,7 +879,8 @@ void free_stream(worker_pointer self, std::uint64_t id, bool ok, std::int64_t wa
   });
   auto call = std::move(i->second.call);
   st.streams.erase(i);
-  tell_owner(st, detail::slot_free_atom::value, self->address(), ok, wall_ns, cpu_ns);
+  tell_owner(st, detail::slot_free_atom::value, self->address(), ok, wall_ns, cpu_ns,
+             std::string{});
   call->flush();  // after the pool has heard of the slot
 }
 
@@ -746,10 +954,27 @@ void on_deadline(worker_pointer self, std::uint64_t seq) {
   auto& entry = i->second;
   entry.answered = true;
   ++st.failed;
+  if (entry.batched && st.lane.drop_waiting(seq)) {
+    // Never written: it never reaches Python.
+    entry.promise.deliver(make_error(
+      errc::timeout, fmt::format("tool '{}' (request {}) did not start before its deadline: "
+                                 "it waited behind other calls on worker {}",
+                                 entry.tool, entry.request_id, st.cfg.id)));
+    tell_owner(st, detail::slot_free_atom::value, self->address(), false, std::int64_t{0},
+               std::int64_t{0}, std::string{});
+    st.calls.erase(i);
+    return;
+  }
   entry.promise.deliver(make_error(
     errc::timeout, fmt::format("tool '{}' (request {}) did not finish before its "
                                "deadline in worker {}",
                                entry.tool, entry.request_id, st.cfg.id)));
+  if (entry.batched && !st.lane.may_have_started(seq, st.cfg.capacity)) {
+    // Queued in Python behind others: dropped there, it never starts.
+    if (st.lane.cancel(seq))
+      self->send(self, batch_flush_atom::value);
+    return;
+  }
   // The process is still busy with it and cannot take another call: give it a
   // short grace, then replace it.
   self->delayed_send(self, st.cfg.deadline_grace, grace_atom::value, seq);
@@ -958,6 +1183,16 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
                                                   st.cfg.id, ms.count())));
       },
       [self](health_atom) { on_health_tick(self); },
+      [self](batch_flush_atom) { self->state.lane.scheduled_flush(); },
+      [self](detail::batch_written_atom, std::uint64_t id, bool) {
+        if (id == self->state.lane.stream_id())
+          self->state.lane.written();
+      },
+      [self](detail::batch_reply_atom, std::uint64_t id, detail::batch_reply_ptr& reply) {
+        on_batch_reply(self, id, reply);
+      },
+      [self](detail::batch_closed_atom, std::uint64_t id, std::int32_t code,
+             const std::string& message) { on_batch_closed(self, id, code, message); },
       [self](pong_atom, std::uint64_t seq, bool ok, std::uint64_t events_dropped,
              std::int32_t python_in_flight) {
         auto& st = self->state;

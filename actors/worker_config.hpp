@@ -9,6 +9,7 @@
 #include <caf/actor_addr.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/actors/batch_limits.hpp"
 #include "snakepit/actors/worker_profile.hpp"
 
 namespace snakepit {
@@ -58,6 +59,12 @@ struct worker_config {
   std::string host_socket;
   /// Directory for the socket; empty: the host's runtime directory.
   std::string runtime_dir;
+  /// Calls go over one ExecuteBatches stream (else one unary Execute each).
+  bool use_batches = true;
+  batch_limits batches;
+  /// Calls the pool may send beyond `capacity` (they wait in Python, in
+  /// order); only with batches.
+  std::uint32_t pipeline_depth = 0;
   /// Receives readiness, startup failures and free slots (the pool). Weak,
   /// so a pool nobody references can end.
   caf::actor_addr owner;

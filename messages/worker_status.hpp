@@ -47,6 +47,13 @@ struct worker_status {
   std::int64_t rss_bytes = 0;
   /// Events the Python side dropped because its buffer was full.
   std::uint64_t python_events_dropped = 0;
+  /// How calls reach Python: "batches" (one stream, calls in batches) or
+  /// "unary" (one gRPC call each: `transport = "unary"`, or a worker without
+  /// the stream RPC).
+  std::string transport;
+  /// Calls the pool may queue on this worker beyond its capacity
+  /// (`pipeline_depth`; 0 over unary).
+  std::uint32_t pipeline_depth = 0;
 };
 
 template <class Inspector>
@@ -55,7 +62,7 @@ typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
            x.capacity, x.in_flight, x.served, x.failed, x.python_version,
            x.implementation, x.gil_enabled, x.free_threaded, x.profile,
            x.python_wall_total, x.python_cpu_total, x.age, x.draining, x.rss_bytes,
-           x.python_events_dropped);
+           x.python_events_dropped, x.transport, x.pipeline_depth);
 }
 
 } // namespace snakepit

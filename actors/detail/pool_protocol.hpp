@@ -18,8 +18,9 @@ namespace snakepit::detail {
 using worker_ready_atom = caf::atom_constant<caf::atom("wready")>;
 /// (worker_failed_atom, worker id, error): the worker could not start.
 using worker_failed_atom = caf::atom_constant<caf::atom("wfailed")>;
-/// (slot_free_atom, worker address, ok, python wall ns, python cpu ns): a call
-/// finished and its slot is free.
+/// (slot_free_atom, worker address, ok, python wall ns, python cpu ns, tool):
+/// a call finished and its slot is free; `tool` is empty when it did not run
+/// (its wall time says nothing about the tool).
 using slot_free_atom = caf::atom_constant<caf::atom("slotfree")>;
 /// (replace_atom, worker address, why): the worker cannot serve any more (e.g.
 /// killed after a deadline); the pool starts a replacement, then has the
@@ -32,6 +33,10 @@ using drained_atom = caf::atom_constant<caf::atom("drained")>;
 using events_dropped_atom = caf::atom_constant<caf::atom("evdropped")>;
 /// (session_sweep_atom): time to close expired sessions.
 using session_sweep_atom = caf::atom_constant<caf::atom("sesssweep")>;
+/// (redispatch_atom, worker address, request): a call queued on that worker
+/// never started there (its process died); the pool routes it again. Sent
+/// by the worker as a delegation, so the reply goes to the original caller.
+using redispatch_atom = caf::atom_constant<caf::atom("redisp")>;
 /// (expire_atom, time the timer was armed for, in ns): the queue's timer.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
@@ -39,7 +44,8 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
   caf::reacts_to<worker_failed_atom, std::string, caf::error>,
-  caf::reacts_to<slot_free_atom, caf::actor_addr, bool, std::int64_t, std::int64_t>,
+  caf::reacts_to<slot_free_atom, caf::actor_addr, bool, std::int64_t, std::int64_t, std::string>,
+  caf::replies_to<redispatch_atom, caf::actor_addr, execute_request>::with<execute_reply>,
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
   caf::reacts_to<drained_atom, std::string>,
   caf::reacts_to<events_dropped_atom, caf::actor_addr, std::uint64_t>,

@@ -1,5 +1,6 @@
 #include "snakepit/actors/detail/worker_channel.hpp"
 
+#include "snakepit/actors/detail/batch_stream.hpp"
 #include "snakepit/actors/detail/stream_call.hpp"
 
 #include <climits>
@@ -112,6 +113,13 @@ void worker_channel::execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)
                             call->status = std::move(status);
                             done(std::move(call));
                           });
+}
+
+std::shared_ptr<batch_stream> worker_channel::open_batches(std::uint64_t id,
+                                                           caf::actor_addr worker) {
+  auto stream = std::make_shared<batch_stream>(id, std::move(worker));
+  stream->start(*stub_, slot_);
+  return stream;
 }
 
 void worker_channel::execute_stream(const std::shared_ptr<stream_call>& call,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor_addr.hpp>
 #include <grpcpp/grpcpp.h>
 
 #include "bridge.grpc.pb.h"
@@ -53,6 +54,7 @@ struct rpc_call {
 using rpc_call_ptr = std::shared_ptr<rpc_call>;
 
 class stream_call;
+class batch_stream;
 
 /// The gRPC channel to one worker's unix socket. Calls are asynchronous
 /// (callback API); the completion runs on a gRPC thread and must only hand
@@ -77,6 +79,10 @@ public:
   void execute_stream(const std::shared_ptr<stream_call>& call,
                       bridge::v1::ExecuteRequest start,
                       std::chrono::system_clock::time_point deadline);
+
+  /// Opens the worker's ExecuteBatches stream; its replies and its end go
+  /// to `worker` tagged with `id` (batch_stream.hpp).
+  std::shared_ptr<batch_stream> open_batches(std::uint64_t id, caf::actor_addr worker);
 
   /// Health ping with a deadline; `done(answered, response)` runs once on a
   /// gRPC thread.

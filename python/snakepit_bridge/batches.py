@@ -18,7 +18,8 @@ the host knows which of its unanswered calls may have started when a worker dies
 
 A ``cancel`` seq drops a call that has not started: its result says ``CANCELLED`` and the tool
 never runs. Calls that arrive while the worker is stopping are answered ``STOPPING`` without
-running. Telemetry events ride once per reply.
+running. Telemetry events ride once per reply. The first reply is empty: it tells the host that
+this worker serves the stream (an older one answers ``UNIMPLEMENTED`` and gets unary calls).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class BatchStream:
         reader = asyncio.ensure_future(self._read(requests))
         runners = [asyncio.ensure_future(self._run()) for _ in range(self._concurrency)]
         try:
+            yield pb.BatchReply()  # hello: the host sends calls in batches from now on
             while True:
                 await self._ready.wait()
                 self._ready.clear()

@@ -49,7 +49,9 @@ TEST_CASE_FIXTURE(system_fixture, "SIGKILL of a worker mid-call reports the sign
   REQUIRE(!r);
   CHECK(describe(r.error()).kind == "worker_crashed");
   CHECK(describe(r.error()).message.find("signal 9") != std::string::npos);
-  wait_status(pool, [](const pool_status& s) { return s.ready == 1; });
+  wait_status(pool, [pid](const pool_status& s) {
+    return s.ready == 1 && s.workers[0].pid != pid;
+  });
   auto again = call(pool, make_request("worker_info"));
   REQUIRE(again);
   CHECK(again->result["pid"].as_int() != pid);
