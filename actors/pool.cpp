@@ -60,6 +60,8 @@ struct worker_slot {
   caf::timestamp ready_at;
   /// Being recycled: gets no new calls, stops once its calls are done.
   bool draining = false;
+  /// Its process is gone; the slot goes when the actor is down.
+  bool gone = false;
   /// Which process holds the state of the sessions bound here: worker id and
   /// pid (a restarted worker keeps its id, not its state). Set once, when
   /// it became ready; session routing compares it on every call.
@@ -158,7 +160,7 @@ struct pool_state {
   worker_slot* pick() {
     worker_slot* best = nullptr;
     for (auto& w : workers) {
-      if (w.draining || w.in_flight >= w.info.capacity)
+      if (w.draining || w.gone || w.in_flight >= w.info.capacity)
         continue;
       // Load as a fraction of capacity (cross-multiplied, no division).
       auto load = std::uint64_t{w.in_flight} * (best ? best->info.capacity : 1);
@@ -174,12 +176,16 @@ struct pool_state {
 
   /// Every worker is busy: the one that may queue a call of `tool` behind
   /// its others (pipelining_policy), least loaded first; null if none may.
-  worker_slot* pick_pipelined(const std::string& tool) {
+  /// Workers in `reserved` are skipped: a session call waits for them.
+  worker_slot* pick_pipelined(const std::string& tool,
+                              const std::vector<const worker_slot*>& reserved = {}) {
     if (!pipelining.enabled())
       return nullptr;
     worker_slot* best = nullptr;
     for (auto& w : workers) {
-      if (w.draining || w.info.pipeline_depth == 0 || !w.busy())
+      if (w.draining || w.gone || w.info.pipeline_depth == 0 || !w.busy())
+        continue;
+      if (std::find(reserved.begin(), reserved.end(), &w) != reserved.end())
         continue;
       // A worker near its max_requests gets no more than it may serve.
       if (cfg.worker_max_requests > 0
@@ -218,6 +224,7 @@ pool_status make_status(pool_pointer self) {
   out.replacements = st.replacements;
   out.queue_full = st.queue_full;
   out.queue_timeouts = st.queue_timeouts;
+  out.redispatched = st.redispatched;
   out.sessions = static_cast<std::uint32_t>(st.sessions.size());
   out.uptime = caf::make_timestamp() - st.started_at;
   out.recycles = st.recycles;
@@ -366,6 +373,8 @@ void emit_session_event(const pool_state& st, const char* what, const session_en
 /// worker without error means: wait in the queue.
 route route_session(pool_state& st, session_entry& s) {
   auto* bound = s.worker.empty() ? nullptr : st.find_instance(s.worker);
+  if (bound != nullptr && bound->gone)
+    bound = nullptr;
   if (!s.worker.empty() && bound == nullptr)
     s.lost = true;
   if (bound != nullptr && bound->in_flight < bound->info.capacity) {
@@ -438,6 +447,8 @@ void dispatch_queue(pool_pointer self) {
   auto& st = self->state;
   bool any_free = true;  // for requests without a session
   std::vector<std::string> refused;  // tools no busy worker may queue now
+  // Workers a waiting session call needs idle: nothing is queued on them.
+  std::vector<const worker_slot*> reserved;
   for (auto i = st.queue.begin(); i != st.queue.end();) {
     worker_slot* w = nullptr;
     caf::error err;
@@ -446,7 +457,7 @@ void dispatch_queue(pool_pointer self) {
       any_free = w != nullptr;
       if (w == nullptr && !i->is_stream && st.pipelining.enabled()
           && std::find(refused.begin(), refused.end(), i->req.tool) == refused.end()) {
-        w = st.pick_pipelined(i->req.tool);
+        w = st.pick_pipelined(i->req.tool, reserved);
         if (w == nullptr)
           refused.push_back(i->req.tool);
       }
@@ -461,6 +472,10 @@ void dispatch_queue(pool_pointer self) {
                                    i->req.session_id, i->req.request_id, st.cfg.name));
     }
     if (w == nullptr && !err) {
+      if (!i->req.session_id.empty())
+        if (auto* s = st.sessions.find(i->req.session_id))
+          if (auto* bound = s->worker.empty() ? nullptr : st.find_instance(s->worker))
+            reserved.push_back(bound);
       ++i;
       continue;
     }
@@ -996,6 +1011,10 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
             finish_drain(self, w->info.id);
         }
         dispatch_queue(self);
+      },
+      [self](detail::worker_exited_atom, const caf::actor_addr& addr) {
+        if (auto* w = self->state.find(addr))
+          w->gone = true;
       },
       [self](detail::redispatch_atom, const caf::actor_addr& from, execute_request& req) {
         return on_redispatch(self, from, req);

@@ -151,6 +151,10 @@ struct worker_state {
   detail::deadline_set deadlines;
   std::uint64_t served = 0;
   std::uint64_t failed = 0;
+  std::uint64_t unary_calls = 0;
+  /// The process exited after it was ready; calls that still arrive go back
+  /// to the pool.
+  bool process_gone = false;
   std::string python_version;
   std::string implementation;
   bool gil_enabled = true;
@@ -259,6 +263,9 @@ worker_status make_status(worker_pointer self) {
   out.python_events_dropped = st.python_events_dropped;
   out.transport = st.lane.is_open() ? "batches" : "unary";
   out.pipeline_depth = st.lane.is_open() ? st.cfg.pipeline_depth : 0;
+  out.batched_calls = st.lane.calls_written();
+  out.batches = st.lane.batches_written();
+  out.unary_calls = st.unary_calls;
   return out;
 }
 
@@ -366,6 +373,15 @@ void on_ready_line(worker_pointer self, const std::string& line) {
   if (st.cfg.use_batches) {
     // Ready once the stream answers (or turns out to be missing: unary).
     st.lane = detail::batch_lane{st.cfg.batches};
+    st.lane.on_batch = [self](std::uint32_t calls, std::int64_t bytes) {
+      auto& ws = self->state;
+      detail::emit([&] {
+        return telemetry_event{"snakepit.worker.batch",
+                               {{"calls", static_cast<double>(calls)},
+                                {"bytes", static_cast<double>(bytes)}},
+                               {{"pool", ws.cfg.pool}, {"worker", ws.cfg.id}}};
+      });
+    };
     st.lane.open(*st.channel, self->address());
     return;
   }
@@ -427,7 +443,10 @@ void on_exit(worker_pointer self, const process_exit& how) {
                                               tail)));
     return;
   }
-  // Calls queued behind the one running never started: other workers take them.
+  // The pool sends nothing more here; calls queued behind the one running
+  // never started: other workers take them.
+  st.process_gone = true;
+  tell_owner(st, detail::worker_exited_atom::value, self->address());
   st.lane.seal();
   redispatch_unstarted(self);
   if (st.current == phase::stopping) {  // asked to stop
@@ -648,6 +667,14 @@ caf::error accept(const worker_state& st, execute_request& req,
 
 caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
   auto& st = self->state;
+  if (st.process_gone) {
+    // Sent before the pool heard the process is gone: it never started here.
+    if (auto owner = caf::actor_cast<caf::actor>(st.cfg.owner)) {
+      auto promise = self->make_response_promise<execute_reply>();
+      promise.delegate(owner, detail::redispatch_atom::value, self->address(), std::move(req));
+      return promise;
+    }
+  }
   // A call behind others (pipelined) keeps a copy of its request: should the
   // process die before it starts, it goes to another worker.
   std::optional<execute_request> retained;
@@ -680,6 +707,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
     return promise;
   }
   // Unary: no stream, or too large for a batch (it goes alone).
+  ++st.unary_calls;
   st.calls.emplace(seq, std::move(entry));
   auto call = std::make_shared<detail::rpc_call>();
   call->seq = seq;
@@ -965,16 +993,20 @@ void on_deadline(worker_pointer self, std::uint64_t seq) {
     st.calls.erase(i);
     return;
   }
-  entry.promise.deliver(make_error(
-    errc::timeout, fmt::format("tool '{}' (request {}) did not finish before its "
-                               "deadline in worker {}",
-                               entry.tool, entry.request_id, st.cfg.id)));
   if (entry.batched && !st.lane.may_have_started(seq, st.cfg.capacity)) {
     // Queued in Python behind others: dropped there, it never starts.
+    entry.promise.deliver(make_error(
+      errc::timeout, fmt::format("tool '{}' (request {}) did not start before its deadline: "
+                                 "it waited behind other calls on worker {}",
+                                 entry.tool, entry.request_id, st.cfg.id)));
     if (st.lane.cancel(seq))
       self->send(self, batch_flush_atom::value);
     return;
   }
+  entry.promise.deliver(make_error(
+    errc::timeout, fmt::format("tool '{}' (request {}) did not finish before its "
+                               "deadline in worker {}",
+                               entry.tool, entry.request_id, st.cfg.id)));
   // The process is still busy with it and cannot take another call: give it a
   // short grace, then replace it.
   self->delayed_send(self, st.cfg.deadline_grace, grace_atom::value, seq);

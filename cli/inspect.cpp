@@ -143,9 +143,10 @@ std::string render(const tree_status& st, const std::string& label) {
                        "queued {}/{}  sessions {}  up {}\n",
                        p.name, p.state, profile, p.ready, p.size, p.capacity, p.busy, load,
                        p.queued, p.queue_max, p.sessions, age_text(p.uptime));
-    out += fmt::format("  requests {} ok, {} failed (queue full {}, queue timeouts {})  "
-                       "restarts: {} crashes, {} kills, {} recycles{}\n",
-                       p.served, p.failed, p.queue_full, p.queue_timeouts, p.crashes,
+    out += fmt::format("  requests {} ok, {} failed (queue full {}, queue timeouts {}), "
+                       "{} re-dispatched  restarts: {} crashes, {} kills, {} recycles{}\n",
+                       p.served, p.failed, p.queue_full, p.queue_timeouts, p.redispatched,
+                       p.crashes,
                        p.replacements, recycled,
                        recycle_reasons.empty() ? "" : " (" + recycle_reasons + ")");
     if (p.workers.empty())
@@ -162,6 +163,8 @@ std::string render(const tree_status& st, const std::string& label) {
                          local, w.pid, state, age_text(w.age),
                          bytes_text(static_cast<double>(w.rss_bytes)), w.in_flight, w.capacity,
                          w.served, w.failed, w.python_version + " " + w.implementation, gil);
+      if (w.transport == "unary")
+        out += fmt::format("  {:<10} calls go one gRPC call each (transport unary)\n", "");
       if (w.python_events_dropped > 0)
         out += fmt::format("  {:<10} dropped {} Python telemetry events\n", "",
                            w.python_events_dropped);

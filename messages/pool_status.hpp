@@ -39,6 +39,9 @@ struct pool_status {
   std::uint64_t queue_full = 0;
   /// Requests that waited `queue_timeout` without a free worker.
   std::uint64_t queue_timeouts = 0;
+  /// Calls queued on a worker whose process died before they started, sent
+  /// to another worker instead of failing.
+  std::uint64_t redispatched = 0;
   /// Sessions open now.
   std::uint32_t sessions = 0;
   /// Time since the pool was spawned.
@@ -55,7 +58,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
   return f(caf::meta::type_name("snakepit::pool_status"), x.name, x.state,
            x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
-           x.failed, x.queue_full, x.queue_timeouts, x.sessions, x.uptime, x.crashes, x.replacements, x.recycles, x.workers);
+           x.failed, x.queue_full, x.queue_timeouts, x.sessions, x.uptime, x.crashes, x.replacements, x.recycles, x.workers,
+           x.redispatched);
 }
 
 } // namespace snakepit

@@ -54,6 +54,11 @@ struct worker_status {
   /// Calls the pool may queue on this worker beyond its capacity
   /// (`pipeline_depth`; 0 over unary).
   std::uint32_t pipeline_depth = 0;
+  /// Calls sent in batches, the batch messages that carried them, and calls
+  /// sent alone over unary Execute (no stream, or too large for a batch).
+  std::uint64_t batched_calls = 0;
+  std::uint64_t batches = 0;
+  std::uint64_t unary_calls = 0;
 };
 
 template <class Inspector>
@@ -62,7 +67,8 @@ typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
            x.capacity, x.in_flight, x.served, x.failed, x.python_version,
            x.implementation, x.gil_enabled, x.free_threaded, x.profile,
            x.python_wall_total, x.python_cpu_total, x.age, x.draining, x.rss_bytes,
-           x.python_events_dropped, x.transport, x.pipeline_depth);
+           x.python_events_dropped, x.transport, x.pipeline_depth, x.batched_calls,
+           x.batches, x.unary_calls);
 }
 
 } // namespace snakepit

@@ -38,7 +38,9 @@ json worker_json(const worker_status& w) {
               {"python_wall_s", seconds(w.python_wall_total)},
               {"python_cpu_s", seconds(w.python_cpu_total)},
               {"rss_bytes", w.rss_bytes},
-              {"python_events_dropped", w.python_events_dropped}};
+              {"python_events_dropped", w.python_events_dropped},
+              {"transport", w.transport},
+              {"pipeline_depth", w.pipeline_depth}};
 }
 
 json pool_json(const pool_status& p) {
@@ -51,7 +53,7 @@ json pool_json(const pool_status& p) {
               {"queued", p.queued},       {"queue_max", p.queue_max},
               {"served", p.served},       {"failed", p.failed},
               {"queue_full", p.queue_full}, {"queue_timeouts", p.queue_timeouts},
-              {"sessions", p.sessions},
+              {"redispatched", p.redispatched}, {"sessions", p.sessions},
               {"uptime_s", seconds(p.uptime)}, {"crashes", p.crashes},
               {"replacements", p.replacements}, {"recycles", p.recycles},
               {"workers", std::move(workers)}};
@@ -89,6 +91,8 @@ worker_status worker_from(const json& j) {
   get_seconds(j, "python_cpu_s", w.python_cpu_total);
   get(j, "rss_bytes", w.rss_bytes);
   get(j, "python_events_dropped", w.python_events_dropped);
+  get(j, "transport", w.transport);
+  get(j, "pipeline_depth", w.pipeline_depth);
   return w;
 }
 
@@ -106,6 +110,7 @@ pool_status pool_from(const json& j) {
   get(j, "failed", p.failed);
   get(j, "queue_full", p.queue_full);
   get(j, "queue_timeouts", p.queue_timeouts);
+  get(j, "redispatched", p.redispatched);
   get(j, "sessions", p.sessions);
   get_seconds(j, "uptime_s", p.uptime);
   get(j, "crashes", p.crashes);

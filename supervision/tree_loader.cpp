@@ -85,6 +85,8 @@ const word_list pool_keys = {
   "max_payload_bytes", "shutdown_timeout_ms", "max_restarts",
   "max_seconds",      "restart_backoff_min_ms", "restart_backoff_max_ms",
   "restart",          "shutdown",     "significant",
+  "transport",        "batch_max_calls", "batch_max_bytes", "batch_max_unanswered",
+  "pipeline_depth",   "pipeline_budget_ms",
 };
 
 const word_list actor_keys = {"kind",        "args",            "restart", "shutdown",
@@ -101,6 +103,8 @@ const word_list profile_words = {"process", "thread"};
 const word_list deadline_policy_words = {"kill", "wait"};
 
 const word_list affinity_words = {"hint", "strict_queue", "strict_fail_fast"};
+
+const word_list transport_words = {"batches", "unary"};
 
 const word_list thread_check_words = {"off", "warn", "strict"};
 
@@ -1136,6 +1140,16 @@ private:
     assign(cfg.python_event_buffer,
            s.count("python_event_buffer", 0, 1u << 20, "an integer 0..1048576 (0: off)"));
     assign(cfg.stream_window, s.count("stream_window", 1, 4096, "an integer 1..4096"));
+    if (auto w = s.word("transport", transport_words))
+      cfg.use_batches = *w == "batches";
+    assign(cfg.batches.max_calls, s.count("batch_max_calls", 1, 4096, "an integer 1..4096"));
+    assign(cfg.batches.max_bytes,
+           s.integer("batch_max_bytes", 1024, std::numeric_limits<std::int64_t>::max(),
+                     "an integer >= 1024 (bytes)"));
+    assign(cfg.batches.max_unanswered,
+           s.count("batch_max_unanswered", 1, 64, "an integer 1..64"));
+    assign(cfg.pipeline_depth, s.count("pipeline_depth", 0, 1024, "an integer 0..1024 (0: off)"));
+    assign(cfg.pipeline_budget, s.millis("pipeline_budget_ms", false));
     assign(cfg.intensity.max_restarts,
            s.count("max_restarts", 0, max_u32, "an integer >= 0"));
     assign(cfg.intensity.period, s.seconds("max_seconds"));

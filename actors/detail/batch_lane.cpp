@@ -128,9 +128,14 @@ void batch_lane::write_batch() {
       waiting_bytes_.pop_front();
     }
   }
-  if (calls > 0)
+  if (calls > 0) {
     open_batches_.emplace(number, calls);
+    ++batches_written_;
+    calls_written_ += calls;
+  }
   writing_ = stream_ && stream_->write(std::move(batch));
+  if (calls > 0 && on_batch)
+    on_batch(calls, bytes);
 }
 
 bool batch_lane::may_have_started(std::uint64_t seq, std::uint32_t capacity) const {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,6 +34,9 @@ public:
   enum class state { closed, opening, open, failed };
 
   explicit batch_lane(batch_limits limits = {});
+
+  /// Runs after each batch with calls is written: (calls, wire bytes).
+  std::function<void(std::uint32_t, std::int64_t)> on_batch;
 
   /// Opens the stream; calls go in batches once Python's first (empty)
   /// reply arrives (`opened`).
@@ -89,6 +93,10 @@ public:
   /// Cancels the RPC; calls still waiting are the caller's to fail.
   void close();
 
+  /// Batch messages with calls written so far, and the calls they carried.
+  std::uint64_t batches_written() const { return batches_written_; }
+  std::uint64_t calls_written() const { return calls_written_; }
+
   /// Calls written and not answered plus waiting ones, in order.
   std::vector<std::uint64_t> unanswered() const;
 
@@ -110,6 +118,8 @@ private:
   std::uint64_t next_batch_ = 0;
   bool writing_ = false;
   bool flush_scheduled_ = false;
+  std::uint64_t batches_written_ = 0;
+  std::uint64_t calls_written_ = 0;
 };
 
 } // namespace snakepit::detail

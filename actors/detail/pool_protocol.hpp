@@ -33,6 +33,9 @@ using drained_atom = caf::atom_constant<caf::atom("drained")>;
 using events_dropped_atom = caf::atom_constant<caf::atom("evdropped")>;
 /// (session_sweep_atom): time to close expired sessions.
 using session_sweep_atom = caf::atom_constant<caf::atom("sesssweep")>;
+/// (worker_exited_atom, worker address): the worker's process is gone; the
+/// actor ends once its last replies are in. The pool sends it nothing more.
+using worker_exited_atom = caf::atom_constant<caf::atom("wexited")>;
 /// (redispatch_atom, worker address, request): a call queued on that worker
 /// never started there (its process died); the pool routes it again. Sent
 /// by the worker as a delegation, so the reply goes to the original caller.
@@ -45,6 +48,7 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
   caf::reacts_to<worker_failed_atom, std::string, caf::error>,
   caf::reacts_to<slot_free_atom, caf::actor_addr, bool, std::int64_t, std::int64_t, std::string>,
+  caf::reacts_to<worker_exited_atom, caf::actor_addr>,
   caf::replies_to<redispatch_atom, caf::actor_addr, execute_request>::with<execute_reply>,
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
   caf::reacts_to<drained_atom, std::string>,
