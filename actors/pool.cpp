@@ -72,6 +72,13 @@ struct worker_slot {
   caf::timespan expected_work{0};
 
   bool busy() const { return in_flight >= info.capacity; }
+  /// Expected time of the calls queued behind the running one(s).
+  caf::timespan queued_work() const {
+    auto running = caf::timespan{0};
+    for (std::size_t i = 0; i < expected.size() && i < info.capacity; ++i)
+      running += expected[i];
+    return expected_work - running;
+  }
   /// Calls queued on it beyond its capacity.
   std::uint32_t queued() const { return in_flight > info.capacity ? in_flight - info.capacity : 0; }
 };
@@ -191,9 +198,9 @@ struct pool_state {
       if (cfg.worker_max_requests > 0
           && w.served + w.failed + w.in_flight >= cfg.worker_max_requests)
         continue;
-      if (!pipelining.admits(tool, w.queued(), w.expected_work))
+      if (!pipelining.admits(tool, w.queued(), w.queued_work()))
         continue;
-      if (best == nullptr || w.expected_work < best->expected_work)
+      if (best == nullptr || w.queued_work() < best->queued_work())
         best = &w;
     }
     if (best != nullptr)

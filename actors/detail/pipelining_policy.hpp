@@ -34,7 +34,8 @@ public:
   std::optional<caf::timespan> estimate(const std::string& tool) const;
 
   /// Whether a call of `tool` may queue on a worker that already has
-  /// `queued` calls beyond its capacity and `work` expected in all its calls.
+  /// `queued` calls beyond its capacity, expected to take `work` together
+  /// (the running calls not counted).
   bool admits(const std::string& tool, std::uint32_t queued, caf::timespan work) const;
 
   /// Tools remembered at most (the oldest estimate is forgotten past it).

@@ -7,8 +7,9 @@ host's ``seq``. What makes it cheap is what it does not do per call:
 * no gRPC message per call: calls arrive in batches, and the results that are ready together
   go back as one ``BatchReply`` (the reply is written while the next calls run, so under load
   replies coalesce by themselves; under light load a reply is one result, sent at once);
-* no thread hand-off per call: with one slot (the process profile) a run of sync calls goes to
-  the thread pool once and runs there one after another (:meth:`Dispatcher.run_batch`).
+* no thread hand-off per call: with one slot (the process profile) sync calls run in the
+  stream's own tool thread, which takes the next calls from the queue itself, one run after
+  another (:meth:`Dispatcher.run_batch`), while the event loop only reads and writes.
 
 Everything else is as for ``Execute``: ``async def`` tools run on the event loop, calls with a
 session go through :meth:`Dispatcher.execute` (its hooks and order), the thread profile runs up
@@ -26,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import queue
+import threading
 import time
-from typing import TYPE_CHECKING, AsyncIterator, Deque, List, Set, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, List, Optional, Set, Tuple
 
 from snakepit_bridge import telemetry
 from snakepit_bridge._wire import bridge_pb2 as pb
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["BatchStream"]
 
 _Call = Tuple[int, pb.ExecuteRequest, float]
+
+#: How long the tool thread keeps the slot while calls keep coming, before it lets a unary call,
+#: a stream or a session hook waiting for the slot have a turn.
+THREAD_TURN_S = 0.005
 
 
 class BatchStream:
@@ -54,6 +61,9 @@ class BatchStream:
         self._ready = asyncio.Event()
         self._reading = True
         self._running = 0
+        self._thread: Optional[threading.Thread] = None
+        self._thread_active = False
+        self._inbox: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
 
     async def serve(self, requests: AsyncIterator[pb.BatchRequest]) -> AsyncIterator[pb.BatchReply]:
         """Replies until the host has closed its side and every call it sent is answered."""
@@ -75,10 +85,51 @@ class BatchStream:
             reader.cancel()
             for runner in runners:
                 runner.cancel()
+            if self._thread is not None:
+                self._inbox.put(None)  # the thread ends after the run it is in, if any
             unanswered = len(self._pending)
             self._pending.clear()
             if unanswered:
                 self._dispatcher.end_calls(unanswered)
+
+    def _start_thread(self) -> "asyncio.Future[None]":
+        """Lets this stream's tool thread run the sync calls at the head of the queue, one run
+        after another, until none is left or :data:`THREAD_TURN_S` has passed; the future is
+        done when it stops. With one slot, this is where sync tools run: the thread takes the
+        next run itself, so a steady flow of calls costs no hand-off per run, only one wake-up
+        of the event loop per run's results."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._thread_main, name="snakepit-batch", daemon=True)
+            self._thread.start()
+        loop = asyncio.get_running_loop()
+        done: "asyncio.Future[None]" = loop.create_future()
+        self._thread_active = True
+        self._inbox.put((done, loop))
+        return done
+
+    def _thread_main(self) -> None:
+        dispatcher = self._dispatcher
+        pending = self._pending
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            done, loop = item
+            turn_ends = time.monotonic() + THREAD_TURN_S
+            try:
+                while True:
+                    # Only this thread takes calls from the queue while it is active.
+                    run: List[_Call] = []
+                    while pending and dispatcher.runs_inline(pending[0][1]):
+                        run.append(pending.popleft())
+                    if not run:
+                        break
+                    results = dispatcher.run_batch(run, self._dropped)
+                    loop.call_soon_threadsafe(self._answer, results)
+                    if time.monotonic() >= turn_ends:
+                        break  # let a unary call or a stream waiting for the slot have it
+            finally:
+                loop.call_soon_threadsafe(_settle, done, None)
 
     async def _read(self, requests: AsyncIterator[pb.BatchRequest]) -> None:
         try:
@@ -100,6 +151,9 @@ class BatchStream:
             self._ready.set()
 
     def _drop(self, seq: int) -> None:
+        if self._thread_active:  # the thread takes calls from the queue: run_batch skips it
+            self._dropped.add(seq)
+            return
         for index, call in enumerate(self._pending):
             if call[0] == seq:
                 del self._pending[index]
@@ -133,11 +187,21 @@ class BatchStream:
                     self._running -= 1
                 self._answer([pb.BatchResult(seq=seq, response=response)])
                 continue
-            # A run of sync calls, one hand-off: all of them with one slot, else one each.
-            run: List[_Call] = []
-            limit = len(self._pending) if self._concurrency == 1 else 1
-            while self._pending and len(run) < limit and dispatcher.runs_inline(self._pending[0][1]):
-                run.append(self._pending.popleft())
+            if self._concurrency == 1:
+                # Sync calls with the one slot: the tool thread runs them (see _start_thread).
+                self._running += 1
+                try:
+                    hold = await dispatcher.hold_slot()
+                    try:
+                        await self._start_thread()
+                    finally:
+                        self._thread_active = False
+                        hold.release()
+                finally:
+                    self._running -= 1
+                continue
+            # The thread profile: one call per hand-off, up to `concurrency` at once.
+            run = [self._pending.popleft()]
             self._running += 1
             try:
                 hold = await dispatcher.hold_slot()
@@ -151,3 +215,8 @@ class BatchStream:
             finally:
                 self._running -= 1
             self._answer(results)
+
+
+def _settle(future: "asyncio.Future[Any]", results: Any) -> None:
+    if not future.done():  # the RPC may have been cancelled meanwhile
+        future.set_result(results)
