@@ -759,7 +759,8 @@ int main(int argc, char** argv) {
                     "Write results as they complete, with their index (default: in input "
                     "order)");
   map_cmd->add_option("--concurrency", map_opts.concurrency,
-                      "Calls in flight (default: twice the pool's capacity)")
+                      "Calls in flight (default: each worker's capacity plus its pipeline, "
+                      "10 per process worker)")
     ->check(CLI::Range(1u, 1000000u));
   map_cmd->add_option("--timeout-ms", map_opts.timeout_ms, "Deadline of each call")
     ->capture_default_str()

@@ -124,7 +124,12 @@ int run_map(const map_options& opts) {
   auto cfg = opts.pool.to_config("map");
   cfg.request_timeout = std::chrono::milliseconds{std::max<std::int64_t>(1, opts.timeout_ms)};
   auto capacity = cfg.size * (opts.pool.profile == "thread" ? opts.pool.threads : 1u);
-  auto in_flight = opts.concurrency > 0 ? opts.concurrency : 2 * capacity;
+  // Enough calls for every worker to run one and have its pipeline full, so
+  // short calls travel in batches (process profile); thread profile: twice
+  // the capacity.
+  auto queued_per_worker = opts.pool.profile == "thread" ? opts.pool.threads : cfg.pipeline_depth;
+  auto in_flight = opts.concurrency > 0 ? opts.concurrency
+                                        : capacity + cfg.size * std::max(1u, queued_per_worker);
   auto window = read_ahead_factor * in_flight;
   auto pool = h.start(cfg);
   if (!pool)
