@@ -279,3 +279,25 @@ TEST_CASE_FIXTURE(system_fixture, "transport unary: the path of earlier releases
   CHECK(log.named("snakepit.worker.batch").empty());
   stop(pool);
 }
+
+TEST_CASE_FIXTURE(system_fixture, "health pings are answered while a batch's tool computes") {
+  auto cfg = showcase(1);
+  cfg.health_interval = 100ms;
+  cfg.health_timeout = 80ms;
+  cfg.health_max_missed = 2;
+  auto pool = start(cfg);
+  learn(*this, pool, make_request("cpu_burn", {{"milliseconds", 1}}));
+  auto pid = status(pool).workers.at(0).pid;
+  caf::scoped_actor self{*sys};
+  // Pure-Python CPU in the tool thread, calls queued behind it: the event loop still answers.
+  self->send(pool, execute_atom::value, make_request("cpu_burn", {{"milliseconds", 1500}}));
+  send_n(self, pool, 4, make_request("cpu_burn", {{"milliseconds", 1}}));
+  for (int i = 0; i < 5; ++i) {
+    auto r = await(self);
+    CHECK_MESSAGE(r, message_of(r));
+  }
+  auto st = status(pool);
+  CHECK(st.workers.at(0).pid == pid);
+  CHECK(st.replacements == 0);
+  stop(pool);
+}
