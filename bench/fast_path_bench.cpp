@@ -4,7 +4,7 @@
 // the same run, interleaved.
 //
 //   SNAKEPIT_PYTHON=/usr/bin/python3 fast_path_bench [--rounds 5] [--calls 6000]
-//        [--seq-calls 1500] [--burn-calls 1500]
+//        [--seq-calls 1500] [--burn-calls 1500] [--budget-ms 2]
 //
 // Variants (2 process workers each; every round runs each once, in turn):
 //   batches-16   16 event-based callers, one no-op call in flight each, default pool
@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
   int calls = int_option(argc, argv, "--calls", 6000);
   int seq_calls = int_option(argc, argv, "--seq-calls", 1500);
   int burn_calls = int_option(argc, argv, "--burn-calls", 1500);
+  int budget_ms = int_option(argc, argv, "--budget-ms", 2);
   const int callers = 16;
   auto python = std::string{std::getenv("SNAKEPIT_PYTHON") ? std::getenv("SNAKEPIT_PYTHON")
                                                           : "/usr/bin/python3"};
@@ -107,7 +108,10 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
 
   auto tweak = [](snakepit::pool_config& pc) { pc.queue_timeout = std::chrono::seconds{120}; };
-  auto fast = start_showcase_pool(sys, "fast", 2, tweak);
+  auto fast = start_showcase_pool(sys, "fast", 2, [&](snakepit::pool_config& pc) {
+    tweak(pc);
+    pc.pipeline_budget = std::chrono::milliseconds{budget_ms};
+  });
   auto unary = start_showcase_pool(sys, "unary", 2, [&](snakepit::pool_config& pc) {
     tweak(pc);
     pc.use_batches = false;

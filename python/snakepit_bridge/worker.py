@@ -58,6 +58,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 PROFILES = ("process", "thread")
 THREAD_CHECK_MODES = ("off", "warn", "strict")  # as snakepit_bridge.thread_check.MODES (not imported: heavy)
 SIGTERM_GRACE_S = 5.0
+PROCESS_SWITCH_INTERVAL_S = 0.0001
 DEFAULT_MAX_SESSIONS = 10000  # as snakepit_bridge.sessions.DEFAULT_MAX_SESSIONS (not imported here: kept light)
 _PR_SET_PDEATHSIG = 1
 SOCKET_PATH_BYTES_MAX = 107  # as snakepit_bridge.server.SOCKET_PATH_BYTES_MAX (not imported here: heavy)
@@ -372,6 +373,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.check:
         return _check()
     _guard_parent(args)
+    if args.profile == "process":
+        # Tools run in a thread of their own while the event loop reads the next calls and
+        # writes replies; a waiting thread gets the GIL only after the switch interval. 5 ms by
+        # default, that holds the loop (and so the host's next call) back for most of a short
+        # call. Costs nothing while the loop is idle: no switch is forced without a waiter.
+        sys.setswitchinterval(PROCESS_SWITCH_INTERVAL_S)
     telemetry.configure(args.event_buffer)  # before the adapter is imported: its setup() may emit
     sys.path[:0] = args.python_path
     try:
