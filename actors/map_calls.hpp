@@ -23,6 +23,12 @@ struct map_settings {
   std::uint32_t in_flight = 16;
   /// Each call's deadline, from when it is sent.
   caf::timespan timeout = std::chrono::seconds{60};
+  /// Argument sets per call. 1: one call per item. More: each call is a map
+  /// request (`execute_request::items`) carrying up to `chunk` items, which
+  /// costs far less per item for short tools; the items of a chunk share
+  /// one slot and one deadline (`timeout`), and a failure of the whole call
+  /// (a crash, the deadline) is every one of its items' error.
+  std::uint32_t chunk = 1;
 };
 
 /// What a `map_calls` run did.

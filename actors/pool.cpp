@@ -434,7 +434,8 @@ void send_to(pool_pointer self, worker_slot& w, execute_request& req) {
   if (!req.session_id.empty())
     bind_session(self, req, w);
   ++w.in_flight;
-  auto expected = self->state.pipelining.estimate(req.tool).value_or(caf::timespan{0});
+  auto expected = self->state.pipelining.estimate(detail::pipeline_key(req.tool, !req.items.empty()))
+                    .value_or(caf::timespan{0});
   w.expected.push_back(expected);
   w.expected_work += expected;
   note_dispatch(self->state);
@@ -462,11 +463,12 @@ void dispatch_queue(pool_pointer self) {
     if (i->req.session_id.empty()) {
       w = any_free ? st.pick() : nullptr;
       any_free = w != nullptr;
+      auto key = detail::pipeline_key(i->req.tool, !i->req.items.empty());
       if (w == nullptr && !i->is_stream && st.pipelining.enabled()
-          && std::find(refused.begin(), refused.end(), i->req.tool) == refused.end()) {
-        w = st.pick_pipelined(i->req.tool, reserved);
+          && std::find(refused.begin(), refused.end(), key) == refused.end()) {
+        w = st.pick_pipelined(key, reserved);
         if (w == nullptr)
-          refused.push_back(i->req.tool);
+          refused.push_back(std::move(key));
       }
     } else if (auto* s = st.sessions.find(i->req.session_id)) {
       auto r = route_session(st, *s);
@@ -561,6 +563,17 @@ caf::error admit(pool_pointer self, execute_request& req) {
                                   req.request_id, req.tool, st.cfg.name));
   // The wire's strings must be UTF-8: say so here, naming the argument,
   // rather than let the encoder fail as an internal error.
+  if (!req.items.empty() && !req.arguments.empty())
+    return make_error(errc::bad_arguments,
+                      fmt::format("a map request of tool '{}' carries its argument sets in "
+                                  "`items`; leave `arguments` empty",
+                                  req.tool));
+  for (std::size_t i = 0; i < req.items.size(); ++i)
+    if (auto bad = find_invalid_utf8(req.items[i]); !bad.empty())
+      return make_error(errc::bad_arguments,
+                        fmt::format("item {}: argument {} of tool '{}' is a string that is not "
+                                    "valid UTF-8; send binary data as bytes",
+                                    i, bad, req.tool));
   if (auto bad = find_invalid_utf8(req.arguments); !bad.empty())
     return make_error(errc::bad_arguments,
                       fmt::format("argument {} of tool '{}' is a string that is not valid "
@@ -580,7 +593,7 @@ route route_request(pool_state& st, const execute_request& req, bool may_pipelin
     // on a busy worker, but only when nothing waits in the pool's queue.
     auto* w = st.pick();
     if (w == nullptr && may_pipeline && st.queue.empty())
-      w = st.pick_pipelined(req.tool);
+      w = st.pick_pipelined(detail::pipeline_key(req.tool, !req.items.empty()));
     return {w, {}};
   }
   auto* s = st.sessions.find(req.session_id);

@@ -20,7 +20,7 @@ void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_sta
   // Python's own times also for calls answered early (deadline) or failed.
   tell_owner(st, detail::slot_free_atom::value, self->address(), ok,
              static_cast<std::int64_t>(resp.wall_ns()), static_cast<std::int64_t>(resp.cpu_ns()),
-             entry.tool);
+             detail::pipeline_key(entry.tool, entry.map));
   if (!entry.answered) {
     if (status.ok()) {
       if (resp.has_error()) {
@@ -33,6 +33,16 @@ void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_sta
         reply.queued = entry.queued;
         reply.request_id = entry.request_id;
         reply.worker_id = st.cfg.id;
+        reply.items.reserve(static_cast<std::size_t>(resp.items_size()));
+        for (auto& item : *resp.mutable_items()) {
+          item_outcome out;
+          if (item.has_error())
+            out.error = error_from_wire(item.error());
+          else
+            out.result = detail::from_proto(std::move(*item.mutable_result()));
+          out.python_wall = caf::timespan{item.wall_ns()};
+          reply.items.push_back(std::move(out));
+        }
         entry.promise.deliver(std::move(reply));
       }
     } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
@@ -136,6 +146,8 @@ caf::error accept(const worker_state& st, execute_request& req,
   wire.set_request_id(req.request_id);
   wire.set_tool(req.tool);
   detail::to_proto(std::move(req.arguments), wire.mutable_arguments());
+  for (auto& item : req.items)
+    detail::to_proto(std::move(item), wire.add_items());
   wire.set_correlation_id(req.correlation_id);
   wire.set_session_id(req.session_id);
   wire.set_session_moved(req.session_moved);
@@ -173,6 +185,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   if (st.lane.is_open() && st.calls.size() + st.streams.size() >= st.cfg.capacity)
     retained = req;
   auto pipeline = st.lane.is_open() ? st.cfg.pipeline_depth : 0;
+  bool is_map = !req.items.empty();
   bridge::v1::ExecuteRequest wire;
   std::int64_t bytes = 0;
   if (auto err = accept(st, req, wire, pipeline, &bytes))
@@ -190,6 +203,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   entry.tool = std::move(req.tool);
   entry.queued = req.queued;
   entry.deadline = req.deadline;
+  entry.map = is_map;
   if (st.lane.fits(bytes)) {
     entry.batched = true;
     entry.retained = std::move(retained);
@@ -229,6 +243,8 @@ bool redispatch(worker_pointer self, std::unordered_map<std::uint64_t, call_stat
     req->request_id = entry.request_id;
     req->tool = entry.tool;
     req->arguments = detail::from_proto(std::move(*wire->mutable_arguments()));
+    for (auto& item : *wire->mutable_items())
+      req->items.push_back(detail::from_proto(std::move(item)));
     req->correlation_id = wire->correlation_id();
     req->session_id = wire->session_id();
     req->session_moved = wire->session_moved();

@@ -762,7 +762,12 @@ int main(int argc, char** argv) {
                       "Calls in flight (default: each worker's capacity plus its pipeline, "
                       "10 per process worker)")
     ->check(CLI::Range(1u, 1000000u));
-  map_cmd->add_option("--timeout-ms", map_opts.timeout_ms, "Deadline of each call")
+  map_cmd->add_option("--chunk", map_opts.chunk,
+                      "Items per call: a chunk's items run one after another in one call, "
+                      "one slot and one deadline (default 64; 1: a call per item)")
+    ->check(CLI::Range(1u, 100000u))
+    ->capture_default_str();
+  map_cmd->add_option("--timeout-ms", map_opts.timeout_ms, "Deadline of each call (a chunk)")
     ->capture_default_str()
     ->check(CLI::PositiveNumber);
 

@@ -130,7 +130,7 @@ int run_map(const map_options& opts) {
   auto queued_per_worker = opts.pool.profile == "thread" ? opts.pool.threads : cfg.pipeline_depth;
   auto in_flight = opts.concurrency > 0 ? opts.concurrency
                                         : capacity + cfg.size * std::max(1u, queued_per_worker);
-  auto window = read_ahead_factor * in_flight;
+  auto window = read_ahead_factor * in_flight * std::max<std::uint32_t>(1, opts.chunk);
   auto pool = h.start(cfg);
   if (!pool)
     return exit_failed;
@@ -180,29 +180,67 @@ int run_map(const map_options& opts) {
     auto start_next = std::make_shared<std::function<void()>>();
     *start_next = [self, &opts, p, timeout, queue, running, in_flight, emit, fail_item,
                    start_next] {
+      auto chunk = std::max<std::uint32_t>(1, opts.chunk);
       while (*running < in_flight && !queue->empty()) {
-        auto [index, args] = std::move(queue->front());
-        queue->pop_front();
+        // Whatever is queued, up to a chunk: one map request (no waiting for more).
+        auto req = make_request(opts.tool, {}, timeout);
+        std::vector<std::uint64_t> indexes;
+        while (!queue->empty() && indexes.size() < chunk) {
+          indexes.push_back(queue->front().first);
+          req.items.push_back(std::move(queue->front().second));
+          queue->pop_front();
+        }
+        bool map = chunk > 1;
+        if (!map) {
+          req.arguments = std::move(req.items.front());
+          req.items.clear();
+        }
         ++*running;
         auto sent = std::chrono::steady_clock::now();
-        self->request(p, caf::infinite, execute_atom::value,
-                      make_request(opts.tool, std::move(args), timeout))
+        auto ok_line = [&opts](std::uint64_t index, value& result) {
+          auto line = result.to_json();
+          if (opts.unordered)
+            line = fmt::format("{{\"index\": {}, \"result\": {}}}", index, line);
+          return line;
+        };
+        self->request(p, caf::infinite, execute_atom::value, std::move(req))
           .then(
-            [self, &opts, index, sent, running, emit, start_next](execute_reply& reply) {
+            [self, map, indexes, sent, running, emit, fail_item, ok_line,
+             start_next](execute_reply& reply) {
               auto& s = self->state;
-              ++s.stats.items;
-              s.latency.add(micros_since(sent));
-              auto line = reply.result.to_json();
-              if (opts.unordered)
-                line = fmt::format("{{\"index\": {}, \"result\": {}}}", index, line);
+              auto us = micros_since(sent);
               --*running;
-              emit(index, std::move(line));
+              if (!map) {
+                ++s.stats.items;
+                s.latency.add(us);
+                emit(indexes.front(), ok_line(indexes.front(), reply.result));
+              } else {
+                for (std::size_t i = 0; i < indexes.size(); ++i) {
+                  s.latency.add(us);
+                  if (i >= reply.items.size()) {
+                    error_info info;
+                    info.kind = "internal";
+                    info.message = "the worker answered a map request with too few outcomes "
+                                   "(is its snakepit_bridge older?)";
+                    fail_item(indexes[i], info);
+                  } else if (reply.items[i].error) {
+                    fail_item(indexes[i], describe(reply.items[i].error));
+                  } else {
+                    ++s.stats.items;
+                    emit(indexes[i], ok_line(indexes[i], reply.items[i].result));
+                  }
+                }
+              }
               (*start_next)();
             },
-            [self, index, sent, running, fail_item, start_next](caf::error& err) {
-              self->state.latency.add(micros_since(sent));
+            [self, indexes, sent, running, fail_item, start_next](caf::error& err) {
+              auto us = micros_since(sent);
               --*running;
-              fail_item(index, describe(err));
+              auto info = describe(err);
+              for (auto index : indexes) {
+                self->state.latency.add(us);
+                fail_item(index, info);
+              }
               (*start_next)();
             });
       }

@@ -18,6 +18,8 @@ struct map_options {
   /// Calls in flight; 0: twice the pool's capacity.
   std::uint32_t concurrency = 0;
   std::int64_t timeout_ms = 60000;
+  /// Items per call (a map request); 1: one call per item.
+  std::uint32_t chunk = 64;
 };
 
 /// Reads one JSON object of keyword arguments per line, calls the tool for

@@ -5,6 +5,9 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
 
+#include <vector>
+
+#include "snakepit/messages/item_outcome.hpp"
 #include "snakepit/messages/value.hpp"
 
 namespace snakepit {
@@ -23,12 +26,15 @@ struct execute_reply {
   std::string request_id;
   /// The worker that ran it, e.g. "demo/w-2".
   std::string worker_id;
+  /// A map request's outcomes, one per argument set, in order (`result`
+  /// stays null; `python_wall` and `python_cpu` are their sums).
+  std::vector<item_outcome> items;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, execute_reply& x) {
   return f(caf::meta::type_name("snakepit::execute_reply"), x.result,
-           x.python_wall, x.python_cpu, x.queued, x.request_id, x.worker_id);
+           x.python_wall, x.python_cpu, x.queued, x.request_id, x.worker_id, x.items);
 }
 
 } // namespace snakepit

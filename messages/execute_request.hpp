@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <caf/meta/type_name.hpp>
 #include <caf/timestamp.hpp>
@@ -39,6 +40,10 @@ struct execute_request {
   /// Streams only: items the consumer can take before its first ack (the
   /// initial credit). 0: the pool's `stream_window`. At most 4096.
   std::uint32_t stream_window = 0;
+  /// A map: the tool runs once per argument set, in order, in one call
+  /// (one slot, one deadline for all); `arguments` must then be empty. The
+  /// reply's `items` holds each set's result or error.
+  std::vector<value::map> items;
 };
 
 /// Builds a request for `tool` with `arguments`.
@@ -61,7 +66,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, execute_request& x) {
   return f(caf::meta::type_name("snakepit::execute_request"), x.request_id,
            x.tool, x.arguments, x.deadline, x.queued, x.correlation_id,
-           x.session_id, x.metadata, x.session_moved, x.stream_window);
+           x.session_id, x.metadata, x.session_moved, x.stream_window, x.items);
 }
 
 } // namespace snakepit

@@ -43,6 +43,12 @@ using redispatch_atom = caf::atom_constant<caf::atom("redisp")>;
 /// (expire_atom, time the timer was armed for, in ns): the queue's timer.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
+/// The name under which the pipelining policy learns a call's wall time: a
+/// map request takes as long as its items together, so it has its own.
+inline std::string pipeline_key(const std::string& tool, bool map) {
+  return map ? tool + " (map)" : tool;
+}
+
 /// The pool as its workers and timers see it.
 using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,

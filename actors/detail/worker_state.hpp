@@ -121,6 +121,8 @@ struct call_state {
   bool answered = false;
   /// Went over the batch stream (else unary Execute).
   bool batched = false;
+  /// A map request (many argument sets).
+  bool map = false;
   /// A copy of the request, kept for a call queued behind others: if the
   /// process dies before it starts, it goes to another worker.
   std::optional<execute_request> retained;

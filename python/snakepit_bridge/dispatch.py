@@ -165,6 +165,9 @@ class Dispatcher:
                 continue
             try:
                 definition = self.lookup(request.tool)
+                if len(request.items) > 0:
+                    results.append(pb.BatchResult(seq=seq, response=self.run_map(definition, request, received)))
+                    continue
                 function, arguments, deadline = self.prepare(definition, request, received)
                 if deadline is not None and time.monotonic() >= deadline:
                     waited_ms = int((time.monotonic() - received) * 1000)
@@ -220,6 +223,8 @@ class Dispatcher:
         if definition.spec.streaming:
             raise BridgeError(BAD_ARGUMENTS, f"tool '{name}' streams items; call it with execute_stream (C++) "
                                              "or --stream (command line)")
+        if len(request.items) > 0:
+            return await self._execute_map(definition, request, received, session)
         function, arguments, deadline = self.prepare(definition, request, received, session)
         async with self._slots:
             if deadline is not None and time.monotonic() >= deadline:
@@ -234,6 +239,84 @@ class Dispatcher:
             return await loop.run_in_executor(self._executor, self._run_sync_and_respond, name, request.request_id,
                                               function, arguments)
 
+    async def _execute_map(self, definition: ToolDef, request: pb.ExecuteRequest, received: float,
+                           session: Optional[SessionState]) -> pb.ExecuteResponse:
+        """A map request outside a batch: in one slot, a sync tool's items in one hand-off to the
+        thread pool, an async tool's one after another on the loop."""
+        async with self._slots:
+            if not definition.is_async:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._executor, self.run_map, definition, request, received,
+                                                  session)
+            response = pb.ExecuteResponse()
+            deadline = received + request.timeout_ms / 1000.0 if request.timeout_ms > 0 else None
+            size = [0]
+            for item in request.items:
+                if self._map_item_late(definition, request, received, deadline, response, size):
+                    continue
+                try:
+                    function, arguments, _ = self.prepare(definition, request, received, session, item)
+                    ran = await self._run_async(definition.spec.name, request.request_id, function, arguments,
+                                                deadline)
+                except BridgeError as exc:
+                    ran = (None, exc, 0, 0)
+                self._map_item_done(definition.spec.name, request.timeout_ms, ran, response, size)
+            return response
+
+    def run_map(self, definition: ToolDef, request: pb.ExecuteRequest, received: float,
+                session: Optional[SessionState] = None) -> pb.ExecuteResponse:
+        """A map request of a sync tool, in the calling (tool) thread: the tool once per argument
+        set, in order, each with its own typed error; items whose turn comes after the deadline
+        do not run (``timeout``), nor do those whose results would pass the payload limit."""
+        response = pb.ExecuteResponse()
+        name = definition.spec.name
+        deadline = received + request.timeout_ms / 1000.0 if request.timeout_ms > 0 else None
+        size = [0]  # bytes of the outcomes so far
+        for item in request.items:
+            if self._map_item_late(definition, request, received, deadline, response, size):
+                continue
+            try:
+                function, arguments, _ = self.prepare(definition, request, received, session, item)
+                ran = self._run_sync(name, request.request_id, function, arguments)
+            except BridgeError as exc:
+                ran = (None, exc, 0, 0)
+            self._map_item_done(name, request.timeout_ms, ran, response, size)
+        return response
+
+    def _map_item_late(self, definition: ToolDef, request: pb.ExecuteRequest, received: float,
+                       deadline: Optional[float], response: pb.ExecuteResponse, size: List[int]) -> bool:
+        """Answers the next item of a map without running it when the deadline has passed or the
+        results so far fill the payload limit; True then."""
+        if deadline is not None and time.monotonic() >= deadline:
+            waited_ms = int((time.monotonic() - received) * 1000)
+            error = pb.Error(kind=pb.TIMEOUT, message=f"tool '{definition.spec.name}' did not start this item "
+                                                      f"before the map's deadline (timeout_ms={request.timeout_ms}, "
+                                                      f"{waited_ms} ms after it arrived)")
+        elif size[0] > self.max_payload_bytes:
+            error = pb.Error(kind=pb.PAYLOAD_TOO_LARGE, message=f"the results of the map of tool "
+                                                                f"'{definition.spec.name}' before this item are "
+                                                                f"{self._over()}; send fewer items per map")
+        else:
+            return False
+        response.items.add(error=error)
+        return True
+
+    def _map_item_done(self, name: str, timeout_ms: int, ran: "_Ran", response: pb.ExecuteResponse,
+                       size: List[int]) -> None:
+        result, failure, wall_ns, cpu_ns = ran
+        if isinstance(failure, BridgeError):
+            one = _error(failure.kind, failure.message)
+        else:
+            one = self._outcome(name, timeout_ms, result, failure)
+        item = response.items.add(wall_ns=wall_ns)
+        if one.HasField("error"):
+            item.error.CopyFrom(one.error)
+        else:
+            item.result.CopyFrom(one.result)
+        response.wall_ns += wall_ns
+        response.cpu_ns += cpu_ns
+        size[0] += item.ByteSize() + 4  # and its tag and length
+
     def lookup(self, tool: str) -> ToolDef:
         """The tool named ``tool`` (``Execute`` and ``ExecuteStream`` alike).
 
@@ -247,21 +330,25 @@ class Dispatcher:
         return definition
 
     def prepare(self, definition: ToolDef, request: pb.ExecuteRequest, received: float,
-                session: Optional[SessionState] = None) -> Tuple[Callable[..., Any], Dict[str, Any], Optional[float]]:
+                session: Optional[SessionState] = None,
+                item: Optional[pb.MapValue] = None) -> Tuple[Callable[..., Any], Dict[str, Any], Optional[float]]:
         """Checks a call before it waits for a slot (``Execute`` and ``ExecuteStream`` alike): the
         payload size, the arguments decoded and checked, its :class:`CallContext` added when the
         tool asks for one (with ``session``, the state :meth:`SessionManager.scope` yielded for
         the call, as ``ctx.session``). Returns the bound tool, its keyword arguments and the
         deadline (``time.monotonic()``; None without ``timeout_ms``).
 
+        With ``item``, the arguments are that argument set of a map request.
+
         Raises:
             BridgeError: ``payload_too_large``, ``bad_arguments``...
         """
         name = definition.spec.name
-        size = request.arguments.ByteSize()
+        given = request.arguments if item is None else item
+        size = given.ByteSize()
         if size > self.max_payload_bytes:
             raise BridgeError(PAYLOAD_TOO_LARGE, f"arguments of tool '{name}' are {size} bytes, {self._over()}")
-        arguments = values.decode_arguments(request.arguments)
+        arguments = values.decode_arguments(given)
         _arguments.check(definition, arguments)
         deadline = received + request.timeout_ms / 1000.0 if request.timeout_ms > 0 else None
         if definition.context_parameter is not None:

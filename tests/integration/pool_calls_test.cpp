@@ -108,6 +108,11 @@ TEST_CASE_FIXTURE(system_fixture, "bad input gets a typed error and the worker k
 }
 
 TEST_CASE_FIXTURE(system_fixture, "map_calls runs one tool over many inputs, in order, with per-item errors") {
+  std::uint32_t chunk = 1;
+  SUBCASE("a call per item") { chunk = 1; }
+  SUBCASE("map requests of 64 items") { chunk = 64; }
+  SUBCASE("map requests of 7 items") { chunk = 7; }
+  CAPTURE(chunk);
   auto pool = start(showcase(2));
   std::uint64_t produced = 0;
   constexpr std::uint64_t total = 2000;
@@ -130,7 +135,7 @@ TEST_CASE_FIXTURE(system_fixture, "map_calls runs one tool over many inputs, in 
         failed_at.push_back(index);
       CHECK(index == results.size() + failed_at.size() - 1);  // in input order
     },
-    map_settings{8, std::chrono::seconds{30}});
+    map_settings{8, std::chrono::seconds{30}, chunk});
   CHECK(summary.items == total);
   CHECK(summary.failed == 4);
   CHECK(summary.failures["bad_arguments"] == 4);
@@ -138,5 +143,28 @@ TEST_CASE_FIXTURE(system_fixture, "map_calls runs one tool over many inputs, in 
   REQUIRE(results.size() == total - 4);
   CHECK(results.front() == 1);
   CHECK(results.back() == static_cast<std::int64_t>(total));
+  stop(pool);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "a map request runs the tool per item and answers each") {
+  auto pool = start(showcase(1));
+  auto req = make_request("add");
+  req.items = {value::map{{"a", value{1}}, {"b", value{2}}}, value::map{{"a", value{"x"}}},
+               value::map{{"a", value{40}}, {"b", value{2}}}};
+  auto r = call(pool, req);
+  REQUIRE(r);
+  REQUIRE(r->items.size() == 3);
+  CHECK(r->items[0].ok());
+  CHECK(r->items[0].result == value{3});
+  CHECK(!r->items[1].ok());
+  CHECK(describe(r->items[1].error).kind == "bad_arguments");
+  CHECK(r->items[2].result == value{42});
+  CHECK(r->result.is_null());
+  // Arguments and items at once are refused before anything runs.
+  auto both = make_request("add", {{"a", value{1}}});
+  both.items = {value::map{{"a", value{1}}, {"b", value{1}}}};
+  auto refused = call(pool, both);
+  REQUIRE(!refused);
+  CHECK(kind_of(refused) == "bad_arguments");
   stop(pool);
 }

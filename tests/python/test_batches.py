@@ -172,3 +172,46 @@ def test_calls_sent_while_stopping_are_answered_stopping(workers):
     assert two.skipped == pb.STOPPING
     stream.close()
     assert worker.wait() == 0
+
+
+def _map_request(tool: str, items: List[Dict[str, Any]], **fields: Any) -> pb.ExecuteRequest:
+    request = pb.ExecuteRequest(request_id="map", tool=tool, **fields)
+    for item in items:
+        request.items.add().CopyFrom(encode_map(item))
+    return request
+
+
+def _outcomes(response: pb.ExecuteResponse) -> List[Any]:
+    return [decode(item.result) if item.WhichOneof("outcome") == "result" else pb.ErrorKind.Name(item.error.kind)
+            for item in response.items]
+
+
+def test_a_map_runs_the_tool_once_per_item_in_order_with_per_item_errors(workers):
+    worker = workers.start()
+    items = [{"a": 1, "b": 2}, {"a": "x"}, {"a": 3, "b": 4}, {"message": "boom"}]
+    stream = Batches(worker.stub())
+    batch = pb.BatchRequest()
+    batch.calls.add(seq=1, request=_map_request("add", items[:3]))
+    batch.calls.add(seq=2, request=_map_request("fail", items[3:]))
+    stream._requests.put(batch)
+    one, two = stream.wait(1, 2)
+    assert _outcomes(one.response) == [3, "BAD_ARGUMENTS", 7]
+    assert all(item.wall_ns >= 0 for item in one.response.items)
+    assert _outcomes(two.response) == ["PYTHON_EXCEPTION"]
+    assert "boom" in two.response.items[0].error.message
+    stream.close()
+    # The same over unary Execute, and for an async tool.
+    stub = worker.stub()
+    assert _outcomes(stub.Execute(_map_request("add", items[:3]), timeout=WAIT_S)) == [3, "BAD_ARGUMENTS", 7]
+    rounded = [round(x, 1) for x in _outcomes(stub.Execute(_map_request("async_sleep", [{"seconds": 0.01}] * 3),
+                                                            timeout=WAIT_S))]
+    assert rounded == [0.0, 0.0, 0.0]
+
+
+def test_items_of_a_map_whose_turn_comes_after_its_deadline_do_not_run(workers):
+    stub = workers.start().stub()
+    response = stub.Execute(_map_request("sleep", [{"seconds": 0.15}] * 6, timeout_ms=400), timeout=WAIT_S)
+    outcomes = _outcomes(response)
+    assert len(outcomes) == 6
+    ran = [o for o in outcomes if o != "TIMEOUT"]
+    assert 2 <= len(ran) <= 3 and outcomes[len(ran):] == ["TIMEOUT"] * (6 - len(ran))

@@ -79,7 +79,7 @@ class Error(_message.Message):
     def __init__(self, kind: _Optional[_Union[ErrorKind, str]] = ..., message: _Optional[str] = ..., python_type: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ["arguments", "correlation_id", "metadata", "request_id", "session_id", "session_moved", "stream_credit", "timeout_ms", "tool"]
+    __slots__ = ["arguments", "correlation_id", "items", "metadata", "request_id", "session_id", "session_moved", "stream_credit", "timeout_ms", "tool"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class ExecuteRequest(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +99,7 @@ class ExecuteRequest(_message.Message):
     TOOL_FIELD_NUMBER: _ClassVar[int]
     arguments: MapValue
     correlation_id: str
+    items: _containers.RepeatedCompositeFieldContainer[MapValue]
     metadata: _containers.ScalarMap[str, str]
     request_id: str
     session_id: str
@@ -105,21 +107,23 @@ class ExecuteRequest(_message.Message):
     stream_credit: int
     timeout_ms: int
     tool: str
-    def __init__(self, request_id: _Optional[str] = ..., tool: _Optional[str] = ..., arguments: _Optional[_Union[MapValue, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., correlation_id: _Optional[str] = ..., session_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., session_moved: bool = ..., stream_credit: _Optional[int] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., tool: _Optional[str] = ..., arguments: _Optional[_Union[MapValue, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., correlation_id: _Optional[str] = ..., session_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., session_moved: bool = ..., stream_credit: _Optional[int] = ..., items: _Optional[_Iterable[_Union[MapValue, _Mapping]]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ["cpu_ns", "error", "result", "telemetry", "wall_ns"]
+    __slots__ = ["cpu_ns", "error", "items", "result", "telemetry", "wall_ns"]
     CPU_NS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     TELEMETRY_FIELD_NUMBER: _ClassVar[int]
     WALL_NS_FIELD_NUMBER: _ClassVar[int]
     cpu_ns: int
     error: Error
+    items: _containers.RepeatedCompositeFieldContainer[ItemResult]
     result: Value
     telemetry: TelemetryBatch
     wall_ns: int
-    def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., wall_ns: _Optional[int] = ..., cpu_ns: _Optional[int] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
+    def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., wall_ns: _Optional[int] = ..., cpu_ns: _Optional[int] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ..., items: _Optional[_Iterable[_Union[ItemResult, _Mapping]]] = ...) -> None: ...
 
 class HostToolRequest(_message.Message):
     __slots__ = ["arguments", "request_id", "session_id", "timeout_ms", "tool", "worker_id"]
@@ -144,6 +148,16 @@ class HostToolResponse(_message.Message):
     error: Error
     result: Value
     def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class ItemResult(_message.Message):
+    __slots__ = ["error", "result", "wall_ns"]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    WALL_NS_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    result: Value
+    wall_ns: int
+    def __init__(self, result: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., wall_ns: _Optional[int] = ...) -> None: ...
 
 class ListHostToolsRequest(_message.Message):
     __slots__ = ["worker_id"]
