@@ -3,7 +3,8 @@
     /usr/bin/python3 bench/map_bench.py [--snakepit build/snakepit] [--items 20000] [--rounds 3]
 
 Each of ``--rounds`` interleaved rounds:
-- snakepit: ``snakepit map --tool noop --workers 2`` over ``--items`` lines of ``{}``; its own
+- snakepit: ``snakepit map --tool noop --workers 2`` (its default ``--chunk 64``: map requests of 64
+  items) over ``--items`` lines of ``{}``; its own
   summary line gives items/s (from the first item read to the last written, pool start
   excluded) and p50/p99 latency;
 - multiprocessing: ``Pool(2).map(noop, range(items))`` with its default chunking (fork), timed

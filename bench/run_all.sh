@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -44,6 +44,8 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   recycle_args=(--rounds 1 --slice-ms 1500)
   telemetry_args=(--rounds 1 --slice-ms 1000 --warmup-ms 200)
   stream_args=(--rounds 1 --small-n 300 --large-n 10 --session-calls 200)
+  fast_args=(--rounds 1 --calls 1600 --seq-calls 300 --burn-calls 320)
+  map_args=(--rounds 1 --items 5000)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -53,6 +55,8 @@ else
   recycle_args=(--rounds 5)
   telemetry_args=(--rounds 9)
   stream_args=(--rounds 7)
+  fast_args=(--rounds 5)
+  map_args=(--rounds 3 --items 100000)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -99,6 +103,8 @@ run recycling "$bin/recycle_bench" "${recycle_args[@]}" || true
 run telemetry "$bin/telemetry_bench" "${telemetry_args[@]}" || true
 # stream_bench exits 1 when a stream or call failed; the summary shows it.
 run streaming "$bin/stream_bench" "${stream_args[@]}" || true
+run fast-path "$bin/fast_path_bench" "${fast_args[@]}"
+run map "$SNAKEPIT_PYTHON" "$here/map_bench.py" --snakepit "$build/snakepit" "${map_args[@]}"
 elapsed=$(( $(date +%s) - started ))
 
 cat "$out"/*.txt | grep '^RESULT ' > "$out/results.txt" || true
@@ -235,6 +241,28 @@ row("no-op p99, session-routed / unrouted", fmt(get(t, "p99_ratio")),
     f"ratio ({fmt(get(t, 'session_p99_us'), 0)} / {fmt(get(t, 'unrouted_p99_us'), 0)} us)")
 failed = get("stream", "failed")
 row("  failed streams and calls", fmt(failed, 0), "calls", "0", failed == 0)
+
+t = "fast_path"
+r = get(t, "batches16_over_mp16")
+row("fast path: no-op calls/s, 2 workers, 16 callers / multiprocessing.Pool(2), 16 in flight", fmt(r),
+    f"ratio ({fmt(get(t, 'batches-16_calls_per_s'), 0)} / {fmt(get(t, 'mp-16_calls_per_s'), 0)})",
+    ">= 0.5", r >= 0.5)
+row("  CPU per call (host + Python), batches-16 / mp-16",
+    fmt(get(t, "batches-16_cpu_us") / get(t, "mp-16_cpu_us")),
+    f"ratio ({fmt(get(t, 'batches-16_cpu_us'), 1)} / {fmt(get(t, 'mp-16_cpu_us'), 1)} us)")
+row("  calls/s, batches-16 / unary-16 (the previous path)",
+    fmt(get(t, "batches-16_calls_per_s") / get(t, "unary-16_calls_per_s")), "ratio")
+r = get(t, "seq_p50_batches_over_unary")
+row("  single call p50, batches / previous path", fmt(r),
+    f"ratio ({fmt(get(t, 'batches-1_p50_us'), 0)} / {fmt(get(t, 'unary-1_p50_us'), 0)} us)", "<= 1.0", r <= 1.0)
+row("  single call p50, batches / raw gRPC", fmt(get(t, "batches-1_p50_us") / get(t, "raw-1_p50_us")), "ratio")
+r = get(t, "burn_share_of_cores")
+row("  cpu_burn(1 ms) calls/s / (cores x 1000)", fmt(r, 3),
+    f"ratio ({fmt(get(t, 'burn-16_calls_per_s'), 0)} calls/s)", ">= 0.95", r >= 0.95)
+r = get("map.snakepit", "items_per_s") / get("map.mp", "items_per_s")
+row("snakepit map / multiprocessing.Pool(2).map, no-op items", fmt(r, 4),
+    f"ratio ({fmt(get('map.snakepit', 'items_per_s'), 0)} / {fmt(get('map.mp', 'items_per_s'), 0)} items/s)",
+    ">= 1.0", r >= 1.0)
 
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
