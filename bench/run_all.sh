@@ -107,8 +107,9 @@ run fast-path "$bin/fast_path_bench" "${fast_args[@]}"
 run map "$SNAKEPIT_PYTHON" "$here/map_bench.py" --snakepit "$build/snakepit" "${map_args[@]}"
 elapsed=$(( $(date +%s) - started ))
 
-cat "$out"/*.txt | grep '^RESULT ' > "$out/results.txt" || true
-"$SNAKEPIT_PYTHON" - "$out/results.txt" "$elapsed" "$busiest" <<'EOF'
+# Not named *.txt: the glob must not catch the file being written.
+cat "$out"/*.txt | grep '^RESULT ' > "$out/results.lines" || true
+"$SNAKEPIT_PYTHON" - "$out/results.lines" "$elapsed" "$busiest" <<'EOF'
 import sys
 
 values = {}
