@@ -266,8 +266,10 @@ class Dispatcher:
     def run_map(self, definition: ToolDef, request: pb.ExecuteRequest, received: float,
                 session: Optional[SessionState] = None) -> pb.ExecuteResponse:
         """A map request of a sync tool, in the calling (tool) thread: the tool once per argument
-        set, in order, each with its own typed error; items whose turn comes after the deadline
-        do not run (``timeout``), nor do those whose results would pass the payload limit."""
+        set, in order, each with its own typed error. Items whose turn comes after the deadline
+        do not run (``timeout``); an item whose result would take the whole reply over the
+        payload limit gets ``payload_too_large`` instead, and once the limit is reached the rest
+        do not run."""
         response = pb.ExecuteResponse()
         name = definition.spec.name
         deadline = received + request.timeout_ms / 1000.0 if request.timeout_ms > 0 else None
@@ -292,7 +294,7 @@ class Dispatcher:
             error = pb.Error(kind=pb.TIMEOUT, message=f"tool '{definition.spec.name}' did not start this item "
                                                       f"before the map's deadline (timeout_ms={request.timeout_ms}, "
                                                       f"{waited_ms} ms after it arrived)")
-        elif size[0] > self.max_payload_bytes:
+        elif size[0] >= self.max_payload_bytes:
             error = pb.Error(kind=pb.PAYLOAD_TOO_LARGE, message=f"the results of the map of tool "
                                                                 f"'{definition.spec.name}' before this item are "
                                                                 f"{self._over()}; send fewer items per map")
@@ -313,9 +315,17 @@ class Dispatcher:
             item.error.CopyFrom(one.error)
         else:
             item.result.CopyFrom(one.result)
+        bytes_ = item.ByteSize() + 8  # and its tag and length
+        if size[0] + bytes_ > self.max_payload_bytes:  # the whole reply stays within the limit
+            item.Clear()
+            item.wall_ns = wall_ns
+            item.error.kind = pb.PAYLOAD_TOO_LARGE
+            item.error.message = (f"the results of the map of tool '{name}' up to this item are "
+                                  f"{self._over()}; send fewer items per map")
+            bytes_ = item.ByteSize() + 8
         response.wall_ns += wall_ns
         response.cpu_ns += cpu_ns
-        size[0] += item.ByteSize() + 4  # and its tag and length
+        size[0] += bytes_
 
     def lookup(self, tool: str) -> ToolDef:
         """The tool named ``tool`` (``Execute`` and ``ExecuteStream`` alike).

@@ -215,3 +215,13 @@ def test_items_of_a_map_whose_turn_comes_after_its_deadline_do_not_run(workers):
     assert len(outcomes) == 6
     ran = [o for o in outcomes if o != "TIMEOUT"]
     assert 2 <= len(ran) <= 3 and outcomes[len(ran):] == ["TIMEOUT"] * (6 - len(ran))
+
+
+def test_map_items_whose_results_would_pass_the_payload_limit_fail_payload_too_large(workers):
+    stub = workers.start(max_message_bytes=4096).stub()
+    response = stub.Execute(_map_request("echo", [{"value": "x" * 1500}] * 5), timeout=WAIT_S)
+    outcomes = _outcomes(response)
+    assert outcomes[:2] == ["x" * 1500] * 2
+    assert "PAYLOAD_TOO_LARGE" in outcomes
+    assert outcomes[outcomes.index("PAYLOAD_TOO_LARGE"):] == ["PAYLOAD_TOO_LARGE"] * (5 - outcomes.index("PAYLOAD_TOO_LARGE"))
+    assert "send fewer items per map" in response.items[-1].error.message
