@@ -26,12 +26,6 @@ struct lifecycle_state {
   static inline const char* name = "snakepit.lifecycle";
 };
 
-/// A stable per-worker jitter in [0, max], so workers do not recycle together.
-std::uint64_t jitter_for(const std::string& worker_id, std::uint64_t max) {
-  if (max == 0)
-    return 0;
-  return std::hash<std::string>{}(worker_id) % (max + 1);
-}
 
 void check(caf::stateful_actor<lifecycle_state>* self, const pool_status& status) {
   auto& st = self->state;
@@ -42,9 +36,7 @@ void check(caf::stateful_actor<lifecycle_state>* self, const pool_status& status
     if (st.cfg.worker_ttl.count() > 0 && w.age >= st.cfg.worker_ttl) {
       reason = "ttl";
     } else if (st.cfg.worker_max_requests > 0
-               && w.served + w.failed
-                    >= st.cfg.worker_max_requests
-                         + jitter_for(w.id, st.cfg.worker_max_requests_jitter)) {
+               && w.served + w.failed >= request_limit(st.cfg, w.id)) {
       reason = "requests";
     } else if (st.cfg.worker_max_rss_bytes > 0 && w.pid > 0) {
       auto rss = process_rss_bytes(w.pid);
@@ -66,6 +58,16 @@ void check(caf::stateful_actor<lifecycle_state>* self, const pool_status& status
 }
 
 } // namespace
+
+std::uint64_t request_limit(const pool_config& cfg, const std::string& worker_id) {
+  if (cfg.worker_max_requests == 0)
+    return 0;
+  // A stable per-worker jitter in [0, max], so workers do not recycle together.
+  auto jitter = cfg.worker_max_requests_jitter == 0
+                  ? 0
+                  : std::hash<std::string>{}(worker_id) % (cfg.worker_max_requests_jitter + 1);
+  return cfg.worker_max_requests + jitter;
+}
 
 bool lifecycle_enabled(const pool_config& cfg) {
   return cfg.worker_ttl.count() > 0 || cfg.worker_max_requests > 0

@@ -20,6 +20,11 @@ caf::actor spawn_lifecycle(caf::actor_system& sys, const pool_actor& pool,
 /// Whether any recycling knob of `cfg` is on.
 bool lifecycle_enabled(const pool_config& cfg);
 
+/// Calls the worker `worker_id` serves before it is recycled:
+/// `worker_max_requests` plus its stable jitter (0: no limit). The pool
+/// sends it no more than that, pipelined calls included.
+std::uint64_t request_limit(const pool_config& cfg, const std::string& worker_id);
+
 /// Resident set size of a process in bytes, from /proc/PID/statm; 0 when it
 /// cannot be read.
 std::int64_t process_rss_bytes(int pid);

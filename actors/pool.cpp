@@ -72,6 +72,12 @@ struct worker_slot {
   caf::timespan expected_work{0};
 
   bool busy() const { return in_flight >= info.capacity; }
+  /// Calls it may get in all (`worker_max_requests` plus jitter; 0: no limit).
+  std::uint64_t request_limit = 0;
+  /// It has been sent all the calls it may serve: it gets no more.
+  bool at_limit() const {
+    return request_limit > 0 && served + failed + in_flight >= request_limit;
+  }
   /// Expected time of the calls queued behind the running one(s).
   caf::timespan queued_work() const {
     auto running = caf::timespan{0};
@@ -167,7 +173,7 @@ struct pool_state {
   worker_slot* pick() {
     worker_slot* best = nullptr;
     for (auto& w : workers) {
-      if (w.draining || w.gone || w.in_flight >= w.info.capacity)
+      if (w.draining || w.gone || w.in_flight >= w.info.capacity || w.at_limit())
         continue;
       // Load as a fraction of capacity (cross-multiplied, no division).
       auto load = std::uint64_t{w.in_flight} * (best ? best->info.capacity : 1);
@@ -194,9 +200,7 @@ struct pool_state {
         continue;
       if (std::find(reserved.begin(), reserved.end(), &w) != reserved.end())
         continue;
-      // A worker near its max_requests gets no more than it may serve.
-      if (cfg.worker_max_requests > 0
-          && w.served + w.failed + w.in_flight >= cfg.worker_max_requests)
+      if (w.at_limit())
         continue;
       if (!pipelining.admits(tool, w.queued(), w.queued_work()))
         continue;
@@ -384,7 +388,7 @@ route route_session(pool_state& st, session_entry& s) {
     bound = nullptr;
   if (!s.worker.empty() && bound == nullptr)
     s.lost = true;
-  if (bound != nullptr && bound->in_flight < bound->info.capacity) {
+  if (bound != nullptr && bound->in_flight < bound->info.capacity && !bound->at_limit()) {
     bound->last_used = ++st.dispatches;
     return {bound, {}};
   }
@@ -522,6 +526,7 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
   slot.handle = std::move(handle);
   slot.info = std::move(info);
   slot.instance_key = slot.info.id + "@" + std::to_string(slot.info.pid);
+  slot.request_limit = request_limit(st.cfg, slot.info.id);
   st.workers.push_back(std::move(slot));
   if (st.starting.erase(local_id) > 0)
     start_more(self);
@@ -1029,6 +1034,10 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
           // A draining worker with sessions serves them until its drain time ends.
           if (w->draining && w->in_flight == 0 && st.sessions.bound_to(w->instance_key) == 0)
             finish_drain(self, w->info.id);
+          // Served all it may: recycle now rather than at the lifecycle's next look.
+          else if (!w->draining && w->request_limit > 0
+                   && w->served + w->failed >= w->request_limit)
+            begin_recycle(self, std::string{w->info.id}, "requests");
         }
         dispatch_queue(self);
       },

@@ -301,3 +301,37 @@ TEST_CASE_FIXTURE(system_fixture, "health pings are answered while a batch's too
   CHECK(st.replacements == 0);
   stop(pool);
 }
+
+TEST_CASE_FIXTURE(system_fixture, "each worker serves exactly worker_max_requests calls, pipelined ones included") {
+  event_log log{"snakepit.worker.stopped"};
+  auto cfg = showcase(2);
+  cfg.worker_max_requests = 25;
+  auto pool = start(cfg);
+  learn(*this, pool, short_sleep(), 5);  // 5 of the first 25 on some worker
+  caf::scoped_actor self{*sys};
+  const int calls = 400;
+  send_n(self, pool, calls, short_sleep());
+  for (int i = 0; i < calls; ++i) {
+    auto r = await(self);
+    CHECK_MESSAGE(r, message_of(r));
+  }
+  auto st = wait_status(pool, [](const pool_status& s) {
+    std::uint64_t recycled = 0;
+    for (auto& [why, n] : s.recycles)
+      recycled += n;
+    return s.ready == 2 && recycled >= 15;
+  });
+  CHECK(st.recycles.at("requests") >= 15);  // 405 calls / 25
+  for (auto& w : st.workers)
+    CHECK(w.served + w.failed <= 25);
+  stop(pool);
+  auto stopped = log.named("snakepit.worker.stopped");
+  REQUIRE(stopped.size() >= 15);
+  int full = 0;
+  for (auto& e : stopped) {
+    auto n = e.measurements.at("served") + e.measurements.at("failed");
+    CHECK(n <= 25);  // never more than it may serve
+    full += n == 25 ? 1 : 0;
+  }
+  CHECK(full >= 15);  // the recycled ones served exactly their share
+}
