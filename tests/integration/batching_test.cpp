@@ -60,6 +60,13 @@ void learn(system_fixture& f, const pool_actor& pool, execute_request req, int t
     REQUIRE(f.call(pool, req));
 }
 
+/// A pool whose pipelining budget keeps `short_sleep` pipelined even when a
+/// loaded machine stretches its wall time (the default is 2 ms).
+pool_config pipelined(pool_config cfg) {
+  cfg.pipeline_budget = std::chrono::milliseconds{50};
+  return cfg;
+}
+
 execute_request short_sleep() {
   return make_request("sleep", {{"seconds", 0.0002}});
 }
@@ -102,7 +109,7 @@ TEST_CASE_FIXTURE(system_fixture, "calls go alone under light load and in batche
 }
 
 TEST_CASE_FIXTURE(system_fixture, "a killed worker fails only its running call; calls queued behind it run elsewhere") {
-  auto pool = start(showcase(2));
+  auto pool = start(pipelined(showcase(2)));
   learn(*this, pool, short_sleep(), 4);
   caf::scoped_actor self{*sys};
   // Both workers run a long call; short ones then queue behind them.
@@ -134,7 +141,7 @@ TEST_CASE_FIXTURE(system_fixture, "a killed worker fails only its running call; 
 
 TEST_CASE_FIXTURE(system_fixture, "a pipelined call times out at its deadline and never reaches Python") {
   event_log log{"*"};
-  auto pool = start(showcase(1));
+  auto pool = start(pipelined(showcase(1)));
   learn(*this, pool, short_sleep());
   learn(*this, pool, make_request("emit_events", {{"count", 1}, {"name", "warm"}}), 2);
   auto pid = status(pool).workers.at(0).pid;
@@ -200,7 +207,7 @@ TEST_CASE_FIXTURE(system_fixture, "pipelining off: a busy worker gets nothing mo
 }
 
 TEST_CASE_FIXTURE(system_fixture, "strict sessions keep their worker and state with pipelining on") {
-  auto cfg = showcase(2);
+  auto cfg = pipelined(showcase(2));
   cfg.affinity = affinity_mode::strict_queue;
   auto pool = start(cfg);
   learn(*this, pool, short_sleep(), 4);
@@ -229,7 +236,7 @@ TEST_CASE_FIXTURE(system_fixture, "strict sessions keep their worker and state w
 }
 
 TEST_CASE_FIXTURE(system_fixture, "recycling drains the calls pipelined on a worker") {
-  auto pool = start(showcase(1));
+  auto pool = start(pipelined(showcase(1)));
   learn(*this, pool, short_sleep());
   auto first = status(pool).workers.at(0).id;
   caf::scoped_actor self{*sys};
