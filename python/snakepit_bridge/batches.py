@@ -125,11 +125,11 @@ class BatchStream:
                     if not run:
                         break
                     results = dispatcher.run_batch(run, self._dropped)
-                    loop.call_soon_threadsafe(self._answer, results)
+                    _post(loop, self._answer, results)
                     if time.monotonic() >= turn_ends:
                         break  # let a unary call or a stream waiting for the slot have it
             finally:
-                loop.call_soon_threadsafe(_settle, done, None)
+                _post(loop, _settle, done, None)
 
     async def _read(self, requests: AsyncIterator[pb.BatchRequest]) -> None:
         try:
@@ -163,6 +163,9 @@ class BatchStream:
         self._dropped.add(seq)
 
     def _answer(self, results: List[pb.BatchResult], counted: bool = True) -> None:
+        if self._dropped:
+            for result in results:  # a cancel that came too late is forgotten with its call
+                self._dropped.discard(result.seq)
         self._outbox.extend(results)
         if counted:
             self._dispatcher.end_calls(len(results))
@@ -199,6 +202,7 @@ class BatchStream:
                         hold.release()
                 finally:
                     self._running -= 1
+                    self._ready.set()  # serve() checks whether the stream is done
                 continue
             # The thread profile: one call per hand-off, up to `concurrency` at once.
             run = [self._pending.popleft()]
@@ -220,3 +224,12 @@ class BatchStream:
 def _settle(future: "asyncio.Future[Any]", results: Any) -> None:
     if not future.done():  # the RPC may have been cancelled meanwhile
         future.set_result(results)
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    """``callback(*args)`` on the event loop, from the tool thread; nothing once the loop is
+    closed (the worker is exiting and nobody waits)."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        pass
