@@ -30,6 +30,17 @@ profile_advice advise_profile(const workload_observation& w) {
   out.cpu_share = static_cast<double>(w.python_cpu.count())
                   / static_cast<double>(w.python_wall.count());
   auto share = fmt::format("{:.0f}%", out.cpu_share * 100);
+  auto per_call = w.python_wall / static_cast<caf::timespan::rep>(w.calls);
+  if (per_call < tiny_call) {
+    // Timer resolution and GIL switches decide the CPU share of such calls;
+    // the transport, not the profile, sets what they cost.
+    out.recommended = w.profile;
+    out.reason = fmt::format("the tools take {:.0f} us per call, too little for the profile "
+                             "to matter: keep the current one; for many small calls send map "
+                             "requests (snakepit map, map_calls with chunk)",
+                             std::chrono::duration<double, std::micro>(per_call).count());
+    return out;
+  }
   if (w.gil_enabled && w.profile == worker_profile::thread && w.threads_per_worker > 1
       && w.elapsed.count() > 0 && out.cpu_share < 0.5) {
     auto cores_per_worker = static_cast<double>(w.python_cpu.count())

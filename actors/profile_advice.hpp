@@ -37,6 +37,10 @@ struct profile_advice {
   double cpu_share = 0;
 };
 
+/// Calls shorter than this on average get no profile advice: their CPU share
+/// is timer noise, and the transport sets their cost.
+constexpr caf::timespan tiny_call = std::chrono::microseconds{100};
+
 /// Collects the observation from a pool's status.
 workload_observation observe(const pool_status& status);
 

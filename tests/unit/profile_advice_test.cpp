@@ -73,3 +73,9 @@ TEST_CASE("a profile decides capacity, start arguments and what a stuck call cos
   CHECK(parse_worker_profile("thread") == worker_profile::thread);
   CHECK(!parse_worker_profile("threads"));
 }
+
+TEST_CASE("calls of a few microseconds get no profile advice") {
+  auto a = advise_profile(seen(worker_profile::process, 5ms, 1ms));  // 50 us per call
+  CHECK(a.recommended == worker_profile::process);
+  CHECK(a.reason.find("too little for the profile to matter") != std::string::npos);
+}
