@@ -391,6 +391,7 @@ void on_health_tick(worker_pointer self) {
 }
 
 } // namespace snakepit::worker_impl
+
 namespace snakepit {
 
 using namespace worker_impl;
