@@ -98,14 +98,25 @@ class BatchStream:
         done when it stops. With one slot, this is where sync tools run: the thread takes the
         next run itself, so a steady flow of calls costs no hand-off per run, only one wake-up
         of the event loop per run's results."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._thread_main, name="snakepit-batch", daemon=True)
-            self._thread.start()
+        self._ensure_thread()
         loop = asyncio.get_running_loop()
         done: "asyncio.Future[None]" = loop.create_future()
         self._thread_active = True
         self._inbox.put((done, loop))
         return done
+
+    def _offload(self, function: Any, *args: Any) -> "asyncio.Future[Any]":
+        """``function(*args)`` in the tool thread (idle then: the runner waits for this call)."""
+        self._ensure_thread()
+        loop = asyncio.get_running_loop()
+        future: "asyncio.Future[Any]" = loop.create_future()
+        self._inbox.put(((function, args), future, loop))
+        return future
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._thread_main, name="snakepit-batch", daemon=True)
+            self._thread.start()
 
     def _thread_main(self) -> None:
         dispatcher = self._dispatcher
@@ -114,6 +125,13 @@ class BatchStream:
             item = self._inbox.get()
             if item is None:
                 return
+            if len(item) == 3:  # one function call (_offload)
+                (function, args), future, loop = item
+                try:
+                    _post(loop, _settle, future, function(*args))
+                except BaseException as exc:  # handed to the awaiting coroutine
+                    _post(loop, _fail, future, exc)
+                continue
             done, loop = item
             turn_ends = time.monotonic() + THREAD_TURN_S
             try:
@@ -182,7 +200,9 @@ class BatchStream:
                 self._pending.popleft()
                 self._running += 1
                 try:
-                    response = await dispatcher.execute_counted(request, received)
+                    # With one slot, a session call's sync tool runs in the tool thread too.
+                    offload = self._offload if self._concurrency == 1 else None
+                    response = await dispatcher.execute_counted(request, received, offload)
                 except asyncio.CancelledError:
                     dispatcher.end_calls(1)  # the RPC is gone: nobody waits for it
                     raise
@@ -233,3 +253,8 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
         loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:
         pass
+
+
+def _fail(future: "asyncio.Future[Any]", exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

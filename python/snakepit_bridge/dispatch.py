@@ -199,15 +199,18 @@ class Dispatcher:
         telemetry.attach(response)
         return response
 
-    async def execute_counted(self, request: pb.ExecuteRequest, received: float) -> pb.ExecuteResponse:
+    async def execute_counted(self, request: pb.ExecuteRequest, received: float,
+                              offload: Optional["Offload"] = None) -> pb.ExecuteResponse:
         """Serves one call already counted by :meth:`begin_calls` (a batch's call that cannot run
-        inline), without telemetry: the batch's reply carries it. The caller ends the count."""
-        return await self._answer(request, received)
+        inline), without telemetry: the batch's reply carries it. The caller ends the count.
+        ``offload(function, *args)`` runs a sync tool (default: the thread pool)."""
+        return await self._answer(request, received, offload)
 
-    async def _answer(self, request: pb.ExecuteRequest, received: float) -> pb.ExecuteResponse:
+    async def _answer(self, request: pb.ExecuteRequest, received: float,
+                      offload: Optional["Offload"] = None) -> pb.ExecuteResponse:
         try:
             async with self.sessions.scope(request.session_id, request.session_moved) as session:
-                return await self._execute(request, received, session)
+                return await self._execute(request, received, session, offload)
         except BridgeError as exc:
             return _error(exc.kind, exc.message)
         except asyncio.CancelledError:
@@ -217,7 +220,8 @@ class Dispatcher:
                           type_name(type(exc)), "".join(traceback.format_exception(exc)))
 
     async def _execute(self, request: pb.ExecuteRequest, received: float,
-                       session: Optional[SessionState] = None) -> pb.ExecuteResponse:
+                       session: Optional[SessionState] = None,
+                       offload: Optional["Offload"] = None) -> pb.ExecuteResponse:
         definition = self.lookup(request.tool)
         name = definition.spec.name
         if definition.spec.streaming:
@@ -234,7 +238,9 @@ class Dispatcher:
             if definition.is_async:
                 ran = await self._run_async(name, request.request_id, function, arguments, deadline)
                 return self._respond(name, request.timeout_ms, ran)
-            # The result is encoded in the pool thread too, keeping the event loop free for pings.
+            # The result is encoded in the tool's thread too, keeping the event loop free for pings.
+            if offload is not None:
+                return await offload(self._run_sync_and_respond, name, request.request_id, function, arguments)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._run_sync_and_respond, name, request.request_id,
                                               function, arguments)
@@ -482,6 +488,9 @@ class Dispatcher:
 
 
 _Ran = Tuple[Any, Optional[BaseException], int, int]
+
+#: Runs ``function(*args)`` in some tool thread; the future has its return value.
+Offload = Callable[..., "asyncio.Future[Any]"]
 
 
 class _SlotHold:
