@@ -36,20 +36,6 @@ namespace {
 
 using namespace bench;
 
-double process_cpu_s(int pid) {
-  double total = 0;
-  for (auto& [tid, info] : sample_threads(pid))
-    total += info.cpu_s;
-  return total;
-}
-
-double pool_cpu_s(const std::vector<int>& pids) {
-  double total = 0;
-  for (auto pid : pids)
-    total += process_cpu_s(pid);
-  return total;
-}
-
 struct sample {
   double rate = 0, p50 = 0, host_us = 0, python_us = 0;
 };
@@ -99,8 +85,7 @@ int main(int argc, char** argv) {
   int burn_calls = int_option(argc, argv, "--burn-calls", 1500);
   int budget_ms = int_option(argc, argv, "--budget-ms", 2);
   const int callers = 16;
-  auto python = std::string{std::getenv("SNAKEPIT_PYTHON") ? std::getenv("SNAKEPIT_PYTHON")
-                                                          : "/usr/bin/python3"};
+  auto python = python_from_env();
   snakepit::set_log_level(snakepit::log_level::warning);
   caf::actor_system_config cfg;
   snakepit::add_message_types(cfg);
@@ -142,11 +127,11 @@ int main(int argc, char** argv) {
   auto noop = [] { return snakepit::make_request("noop"); };
   auto burn = [] { return snakepit::make_request("cpu_burn", {{"milliseconds", 1}}); };
   auto measure = [&](const std::vector<int>& pids, auto&& run) {
-    double w0 = pool_cpu_s(pids);
+    double w0 = threads_cpu_s(pids);
     auto h0 = proc_usage::now();
     run_result res = run();
     auto used = proc_usage::now() - h0;
-    double w1 = pool_cpu_s(pids);
+    double w1 = threads_cpu_s(pids);
     auto n = static_cast<double>(res.calls);
     sample s;
     s.rate = res.calls_per_s();
