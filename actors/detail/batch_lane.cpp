@@ -1,5 +1,6 @@
 #include "snakepit/actors/detail/batch_lane.hpp"
 
+#include <algorithm>
 #include <atomic>
 
 #include "snakepit/actors/detail/worker_channel.hpp"
@@ -36,18 +37,18 @@ void batch_lane::failed() {
 }
 
 bool batch_lane::push(std::uint64_t seq, bridge::v1::ExecuteRequest&& wire, std::int64_t bytes) {
-  waiting_.emplace_back(seq, std::move(wire));
-  waiting_bytes_.push_back(bytes);
-  if (flush_scheduled_ || !can_write())
-    return false;
-  flush_scheduled_ = true;
-  return true;
+  waiting_.push_back({seq, std::move(wire), bytes});
+  return schedule_flush();
 }
 
 bool batch_lane::cancel(std::uint64_t seq) {
   if (!is_open())
     return false;
   cancels_.push_back(seq);
+  return schedule_flush();
+}
+
+bool batch_lane::schedule_flush() {
   if (flush_scheduled_ || !can_write())
     return false;
   flush_scheduled_ = true;
@@ -59,14 +60,13 @@ bool batch_lane::drop_waiting(std::uint64_t seq) {
 }
 
 std::optional<bridge::v1::ExecuteRequest> batch_lane::take_waiting(std::uint64_t seq) {
-  for (size_t i = 0; i < waiting_.size(); ++i)
-    if (waiting_[i].first == seq) {
-      auto out = std::move(waiting_[i].second);
-      waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
-      waiting_bytes_.erase(waiting_bytes_.begin() + static_cast<std::ptrdiff_t>(i));
-      return out;
-    }
-  return std::nullopt;
+  auto i = std::find_if(waiting_.begin(), waiting_.end(),
+                        [seq](const waiting_call& w) { return w.seq == seq; });
+  if (i == waiting_.end())
+    return std::nullopt;
+  auto out = std::move(i->wire);
+  waiting_.erase(i);
+  return out;
 }
 
 void batch_lane::seal() {
@@ -116,16 +116,15 @@ void batch_lane::write_batch() {
   std::int64_t bytes = 0;
   if (open_batches_.size() < limits_.max_unanswered) {
     while (!waiting_.empty() && calls < limits_.max_calls
-           && (calls == 0 || bytes + waiting_bytes_.front() <= limits_.max_bytes)) {
-      auto& [seq, wire] = waiting_.front();
+           && (calls == 0 || bytes + waiting_.front().bytes <= limits_.max_bytes)) {
+      auto& next = waiting_.front();
       auto* call = batch->add_calls();
-      call->set_seq(seq);
-      *call->mutable_request() = std::move(wire);
-      sent_.emplace(seq, number);
-      bytes += waiting_bytes_.front();
+      call->set_seq(next.seq);
+      *call->mutable_request() = std::move(next.wire);
+      sent_.emplace(next.seq, number);
+      bytes += next.bytes;
       ++calls;
       waiting_.pop_front();
-      waiting_bytes_.pop_front();
     }
   }
   if (calls > 0) {
@@ -154,7 +153,7 @@ std::vector<std::uint64_t> batch_lane::unanswered() const {
   for (auto& [seq, batch] : sent_)
     out.push_back(seq);
   for (auto& w : waiting_)
-    out.push_back(w.first);
+    out.push_back(w.seq);
   return out;
 }
 

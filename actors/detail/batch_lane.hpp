@@ -102,14 +102,23 @@ public:
 
 private:
   bool can_write() const;
+  /// Marks a flush as scheduled when one may write now; true: the caller
+  /// sends it (see `push`).
+  bool schedule_flush();
   void write_batch();
+
+  /// A call not written yet.
+  struct waiting_call {
+    std::uint64_t seq;
+    bridge::v1::ExecuteRequest wire;
+    std::int64_t bytes;
+  };
 
   batch_limits limits_;
   state state_ = state::closed;
   std::uint64_t stream_id_ = 0;
   std::shared_ptr<batch_stream> stream_;
-  std::deque<std::pair<std::uint64_t, bridge::v1::ExecuteRequest>> waiting_;
-  std::deque<std::int64_t> waiting_bytes_;
+  std::deque<waiting_call> waiting_;
   std::vector<std::uint64_t> cancels_;
   /// Written and unanswered: seq -> number of the batch it went in.
   std::map<std::uint64_t, std::uint64_t> sent_;
