@@ -115,12 +115,17 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call) {
   finish_call(self, i, status, call->response);
 }
 
+/// The pool gets back the slot of a call that never ran (no wall time to
+/// learn from).
+void free_unrun_slot(worker_pointer self) {
+  tell_owner(self->state, detail::slot_free_atom::value, self->address(), false,
+             std::int64_t{0}, std::int64_t{0}, std::string{});
+}
+
 /// Refuses a call before it reaches Python; the pool gets its slot back.
 caf::error refuse(worker_pointer self, caf::error err) {
-  auto& st = self->state;
-  ++st.failed;
-  tell_owner(st, detail::slot_free_atom::value, self->address(), false, std::int64_t{0},
-             std::int64_t{0}, std::string{});
+  ++self->state.failed;
+  free_unrun_slot(self);
   return err;
 }
 
@@ -303,8 +308,7 @@ void on_batch_reply(worker_pointer self, std::uint64_t id, detail::batch_reply_p
       auto& entry = i->second;
       if (!entry.answered)
         entry.promise.deliver(stopped_error(self));
-      tell_owner(st, detail::slot_free_atom::value, self->address(), false, std::int64_t{0},
-                 std::int64_t{0}, std::string{});
+      free_unrun_slot(self);
       st.deadlines.remove(entry.deadline, seq);
       st.calls.erase(i);
       if (st.exited && !has_unanswered(st))
@@ -390,25 +394,19 @@ void on_deadline(worker_pointer self, std::uint64_t seq) {
   auto& entry = i->second;
   entry.answered = true;
   ++st.failed;
-  if (entry.batched && st.lane.drop_waiting(seq)) {
-    // Never written: it never reaches Python.
+  // A call queued behind others has not started: it never will.
+  bool unwritten = entry.batched && st.lane.drop_waiting(seq);
+  if (unwritten || (entry.batched && !st.lane.may_have_started(seq, st.cfg.capacity))) {
     entry.promise.deliver(make_error(
       errc::timeout, fmt::format("tool '{}' (request {}) did not start before its deadline: "
                                  "it waited behind other calls on worker {}",
                                  entry.tool, entry.request_id, st.cfg.id)));
-    tell_owner(st, detail::slot_free_atom::value, self->address(), false, std::int64_t{0},
-               std::int64_t{0}, std::string{});
-    st.calls.erase(i);
-    return;
-  }
-  if (entry.batched && !st.lane.may_have_started(seq, st.cfg.capacity)) {
-    // Queued in Python behind others: dropped there, it never starts.
-    entry.promise.deliver(make_error(
-      errc::timeout, fmt::format("tool '{}' (request {}) did not start before its deadline: "
-                                 "it waited behind other calls on worker {}",
-                                 entry.tool, entry.request_id, st.cfg.id)));
-    if (st.lane.cancel(seq))
+    if (unwritten) {  // it never reaches Python
+      free_unrun_slot(self);
+      st.calls.erase(i);
+    } else if (st.lane.cancel(seq)) {  // queued in Python: dropped there
       self->send(self, batch_flush_atom::value);
+    }
     return;
   }
   entry.promise.deliver(make_error(

@@ -230,6 +230,7 @@ void on_health_tick(worker_pointer self);
 void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_state>::iterator i,
                  const grpc::Status& status, bridge::v1::ExecuteResponse& resp);
 void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call);
+void free_unrun_slot(worker_pointer self);
 caf::error refuse(worker_pointer self, caf::error err);
 caf::error accept(const worker_state& st, execute_request& req,
                   bridge::v1::ExecuteRequest& wire, std::uint32_t pipeline = 0,
