@@ -8,7 +8,7 @@ void send_to(pool_pointer self, worker_slot& w, execute_request& req) {
   if (!req.session_id.empty())
     bind_session(self, req, w);
   ++w.in_flight;
-  auto expected = self->state.pipelining.estimate(detail::pipeline_key(req.tool, !req.items.empty()))
+  auto expected = self->state.pipelining.estimate(detail::pipeline_key(req))
                     .value_or(caf::timespan{0});
   w.expected.push_back(expected);
   w.expected_work += expected;
@@ -37,7 +37,7 @@ void dispatch_queue(pool_pointer self) {
     if (i->req.session_id.empty()) {
       w = any_free ? st.pick() : nullptr;
       any_free = w != nullptr;
-      auto key = detail::pipeline_key(i->req.tool, !i->req.items.empty());
+      auto key = detail::pipeline_key(i->req);
       if (w == nullptr && !i->is_stream && st.pipelining.enabled()
           && std::find(refused.begin(), refused.end(), key) == refused.end()) {
         w = st.pick_pipelined(key, reserved);
@@ -131,7 +131,7 @@ route route_request(pool_state& st, const execute_request& req, bool may_pipelin
     // on a busy worker, but only when nothing waits in the pool's queue.
     auto* w = st.pick();
     if (w == nullptr && may_pipeline && st.queue.empty())
-      w = st.pick_pipelined(detail::pipeline_key(req.tool, !req.items.empty()));
+      w = st.pick_pipelined(detail::pipeline_key(req));
     return {w, {}};
   }
   auto* s = st.sessions.find(req.session_id);

@@ -49,6 +49,10 @@ inline std::string pipeline_key(const std::string& tool, bool map) {
   return map ? tool + " (map)" : tool;
 }
 
+inline std::string pipeline_key(const execute_request& req) {
+  return pipeline_key(req.tool, !req.items.empty());
+}
+
 /// The pool as its workers and timers see it.
 using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
