@@ -302,8 +302,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       // the workers' shutdown timeout; the pool ends after its workers.
       st.current = phase::stopping;
       st.failure = msg.reason;
-      auto err = make_error(errc::pool_stopped,
-                            fmt::format("pool '{}' is stopping", st.cfg.name));
+      auto err = closed_error(st);
       for (auto& q : st.queue)
         q.fail(err);
       st.queue.clear();

@@ -82,13 +82,19 @@ void dispatch_queue(pool_pointer self) {
 
 /// Checks common to calls and streams: the pool takes requests, the request
 /// has an id and a deadline not yet passed.
-caf::error admit(pool_pointer self, execute_request& req) {
-  auto& st = self->state;
+caf::error closed_error(const pool_state& st) {
   if (st.current == phase::failed)
     return st.failure;
   if (st.current == phase::stopping)
     return make_error(errc::pool_stopped,
                       fmt::format("pool '{}' is stopping", st.cfg.name));
+  return {};
+}
+
+caf::error admit(pool_pointer self, execute_request& req) {
+  auto& st = self->state;
+  if (auto err = closed_error(st))
+    return err;
   if (req.request_id.empty())
     req.request_id = st.cfg.name + "-" + std::to_string(++st.next_request);
   auto now = caf::make_timestamp();
@@ -163,12 +169,9 @@ caf::result<execute_reply> on_redispatch(pool_pointer self, const caf::actor_add
     release_slot(*w);
   ++st.redispatched;
   auto now = caf::make_timestamp();
-  if (st.current == phase::failed || st.current == phase::stopping) {
+  if (auto err = closed_error(st)) {
     ++st.failed;
-    return st.current == phase::failed ? st.failure
-                                       : make_error(errc::pool_stopped,
-                                                    fmt::format("pool '{}' is stopping",
-                                                                st.cfg.name));
+    return err;
   }
   if (req.deadline <= now) {
     ++st.failed;

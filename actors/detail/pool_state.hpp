@@ -243,6 +243,8 @@ void on_expire(pool_pointer self, std::uint64_t seq);
 void send_to(pool_pointer self, worker_slot& w, execute_request& req);
 void release_slot(worker_slot& w);
 void dispatch_queue(pool_pointer self);
+/// Why the pool takes no requests now (failed or stopping); none if it does.
+caf::error closed_error(const pool_state& st);
 caf::error admit(pool_pointer self, execute_request& req);
 route route_request(pool_state& st, const execute_request& req, bool may_pipeline = false);
 caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req);
