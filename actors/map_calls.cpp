@@ -4,7 +4,6 @@
 #include <deque>
 
 #include <caf/all.hpp>
-#include <fmt/format.h>
 
 #include "snakepit/messages/atoms.hpp"
 #include "snakepit/messages/error.hpp"
@@ -69,12 +68,7 @@ map_summary map_calls(caf::actor_system& sys, const pool_actor& pool, const std:
     pending.pop_front();
     if (items == 0) {
       deliver(outcome);
-    } else if (!outcome || outcome->items.size() != items) {
-      if (outcome)  // a worker that does not know map requests answers one result
-        outcome = make_error(errc::internal,
-                             fmt::format("a map of {} items of tool '{}' came back with {} "
-                                         "outcomes (is the worker's snakepit_bridge older?)",
-                                         items, tool, outcome->items.size()));
+    } else if (!outcome) {  // the whole call failed: so did each of its items
       for (std::size_t i = 0; i < items; ++i) {
         caf::expected<execute_reply> each{outcome.error()};
         deliver(each);

@@ -14,17 +14,26 @@ void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_sta
   // The call's events go on the bus before its caller hears back.
   if (resp.has_telemetry())
     note_python_events(self, detail::publish_python_events(resp.telemetry(), event_source(st)));
-  bool ok = !entry.answered && status.ok() && !resp.has_error();
+  // A map is answered with one outcome per argument set; a worker that does
+  // not know map requests (an older snakepit_bridge) answers otherwise.
+  bool outcomes_match = resp.has_error()
+                        || static_cast<std::size_t>(resp.items_size()) == entry.items;
+  bool ok = !entry.answered && status.ok() && !resp.has_error() && outcomes_match;
   // The pool hears the slot is free before the caller hears back: a caller's
   // next request never finds this worker still busy (sessions rely on it).
   // Python's own times also for calls answered early (deadline) or failed.
   tell_owner(st, detail::slot_free_atom::value, self->address(), ok,
              static_cast<std::int64_t>(resp.wall_ns()), static_cast<std::int64_t>(resp.cpu_ns()),
-             detail::pipeline_key(entry.tool, entry.map));
+             detail::pipeline_key(entry.tool, entry.items > 0));
   if (!entry.answered) {
     if (status.ok()) {
       if (resp.has_error()) {
         entry.promise.deliver(error_from_wire(resp.error()));
+      } else if (!outcomes_match) {
+        entry.promise.deliver(make_error(
+          errc::internal, fmt::format("worker {} answered a map of {} argument sets of tool "
+                                      "'{}' with {} outcomes (is its snakepit_bridge older?)",
+                                      st.cfg.id, entry.items, entry.tool, resp.items_size())));
       } else {
         execute_reply reply;
         reply.result = detail::from_proto(std::move(*resp.mutable_result()));
@@ -190,7 +199,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   if (st.lane.is_open() && st.calls.size() + st.streams.size() >= st.cfg.capacity)
     retained = req;
   auto pipeline = st.lane.is_open() ? st.cfg.pipeline_depth : 0;
-  bool is_map = !req.items.empty();
+  auto items = req.items.size();
   bridge::v1::ExecuteRequest wire;
   std::int64_t bytes = 0;
   if (auto err = accept(st, req, wire, pipeline, &bytes))
@@ -208,7 +217,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   entry.tool = std::move(req.tool);
   entry.queued = req.queued;
   entry.deadline = req.deadline;
-  entry.map = is_map;
+  entry.items = items;
   if (st.lane.fits(bytes)) {
     entry.batched = true;
     entry.retained = std::move(retained);

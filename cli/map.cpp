@@ -215,15 +215,10 @@ int run_map(const map_options& opts) {
                 s.latency.add(us);
                 emit(indexes.front(), ok_line(indexes.front(), reply.result));
               } else {
+                // The worker answers a map with one outcome per item, or fails it.
                 for (std::size_t i = 0; i < indexes.size(); ++i) {
                   s.latency.add(us);
-                  if (i >= reply.items.size()) {
-                    error_info info;
-                    info.kind = "internal";
-                    info.message = "the worker answered a map request with too few outcomes "
-                                   "(is its snakepit_bridge older?)";
-                    fail_item(indexes[i], info);
-                  } else if (reply.items[i].error) {
+                  if (reply.items[i].error) {
                     fail_item(indexes[i], describe(reply.items[i].error));
                   } else {
                     ++s.stats.items;

@@ -121,8 +121,8 @@ struct call_state {
   bool answered = false;
   /// Went over the batch stream (else unary Execute).
   bool batched = false;
-  /// A map request (many argument sets).
-  bool map = false;
+  /// A map request's argument sets (0: a plain call).
+  std::size_t items = 0;
   /// A copy of the request, kept for a call queued behind others: if the
   /// process dies before it starts, it goes to another worker.
   std::optional<execute_request> retained;

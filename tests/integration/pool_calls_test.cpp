@@ -168,3 +168,19 @@ TEST_CASE_FIXTURE(system_fixture, "a map request runs the tool per item and answ
   CHECK(kind_of(refused) == "bad_arguments");
   stop(pool);
 }
+
+TEST_CASE_FIXTURE(system_fixture, "a map answered with the wrong number of outcomes is an internal error") {
+  auto cfg = showcase(1);
+  cfg.adapter = "no_map_adapter.NoMapAdapter";
+  cfg.python_path = {source_dir() + "/tests/integration/adapters"};
+  auto pool = start(cfg);
+  auto req = make_request("add");
+  req.items = {value::map{{"a", value{1}}, {"b", value{2}}}, value::map{{"a", value{3}}, {"b", value{4}}}};
+  auto r = call(pool, req);
+  REQUIRE(!r);
+  CHECK(kind_of(r) == "internal");
+  CHECK(message_of(r).find("map of 2 argument sets of tool 'add' with 0 outcomes") != std::string::npos);
+  // Plain calls still work.
+  REQUIRE(call(pool, make_request("add", {{"a", value{1}}, {"b", value{2}}})));
+  stop(pool);
+}
