@@ -20,7 +20,6 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -30,6 +29,7 @@
 
 #include "bench_actors.hpp"
 #include "bench_common.hpp"
+#include "snakepit/actors/detail/run_captured.hpp"
 #include "snakepit/snakepit.hpp"
 
 namespace {
@@ -52,22 +52,21 @@ struct variant {
   }
 };
 
-/// One run of bench/mp_pool_slice.py; false when it failed.
+/// One run of bench/mp_pool_slice.py (arguments passed as they are, no
+/// shell); false when it failed.
 bool mp_slice(const std::string& python, int calls, sample& out) {
-  auto cmd = fmt::format("'{}' '{}/mp_pool_slice.py' --calls {} --in-flight 16", python,
-                         SNAKEPIT_BENCH_DIR, calls);
-  auto* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr)
+  auto run = snakepit::detail::run_captured(
+    python, {std::string{SNAKEPIT_BENCH_DIR} + "/mp_pool_slice.py", "--calls",
+             std::to_string(calls), "--in-flight", "16"},
+    true, 1u << 16);
+  if (!run || run->exit_code != 0)
     return false;
-  std::string text;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, pipe) != nullptr)
-    text += buf;
-  if (::pclose(pipe) != 0)
+  auto doc = nlohmann::json::parse(snakepit::detail::last_line(run->output), nullptr, false);
+  if (!doc.is_object())
     return false;
-  auto doc = nlohmann::json::parse(text, nullptr, false);
-  if (doc.is_discarded())
-    return false;
+  for (auto key : {"calls", "wall_s", "host_cpu_s", "worker_cpu_s"})
+    if (!doc.contains(key) || !doc[key].is_number())
+      return false;
   double n = doc["calls"].get<double>();
   out.rate = n / doc["wall_s"].get<double>();
   out.host_us = doc["host_cpu_s"].get<double>() * 1e6 / n;
