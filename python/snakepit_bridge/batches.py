@@ -55,7 +55,8 @@ class BatchStream:
         self._dispatcher = owner.dispatcher
         self._concurrency = concurrency
         self._pending: Deque[_Call] = collections.deque()
-        self._dropped: Set[int] = set()
+        self._dropped: Set[int] = set()  # cancelled while in a run: never more than _open
+        self._open: Set[int] = set()  # seqs accepted and not answered yet
         self._outbox: List[pb.BatchResult] = []
         self._work = asyncio.Event()
         self._ready = asyncio.Event()
@@ -162,6 +163,7 @@ class BatchStream:
                                  counted=False)
                     continue
                 self._dispatcher.begin_calls(len(batch.calls))
+                self._open.update(call.seq for call in batch.calls)
                 self._pending.extend((call.seq, call.request, received) for call in batch.calls)
                 self._work.set()
         finally:
@@ -169,6 +171,8 @@ class BatchStream:
             self._ready.set()
 
     def _drop(self, seq: int) -> None:
+        if seq not in self._open:
+            return  # answered already (the cancel crossed its result), or never sent
         if self._thread_active:  # the thread takes calls from the queue: run_batch skips it
             self._dropped.add(seq)
             return
@@ -181,11 +185,11 @@ class BatchStream:
         self._dropped.add(seq)
 
     def _answer(self, results: List[pb.BatchResult], counted: bool = True) -> None:
-        if self._dropped:
-            for result in results:  # a cancel that came too late is forgotten with its call
-                self._dropped.discard(result.seq)
         self._outbox.extend(results)
         if counted:
+            for result in results:
+                self._open.discard(result.seq)
+                self._dropped.discard(result.seq)
             self._dispatcher.end_calls(len(results))
         self._ready.set()
 

@@ -225,3 +225,47 @@ def test_map_items_whose_results_would_pass_the_payload_limit_fail_payload_too_l
     assert "PAYLOAD_TOO_LARGE" in outcomes
     assert outcomes[outcomes.index("PAYLOAD_TOO_LARGE"):] == ["PAYLOAD_TOO_LARGE"] * (5 - outcomes.index("PAYLOAD_TOO_LARGE"))
     assert "send fewer items per map" in response.items[-1].error.message
+
+
+def test_cancels_of_answered_or_unknown_calls_are_ignored(workers):
+    worker = workers.start()
+    stream = Batches(worker.stub())
+    stream.send((1, "noop", {}))
+    stream.wait(1)
+    stream.send((2, "sleep", {"seconds": 0.2}), cancel=(1, 999))  # 1 is answered, 999 never sent
+    stream.send((3, "add", {"a": 1, "b": 2}))
+    two, three = stream.wait(2, 3)
+    assert value(two) >= 0.2 and value(three) == 3
+    assert sorted(stream.results) == [1, 2, 3]  # nothing answered for the stray cancels
+    stream.close()
+
+
+def test_a_stream_keeps_no_cancel_of_a_call_it_does_not_hold():
+    import asyncio
+    from types import SimpleNamespace
+
+    from snakepit_bridge.batches import BatchStream
+    from snakepit_bridge.dispatch import Dispatcher
+    from snakepit_bridge.showcase import ShowcaseAdapter
+
+    async def scenario() -> BatchStream:
+        owner = SimpleNamespace(dispatcher=Dispatcher(ShowcaseAdapter(), concurrency=1, max_payload_bytes=1 << 20),
+                                stopping=False)
+        stream = BatchStream(owner, 1)
+        first_answered = asyncio.Event()
+
+        async def requests():
+            batch = pb.BatchRequest()
+            batch.calls.add(seq=1, request=pb.ExecuteRequest(tool="noop"))
+            yield batch
+            await first_answered.wait()
+            yield pb.BatchRequest(cancel=[1, 999])
+
+        replies = stream.serve(requests())
+        async for reply in replies:
+            if any(r.seq == 1 for r in reply.results):
+                first_answered.set()
+        return stream
+
+    stream = asyncio.run(scenario())
+    assert stream._dropped == set() and stream._open == set()
