@@ -283,6 +283,21 @@ void append_json(std::string& out, const value& x) {
       out += '}';
       break;
     }
+    case value::kind::ndarray: {
+      auto& array = *x.if_ndarray();
+      out += R"({"$ndarray":{"dtype":")";
+      out += to_string(array.type());
+      out += R"(","shape":[)";
+      for (std::size_t i = 0; i < array.shape().size(); ++i) {
+        if (i > 0)
+          out += ',';
+        out += std::to_string(array.shape()[i]);
+      }
+      out += R"(],"data":")";
+      append_base64(out, array.bytes());
+      out += "\"}}";
+      break;
+    }
   }
 }
 
@@ -291,6 +306,38 @@ void append_json(std::string& out, const value& x) {
 using json = nlohmann::json;
 
 constexpr std::string_view bytes_key = "$bytes";
+
+constexpr std::string_view ndarray_key = "$ndarray";
+
+/// The array that `{"$ndarray": spec}` describes; when it describes none,
+/// `why` says what is wrong.
+std::optional<ndarray> ndarray_from_json(const value& spec, std::string& why) {
+  auto fail = [&why](std::string what) -> std::optional<ndarray> {
+    why = "a {\"$ndarray\": ...} object " + std::move(what)
+          + R"( (expected {"dtype": "float32", "shape": [2, 3], "data": "<base64>"}))";
+    return std::nullopt;
+  };
+  auto* members = spec.if_map();
+  if (members == nullptr || members->size() != 3 || !spec["dtype"].is_string()
+      || !spec["shape"].is_list() || !spec["data"].is_string())
+    return fail("needs exactly the members dtype (a string), shape (a list) and data (a string)");
+  auto type = parse_dtype(spec["dtype"].as_string());
+  if (!type)
+    return fail("has an unknown dtype \"" + std::string{spec["dtype"].as_string()} + "\"");
+  ndarray::shape_type shape;
+  for (auto& extent : *spec["shape"].if_list()) {
+    if (!extent.is_int())
+      return fail("has a shape that is not a list of integers");
+    shape.push_back(*extent.if_int());
+  }
+  auto data = decode_base64(spec["data"].as_string());
+  if (!data)
+    return fail("has data that is not valid base64");
+  if (auto reason = ndarray::invalid_reason(*type, shape, data->size()); !reason.empty())
+    return fail("does not fit: " + reason);
+  auto result = ndarray::from_bytes(*type, std::move(shape), std::move(*data));
+  return std::move(*result);
+}
 
 /// Builds a `value` directly from nlohmann's SAX events, without an
 /// intermediate `nlohmann::json` tree.
@@ -355,6 +402,13 @@ public:
           return fail("the string in a {\"$bytes\": ...} object is not "
                       "valid base64");
         return put(value(snakepit::bytes{std::move(*data)}));
+      }
+      if (key == ndarray_key) {
+        std::string why;
+        auto array = ndarray_from_json(member, why);
+        if (!array)
+          return fail(std::move(why));
+        return put(value(std::move(*array)));
       }
     }
     return put(value(std::move(top.members)));

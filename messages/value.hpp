@@ -18,6 +18,8 @@
 #include "caf/none.hpp"
 #include "caf/sec.hpp"
 
+#include "snakepit/messages/ndarray.hpp"
+
 namespace snakepit {
 
 /// Raw bytes, kept as bytes end to end (never base64 on the wire).
@@ -68,8 +70,8 @@ inline constexpr bool is_rejected_value_integer_v
 /// JSON-like data plus raw bytes: the arguments and results of Python tools.
 ///
 /// A value is null, a boolean, a 64-bit signed integer, a double, a UTF-8
-/// string, raw `bytes`, a list of values or a map from strings to values
-/// (sorted by key). Different kinds never compare equal (`1 != 1.0`).
+/// string, raw `bytes`, a list of values, a map from strings to values
+/// (sorted by key) or an n-d array of numbers (`ndarray`). Different kinds never compare equal (`1 != 1.0`).
 ///
 /// Braces: `value{x}` is `x` (a copy when x is a value), `value{{"k", v}}` a
 /// one-entry map, `value{a, b}` a list; a one-element list is `make_list({x})`.
@@ -93,6 +95,7 @@ public:
     bytes,
     list,
     map,
+    ndarray,
   };
 
   // -- constants --------------------------------------------------------------
@@ -173,6 +176,12 @@ public:
 
   /// Constructs a map.
   value(map xs) noexcept : data_(std::in_place_index<7>, std::move(xs)) {
+    // nop
+  }
+
+  /// Constructs an n-d array.
+  value(snakepit::ndarray x) noexcept
+    : data_(std::in_place_index<8>, std::move(x)) {
     // nop
   }
 
@@ -258,6 +267,11 @@ public:
     return type() == kind::map;
   }
 
+  /// Checks whether this value is an n-d array.
+  [[nodiscard]] bool is_ndarray() const noexcept {
+    return type() == kind::ndarray;
+  }
+
   // -- pointer accessors: `nullptr` on a kind mismatch ------------------------
 
   /// Returns the boolean or `nullptr`.
@@ -315,6 +329,11 @@ public:
     return std::get_if<7>(&data_);
   }
 
+  /// Returns the n-d array or `nullptr`.
+  [[nodiscard]] const snakepit::ndarray* if_ndarray() const noexcept {
+    return std::get_if<8>(&data_);
+  }
+
   // -- convenience accessors with a fallback ----------------------------------
 
   /// Returns the boolean or `fallback`.
@@ -354,14 +373,17 @@ public:
   // -- JSON -------------------------------------------------------------------
 
   /// JSON text without whitespace, map keys sorted. bytes become
-  /// `{"$bytes": "<base64>"}`; non-finite doubles become null; invalid UTF-8
+  /// `{"$bytes": "<base64>"}`, arrays `{"$ndarray": {"dtype": "float32",
+  /// "shape": [2, 3], "data": "<base64>"}}`; non-finite doubles become null; invalid UTF-8
   /// in strings becomes U+FFFD; doubles always carry a `.` or an exponent so
   /// they read back as doubles.
   [[nodiscard]] std::string to_json() const;
 
   /// Parses JSON text; `{"$bytes": "<base64>"}` (an object with exactly that
   /// one key and a string) becomes bytes, so a map of that single shape does
-  /// not survive a JSON round trip. Integers that fit int64 stay integers,
+  /// not survive a JSON round trip; likewise `{"$ndarray": {...}}` with
+  /// exactly the members `dtype`, `shape` and `data` becomes an array (an
+  /// invalid one is an error). Integers that fit int64 stay integers,
   /// others become doubles. Duplicate keys: the last one wins. Errors (with
   /// line, column and byte offset) as `sec::invalid_argument`; nesting deeper
   /// than `max_depth` is an error.
@@ -369,7 +391,7 @@ public:
 
 private:
   std::variant<std::monostate, bool, std::int64_t, double, std::string,
-               snakepit::bytes, list, map>
+               snakepit::bytes, list, map, snakepit::ndarray>
     data_;
 };
 
@@ -407,6 +429,10 @@ typename Inspector::result_type inspect(Inspector& f, value& x) {
         return f(tag, *x.if_list());
       case kind::map:
         return f(tag, *x.if_map());
+      case kind::ndarray: {
+        auto tmp = *x.if_ndarray();
+        return f(tag, tmp);
+      }
       case kind::null:
         break;
     }
@@ -462,6 +488,13 @@ typename Inspector::result_type inspect(Inspector& f, value& x) {
       }
       case kind::map: {
         value::map tmp;
+        if (auto err = f(tmp))
+          return err;
+        x = value(std::move(tmp));
+        return caf::none;
+      }
+      case kind::ndarray: {
+        snakepit::ndarray tmp;
         if (auto err = f(tmp))
           return err;
         x = value(std::move(tmp));

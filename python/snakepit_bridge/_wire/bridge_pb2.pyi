@@ -7,6 +7,21 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 BAD_ARGUMENTS: ErrorKind
 CANCELLED: Skipped
 DESCRIPTOR: _descriptor.FileDescriptor
+DTYPE_BOOL: DType
+DTYPE_COMPLEX128: DType
+DTYPE_COMPLEX64: DType
+DTYPE_FLOAT16: DType
+DTYPE_FLOAT32: DType
+DTYPE_FLOAT64: DType
+DTYPE_INT16: DType
+DTYPE_INT32: DType
+DTYPE_INT64: DType
+DTYPE_INT8: DType
+DTYPE_UINT16: DType
+DTYPE_UINT32: DType
+DTYPE_UINT64: DType
+DTYPE_UINT8: DType
+DTYPE_UNSPECIFIED: DType
 ENCODE_FAILED: ErrorKind
 ERROR_KIND_UNSPECIFIED: ErrorKind
 INTERNAL: ErrorKind
@@ -203,6 +218,18 @@ class MapValue(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[MapEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ...) -> None: ...
 
+class NdArray(_message.Message):
+    __slots__ = ["data", "dtype", "segment", "shape"]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    dtype: DType
+    segment: SharedSegment
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., segment: _Optional[_Union[SharedSegment, _Mapping]] = ...) -> None: ...
+
 class ParameterSpec(_message.Message):
     __slots__ = ["default_value", "description", "name", "required", "type"]
     DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +269,14 @@ class PingResponse(_message.Message):
     served: int
     telemetry: TelemetryBatch
     def __init__(self, pid: _Optional[int] = ..., in_flight: _Optional[int] = ..., served: _Optional[int] = ..., python_version: _Optional[str] = ..., implementation: _Optional[str] = ..., gil_enabled: bool = ..., rss_bytes: _Optional[int] = ..., telemetry: _Optional[_Union[TelemetryBatch, _Mapping]] = ...) -> None: ...
+
+class SharedSegment(_message.Message):
+    __slots__ = ["name", "size"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class StopRequest(_message.Message):
     __slots__ = ["grace_ms"]
@@ -334,14 +369,16 @@ class ToolSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ..., returns: _Optional[str] = ..., streaming: bool = ...) -> None: ...
 
 class Value(_message.Message):
-    __slots__ = ["bool_value", "bytes_value", "double_value", "int_value", "list_value", "map_value", "null_value", "string_value"]
+    __slots__ = ["bool_value", "bytes_value", "double_value", "int_value", "list_value", "map_value", "ndarray_value", "null_value", "shared_bytes", "string_value"]
     BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
     BYTES_VALUE_FIELD_NUMBER: _ClassVar[int]
     DOUBLE_VALUE_FIELD_NUMBER: _ClassVar[int]
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]
     LIST_VALUE_FIELD_NUMBER: _ClassVar[int]
     MAP_VALUE_FIELD_NUMBER: _ClassVar[int]
+    NDARRAY_VALUE_FIELD_NUMBER: _ClassVar[int]
     NULL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_BYTES_FIELD_NUMBER: _ClassVar[int]
     STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
     bool_value: bool
     bytes_value: bytes
@@ -349,11 +386,16 @@ class Value(_message.Message):
     int_value: int
     list_value: ListValue
     map_value: MapValue
+    ndarray_value: NdArray
     null_value: NullValue
+    shared_bytes: SharedSegment
     string_value: str
-    def __init__(self, null_value: _Optional[_Union[NullValue, str]] = ..., bool_value: bool = ..., int_value: _Optional[int] = ..., double_value: _Optional[float] = ..., string_value: _Optional[str] = ..., bytes_value: _Optional[bytes] = ..., list_value: _Optional[_Union[ListValue, _Mapping]] = ..., map_value: _Optional[_Union[MapValue, _Mapping]] = ...) -> None: ...
+    def __init__(self, null_value: _Optional[_Union[NullValue, str]] = ..., bool_value: bool = ..., int_value: _Optional[int] = ..., double_value: _Optional[float] = ..., string_value: _Optional[str] = ..., bytes_value: _Optional[bytes] = ..., list_value: _Optional[_Union[ListValue, _Mapping]] = ..., map_value: _Optional[_Union[MapValue, _Mapping]] = ..., ndarray_value: _Optional[_Union[NdArray, _Mapping]] = ..., shared_bytes: _Optional[_Union[SharedSegment, _Mapping]] = ...) -> None: ...
 
 class NullValue(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class DType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class ErrorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
