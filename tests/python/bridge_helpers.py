@@ -34,6 +34,14 @@ PYTHON = os.environ.get("SNAKEPIT_PYTHON") or sys.executable
 SHOWCASE = "snakepit_bridge.showcase.ShowcaseAdapter"
 THREADED_SHOWCASE = "snakepit_bridge.showcase.ThreadedShowcaseAdapter"
 READY_TIMEOUT_S = 30.0
+#: Shared memory settings of the ``shm_dir`` fixture (conftest.py): small, to test both sides.
+SHM_THRESHOLD = 16
+SHM_BYTES_MAX = 4096
+
+
+def shm_files(directory: Path) -> List[str]:
+    """The segment files in a shared memory directory, sorted."""
+    return sorted(os.listdir(directory))
 
 
 def short_tmpdir() -> str:
