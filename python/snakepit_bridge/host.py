@@ -13,6 +13,9 @@ The wire contract, for the host's side::
         -> HostToolResponse{result | error{kind, message}}
 
 Arguments and results use the encoding of tool arguments and results (:mod:`snakepit_bridge.values`).
+With shared memory on (``--shm-dir``), large arguments go in segments that this side removes
+once the call returns (it is their sender); segments in a result are the receiver's, so they
+are removed as soon as they are mapped.
 ``timeout_ms`` is the time left for the call when it was sent (0: none), and the gRPC deadline
 is the same instant. A failed host tool is an ``error`` in an OK response; every failure,
 including gRPC ones, reaches the tool as :class:`~snakepit_bridge.errors.HostToolError`.
@@ -27,7 +30,7 @@ from typing import Any, List, Mapping, Optional, Tuple
 
 import grpc
 
-from snakepit_bridge import values
+from snakepit_bridge import shm, values
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge._wire import bridge_pb2_grpc as pb_grpc
 from snakepit_bridge.context import NO_HOST_MESSAGE
@@ -165,30 +168,35 @@ class HostClient:
         if timeout_s is not None and timeout_s <= 0:
             raise HostToolError(TIMEOUT, f"no time left to call host tool '{name}': the calling tool's deadline "
                                          "has passed", tool=name)
-        request = self._request(name, arguments, timeout_s, request_id, session_id)
+        created: List[str] = []  # our arguments' shared memory segments: the sender frees them
         try:
-            response = self._get_stub().CallHostTool(request, timeout=timeout_s)
-        except grpc.RpcError as exc:
-            raise self._transport_error(exc, f"calling host tool '{name}'", name, timeout_s) from None
+            request = self._request(name, arguments, timeout_s, request_id, session_id, created)
+            try:
+                response = self._get_stub().CallHostTool(request, timeout=timeout_s)
+            except grpc.RpcError as exc:
+                raise self._transport_error(exc, f"calling host tool '{name}'", name, timeout_s) from None
+        finally:
+            shm.unlink(created)
         if response.WhichOneof("outcome") == "error":
             error = response.error
             raise HostToolError(_kind(error.kind), error.message or f"host tool '{name}' failed without a message",
                                 tool=name)
         size = response.result.ByteSize()
         if size > self.max_message_bytes:
+            shm.unlink(values.segment_names(response.result))  # a result's segments are ours to free
             raise HostToolError(PAYLOAD_TOO_LARGE, f"result of host tool '{name}' is {size} bytes, over the payload "
                                                    f"limit of {self.max_message_bytes} bytes (--max-message-bytes)",
                                 tool=name)
         try:
-            return values.decode(response.result, where="result")
+            return values.decode(response.result, where="result", take=True)
         except BridgeError as exc:
             raise HostToolError(INTERNAL, f"host tool '{name}' returned a result that cannot be decoded: "
                                           f"{exc.message}", tool=name) from None
 
     def _request(self, name: str, arguments: Mapping[str, Any], timeout_s: Optional[float], request_id: str,
-                 session_id: str) -> pb.HostToolRequest:
+                 session_id: str, created: List[str]) -> pb.HostToolRequest:
         try:
-            encoded = values.encode_map(arguments, what=f"arguments of host tool '{name}'")
+            encoded = values.encode_map(arguments, what=f"arguments of host tool '{name}'", created=created)
         except BridgeError as exc:
             raise HostToolError(exc.kind, exc.message, tool=name) from None
         size = encoded.ByteSize()
@@ -234,7 +242,7 @@ def _spec(message: pb.ToolSpec) -> HostToolSpec:
     parameters = []
     for parameter in message.parameters:
         has_default = not parameter.required and parameter.HasField("default_value")
-        default = values.decode(parameter.default_value, where=parameter.name) if has_default else None
+        default = values.decode(parameter.default_value, where=parameter.name, take=True) if has_default else None
         parameters.append(ParameterSpec(parameter.name, parameter.type or "any", parameter.required, default=default,
                                         has_default=has_default, description=parameter.description))
     return HostToolSpec(message.name, message.description, tuple(parameters), message.returns or "any")

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from bridge_helpers import PYTHON, PYTHON_DIR, SHOWCASE, THREADED_SHOWCASE, call, result_of
+from bridge_helpers import PYTHON, PYTHON_DIR, SHOWCASE, THREADED_SHOWCASE, call, result_of, shm_files
 from snakepit_bridge import AdapterTestClient, BaseAdapter, CallContext, HostToolError, ToolCallError, tool
 from snakepit_bridge._wire import bridge_pb2 as pb
 from snakepit_bridge.host import NO_HOST_MESSAGE, HostClient, HostToolSpec
@@ -362,3 +362,27 @@ def test_a_host_that_does_not_serve_host_tools_is_unavailable(workers):
         assert "does not serve host tools" in caught.value.message
     finally:
         client.close()
+
+
+def test_host_tool_calls_free_their_argument_segments_and_take_their_results(shm_dir):
+    seen: List[List[str]] = []
+
+    def look(data: bytes) -> bytes:
+        seen.append(shm_files(shm_dir))  # the argument's segment exists while the host runs
+        return data[::-1]
+
+    def fail(data: bytes) -> None:
+        raise ValueError("no")
+
+    with HostToolServer({"look": look, "fail": fail}) as host:
+        client = HostClient(host.socket_path, max_message_bytes=1 << 20)
+        try:
+            payload = bytes(range(200))
+            assert client.call("look", data=payload) == payload[::-1]
+            assert len(seen) == 1 and len(seen[0]) == 1
+            assert shm_files(shm_dir) == []  # argument removed by us (sender), result taken by us (receiver)
+            with pytest.raises(HostToolError):
+                client.call("fail", data=payload)
+            assert shm_files(shm_dir) == []
+        finally:
+            client.close()
