@@ -6,13 +6,17 @@ The start contract with the host (the C++ side implements the other half)::
         --concurrency 1 --max-message-bytes N --ready-fd 3 --lifeline-fd 4
         --parent-pid PID --worker-id pool-3 [--profile process|thread]
         [--thread-check off|warn|strict] [--event-buffer N] [--max-sessions N] [--host-socket PATH]
-        [--python-path DIR]...
+        [--shm-dir DIR [--shm-threshold N] [--shm-bytes-max N]] [--python-path DIR]...
     PYTHON -m snakepit_bridge.worker --check
 
 1. Before any heavy import: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; exit 70 at once if
    ``getppid()`` is not ``--parent-pid``; a daemon thread reads the lifeline fd and calls
    ``os._exit(70)`` on end-of-file or error (the host is gone). The telemetry event buffer gets
-   its capacity (``--event-buffer``; 0 disables events).
+   its capacity (``--event-buffer``; 0 disables events). With ``--shm-dir`` (default:
+   ``$SNAKEPIT_SHM_DIR`` when set; a directory owned by us with mode 0700, else exit 2),
+   payloads over ``--shm-threshold`` bytes travel in shared memory files there, up to
+   ``--shm-bytes-max`` bytes each (:mod:`snakepit_bridge.shm`; turned on once the adapter is
+   set up, before serving); without it (or with ``--shm-dir ""``) everything is inline.
 2. Prepend each ``--python-path`` to ``sys.path``, import the adapter, check it subclasses
    ``BaseAdapter`` (in the thread profile: ``ThreadSafeAdapter``) and its tools can be served,
    instantiate it, run ``setup()``.
@@ -47,7 +51,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional
 
-from snakepit_bridge import telemetry  # standard library only: light
+from snakepit_bridge import shm, telemetry  # standard library only: light
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -62,6 +66,7 @@ PROCESS_SWITCH_INTERVAL_S = 0.0001
 DEFAULT_MAX_SESSIONS = 10000  # as snakepit_bridge.sessions.DEFAULT_MAX_SESSIONS (not imported here: kept light)
 _PR_SET_PDEATHSIG = 1
 SOCKET_PATH_BYTES_MAX = 107  # as snakepit_bridge.server.SOCKET_PATH_BYTES_MAX (not imported here: heavy)
+SHM_DIR_ENV = "SNAKEPIT_SHM_DIR"  # bridge.proto names it; --shm-dir wins
 
 
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -93,6 +98,15 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--host-socket", default="", metavar="PATH",
                         help="unix socket of the host's service Host: tools can call the host tools registered "
                              "with the pool (ctx.call_host); without it they have none")
+    parser.add_argument("--shm-dir", default=os.environ.get(SHM_DIR_ENV) or None, metavar="DIR",
+                        help="directory (owned by us, mode 0700) for payloads passed in shared memory files; "
+                             f"default ${SHM_DIR_ENV}; without either, every payload travels inline")
+    parser.add_argument("--shm-threshold", type=int, default=shm.DEFAULT_THRESHOLD, metavar="N",
+                        help="payloads over N bytes go to shared memory when --shm-dir is set "
+                             f"(default {shm.DEFAULT_THRESHOLD})")
+    parser.add_argument("--shm-bytes-max", type=int, default=shm.DEFAULT_BYTES_MAX, metavar="N",
+                        help="largest payload in shared memory, in bytes; a larger one is payload_too_large "
+                             f"(default {shm.DEFAULT_BYTES_MAX}, 1 GiB)")
     parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
                         help="prepend DIR to sys.path (repeatable, kept in order)")
     args = parser.parse_args(argv)
@@ -109,6 +123,14 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
             parser.error("--max-sessions must be at least 1")
         if len(os.fsencode(args.host_socket)) > SOCKET_PATH_BYTES_MAX:
             parser.error(f"--host-socket is longer than {SOCKET_PATH_BYTES_MAX} bytes (the unix socket path limit)")
+        if args.shm_threshold < 0:
+            parser.error("--shm-threshold must be 0 or more")
+        if args.shm_bytes_max < 1:
+            parser.error("--shm-bytes-max must be positive")
+        if args.shm_dir:  # "" turns it off (overrides $SNAKEPIT_SHM_DIR)
+            reason = shm.check_directory(args.shm_dir)
+            if reason is not None:
+                parser.error(f"--shm-dir: {reason}")
         for name in ("ready_fd", "lifeline_fd"):
             fd = getattr(args, name)
             if fd is not None:
@@ -387,6 +409,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         _say(failure.message)
         _report(args.ready_fd, failure.line())
         return EXIT_STARTUP_FAILED
+    if args.shm_dir:
+        # After the adapter is loaded (checking a tool's default encodes it: no segment for
+        # that), before serving. _parse checked the directory; configure checks what it opens.
+        try:
+            shm.configure(args.shm_dir, args.shm_threshold, args.shm_bytes_max)
+        except ValueError as exc:
+            return _fail_serving(args, adapter, "cannot use --shm-dir", exc)
     import asyncio
 
     return asyncio.run(_serve(args, adapter))

@@ -143,6 +143,7 @@ class WorkerFactory:
             command += ["--python-path", str(path)]
         command += list(extra_args)
         env = dict(os.environ)
+        env.pop("SNAKEPIT_SHM_DIR", None)  # workers use shared memory only when a test says so
         env.update({"PYTHONPATH": str(PYTHON_DIR), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
                     "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         env.update(extra_env or {})
