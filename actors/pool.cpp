@@ -105,6 +105,7 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.capacity = traits_of(cfg.profile, cfg.threads_per_worker, cfg.thread_check).capacity;
   wc.thread_check = cfg.thread_check;
   wc.max_payload_bytes = cfg.max_payload_bytes;
+  wc.shm = self->state.shm;
   wc.startup_timeout = cfg.startup_timeout;
   wc.deadline_grace = cfg.deadline_grace;
   wc.shutdown_timeout = cfg.shutdown_timeout;
@@ -254,21 +255,34 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
   checked->python = std::move(*python);
   if (checked->startup_concurrency == 0)
     checked->startup_concurrency = 2 * available_cpus();
+  // One arena per pool: its workers share the shm_bytes_max budget.
+  std::shared_ptr<detail::shm_arena> shm;
+  if (checked->shared_memory) {
+    auto dir = detail::shm_directory();
+    if (!dir)
+      return std::move(dir.error());
+    auto arena = detail::shm_arena::make(*dir, static_cast<std::size_t>(checked->shm_threshold),
+                                         static_cast<std::size_t>(checked->shm_bytes_max));
+    if (!arena)
+      return std::move(arena.error());
+    shm = std::move(*arena);
+  }
   // Started before the pool, so a pool that cannot serve its host tools
   // fails to start with the reason instead of running without them.
   std::shared_ptr<detail::host_tool_server> host_tools;
   if (!checked->host_tools.empty()) {
     auto server = detail::host_tool_server::start(next_socket_path(checked->runtime_dir),
                                                   checked->host_tools,
-                                                  checked->max_payload_bytes);
+                                                  checked->max_payload_bytes, shm);
     if (!server)
       return std::move(server.error());
     host_tools = std::move(*server);
   }
-  auto impl = sys.spawn([cfg = std::move(*checked), host_tools](pool_pointer self) mutable
+  auto impl = sys.spawn([cfg = std::move(*checked), host_tools, shm](pool_pointer self) mutable
                         -> pool_actor_impl::behavior_type {
     auto& init = self->state;
     init.cfg = std::move(cfg);
+    init.shm = std::move(shm);
     init.sessions = session_table{init.cfg.max_sessions, init.cfg.session_ttl};
     init.pipelining = detail::pipelining_policy{init.cfg.pipeline_depth, init.cfg.pipeline_budget};
     init.host_tools = std::move(host_tools);

@@ -76,6 +76,14 @@ struct pool_config {
   std::uint32_t health_max_missed = 3;
   /// Largest request or result, in bytes of wire encoding.
   std::int64_t max_payload_bytes = 64LL * 1024 * 1024;
+  /// Bytes and array payloads larger than `shm_threshold` travel through
+  /// shared memory (a private /dev/shm directory) instead of the message;
+  /// `shared_memory = false` keeps everything inline.
+  bool shared_memory = true;
+  std::int64_t shm_threshold = 256 * 1024;
+  /// Bytes of argument segments the pool holds at once, and the largest
+  /// payload either side puts in shared memory; over it: `payload_too_large`.
+  std::int64_t shm_bytes_max = 1LL << 30;
   /// Telemetry events each worker's Python side buffers between replies and
   /// pings (`snakepit_bridge.emit`); beyond it events are dropped and
   /// counted. 0 turns Python events off.

@@ -95,12 +95,17 @@ bool parse_run_file(const std::string& text, run_record& out) {
 }
 
 /// A runtime directory is only removed if its name is one `runtime_dir()`
-/// makes; `remove_owned_tree` checks that it is ours.
+/// (snakepit-XXXXXX) or `shm_directory()` (snakepit-shm-XXXXXX, or shm
+/// inside a runtime directory) makes; `remove_owned_tree` checks that it is ours.
 bool looks_like_runtime_dir(const std::string& path) {
+  if (path.size() <= 1 || path[0] != '/' || path.find("/../") != std::string::npos)
+    return false;
   auto slash = path.rfind('/');
-  auto name = slash == std::string::npos ? path : path.substr(slash + 1);
-  return path.size() > 1 && path[0] == '/' && name.size() == 15
-         && name.compare(0, 9, "snakepit-") == 0 && path.find("/../") == std::string::npos;
+  auto name = path.substr(slash + 1);
+  if (name == "shm" && slash > 0)
+    return looks_like_runtime_dir(path.substr(0, slash));
+  return (name.size() == 15 && name.compare(0, 9, "snakepit-") == 0)
+         || (name.size() == 19 && name.compare(0, 13, "snakepit-shm-") == 0);
 }
 
 } // namespace

@@ -23,6 +23,11 @@ process_spec make_spec(const worker_state& st) {
     args.emplace_back("--host-socket");
     args.emplace_back(cfg.host_socket);
   }
+  if (cfg.shm) {
+    args.insert(args.end(), {"--shm-dir", cfg.shm->dir(), "--shm-threshold",
+                             std::to_string(cfg.shm->threshold()), "--shm-bytes-max",
+                             std::to_string(cfg.shm->bytes_max())});
+  }
   for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
     args.push_back(arg);
   for (auto& dir : cfg.python_path) {
@@ -100,6 +105,10 @@ void shut_down(worker_pointer self, caf::error reason, const caf::error& call_er
   st.calls.clear();
   fail_streams(st, call_error);
   st.lane.close();
+  // Results of the dead process that nobody took (the replies it sent
+  // before it went were delivered first).
+  if (st.cfg.shm && st.exited_pid > 0)
+    st.cfg.shm->remove_files_of(st.exited_pid);
   st.current = phase::stopping;
   if (st.process_alive) {
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -236,6 +245,7 @@ void on_exit(worker_pointer self, const process_exit& how) {
   auto& st = self->state;
   detail::log_debug(st.cfg.id, "process {} {}", how.pid, how.describe());
   st.process_alive = false;
+  st.exited_pid = how.pid;
   if (st.current == phase::starting) {
     auto tail = st.tail->joined();
     fail_startup(self, make_error(errc::startup_failed,
@@ -425,13 +435,15 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
         tail->push(line);
       detail::log_worker_output(tag, is_stderr, line);
     };
-    events.on_exit = [weak, socket = init.socket_path](process_exit how) {
+    events.on_exit = [weak, socket = init.socket_path, shm = init.cfg.shm](process_exit how) {
       run_registry::instance().record_exit(how.pid);
       // A killed worker cannot remove its socket; each incarnation has a
       // path of its own, so nobody else uses this one.
       ::unlink(socket.c_str());
       if (auto h = caf::actor_cast<caf::actor>(weak))
         caf::anon_send(h, exited_atom::value, how);
+      else if (shm)  // the actor is gone: nobody takes what the process wrote
+        shm->remove_files_of(how.pid);
     };
     init.launch_id = default_process_launcher().spawn(make_spec(init), std::move(events));
     init.process_alive = true;

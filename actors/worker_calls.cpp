@@ -35,8 +35,12 @@ void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_sta
                                       "'{}' with {} outcomes (is its snakepit_bridge older?)",
                                       st.cfg.id, entry.items, entry.tool, resp.items_size())));
       } else {
+        // Results' segments are ours once mapped: taken (their names removed).
+        detail::shm_reader shm;
+        shm.arena = st.cfg.shm.get();
+        shm.take = true;
         execute_reply reply;
-        reply.result = detail::from_proto(std::move(*resp.mutable_result()));
+        reply.result = detail::from_proto(std::move(*resp.mutable_result()), shm);
         reply.python_wall = caf::timespan{resp.wall_ns()};
         reply.python_cpu = caf::timespan{resp.cpu_ns()};
         reply.queued = entry.queued;
@@ -48,11 +52,14 @@ void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_sta
           if (item.has_error())
             out.error = error_from_wire(item.error());
           else
-            out.result = detail::from_proto(std::move(*item.mutable_result()));
+            out.result = detail::from_proto(std::move(*item.mutable_result()), shm);
           out.python_wall = caf::timespan{item.wall_ns()};
           reply.items.push_back(std::move(out));
         }
-        entry.promise.deliver(std::move(reply));
+        if (shm.error)
+          entry.promise.deliver(std::move(shm.error));
+        else
+          entry.promise.deliver(std::move(reply));
       }
     } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       entry.promise.deliver(make_error(
@@ -70,6 +77,11 @@ void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_sta
                                     static_cast<int>(status.error_code()),
                                     status.error_message())));
     }
+  } else if (st.cfg.shm) {
+    // Nobody reads this result any more: remove its segments now.
+    detail::drop_segments(resp.result(), *st.cfg.shm);
+    for (auto& item : resp.items())
+      detail::drop_segments(item.result(), *st.cfg.shm);
   }
   ok ? ++st.served : ++st.failed;
   detail::emit([&] {
@@ -141,8 +153,8 @@ caf::error refuse(worker_pointer self, caf::error err) {
 /// The wire form of `req` (its arguments are moved out), with the time left
 /// until its deadline; an error when this worker cannot take it now.
 caf::error accept(const worker_state& st, execute_request& req,
-                  bridge::v1::ExecuteRequest& wire, std::uint32_t pipeline,
-                  std::int64_t* bytes) {
+                  bridge::v1::ExecuteRequest& wire, segment_list& segments,
+                  std::uint32_t pipeline, std::int64_t* bytes) {
   if (st.current != phase::ready)
     return make_error(errc::worker_crashed,
                       fmt::format("worker {} is {}, not ready", st.cfg.id, to_cstr(st.current)));
@@ -159,9 +171,15 @@ caf::error accept(const worker_state& st, execute_request& req,
                                   req.request_id, req.tool, st.cfg.id));
   wire.set_request_id(req.request_id);
   wire.set_tool(req.tool);
-  detail::to_proto(std::move(req.arguments), wire.mutable_arguments());
+  // Large payloads go into shared memory; the call holds their segments.
+  detail::shm_writer shm;
+  shm.arena = st.cfg.shm.get();
+  detail::to_proto(std::move(req.arguments), wire.mutable_arguments(), shm);
   for (auto& item : req.items)
-    detail::to_proto(std::move(item), wire.add_items());
+    detail::to_proto(std::move(item), wire.add_items(), shm);
+  if (shm.error)
+    return std::move(shm.error);
+  segments = std::move(shm.segments);
   wire.set_correlation_id(req.correlation_id);
   wire.set_session_id(req.session_id);
   wire.set_session_moved(req.session_moved);
@@ -202,7 +220,8 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   auto items = req.items.size();
   bridge::v1::ExecuteRequest wire;
   std::int64_t bytes = 0;
-  if (auto err = accept(st, req, wire, pipeline, &bytes))
+  segment_list segments;
+  if (auto err = accept(st, req, wire, segments, pipeline, &bytes))
     return refuse(self, std::move(err));
   auto seq = ++st.next_seq;
   if (req.deadline.time_since_epoch().count() != 0) {
@@ -218,6 +237,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   entry.queued = req.queued;
   entry.deadline = req.deadline;
   entry.items = items;
+  entry.segments = std::move(segments);
   if (st.lane.fits(bytes)) {
     entry.batched = true;
     entry.retained = std::move(retained);
@@ -256,9 +276,17 @@ bool redispatch(worker_pointer self, std::unordered_map<std::uint64_t, call_stat
     req.emplace();
     req->request_id = entry.request_id;
     req->tool = entry.tool;
-    req->arguments = detail::from_proto(std::move(*wire->mutable_arguments()));
+    // Its own segments: mapped (the data outlives their names), not taken.
+    detail::shm_reader shm;
+    shm.arena = st.cfg.shm.get();
+    req->arguments = detail::from_proto(std::move(*wire->mutable_arguments()), shm);
     for (auto& item : *wire->mutable_items())
-      req->items.push_back(detail::from_proto(std::move(item)));
+      req->items.push_back(detail::from_proto(std::move(item), shm));
+    if (shm.error) {
+      entry.promise.deliver(std::move(shm.error));
+      entry.answered = true;
+      return false;
+    }
     req->correlation_id = wire->correlation_id();
     req->session_id = wire->session_id();
     req->session_moved = wire->session_moved();

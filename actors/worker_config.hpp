@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,10 @@
 
 #include "snakepit/actors/batch_limits.hpp"
 #include "snakepit/actors/worker_profile.hpp"
+
+namespace snakepit::detail {
+class shm_arena;
+} // namespace snakepit::detail
 
 namespace snakepit {
 
@@ -65,6 +70,9 @@ struct worker_config {
   /// Calls the pool may send beyond `capacity` (they wait in Python, in
   /// order); only with batches.
   std::uint32_t pipeline_depth = 0;
+  /// Where bytes and array payloads above its threshold travel (the pool's,
+  /// shared by its workers); null: always inline.
+  std::shared_ptr<detail::shm_arena> shm;
   /// Receives readiness, startup failures and free slots (the pool). Weak,
   /// so a pool nobody references can end.
   caf::actor_addr owner;

@@ -17,13 +17,14 @@ caf::result<stream_handle> on_execute_stream(worker_pointer self, execute_reques
   if (!consumer)
     return refuse(self, make_error(errc::bad_arguments, "execute_stream needs a consumer actor"));
   bridge::v1::ExecuteRequest wire;
-  if (auto err = accept(st, req, wire))
+  segment_list segments;
+  if (auto err = accept(st, req, wire, segments))
     return refuse(self, std::move(err));
   wire.set_stream_credit(req.stream_window == 0 ? 16 : std::min(req.stream_window, 4096u));
   auto id = next_stream_id();
   auto call = std::make_shared<detail::stream_call>(detail::stream_call::params{
-    id, consumer, self->address(), st.cfg.id, event_source(st)});
-  st.streams.emplace(id, stream_state{call, req.request_id, req.tool, 0, {}});
+    id, consumer, self->address(), st.cfg.id, event_source(st), st.cfg.shm});
+  st.streams.emplace(id, stream_state{call, req.request_id, req.tool, 0, {}, std::move(segments)});
   // Answered before the RPC starts, so the reply reaches the requester before
   // any item reaches the consumer.
   auto promise = self->make_response_promise<stream_handle>();

@@ -86,6 +86,7 @@ const word_list pool_keys = {
   "max_seconds",      "restart_backoff_min_ms", "restart_backoff_max_ms",
   "restart",          "shutdown",     "significant",
   "transport",        "batch_max_calls", "batch_max_bytes", "batch_max_unanswered",
+  "shared_memory",    "shm_threshold",   "shm_bytes_max",
   "pipeline_depth",   "pipeline_budget_ms",
 };
 
@@ -1149,6 +1150,13 @@ private:
     assign(cfg.batches.max_unanswered,
            s.count("batch_max_unanswered", 1, 64, "an integer 1..64"));
     assign(cfg.pipeline_depth, s.count("pipeline_depth", 0, 1024, "an integer 0..1024 (0: off)"));
+    assign(cfg.shared_memory, s.boolean("shared_memory"));
+    assign(cfg.shm_threshold,
+           s.integer("shm_threshold", 0, std::numeric_limits<std::int64_t>::max(),
+                     "an integer >= 0 (bytes)"));
+    assign(cfg.shm_bytes_max,
+           s.integer("shm_bytes_max", 1, std::numeric_limits<std::int64_t>::max(),
+                     "an integer >= 1 (bytes)"));
     assign(cfg.pipeline_budget, s.millis("pipeline_budget_ms", false));
     assign(cfg.intensity.max_restarts,
            s.count("max_restarts", 0, max_u32, "an integer >= 0"));

@@ -29,6 +29,8 @@ struct host_call::state {
   std::string session_id;
   grpc::ServerUnaryReactor* reactor = nullptr;
   v1::HostToolResponse* response = nullptr;
+  /// Large results go to the worker through it (null: inline).
+  std::shared_ptr<detail::shm_arena> shm;
   std::atomic<bool> answered{false};
 
   void finish_error(v1::ErrorKind kind, const std::string& message) {
@@ -79,9 +81,22 @@ const std::string& host_call::session_id() const noexcept {
 }
 
 void host_call::reply(value result) {
-  if (state_->answered.exchange(true))
+  if (state_->answered)
     return;
-  detail::to_proto(std::move(result), state_->response->mutable_result());
+  detail::shm_writer shm;
+  shm.arena = state_->shm.get();
+  v1::Value encoded;
+  detail::to_proto(std::move(result), &encoded, shm);
+  if (shm.error) {
+    fail(shm.error);
+    return;
+  }
+  if (state_->answered.exchange(true))
+    return;  // its segments go with `shm`
+  // A result's segments belong to its receiver, the worker, from here on.
+  for (auto& segment : shm.segments)
+    segment->release();
+  *state_->response->mutable_result() = std::move(encoded);
   state_->reactor->Finish(grpc::Status::OK);
 }
 
@@ -108,7 +123,8 @@ namespace {
 
 class host_service final : public v1::Host::CallbackService {
 public:
-  explicit host_service(std::vector<host_tool> tools) {
+  host_service(std::vector<host_tool> tools, std::shared_ptr<shm_arena> shm)
+    : shm_(std::move(shm)) {
     for (auto& t : tools)
       tools_.emplace(t.name, std::move(t));
   }
@@ -156,7 +172,17 @@ public:
                                   known.empty() ? std::string{"none"} : known));
       return s->reactor;
     }
-    s->arguments = detail::from_proto(request->arguments());
+    s->shm = shm_;
+    // The worker sent the arguments and removes their segments after the call.
+    shm_reader reader;
+    reader.arena = shm_.get();
+    s->arguments = detail::from_proto(v1::MapValue{request->arguments()}, reader);
+    if (reader.error) {
+      s->finish_error(v1::BAD_ARGUMENTS, fmt::format("arguments of host tool '{}': {}",
+                                                     request->tool(),
+                                                     describe(reader.error).message));
+      return s->reactor;
+    }
     auto* reactor = s->reactor;
     auto name = request->tool();  // the request may be gone once the call is answered
     try {
@@ -171,6 +197,7 @@ public:
 
 private:
   std::map<std::string, host_tool> tools_;
+  std::shared_ptr<shm_arena> shm_;
 };
 
 } // namespace
@@ -182,11 +209,11 @@ struct host_tool_server::impl {
 
 caf::expected<std::unique_ptr<host_tool_server>>
 host_tool_server::start(const std::string& socket_path, std::vector<host_tool> tools,
-                        std::int64_t max_message_bytes) {
+                        std::int64_t max_message_bytes, std::shared_ptr<shm_arena> shm) {
   std::unique_ptr<host_tool_server> out{new host_tool_server};
   out->impl_ = std::make_unique<impl>();
   out->socket_path_ = socket_path;
-  out->impl_->service = std::make_unique<host_service>(std::move(tools));
+  out->impl_->service = std::make_unique<host_service>(std::move(tools), std::move(shm));
   ::unlink(socket_path.c_str());
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials());

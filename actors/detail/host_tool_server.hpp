@@ -7,6 +7,7 @@
 #include <caf/expected.hpp>
 
 #include "snakepit/actors/host_tool.hpp"
+#include "snakepit/actors/detail/shm_arena.hpp"
 
 namespace snakepit::detail {
 
@@ -17,7 +18,7 @@ class host_tool_server {
 public:
   static caf::expected<std::unique_ptr<host_tool_server>>
   start(const std::string& socket_path, std::vector<host_tool> tools,
-        std::int64_t max_message_bytes);
+        std::int64_t max_message_bytes, std::shared_ptr<shm_arena> shm = nullptr);
 
   ~host_tool_server();
 

@@ -143,6 +143,8 @@ struct pool_state {
   session_table sessions{10000, std::chrono::minutes{30}};
   /// Serves `cfg.host_tools` to the workers (none: no server).
   std::shared_ptr<detail::host_tool_server> host_tools;
+  /// Where large payloads travel; null with `shared_memory = false`.
+  std::shared_ptr<detail::shm_arena> shm;
   /// The session expiry sweep is scheduled.
   bool sweeping = false;
   std::map<std::string, std::uint64_t> recycles;

@@ -230,6 +230,11 @@ caf::expected<shm_mapping> shm_arena::map(std::string_view name, std::size_t siz
   return result;
 }
 
+void shm_arena::drop(std::string_view name) noexcept {
+  if (valid_name(name))
+    ::unlinkat(dir_fd_, std::string{name}.c_str(), 0);
+}
+
 std::size_t shm_arena::remove_files_of(int pid) {
   auto prefix = fmt::format("w{}-", pid);
   int fd = ::openat(dir_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

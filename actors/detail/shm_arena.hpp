@@ -101,6 +101,10 @@ public:
   /// Errors (`internal`) say what is wrong.
   caf::expected<shm_mapping> map(std::string_view name, std::size_t size, bool take);
 
+  /// Removes the segment `name` (sent by a worker) unread; a name that is not
+  /// a plain segment name is ignored.
+  void drop(std::string_view name) noexcept;
+
   /// Removes what the worker process `pid` wrote and nobody took (its files
   /// are named `w<pid>-<n>`); returns how many.
   std::size_t remove_files_of(int pid);

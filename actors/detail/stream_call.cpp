@@ -134,8 +134,17 @@ void stream_call::OnReadDone(bool ok) {
     events_dropped_ = publish_python_events(reply_.telemetry(), p_.events);
   switch (reply_.kind_case()) {
     case bridge::v1::StreamReply::kItem: {
-      auto item = from_proto(std::move(*reply_.mutable_item()));
+      // Items are results: their segments are ours once mapped.
+      shm_reader shm;
+      shm.arena = p_.shm.get();
+      shm.take = true;
+      auto item = from_proto(std::move(*reply_.mutable_item()), shm);
       std::lock_guard<std::mutex> guard{mtx_};
+      if (shm.error) {
+        finish_locked(stream_error_atom::value, p_.id, std::move(shm.error));
+        close_writes_locked(true);
+        break;
+      }
       // From this one thread at a time to one actor: the order holds.
       if (!finished_)
         caf::anon_send(p_.consumer, stream_item_atom::value, p_.id, next_index_++,

@@ -12,6 +12,8 @@
 #include <caf/message.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "snakepit/actors/detail/shm_arena.hpp"
+
 #include "bridge.grpc.pb.h"
 #include "snakepit/actors/detail/python_events.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
@@ -48,6 +50,8 @@ public:
     caf::actor_addr worker;
     std::string worker_id;
     python_event_source events;
+    /// Where items' large payloads arrive (null: inline only).
+    std::shared_ptr<shm_arena> shm;
   };
 
   explicit stream_call(params p);

@@ -23,6 +23,7 @@
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/detail/python_events.hpp"
+#include "snakepit/actors/detail/shm_arena.hpp"
 #include "snakepit/actors/detail/stream_call.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
 #include "snakepit/actors/process_launcher.hpp"
@@ -111,6 +112,9 @@ inline const char* to_cstr(phase p) {
   }
 }
 
+/// Shared-memory segments a call's arguments occupy.
+using segment_list = std::vector<std::shared_ptr<detail::shm_segment>>;
+
 struct call_state {
   caf::typed_response_promise<execute_reply> promise;
   std::string request_id;
@@ -126,6 +130,8 @@ struct call_state {
   /// A copy of the request, kept for a call queued behind others: if the
   /// process dies before it starts, it goes to another worker.
   std::optional<execute_request> retained;
+  /// Its arguments in shared memory: removed when the call ends here.
+  segment_list segments;
 };
 
 /// A stream in flight: it holds a slot until its RPC is over.
@@ -136,10 +142,14 @@ struct stream_state {
   /// How its RPC failed, when it did without a last message.
   std::int32_t status_code = 0;
   std::string status_message;
+  /// Its arguments in shared memory: removed when the stream ends.
+  segment_list segments;
 };
 
 struct worker_state {
   worker_config cfg;
+  /// The pid of the last process that exited (its leftover segments go at the end).
+  int exited_pid = 0;
   std::string socket_path;
   std::uint64_t launch_id = 0;
   std::int32_t pid = 0;
@@ -233,8 +243,8 @@ void on_rpc_done(worker_pointer self, detail::rpc_call_ptr call);
 void free_unrun_slot(worker_pointer self);
 caf::error refuse(worker_pointer self, caf::error err);
 caf::error accept(const worker_state& st, execute_request& req,
-                  bridge::v1::ExecuteRequest& wire, std::uint32_t pipeline = 0,
-                  std::int64_t* bytes = nullptr);
+                  bridge::v1::ExecuteRequest& wire, segment_list& segments,
+                  std::uint32_t pipeline = 0, std::int64_t* bytes = nullptr);
 caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req);
 bool redispatch(worker_pointer self, std::unordered_map<std::uint64_t, call_state>::iterator i);
 void redispatch_unstarted(worker_pointer self);

@@ -251,6 +251,28 @@ value read(Message& x, shm_reader* shm) {
 
 } // namespace
 
+void drop_segments(const bridge::v1::Value& x, shm_arena& arena) {
+  switch (x.kind_case()) {
+    case pb::Value::kSharedBytes:
+      arena.drop(x.shared_bytes().name());
+      break;
+    case pb::Value::kNdarrayValue:
+      if (x.ndarray_value().has_segment())
+        arena.drop(x.ndarray_value().segment().name());
+      break;
+    case pb::Value::kListValue:
+      for (auto& item : x.list_value().items())
+        drop_segments(item, arena);
+      break;
+    case pb::Value::kMapValue:
+      for (auto& entry : x.map_value().entries())
+        drop_segments(entry.value(), arena);
+      break;
+    default:
+      break;
+  }
+}
+
 void to_proto(const value& x, bridge::v1::Value* out) {
   out->Clear();
   write(x, out, nullptr);

@@ -74,6 +74,10 @@ void to_proto(value::map&& xs, bridge::v1::MapValue* out, shm_writer& shm);
 /// Reads a map, moving out of `x` and mapping segments through `shm`.
 [[nodiscard]] value::map from_proto(bridge::v1::MapValue&& x, shm_reader& shm);
 
+/// Removes the segments `x` names without reading them (results nobody
+/// waits for any more).
+void drop_segments(const bridge::v1::Value& x, shm_arena& arena);
+
 /// Reads a value, copying strings and bytes.
 [[nodiscard]] value from_proto(const bridge::v1::Value& x);
 
