@@ -431,6 +431,9 @@ void on_deadline(worker_pointer self, std::uint64_t seq) {
   auto& entry = i->second;
   entry.answered = true;
   ++st.failed;
+  // Its caller is gone: so are the names of its argument segments (Python
+  // keeps reading what it has mapped already).
+  entry.segments.clear();
   // A call queued behind others has not started: it never will.
   bool unwritten = entry.batched && st.lane.drop_waiting(seq);
   if (unwritten || (entry.batched && !st.lane.may_have_started(seq, st.cfg.capacity))) {

@@ -12,7 +12,8 @@ and that drops are counted), and the session tools ``session_put``, ``session_ge
 (generators: ``count``, ``blobs``, ``fail_after``, ``async_count``, ``tracked``,
 ``async_tracked``, ``count_tracked``) with their probes ``stream_closed_log`` and ``pulled``
 (``docs/streaming.md``), and the host tool callers ``host_call``, ``async_host_call``,
-``host_tool_names`` and ``host_call_or_error`` (``docs/host-tools.md``).
+``host_tool_names`` and ``host_call_or_error`` (``docs/host-tools.md``), and the array tools
+``array_info``, ``array_sum`` and ``make_array`` (``docs/arrays.md``; they need numpy).
 """
 
 from __future__ import annotations
@@ -79,7 +80,75 @@ class TelemetryShowcase:
         return count
 
 
-class ShowcaseAdapter(TelemetryShowcase, BaseAdapter):
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError as exc:
+        raise RuntimeError(f"this tool needs numpy, which this interpreter cannot import ({exc}); "
+                           "on Debian: apt-get install python3-numpy") from None
+    return numpy
+
+
+def _maps_shared_memory(array: Any) -> bool:
+    """Whether ``array`` is a view of a shared-memory mapping (its base chain reaches an mmap)."""
+    import mmap
+
+    base = array
+    while base is not None:
+        if isinstance(base, mmap.mmap):
+            return True
+        if isinstance(base, memoryview):
+            base = base.obj
+            continue
+        base = getattr(base, "base", None)
+    return False
+
+
+class ArrayShowcase:
+    """Tools that show how arrays arrive and leave (a mixin for both showcase adapters)."""
+
+    @tool
+    def array_info(self, value: Any) -> Dict[str, Any]:
+        """What an argument arrived as: Python type, dtype, shape, whether it is writeable and
+        whether it is a zero-copy view of shared memory."""
+        info: Dict[str, Any] = {"type": type(value).__name__}
+        if hasattr(value, "dtype"):
+            info.update(dtype=str(value.dtype), shape=list(value.shape),
+                        writeable=bool(value.flags.writeable),
+                        c_contiguous=bool(value.flags.c_contiguous),
+                        shared=_maps_shared_memory(value))
+        elif isinstance(value, memoryview):
+            info.update(format=value.format, shape=list(value.shape), writeable=not value.readonly,
+                        shared=_maps_shared_memory(value))
+        return info
+
+    @tool
+    def array_sum(self, value: Any, delay_s: float = 0.0) -> float:
+        """The sum of an array's elements as a float (the real part for complex), after sleeping
+        ``delay_s`` (so a caller can give up while this still reads the data)."""
+        np = _numpy()
+        if delay_s > 0:
+            time.sleep(delay_s)
+        total = np.sum(value, dtype=np.complex128 if value.dtype.kind == "c" else np.float64)
+        return float(total.real)
+
+    @tool
+    def make_array(self, dtype: str, shape: List[int], order: str = "C", step: int = 1) -> Any:
+        """``arange`` in ``dtype`` (modulo 2 for bool) of the given shape; ``order="F"`` returns
+        a Fortran-order array and ``step > 1`` a strided view of a larger one, which both travel
+        as C-contiguous arrays."""
+        np = _numpy()
+        count = 1
+        for extent in shape:
+            count *= extent
+        base = np.arange(count * step)
+        if dtype == "bool":
+            base = base % 2 == 0
+        data = base.astype(dtype)[::step].reshape(shape)
+        return np.asfortranarray(data) if order == "F" else data
+
+
+class ShowcaseAdapter(ArrayShowcase, TelemetryShowcase, BaseAdapter):
     """Tools that exercise every path of the bridge: values, errors, timing, crashes, output,
     telemetry events."""
 
@@ -385,7 +454,7 @@ def _burn(milliseconds: int) -> int:
     return iterations
 
 
-class ThreadedShowcaseAdapter(TelemetryShowcase, ThreadSafeAdapter):
+class ThreadedShowcaseAdapter(ArrayShowcase, TelemetryShowcase, ThreadSafeAdapter):
     """A thread-safe showcase for thread-profile pools: the workloads that compare the profiles,
     and a correct and a racy counter for the thread-safety checker.
 
