@@ -18,6 +18,8 @@ float16/32/64, complex64/128       decodes as a read-only ``numpy.ndarray`` (see
 numpy ``bool_``, integer, float    ``bool_value`` / ``int_value`` / ``double_value`` (exact;
 scalars                            out of range or inexact is ``encode_failed``)
 numpy ``complex64``/``complex128``  ``ndarray_value`` of shape ``()`` (a 0-d array)
+anything with ``__dlpack__``       ``ndarray_value`` via ``numpy.from_dlpack`` (e.g. CPU tensors)
+``pandas.DataFrame``               ``map_value`` of column name -> column array (no index)
 =================================  ==========================================
 
 Anything else cannot be encoded: :func:`encode` raises a ``BridgeError`` of kind
@@ -165,8 +167,42 @@ def _fill(msg: pb.Value, obj: Any, depth: int, created: List[str]) -> None:
         _fill_array(msg, obj, created)
     elif _is_numpy_scalar(obj):
         _fill_numpy_scalar(msg, obj, created)
+    elif _is_dataframe(obj):
+        _fill(msg, _dataframe_columns(obj), depth, created)
+    elif hasattr(obj, "__dlpack__") and "numpy" in sys.modules:
+        _fill_array(msg, _from_dlpack(obj), created)
     else:
         raise _Unencodable(f"unsupported Python type '{type_name(type(obj))}'")
+
+
+def _is_dataframe(obj: Any) -> bool:
+    """A ``pandas.DataFrame``, recognised without importing pandas."""
+    return any(cls.__name__ == "DataFrame" and cls.__module__.startswith("pandas.")
+               for cls in type(obj).__mro__)
+
+
+def _dataframe_columns(frame: Any) -> Dict[str, Any]:
+    """A DataFrame as a map of column name to column array (``Series.to_numpy()``); column
+    names must be strings. The index is not sent (``frame.reset_index()`` sends it as a column)."""
+    columns: Dict[str, Any] = {}
+    for name in frame.columns:
+        if not isinstance(name, str):
+            raise _Unencodable(f"pandas.DataFrame column name {name!r} (column names must be str)")
+        columns[name] = frame[name].to_numpy()
+    return columns
+
+
+def _from_dlpack(obj: Any) -> Any:
+    """Any array with ``__dlpack__`` (e.g. a CPU torch tensor) as a numpy array, without a copy
+    where the producer allows it (``numpy.from_dlpack``, numpy 1.22 and later)."""
+    numpy = sys.modules["numpy"]
+    from_dlpack = getattr(numpy, "from_dlpack", None)
+    if from_dlpack is None:
+        raise _Unencodable(f"'{type_name(type(obj))}' (a DLPack array; this numpy has no from_dlpack)")
+    try:
+        return from_dlpack(obj)
+    except (TypeError, ValueError, RuntimeError, BufferError) as exc:
+        raise _Unencodable(f"'{type_name(type(obj))}' (a DLPack array numpy cannot read: {exc})") from None
 
 
 def _to_segment(created: List[str], write: Callable[[], str]) -> str:
