@@ -512,3 +512,50 @@ def test_map_memory_stays_bounded_whatever_the_input_size(tmp_path: Path):
     small = peak_rss_kib(500)
     large = peak_rss_kib(100_000)  # 40 MB of arguments, as much output: none of it kept
     assert large < small + 16 * 1024, (small, large)
+
+
+def test_ndarray_json_form_goes_in_and_comes_out():
+    array = {"$ndarray": {"dtype": "float32", "shape": [2, 2], "data": "AACAPwAAAEAAAEBAAACAQA=="}}
+    proc = run("call", "--tool", "echo", "--args", json.dumps({"value": array}))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == array
+    proc = run("call", "--tool", "array_info", "--args", json.dumps({"value": array}))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert (info["type"], info["dtype"], info["shape"]) == ("ndarray", "float32", [2, 2])
+    proc = run("call", "--tool", "make_array", "--args", '{"dtype": "int16", "shape": [3]}')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"$ndarray": {"dtype": "int16", "shape": [3],
+                                                    "data": "AAABAAIA"}}
+    bad = run("call", "--tool", "echo", "--args",
+              '{"value": {"$ndarray": {"dtype": "float32", "shape": [3], "data": "AAAAAA=="}}}')
+    assert bad.returncode == 2
+    assert "does not fit" in error_of(bad)["message"]
+
+
+def shm_segments_of(pid: int) -> list:
+    """Shared-memory segments the host `pid` wrote (h<pid>-N in a /dev/shm/snakepit-shm-* dir)."""
+    return list(Path("/dev/shm").glob(f"snakepit-shm-*/h{pid}-*"))
+
+
+def test_a_sigkilled_hosts_shared_memory_is_removed_by_the_next_start(tmp_path: Path):
+    import base64
+    data = base64.b64encode(bytes(4 << 20)).decode()  # 4 MiB: over the shared-memory threshold
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"value": {"$ndarray": {"dtype": "float64", "shape": [1 << 19],
+                                                       "data": data}},
+                                "delay_s": 60}))
+    proc = subprocess.Popen([SNAKEPIT, "call", "--tool", "array_sum", "--args", f"@{args}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not shm_segments_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (segment,) = shm_segments_of(proc.pid)
+    assert stat.S_IMODE(segment.parent.stat().st_mode) == 0o700
+    proc.kill()
+    proc.wait(timeout=10)
+    assert segment.exists()  # a SIGKILLed host cannot remove it
+    again = run("call", "--tool", "noop")
+    assert again.returncode == 0, again.stderr
+    assert not segment.exists()
+    assert not segment.parent.exists()
