@@ -262,7 +262,8 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     if (!dir)
       return std::move(dir.error());
     auto arena = detail::shm_arena::make(*dir, static_cast<std::size_t>(checked->shm_threshold),
-                                         static_cast<std::size_t>(checked->shm_bytes_max));
+                                         static_cast<std::size_t>(checked->shm_bytes_max),
+                                         static_cast<std::size_t>(checked->shm_cache_bytes));
     if (!arena)
       return std::move(arena.error());
     shm = std::move(*arena);

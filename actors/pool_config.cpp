@@ -36,6 +36,7 @@ caf::expected<pool_config> validate(pool_config cfg) {
   need(cfg.shutdown_timeout.count() >= 0, "shutdown_timeout_ms must not be negative");
   need(cfg.shm_threshold >= 0, "shm_threshold must be at least 0 (bytes)");
   need(cfg.shm_bytes_max >= 1, "shm_bytes_max must be at least 1 (bytes)");
+  need(cfg.shm_cache_bytes >= 0, "shm_cache_bytes must be at least 0 (bytes)");
   need(cfg.max_payload_bytes >= 1024 && cfg.max_payload_bytes <= (1LL << 31) - 65536 - 1,
        "max_payload_bytes must be between 1024 and 2147418111 (gRPC's limit)");
   need(cfg.intensity.period.count() > 0, "max_seconds must be positive");

@@ -84,6 +84,10 @@ struct pool_config {
   /// Bytes of argument segments the pool holds at once, and the largest
   /// payload either side puts in shared memory; over it: `payload_too_large`.
   std::int64_t shm_bytes_max = 1LL << 30;
+  /// Bytes of idle segment files each side (the host for the pool, each
+  /// worker for itself) keeps for reuse: writing into a reused file skips
+  /// the kernel's page allocation, which costs more than the copy.
+  std::int64_t shm_cache_bytes = 256LL << 20;
   /// Telemetry events each worker's Python side buffers between replies and
   /// pings (`snakepit_bridge.emit`); beyond it events are dropped and
   /// counted. 0 turns Python events off.

@@ -26,7 +26,8 @@ process_spec make_spec(const worker_state& st) {
   if (cfg.shm) {
     args.insert(args.end(), {"--shm-dir", cfg.shm->dir(), "--shm-threshold",
                              std::to_string(cfg.shm->threshold()), "--shm-bytes-max",
-                             std::to_string(cfg.shm->bytes_max())});
+                             std::to_string(cfg.shm->bytes_max()), "--shm-cache-bytes",
+                             std::to_string(cfg.shm->cache_bytes())});
   }
   for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
     args.push_back(arg);

@@ -86,7 +86,7 @@ const word_list pool_keys = {
   "max_seconds",      "restart_backoff_min_ms", "restart_backoff_max_ms",
   "restart",          "shutdown",     "significant",
   "transport",        "batch_max_calls", "batch_max_bytes", "batch_max_unanswered",
-  "shared_memory",    "shm_threshold",   "shm_bytes_max",
+  "shared_memory",    "shm_threshold",   "shm_bytes_max",   "shm_cache_bytes",
   "pipeline_depth",   "pipeline_budget_ms",
 };
 
@@ -1157,6 +1157,9 @@ private:
     assign(cfg.shm_bytes_max,
            s.integer("shm_bytes_max", 1, std::numeric_limits<std::int64_t>::max(),
                      "an integer >= 1 (bytes)"));
+    assign(cfg.shm_cache_bytes,
+           s.integer("shm_cache_bytes", 0, std::numeric_limits<std::int64_t>::max(),
+                     "an integer >= 0 (bytes)"));
     assign(cfg.pipeline_budget, s.millis("pipeline_budget_ms", false));
     assign(cfg.intensity.max_restarts,
            s.count("max_restarts", 0, max_u32, "an integer >= 0"));

@@ -124,13 +124,13 @@ class ArrayShowcase:
 
     @tool
     def array_sum(self, value: Any, delay_s: float = 0.0) -> float:
-        """The sum of an array's elements as a float (the real part for complex), after sleeping
-        ``delay_s`` (so a caller can give up while this still reads the data)."""
+        """The sum of an array's elements (numpy's ``sum``, in the array's own precision) as a
+        float, the real part for complex, after sleeping ``delay_s`` (so a caller can give up
+        while this still reads the data)."""
         np = _numpy()
         if delay_s > 0:
             time.sleep(delay_s)
-        total = np.sum(value, dtype=np.complex128 if value.dtype.kind == "c" else np.float64)
-        return float(total.real)
+        return float(np.sum(value).real)
 
     @tool
     def make_array(self, dtype: str, shape: List[int], order: str = "C", step: int = 1) -> Any:

@@ -6,7 +6,7 @@ The start contract with the host (the C++ side implements the other half)::
         --concurrency 1 --max-message-bytes N --ready-fd 3 --lifeline-fd 4
         --parent-pid PID --worker-id pool-3 [--profile process|thread]
         [--thread-check off|warn|strict] [--event-buffer N] [--max-sessions N] [--host-socket PATH]
-        [--shm-dir DIR [--shm-threshold N] [--shm-bytes-max N]] [--python-path DIR]...
+        [--shm-dir DIR [--shm-threshold N] [--shm-bytes-max N] [--shm-cache-bytes N]] [--python-path DIR]...
     PYTHON -m snakepit_bridge.worker --check
 
 1. Before any heavy import: on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; exit 70 at once if
@@ -104,6 +104,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--shm-threshold", type=int, default=shm.DEFAULT_THRESHOLD, metavar="N",
                         help="payloads over N bytes go to shared memory when --shm-dir is set "
                              f"(default {shm.DEFAULT_THRESHOLD})")
+    parser.add_argument("--shm-cache-bytes", type=int, default=shm.DEFAULT_CACHE_BYTES, metavar="N",
+                        help="bytes of idle segment files kept for reuse (default "
+                             f"{shm.DEFAULT_CACHE_BYTES}, 256 MiB)")
     parser.add_argument("--shm-bytes-max", type=int, default=shm.DEFAULT_BYTES_MAX, metavar="N",
                         help="largest payload in shared memory, in bytes; a larger one is payload_too_large "
                              f"(default {shm.DEFAULT_BYTES_MAX}, 1 GiB)")
@@ -127,6 +130,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
             parser.error("--shm-threshold must be 0 or more")
         if args.shm_bytes_max < 1:
             parser.error("--shm-bytes-max must be positive")
+        if args.shm_cache_bytes < 0:
+            parser.error("--shm-cache-bytes must be 0 or more")
         if args.shm_dir:  # "" turns it off (overrides $SNAKEPIT_SHM_DIR)
             reason = shm.check_directory(args.shm_dir)
             if reason is not None:
@@ -413,7 +418,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         # After the adapter is loaded (checking a tool's default encodes it: no segment for
         # that), before serving. _parse checked the directory; configure checks what it opens.
         try:
-            shm.configure(args.shm_dir, args.shm_threshold, args.shm_bytes_max)
+            shm.configure(args.shm_dir, args.shm_threshold, args.shm_bytes_max, args.shm_cache_bytes)
         except ValueError as exc:
             return _fail_serving(args, adapter, "cannot use --shm-dir", exc)
     import asyncio

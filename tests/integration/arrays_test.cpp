@@ -21,14 +21,17 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Files in this host's shared-memory directory.
-std::vector<std::string> segment_files() {
+/// Public segment names in this host's shared-memory directory: payloads not
+/// taken or withdrawn yet (idle files kept for reuse have private p... names).
+std::vector<std::string> segment_files(std::string_view prefix = {}) {
   std::vector<std::string> out;
   auto dir = detail::shm_directory();
   REQUIRE(dir);
   if (auto* d = ::opendir(dir->c_str())) {
     while (auto* e = ::readdir(d))
-      if (e->d_name[0] != '.')
+      if (e->d_name[0] != '.' && (prefix.empty() ? e->d_name[0] != 'p'
+                                                  : std::string_view{e->d_name}.substr(
+                                                      0, prefix.size()) == prefix))
         out.emplace_back(e->d_name);
     ::closedir(d);
   }
@@ -243,6 +246,8 @@ TEST_CASE_FIXTURE(arrays_fixture, "a worker SIGKILLed while it holds a large arr
   CHECK(kind_of(r) == "worker_crashed");
   wait_status(pool, [](const pool_status& s) { return s.ready == 1; });
   CHECK(segments_drain());
+  // Nor anything the dead process kept for reuse.
+  CHECK(segment_files("pw" + std::to_string(pid) + "-").empty());
   auto again = call(pool, make_request("array_sum", {{"value", floats(4096, 1)}}));
   REQUIRE_MESSAGE(again, message_of(again));
   CHECK(again->result == value(4096.0 * 4097 / 2));

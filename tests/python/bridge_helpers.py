@@ -40,8 +40,14 @@ SHM_BYTES_MAX = 4096
 
 
 def shm_files(directory: Path) -> List[str]:
-    """The segment files in a shared memory directory, sorted."""
-    return sorted(os.listdir(directory))
+    """The public segment names in a shared memory directory, sorted: payloads nobody has taken
+    or withdrawn yet (files kept for reuse have only their private ``p...`` name)."""
+    return sorted(name for name in os.listdir(directory) if not name.startswith("p"))
+
+
+def shm_private_files(directory: Path) -> List[str]:
+    """The files a writer keeps for reuse (private names), sorted."""
+    return sorted(name for name in os.listdir(directory) if name.startswith("p"))
 
 
 def short_tmpdir() -> str:

@@ -39,7 +39,8 @@ def test_exactly_the_threshold_stays_inline_one_byte_more_goes_to_a_segment(shm_
     assert name.startswith(f"w{os.getpid()}-") and "/" not in name
     assert files(shm_dir) == [name]
     info = os.stat(shm_dir / name)
-    assert (oct(info.st_mode & 0o777), info.st_size) == (oct(0o600), THRESHOLD + 1)
+    # Files are sized in steps (FILE_GRANULE) so that later payloads can reuse them.
+    assert oct(info.st_mode & 0o777) == oct(0o600) and info.st_size >= THRESHOLD + 1
     assert decode(value) == b"y" * (THRESHOLD + 1)  # an argument: the sender's, left in place
     assert files(shm_dir) == [name]
     back = decode(value, take=True)  # a result: ours, removed once mapped
@@ -100,26 +101,27 @@ def test_a_payload_over_the_limit_is_payload_too_large_naming_shm_bytes_max(shm_
     assert files(shm_dir) == []
 
 
-def test_a_write_that_fails_is_encode_failed_with_the_os_reason_and_no_file(shm_dir, monkeypatch):
+def test_a_full_file_system_is_payload_too_large_and_leaves_no_file(shm_dir, monkeypatch):
     def full(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     with pytest.raises(BridgeError) as failure:
         encode({"x": b"f" * 100}, where="result")
-    assert failure.value.kind == "encode_failed"
-    assert "cannot write a shared memory segment of 100 bytes" in failure.value.message
-    assert failure.value.message.endswith("No space left on device at result['x']")
-    assert files(shm_dir) == []
+    assert failure.value.kind == "payload_too_large"
+    assert "no room for a shared memory segment of 100 bytes" in failure.value.message
+    assert failure.value.message.endswith("(the file system is full) at result['x']")
+    assert os.listdir(shm_dir) == []
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "/etc/passwd", "a\0b", "a b", "x" * 65, "é"])
+@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "/etc/passwd", "a\0b", "a b", "x" * 65, "é",
+                                  "pw1-2", "ph1-2"])
 def test_names_that_are_not_plain_segment_names_are_bad_arguments(shm_dir, name):
     with pytest.raises(BridgeError) as failure:
         decode(segment_value(name, 1), where="arguments['d']", take=True)
     assert failure.value.kind == "bad_arguments"
     assert failure.value.message == (f"shared memory segment name {name!r} is not a plain segment name "
-                                     "(1-64 of A-Z a-z 0-9 _ -) at arguments['d']")
+                                     "(1-64 of A-Z a-z 0-9 _ -, not a private p... name) at arguments['d']")
 
 
 def test_names_the_host_writes_are_accepted(shm_dir):
@@ -202,7 +204,8 @@ def test_arrays_over_the_threshold_travel_in_a_segment_and_decode_without_a_copy
     array = value.ndarray_value
     assert (array.WhichOneof("storage"), array.dtype, list(array.shape)) == ("segment", pb.DTYPE_FLOAT64, [2, 3, 4])
     assert array.segment.size == 24 * 8 and files(shm_dir) == [array.segment.name]
-    assert (shm_dir / array.segment.name).read_bytes() == np.ascontiguousarray(sent).tobytes()
+    data = (shm_dir / array.segment.name).read_bytes()[:array.segment.size]
+    assert data == np.ascontiguousarray(sent).tobytes()
     back = decode(value, take=True)
     assert files(shm_dir) == []  # unlinked; the mapping keeps the memory
     assert np.array_equal(back, sent) and back.flags.c_contiguous and not back.flags.writeable
@@ -255,3 +258,58 @@ def test_configure_refuses_a_directory_that_is_not_private(tmp_path):
     with pytest.raises(ValueError, match="cannot open .* as a directory"):
         shm.configure(str(tmp_path / "missing"), THRESHOLD, BYTES_MAX)
     assert shm.directory() is None
+
+
+def private_files(directory: Path) -> List[str]:
+    return sorted(name for name in os.listdir(directory) if name.startswith("p"))
+
+
+def test_a_file_is_reused_once_its_reader_has_let_go(shm_dir):
+    first = encode(b"a" * 100)
+    assert decode(first, take=True) == b"a" * 100  # taken, and the copy leaves no mapping
+    (kept,) = private_files(shm_dir)
+    second = encode(b"b" * 100)
+    assert second.shared_bytes.name != first.shared_bytes.name  # a fresh public name
+    assert private_files(shm_dir) == [kept]  # the same file
+    assert decode(second, take=True) == b"b" * 100
+
+
+def test_a_file_a_reader_still_maps_is_never_rewritten(shm_dir):
+    np = pytest.importorskip("numpy")
+    sent = np.arange(64, dtype=np.float64)
+    held = decode(encode(sent), take=True)  # a zero-copy view: the file stays locked
+    assert len(private_files(shm_dir)) == 1
+    other = encode(np.zeros(64, dtype=np.float64))
+    assert len(private_files(shm_dir)) == 2  # a new file, not the one `held` maps
+    np.testing.assert_array_equal(held, sent)
+    decode(other, take=True)
+    del held  # the lock goes with the last view ...
+    import gc
+    gc.collect()
+    encode(np.ones(64, dtype=np.float64))  # ... and a file is reused again
+    assert len(private_files(shm_dir)) == 2
+
+
+def test_a_withdrawn_name_is_never_read_after_its_file_is_reused(shm_dir):
+    first = encode(b"old" * 40)
+    os.unlink(shm_dir / first.shared_bytes.name)  # its sender withdrew it (the call is over)
+    second = encode(b"new" * 40)  # reuses the file
+    assert len(private_files(shm_dir)) == 1
+    with pytest.raises(BridgeError) as failure:
+        decode(first, where="arguments['d']")
+    assert failure.value.kind == "bad_arguments"
+    assert "cannot open shared memory segment" in failure.value.message
+    assert decode(second, take=True) == b"new" * 40
+
+
+def test_idle_files_are_bounded_by_cache_bytes(tmp_path):
+    directory = tmp_path / "small-cache"
+    directory.mkdir(mode=0o700)
+    shm.configure(str(directory), THRESHOLD, BYTES_MAX, cache_bytes=0)
+    try:
+        value = encode(b"z" * 100)
+        assert private_files(directory) == []  # not kept: the receiver's take frees it
+        assert decode(value, take=True) == b"z" * 100
+        assert os.listdir(directory) == []
+    finally:
+        shm.unconfigure()

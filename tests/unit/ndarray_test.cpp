@@ -46,9 +46,17 @@ struct scratch_dir {
     CHECK(std::system(cmd.c_str()) == 0);
   }
 
+  /// Public segment names (files kept for reuse have only a private p... name).
   std::size_t files() const {
+    return count("ls -A '" + path + "' | grep -v '^p' | wc -l");
+  }
+
+  std::size_t private_files() const {
+    return count("ls -A '" + path + "' | grep '^p' | wc -l");
+  }
+
+  static std::size_t count(const std::string& cmd) {
     std::size_t n = 0;
-    std::string cmd = "ls -A '" + path + "' | wc -l";
     auto* p = ::popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
     CHECK(std::fscanf(p, "%zu", &n) == 1);
@@ -288,25 +296,51 @@ TEST_CASE("shm_arena: payloads above the threshold travel in segments") {
     CHECK(::write(fd, "secret", 6) == 6);
     ::close(fd);
     for (auto name : {"../" + outside.substr(outside.rfind('/') + 1), "a/b"s, ""s, "."s,
-                      std::string(65, 'a')})
+                      std::string(65, 'a'), "ph1-2"s})
       CHECK(!shm.map(name, 1, false));
     CHECK(::symlink(outside.c_str(), (dir.path + "/link").c_str()) == 0);
     CHECK(!shm.map("link", 1, true));
     ::unlink(outside.c_str());
-    auto seg = shm.write("abc", 3);
-    REQUIRE(seg);
-    auto too_big = shm.map((*seg)->name(), 4, false);
+    auto short_fd = ::open((dir.path + "/w9-9").c_str(), O_CREAT | O_WRONLY, 0600);
+    REQUIRE(short_fd >= 0);
+    CHECK(::write(short_fd, "abc", 3) == 3);
+    ::close(short_fd);
+    auto too_big = shm.map("w9-9", 4, false);
     REQUIRE(!too_big);
     CHECK(describe(too_big.error()).message.find("fewer than") != std::string::npos);
     CHECK(!shm.map("missing", 1, false));
   }
+  SUBCASE("files are reused once their reader lets go, never while it maps them") {
+    auto first = shm.write("first", 5);
+    REQUIRE(first);
+    auto name = (*first)->name();
+    auto held = shm.map(name, 5, true);  // a reader takes it and keeps the mapping
+    REQUIRE(held);
+    first->reset();  // the call is over
+    auto second = shm.write("other", 5);
+    REQUIRE(second);
+    CHECK(shm.files_reused() == 0);  // the held file is locked: a new one
+    CHECK(dir.private_files() == 2);
+    CHECK(std::string(held->data, 5) == "first");
+    *held = detail::shm_mapping{};  // the reader lets go
+    second->reset();
+    auto third = shm.write("third", 5);
+    REQUIRE(third);
+    CHECK(shm.files_reused() == 1);
+    CHECK(dir.private_files() == 2);
+    // The withdrawn names are gone: a late reader cannot see the new payload.
+    CHECK(!shm.map(name, 5, false));
+    auto read = shm.map((*third)->name(), 5, false);
+    REQUIRE(read);
+    CHECK(std::string(read->data, 5) == "third");
+  }
   SUBCASE("a dead worker's leftovers are removed by pid") {
-    for (auto name : {"w123-0", "w123-1", "w1234-0"}) {
+    for (auto name : {"w123-0", "w123-1", "w1234-0", "pw123-2"}) {
       auto fd = ::open((dir.path + "/" + name).c_str(), O_CREAT | O_WRONLY, 0600);
       REQUIRE(fd >= 0);
       ::close(fd);
     }
-    CHECK(shm.remove_files_of(123) == 2);
+    CHECK(shm.remove_files_of(123) == 3);
     CHECK(dir.files() == 1);
     shm.drop("w1234-0");
     CHECK(dir.files() == 0);
