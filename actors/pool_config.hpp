@@ -80,7 +80,7 @@ struct pool_config {
   /// shared memory (a private /dev/shm directory) instead of the message;
   /// `shared_memory = false` keeps everything inline.
   bool shared_memory = true;
-  std::int64_t shm_threshold = 256 * 1024;
+  std::int64_t shm_threshold = 192 * 1024;
   /// Bytes of argument segments the pool holds at once, and the largest
   /// payload either side puts in shared memory; over it: `payload_too_large`.
   std::int64_t shm_bytes_max = 1LL << 30;

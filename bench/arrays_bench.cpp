@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
   // Inline vs shared memory by size: echo of bytes, one call at a time.
   fmt::print("\nEcho of bytes by size (median ms per call): inline gRPC vs shared memory\n");
   table by_size({"bytes", "inline", "shm", "shm / inline"});
-  for (std::size_t size : {16u << 10, 64u << 10, 256u << 10, 1u << 20, 4u << 20}) {
+  for (std::size_t size : {16u << 10, 64u << 10, 128u << 10, 256u << 10, 1u << 20, 4u << 20}) {
     auto payload = snakepit::bytes{std::string(size, 'x')};
     int n = size >= (1u << 20) ? 40 : 200;
     std::vector<double> inl, shm;

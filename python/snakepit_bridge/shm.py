@@ -42,7 +42,7 @@ from typing import Callable, Iterable, List, Optional, Tuple, Union
 from snakepit_bridge.errors import BAD_ARGUMENTS, ENCODE_FAILED, PAYLOAD_TOO_LARGE, BridgeError
 
 #: Payloads larger than this many bytes go to a segment (``--shm-threshold``).
-DEFAULT_THRESHOLD = 64 * 1024
+DEFAULT_THRESHOLD = 192 * 1024
 #: The largest payload a segment may hold (``--shm-bytes-max``, host key ``shm_bytes_max``).
 DEFAULT_BYTES_MAX = 1024 * 1024 * 1024
 #: Bytes of idle files kept for reuse (``--shm-cache-bytes``, host key ``shm_cache_bytes``).

@@ -559,3 +559,12 @@ def test_a_sigkilled_hosts_shared_memory_is_removed_by_the_next_start(tmp_path: 
     assert again.returncode == 0, again.stderr
     assert not segment.exists()
     assert not segment.parent.exists()
+
+
+def test_maps_come_back_sorted_by_key_as_documented():
+    # worker_info builds its dict in its own order (pid, ppid, worker_id, ...); the C++ value map
+    # is sorted by key, so the host prints it sorted (docs/python-adapters.md, "Maps and order").
+    proc = run("call", "--tool", "worker_info")
+    assert proc.returncode == 0, proc.stderr
+    keys = list(json.loads(proc.stdout, object_pairs_hook=lambda pairs: dict(pairs)).keys())
+    assert keys == sorted(keys) and keys[:2] != ["pid", "ppid"]
