@@ -534,8 +534,10 @@ def test_ndarray_json_form_goes_in_and_comes_out():
 
 
 def shm_segments_of(pid: int) -> list:
-    """Shared-memory segments the host `pid` wrote (h<pid>-N in a /dev/shm/snakepit-shm-* dir)."""
-    return list(Path("/dev/shm").glob(f"snakepit-shm-*/h{pid}-*"))
+    """Shared-memory segments the host `pid` wrote: h<pid>-N in its /dev/shm/snakepit-shm-*
+    directory, or in <runtime dir>/shm where /dev/shm is no tmpfs (e.g. a chroot)."""
+    return (list(Path("/dev/shm").glob(f"snakepit-shm-*/h{pid}-*"))
+            + list(Path("/tmp").glob(f"snakepit-??????/shm/h{pid}-*")))
 
 
 def test_a_sigkilled_hosts_shared_memory_is_removed_by_the_next_start(tmp_path: Path):
