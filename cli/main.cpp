@@ -31,6 +31,7 @@
 #include "snakepit/actors/detail/trusted_files.hpp"
 #include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
+#include "gateway_start.hpp"
 #include "snakepit/observability/control_file.hpp"
 #include "snakepit/observability/status_server.hpp"
 #include "snakepit/snakepit.hpp"
@@ -441,7 +442,7 @@ struct control_endpoint {
 
 caf::expected<std::unique_ptr<control_endpoint>>
 start_control_endpoint(const running_tree& tree, const std::string& name,
-                       const std::string& file) {
+                       const std::string& file, const std::string& gateway) {
   auto out = std::make_unique<control_endpoint>();
   status_server::options opts;
   opts.http.token = make_control_token();
@@ -457,6 +458,7 @@ start_control_endpoint(const running_tree& tree, const std::string& name,
   info.file = ::realpath(file.c_str(), resolved) != nullptr ? resolved : file;
   info.url = out->server->base_url();
   info.token = opts.http.token;
+  info.gateway = gateway;
   auto written = write_control_file(run_registry::instance().dir(), info);
   if (!written) {
     // The tree serves all the same; only inspect/diagnose cannot find it.
@@ -504,7 +506,7 @@ std::vector<std::string> actor_nodes(const tree_node& node) {
 }
 
 int run_tree(const std::string& file, const std::string& log_level,
-             const std::string& log_format) {
+             const std::string& log_format, bool print_address) {
   auto spec = load_tree_file(file);
   if (!spec) {
     std::cerr << describe(spec.error()).message << std::endl;
@@ -547,8 +549,21 @@ int run_tree(const std::string& file, const std::string& log_level,
     print_error(tree.error());
     return exit_failed;
   }
+  // The front door other processes call the tree through.
+  auto gateway = cli::start_gateway(sys, spec->gateway, *tree, spec->root.name);
+  if (!gateway) {
+    tree->stop();
+    print_error(gateway.error());
+    return exit_failed;
+  }
+  std::string gateway_address = *gateway ? (*gateway)->address() : std::string{};
+  if (!gateway_address.empty()) {
+    log_line("gateway listening on " + gateway_address);
+    if (print_address)
+      std::cout << gateway_address << std::endl;
+  }
   // The control endpoint `snakepit inspect` and `diagnose` attach to.
-  auto control = start_control_endpoint(*tree, spec->root.name, file);
+  auto control = start_control_endpoint(*tree, spec->root.name, file, gateway_address);
   if (!control) {
     tree->stop();
     print_error(control.error());
@@ -574,6 +589,7 @@ int run_tree(const std::string& file, const std::string& log_level,
     self->receive([&](const caf::down_msg& msg) { reason = msg.reason; });
   }
   control->reset();
+  gateway->reset();  // open calls end with UNAVAILABLE
   tree->stop();  // waits for nothing more; cleans the tree's runtime directory
   if (stopping) {
     log_line("tree stopped");
@@ -784,6 +800,10 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "Start a supervision tree and serve until SIGINT or "
                                             "SIGTERM, then stop it in reverse order");
   run_cmd->add_option("file", tree_file, "Tree file (TOML)")->required();
+  bool run_print_address = false;
+  run_cmd->add_flag("--print-address", run_print_address,
+                    "Print the gateway's address (unix:/... or host:port) alone on the first "
+                    "line of stdout once the tree runs");
   run_cmd->add_option("--log-level", run_log_level,
                       "debug, info, warning, error or off (default: the file's "
                       "[logging] level, else info)");
@@ -855,7 +875,7 @@ int main(int argc, char** argv) {
   if (check_cmd->parsed())
     return run_check(tree_file);
   if (run_cmd->parsed())
-    return run_tree(tree_file, run_log_level, run_log_format);
+    return run_tree(tree_file, run_log_level, run_log_format, run_print_address);
   if (inspect_cmd->parsed())
     return run_inspect(inspect_opts);
   if (diagnose_cmd->parsed())

@@ -34,7 +34,8 @@ caf::expected<std::string> write_control_file(const std::string& dir, const cont
   auto path = dir + "/" + name;
   auto text = nlohmann::json{{"pid", info.pid},   {"start_time", info.start_time},
                              {"tree", info.tree}, {"file", info.file},
-                             {"url", info.url},   {"token", info.token}}
+                             {"url", info.url},   {"token", info.token},
+                             {"gateway", info.gateway}}
                 .dump();
   reg->remove(name);  // a dead run's, with our pid: the directory is ours
   int fd = reg->create_file(name);
@@ -67,6 +68,7 @@ std::vector<control_info> find_running_trees(const std::string& dir) {
       info.file = j.value("file", std::string{});
       info.url = j.at("url").get<std::string>();
       info.token = j.value("token", std::string{});
+      info.gateway = j.value("gateway", std::string{});
     } catch (const std::exception&) {
       continue;  // being written: leave it
     }

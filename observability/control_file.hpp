@@ -20,6 +20,8 @@ struct control_info {
   std::string file;
   std::string url;
   std::string token;
+  /// Where its gateway listens ("unix:/..." or "host:port"); empty: none.
+  std::string gateway;
 };
 
 /// Writes `info` as `<dir>/<pid>.control`, readable by its owner only.

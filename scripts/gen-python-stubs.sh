@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Python wire modules of snakepit_bridge from messages/bridge.proto.
+# Regenerates the Python wire modules of snakepit_bridge from messages/bridge.proto and gateway.proto.
 #
 #   scripts/gen-python-stubs.sh [OUT_DIR]
 #
@@ -24,8 +24,11 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/snakepit_bridge/_wire" "$out/snakepit_bridge/_wire"
 cp "$root/messages/bridge.proto" "$stage/snakepit_bridge/_wire/bridge.proto"
+# gateway.proto imports "bridge.proto" (the C++ build's include root is messages/).
+sed 's|^import "bridge.proto";|import "snakepit_bridge/_wire/bridge.proto";|' \
+  "$root/messages/gateway.proto" > "$stage/snakepit_bridge/_wire/gateway.proto"
 
 protoc -I "$stage" \
   --python_out="$out" --pyi_out="$out" --grpc_out="$out" \
   --plugin=protoc-gen-grpc="$plugin" \
-  "$stage/snakepit_bridge/_wire/bridge.proto"
+  "$stage/snakepit_bridge/_wire/bridge.proto" "$stage/snakepit_bridge/_wire/gateway.proto"

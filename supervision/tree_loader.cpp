@@ -47,7 +47,12 @@ constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
 using word_list = std::vector<std::string_view>;
 
 const word_list top_level_keys = {"root", "supervisors", "pools", "actors", "logging",
-                                  "metrics"};
+                                  "metrics", "gateway"};
+
+const word_list gateway_keys = {"enabled",   "listen",  "insecure",
+                                "tls_cert",  "tls_key", "tls_client_ca",
+                                "token_file", "max_calls", "max_calls_per_client",
+                                "max_message_bytes"};
 
 const word_list logging_keys = {"level", "format"};
 
@@ -867,6 +872,7 @@ public:
     spec.root = build(*root_);
     spec.logging = logging_;
     spec.metrics = metrics_;
+    spec.gateway = gateway_;
     return spec;
   }
 
@@ -881,7 +887,7 @@ private:
         continue;
       problems_.add(problems_.position(k.source()), key_segment(key),
                     fmt::format("unknown top-level key '{}'{}; expected root, [supervisors.NAME], "
-                                "[pools.NAME], [actors.NAME], [logging] or [metrics]",
+                                "[pools.NAME], [actors.NAME], [logging], [metrics] or [gateway]",
                                 key, did_you_mean(key, top_level_keys)));
     }
     if (auto node = doc.get("root")) {
@@ -898,6 +904,7 @@ private:
     read_sections(doc, node_kind::actor);
     read_settings(doc, "logging", logging_keys, [this](section& s) { read_logging(s); });
     read_settings(doc, "metrics", metrics_keys, [this](section& s) { read_metrics(s); });
+    read_settings(doc, "gateway", gateway_keys, [this](section& s) { read_gateway(s); });
   }
 
   /// Checks the top-level table `key` (`[logging]`), if any, against `keys`,
@@ -924,6 +931,28 @@ private:
       logging_.level = parse_log_level(*w);
     if (auto w = s.word("format", log_format_words))
       logging_.format = parse_log_format(*w);
+  }
+
+  void read_gateway(section& s) {
+    auto& g = gateway_;
+    assign(g.enabled, s.boolean("enabled"));
+    if (auto listen = s.string("listen", "\"unix:/path\" or \"host:port\"")) {
+      if (listen->rfind("unix:/", 0) == 0 || listen->rfind(':') != std::string::npos)
+        g.listen = *listen;
+      else
+        s.problem("listen", fmt::format("expected \"unix:/path\" or \"host:port\", got {}",
+                                        quote(*listen)));
+    }
+    assign(g.insecure, s.boolean("insecure"));
+    assign(g.tls_cert, s.string("tls_cert", "a non-empty file path"));
+    assign(g.tls_key, s.string("tls_key", "a non-empty file path"));
+    assign(g.tls_client_ca, s.string("tls_client_ca", "a non-empty file path"));
+    assign(g.token_file, s.string("token_file", "a non-empty file path"));
+    assign(g.max_calls, s.integer("max_calls", 1, 1 << 20, "a call count (at least 1)"));
+    assign(g.max_calls_per_client,
+           s.integer("max_calls_per_client", 1, 1 << 20, "a call count (at least 1)"));
+    assign(g.max_message_bytes,
+           s.integer("max_message_bytes", 1024, (1LL << 31) - 1, "bytes (1024 to 2147483647)"));
   }
 
   void read_metrics(section& s) {
@@ -1523,6 +1552,7 @@ private:
   bool children_unknown_ = false;
   logging_spec logging_;
   metrics_spec metrics_;
+  gateway_spec gateway_;
   /// Names suggested for undefined references ("did you mean").
   std::set<std::string, std::less<>> misspelled_;
   /// The `supervisors` section is not a table (already reported).
@@ -1722,6 +1752,10 @@ caf::expected<tree_spec> load_tree_file(const std::string& path,
                                                         : file.substr(0, slash);
     anchor_paths(spec->root, base);
     spec->metrics.token_file = absolute_path(spec->metrics.token_file, base);
+    for (auto* file_key : {&spec->gateway.token_file, &spec->gateway.tls_cert,
+                           &spec->gateway.tls_key, &spec->gateway.tls_client_ca})
+      if (!file_key->empty())
+        *file_key = absolute_path(*file_key, base);
   }
   return spec;
 }

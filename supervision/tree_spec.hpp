@@ -8,6 +8,7 @@
 #include "snakepit/actors/pool_config.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/supervision/child_spec.hpp"
+#include "snakepit/supervision/gateway_spec.hpp"
 #include "snakepit/supervision/metrics_spec.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
 #include "snakepit/supervision/supervisor.hpp"
@@ -81,6 +82,8 @@ struct tree_spec {
   tree_node root;
   logging_spec logging;
   metrics_spec metrics;
+  /// How `snakepit run` serves the tree to other processes (`[gateway]`).
+  gateway_spec gateway;
 };
 
 } // namespace snakepit

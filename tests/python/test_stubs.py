@@ -6,7 +6,8 @@ import subprocess
 
 from bridge_helpers import PYTHON_DIR, ROOT
 
-GENERATED = ("bridge_pb2.py", "bridge_pb2.pyi", "bridge_pb2_grpc.py")
+GENERATED = ("bridge_pb2.py", "bridge_pb2.pyi", "bridge_pb2_grpc.py",
+             "gateway_pb2.py", "gateway_pb2.pyi", "gateway_pb2_grpc.py")
 
 
 def test_committed_stubs_are_up_to_date(tmp_path):
