@@ -25,6 +25,9 @@ struct inspect_options {
 /// requests, failures, restarts; per worker pid, age, RSS, Python, GIL.
 int run_inspect(const inspect_options& opts);
 
+/// `snakepit ls`: the running trees of this user, with their gateways.
+int run_list_trees(bool json);
+
 /// `snakepit diagnose`: the machine, each pool's utilisation and saturation,
 /// and what to change.
 int run_diagnose(const attach_options& opts, bool json);

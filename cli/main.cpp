@@ -32,6 +32,8 @@
 #include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "gateway_start.hpp"
+#include "remote_call.hpp"
+#include "snakepit/observability/token_file.hpp"
 #include "snakepit/observability/control_file.hpp"
 #include "snakepit/observability/status_server.hpp"
 #include "snakepit/snakepit.hpp"
@@ -54,6 +56,11 @@ struct call_options {
   std::uint32_t repeat = 1;
   std::uint32_t concurrency = 1;
   bool stream = false;
+  /// Through a running tree's gateway instead of a pool of its own.
+  std::string connect;
+  std::string remote_pool;
+  std::string token_file;
+  std::string ca_file;
 };
 
 std::string reply_json(const execute_reply& reply, bool timings) {
@@ -249,6 +256,31 @@ int run_call(const call_options& opts) {
                         : "--args is not valid JSON: " + describe(args.error()).message;
     print_error(info);
     return exit_usage;
+  }
+  if (!opts.connect.empty()) {
+    if (opts.remote_pool.empty()) {
+      print_error("bad_arguments", "--connect needs --pool NAME: the pool of the running tree "
+                                   "to call (`snakepit ls` shows the trees and their pools)");
+      return exit_usage;
+    }
+    cli::remote_call rc;
+    rc.address = opts.connect;
+    rc.pool = opts.remote_pool;
+    rc.tool = opts.tool;
+    rc.arguments = *args->if_map();
+    rc.timeout_ms = opts.timeout_ms;
+    rc.stream = opts.stream;
+    rc.timings = opts.timings;
+    rc.ca_file = opts.ca_file;
+    if (!opts.token_file.empty()) {
+      auto token = read_token_file(opts.token_file, "--token-file");
+      if (!token) {
+        print_error(token.error());
+        return exit_usage;
+      }
+      rc.token = std::move(*token);
+    }
+    return cli::run_remote_call(rc);
   }
   if (opts.stream) {
     // Before any thread starts, so all inherit the mask: the stream's
@@ -740,6 +772,19 @@ int main(int argc, char** argv) {
                                               "as JSON");
   call_opts.pool.add_to(*call_cmd);
   call_cmd->add_option("--tool", call_opts.tool, "Tool to call")->required();
+  auto* connect_opt = call_cmd->add_option(
+    "--connect", call_opts.connect,
+    "Call a running tree through its gateway (unix:/path or host:port, as `snakepit run` "
+    "prints it) instead of starting a pool");
+  call_cmd->add_option("--pool", call_opts.remote_pool, "With --connect: the tree's pool")
+    ->needs(connect_opt);
+  call_cmd->add_option("--token-file", call_opts.token_file,
+                       "With --connect: a file holding the gateway's token (mode 0600)")
+    ->needs(connect_opt);
+  call_cmd->add_option("--ca-file", call_opts.ca_file,
+                       "With --connect: PEM of the CA that signed the gateway's certificate "
+                       "(TLS)")
+    ->needs(connect_opt);
   call_cmd->add_option("--args", call_opts.args_json,
                        "Keyword arguments as a JSON object; @FILE reads them from a file, - "
                        "from standard input")
@@ -811,6 +856,11 @@ int main(int argc, char** argv) {
                       "text (logfmt) or json, one record per line (default: the file's "
                       "[logging] format, else text)");
 
+  bool ls_json = false;
+  auto* ls_cmd = app.add_subcommand("ls", "List the trees `snakepit run` serves on this machine "
+                                          "(this user's): pid, tree, gateway address, file");
+  ls_cmd->add_flag("--json", ls_json, "One JSON array instead of a table");
+
   inspect_options inspect_opts;
   auto* inspect_cmd = app.add_subcommand(
     "inspect", "Show the live state of a running `snakepit run`: per pool profile, workers, "
@@ -866,6 +916,8 @@ int main(int argc, char** argv) {
     print_error(info);
     return exit_usage;
   }
+  if (ls_cmd->parsed())
+    return run_list_trees(ls_json);
   if (call_cmd->parsed())
     return run_call(call_opts);
   if (map_cmd->parsed())

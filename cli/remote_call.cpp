@@ -1,0 +1,128 @@
+#include "remote_call.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <grpcpp/grpcpp.h>
+
+#include "gateway.grpc.pb.h"
+#include "output.hpp"
+#include "snakepit/messages/detail/value_proto.hpp"
+
+namespace snakepit::cli {
+
+namespace gw = snakepit::gateway::v1;
+
+namespace {
+
+int fail(std::string kind, std::string message, std::string python_type = {},
+         std::string traceback = {}) {
+  error_info info;
+  info.kind = std::move(kind);
+  info.message = std::move(message);
+  info.python_type = std::move(python_type);
+  info.traceback = std::move(traceback);
+  print_error(info);
+  return exit_failed;
+}
+
+int fail(const gw::Failure& f) {
+  return fail(f.kind(), f.message(), f.python_type(), f.traceback());
+}
+
+/// A refusal or failure of the gateway itself (not of the call).
+int fail(const grpc::Status& status, const std::string& address) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      return fail("unavailable", "no gateway answers at " + address + " (is the tree still "
+                                 "running? `snakepit ls` lists the running trees): "
+                                   + status.error_message());
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return fail("timeout", "the call passed its deadline (--timeout-ms)");
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return fail("unauthenticated", status.error_message() + " (--token-file)");
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return fail("pool_saturated", status.error_message());
+    default:
+      return fail("internal", "gateway call failed (" + std::to_string(status.error_code())
+                                + "): " + status.error_message());
+  }
+}
+
+std::shared_ptr<grpc::Channel> open_channel(const remote_call& call, std::string& why) {
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!call.ca_file.empty()) {
+    std::ifstream in{call.ca_file};
+    if (!in) {
+      why = "cannot read " + call.ca_file;
+      return nullptr;
+    }
+    std::ostringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    creds = grpc::SslCredentials(ssl);
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  return grpc::CreateCustomChannel(call.address, creds, args);
+}
+
+} // namespace
+
+int run_remote_call(const remote_call& call) {
+  std::string why;
+  auto channel = open_channel(call, why);
+  if (!channel)
+    return fail("bad_arguments", why);
+  auto stub = gw::Gateway::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now()
+                   + std::chrono::milliseconds{std::max<std::int64_t>(1, call.timeout_ms)});
+  if (!call.token.empty())
+    ctx.AddMetadata("authorization", "Bearer " + call.token);
+  gw::CallRequest req;
+  req.set_pool(call.pool);
+  req.set_tool(call.tool);
+  detail::to_proto(call.arguments, req.mutable_arguments());
+  if (call.stream) {
+    auto reader = stub->Stream(&ctx, req);
+    gw::StreamReply msg;
+    int code = exit_ok;
+    while (reader->Read(&msg)) {
+      if (msg.has_item()) {
+        std::cout << detail::from_proto(msg.item()).to_json() << std::endl;
+      } else if (msg.has_end()) {
+        if (call.timings)
+          log_line(std::to_string(msg.end().items()) + " items from " + msg.end().worker_id());
+      } else if (msg.has_failure()) {
+        code = fail(msg.failure());
+      }
+    }
+    auto status = reader->Finish();
+    if (!status.ok())
+      return fail(status, call.address);
+    return code;
+  }
+  gw::CallReply reply;
+  auto status = stub->Call(&ctx, req, &reply);
+  if (!status.ok())
+    return fail(status, call.address);
+  if (reply.has_failure())
+    return fail(reply.failure());
+  auto result = detail::from_proto(reply.result());
+  if (call.timings)
+    std::cout << value::make_map({{"result", result},
+                                  {"python_wall_us", reply.python_wall_ns() / 1000},
+                                  {"worker", reply.worker_id()}})
+                   .to_json()
+              << std::endl;
+  else
+    std::cout << result.to_json() << std::endl;
+  return exit_ok;
+}
+
+} // namespace snakepit::cli
