@@ -1,0 +1,233 @@
+// gateway_bench: calls through the gateway (a unix socket, as `snakepit run`
+// serves it) against in-process CAF callers on the same pool, in the same run,
+// interleaved; then what idle connected clients cost the serving process.
+//
+//   SNAKEPIT_PYTHON=/usr/bin/python3 gateway_bench [--rounds 5] [--seq-calls 1500]
+//        [--calls 6000] [--idle 1000]
+//
+// Variants (one pool of 2 process workers, the default batched transport):
+//   inproc-1    one event-based caller, one no-op call at a time
+//   gateway-1   one gRPC client (sync stub), one call at a time
+//   inproc-16   16 event-based callers, one call in flight each
+//   gateway-16  16 gRPC clients, each its own connection and thread
+// Then --idle clients (bench/idle_gateway_clients.py, another process) connect
+// and make one call each; the serving process's RSS and open fds before and
+// after, per client.
+
+#include <dirent.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include "bench_actors.hpp"
+#include "bench_common.hpp"
+#include "gateway.grpc.pb.h"
+#include "snakepit/gateway/gateway_server.hpp"
+#include "snakepit/snakepit.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace bench;
+namespace gw = snakepit::gateway::v1;
+
+double rss_mib() {
+  std::ifstream in{"/proc/self/statm"};
+  long size = 0, resident = 0;
+  in >> size >> resident;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE))
+         / (1024.0 * 1024.0);
+}
+
+int open_fds() {
+  int n = 0;
+  if (auto* d = ::opendir("/proc/self/fd")) {
+    while (auto* e = ::readdir(d))
+      n += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  return n;
+}
+
+/// `clients` threads, each with a channel of its own, `calls_each` sync calls.
+run_result gateway_run(const std::string& address, int clients, int calls_each) {
+  std::vector<std::unique_ptr<gw::Gateway::Stub>> stubs;
+  for (int i = 0; i < clients; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("snakepit.bench.client", i);  // one connection each
+    stubs.push_back(gw::Gateway::NewStub(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+  }
+  gw::CallRequest req;
+  req.set_pool("bench");
+  req.set_tool("noop");
+  std::vector<run_result> parts(static_cast<std::size_t>(clients));
+  std::vector<std::thread> threads;
+  auto t0 = clk::now();
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&, i] {
+      auto& part = parts[static_cast<std::size_t>(i)];
+      for (int k = 0; k < calls_each; ++k) {
+        grpc::ClientContext ctx;
+        gw::CallReply reply;
+        auto c0 = clk::now();
+        auto status = stubs[static_cast<std::size_t>(i)]->Call(&ctx, req, &reply);
+        part.lat_us.push_back(us_between(c0, clk::now()));
+        if (!status.ok() || reply.has_failure())
+          ++part.failures;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  run_result out;
+  out.wall_s = ms_between(t0, clk::now()) / 1000.0;
+  for (auto& p : parts) {
+    out.lat_us.insert(out.lat_us.end(), p.lat_us.begin(), p.lat_us.end());
+    out.failures += p.failures;
+  }
+  out.calls = out.lat_us.size();
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int rounds = int_option(argc, argv, "--rounds", 5);
+  int seq_calls = int_option(argc, argv, "--seq-calls", 1500);
+  int calls = int_option(argc, argv, "--calls", 6000);
+  int idle = int_option(argc, argv, "--idle", 1000);
+  auto python = python_from_env();
+  snakepit::set_log_level(snakepit::log_level::warning);
+  caf::actor_system_config cfg;
+  snakepit::add_message_types(cfg);
+  snakepit::use_recommended_scheduler(cfg);
+  caf::actor_system sys{cfg};
+  auto pool = start_showcase_pool(sys, "bench", 2, [](snakepit::pool_config& pc) {
+    pc.queue_timeout = std::chrono::seconds{120};
+  });
+  if (!pool) {
+    fmt::print(stderr, "the pool failed to start\n");
+    return 1;
+  }
+  snakepit::gateway_options opts;
+  opts.listen = "unix:" + snakepit::runtime_dir() + "/gateway-bench.sock";
+  opts.max_calls = 1u << 20;
+  opts.max_calls_per_client = 1u << 20;
+  snakepit::gateway_backend backend;
+  backend.tree = "bench";
+  backend.pool_names = {"bench"};
+  backend.pool = [p = *pool](const std::string&) -> caf::expected<snakepit::pool_actor> {
+    return p;
+  };
+  backend.status = [] { return snakepit::tree_status{}; };
+  auto server = snakepit::gateway_server::start(sys, opts, backend);
+  if (!server) {
+    fmt::print(stderr, "the gateway failed to start: {}\n",
+               snakepit::describe(server.error()).message);
+    return 1;
+  }
+  auto address = (*server)->address();
+  auto noop = [] { return snakepit::make_request("noop"); };
+  const int clients = 16;
+  std::vector<std::string> names{"inproc-1", "gateway-1", "inproc-16", "gateway-16"};
+  std::vector<round_samples> samples(names.size());
+  auto round = [&](int scale, bool keep) {
+    std::vector<run_result> got;
+    got.push_back(event_callers_run(sys, pool_sender(*pool, noop), 1, seq_calls / scale));
+    got.push_back(gateway_run(address, 1, seq_calls / scale));
+    got.push_back(
+      event_callers_run(sys, pool_sender(*pool, noop), clients, calls / scale / clients));
+    got.push_back(gateway_run(address, clients, calls / scale / clients));
+    if (keep)
+      for (std::size_t k = 0; k < names.size(); ++k)
+        samples[k].add(got[k]);
+  };
+  fmt::print("gateway_bench: 2 workers, {} rounds; {} calls one at a time, {} with {} callers "
+             "per round; gateway at {}\n",
+             rounds, seq_calls, calls, clients, address);
+  round(10, false);
+  for (int r = 0; r < rounds; ++r)
+    round(1, true);
+  table t({"variant", "calls/s", "p50 us", "p99 us", "failures"});
+  for (std::size_t k = 0; k < names.size(); ++k)
+    t.add({names[k], fixed(median(samples[k].rate)), fixed(median(samples[k].p50)),
+           fixed(median(samples[k].p99)), std::to_string(samples[k].failures)});
+  t.print();
+
+  // Idle clients, from another process.
+  double rss0 = rss_mib();
+  int fds0 = open_fds();
+  auto ready = snakepit::runtime_dir() + "/idle-clients.ready";
+  std::string script = std::string{SNAKEPIT_BENCH_DIR} + "/idle_gateway_clients.py";
+  auto count = std::to_string(idle);
+  std::vector<char*> child_argv{const_cast<char*>(python.c_str()),
+                                const_cast<char*>(script.c_str()),
+                                const_cast<char*>(address.c_str()),
+                                const_cast<char*>(count.c_str()),
+                                const_cast<char*>(ready.c_str()), nullptr};
+  auto pythonpath = "PYTHONPATH=" + snakepit::python_package_dir();
+  std::vector<char*> child_env;
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::string_view{*e}.substr(0, 11) != "PYTHONPATH=")
+      child_env.push_back(*e);
+  child_env.push_back(const_cast<char*>(pythonpath.c_str()));
+  child_env.push_back(nullptr);
+  pid_t child = 0;
+  int connected = 0, refused = idle;
+  if (::posix_spawn(&child, python.c_str(), nullptr, nullptr, child_argv.data(),
+                    child_env.data())
+      == 0) {
+    for (int i = 0; i < 1200 && ::access(ready.c_str(), F_OK) != 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    std::ifstream in{ready};
+    in >> connected >> refused;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds{1});
+  double rss1 = rss_mib();
+  int fds1 = open_fds();
+  // Still serving with them connected.
+  auto after = gateway_run(address, 1, 200);
+  if (child > 0) {
+    ::kill(child, SIGTERM);
+    ::waitpid(child, nullptr, 0);
+  }
+  ::unlink(ready.c_str());
+  fmt::print("\n{} idle clients connected ({} failed): serving process RSS {:.1f} -> {:.1f} MiB "
+             "({:.1f} KiB per client), fds {} -> {} ({:.2f} per client); a call with them "
+             "connected: p50 {:.0f} us, {} failures\n",
+             connected, refused, rss0, rss1, (rss1 - rss0) * 1024 / std::max(1, connected), fds0,
+             fds1, static_cast<double>(fds1 - fds0) / std::max(1, connected),
+             percentile(after.lat_us, 50), after.failures);
+
+  auto p50 = [&](std::size_t k) { return median(samples[k].p50); };
+  auto rate = [&](std::size_t k) { return median(samples[k].rate); };
+  double latency_ratio = p50(1) / p50(0);
+  double throughput_ratio = rate(3) / rate(2);
+  fmt::print("\nRatios of medians\n");
+  table rt({"ratio", "value", "target", "verdict"});
+  rt.add({"gateway-1 p50 / inproc-1 p50", fixed(latency_ratio, 2), "<= 1.5",
+          verdict(latency_ratio <= 1.5)});
+  rt.add({"gateway-16 calls/s / inproc-16 calls/s", fixed(throughput_ratio, 2), ">= 0.8",
+          verdict(throughput_ratio >= 0.8)});
+  rt.add({"idle clients held without failures", std::to_string(connected), fmt::format("{}", idle),
+          verdict(connected == idle && refused == 0 && after.failures == 0)});
+  rt.print();
+  result_line("gateway", "p50_ratio", latency_ratio);
+  result_line("gateway", "throughput_ratio", throughput_ratio);
+  result_line("gateway", "idle_kib_per_client", (rss1 - rss0) * 1024 / std::max(1, connected));
+  result_line("gateway", "idle_fds_per_client",
+              static_cast<double>(fds1 - fds0) / std::max(1, connected));
+  server->reset();
+  stop_pool_within(sys, *pool, std::chrono::seconds{20});
+  return finish(0);
+}
