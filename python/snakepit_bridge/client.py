@@ -98,6 +98,15 @@ class GatewayError(Exception):
     def __repr__(self) -> str:
         return f"GatewayError({self.kind!r}, {self.message!r})"
 
+    def __reduce__(self) -> Any:  # pickles with its fields (e.g. map outcomes across processes)
+        return (_gateway_error, (self.kind, self.message, self.python_type, self.traceback,
+                                 self.code.name if self.code is not None else None))
+
+
+def _gateway_error(kind: str, message: str, python_type: str, traceback: str, code: Optional[str]) -> GatewayError:
+    return GatewayError(kind, message, python_type, traceback,
+                        code=grpc.StatusCode[code] if code is not None else None)
+
 
 @dataclass(frozen=True)
 class StreamSummary:
@@ -214,7 +223,7 @@ def _call_result(reply: gw.CallReply) -> Any:
         raise _failure_error(reply.failure)
     if outcome == "result":
         return _decode(reply.result, "result")
-    return None  # a reply with neither: a tool that returned nothing encodable as "no value"
+    return None  # neither set: None, as a Value with no kind decodes
 
 
 def _map_request(pool: str, tool: str, items: Iterable[Mapping[str, Any]], chunk: int,
@@ -409,6 +418,9 @@ class Client:
     def address(self) -> str:
         return self._conn.address
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._conn.address!r})"
+
     def _unary(self, method: Any, request: Any, timeout: Optional[float]) -> Any:
         try:
             return method(request, timeout=self._conn.deadline(timeout), metadata=self._conn.metadata)
@@ -599,6 +611,9 @@ class AsyncClient:
     @property
     def address(self) -> str:
         return self._conn.address
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._conn.address!r})"
 
     async def _unary(self, method: Any, request: Any, timeout: Optional[float]) -> Any:
         try:
