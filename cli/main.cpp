@@ -32,6 +32,7 @@
 #include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "gateway_start.hpp"
+#include "snakepit/supervision/plugin_loader.hpp"
 #include "remote_call.hpp"
 #include "snakepit/observability/token_file.hpp"
 #include "snakepit/observability/control_file.hpp"
@@ -430,8 +431,24 @@ int run_demo(const pool_options& opts_in) {
 
 // --- snakepit check / run ----------------------------------------------------
 
+/// The actor kinds of the plugin libraries a tree file names (`[plugins]`).
+caf::expected<std::unique_ptr<actor_registry>> plugin_registry(const std::string& file) {
+  auto registry = std::make_unique<actor_registry>();
+  auto libraries = plugin_libraries(file);
+  if (!libraries)
+    return std::move(libraries.error());
+  if (auto err = load_plugins(*libraries, *registry))
+    return err;
+  return registry;
+}
+
 int run_check(const std::string& file) {
-  auto problems = check_tree_file(file);
+  auto registry = plugin_registry(file);
+  if (!registry) {
+    print_error(registry.error());
+    return exit_failed;
+  }
+  auto problems = check_tree_file(file, registry->get());
   if (!problems.empty()) {
     std::cerr << problems.size() << (problems.size() == 1 ? " problem" : " problems")
               << " in " << file << ":\n";
@@ -439,14 +456,13 @@ int run_check(const std::string& file) {
       std::cerr << "  " << p.to_string() << "\n";
     return exit_failed;
   }
-  auto spec = load_tree_file(file);
+  auto spec = load_tree_file(file, registry->get());
   if (!spec) {
     print_error(spec.error());
     return exit_failed;
   }
   std::cout << describe_tree(*spec);
-  std::cout << "ok: the tree is valid (user actor kinds are checked when a C++ program "
-               "registers them)\n";
+  std::cout << "ok: the tree is valid\n";
   return exit_ok;
 }
 
@@ -526,20 +542,17 @@ bool apply_run_logging(const std::string& level_flag, const std::string& format_
   return true;
 }
 
-/// "actors.NAME (kind K)" for every user actor of the tree.
-std::vector<std::string> actor_nodes(const tree_node& node) {
-  std::vector<std::string> out;
-  if (node.kind == node_kind::actor)
-    out.push_back(fmt::format("[{}] kind {}", node.key_path, node.actor_kind));
-  for (auto& child : node.children)
-    for (auto& x : actor_nodes(child))
-      out.push_back(std::move(x));
-  return out;
-}
 
 int run_tree(const std::string& file, const std::string& log_level,
              const std::string& log_format, bool print_address) {
-  auto spec = load_tree_file(file);
+  // Before the tree is read: the plugins decide which actor kinds exist, and
+  // a kind nobody registered stops everything before anything starts.
+  auto registry = plugin_registry(file);
+  if (!registry) {
+    print_error(registry.error());
+    return exit_failed;
+  }
+  auto spec = load_tree_file(file, registry->get());
   if (!spec) {
     std::cerr << describe(spec.error()).message << std::endl;
     return exit_failed;
@@ -550,18 +563,6 @@ int run_tree(const std::string& file, const std::string& log_level,
     log_line(fmt::format("warning: {} could be changed by another local user ({}): it decides "
                          "what this host runs",
                          file, why));
-  // Checked before anything starts: no pool runs for a file that cannot run.
-  if (auto actors = actor_nodes(spec->root); !actors.empty()) {
-    error_info info;
-    info.kind = "bad_config";
-    info.message = fmt::format("{}: snakepit run cannot start user actors ({}): their kinds are "
-                               "C++ factories that only a program of yours can register "
-                               "(actor_registry, then start_tree); run this file from that "
-                               "program, or remove the [actors] section",
-                               file, fmt::join(actors, ", "));
-    print_error(info);
-    return exit_failed;
-  }
   // Signals belong to the command line, never to the library: block them in
   // every thread (all inherit this mask) and wait for them on one.
   sigset_t stop_signals;
@@ -575,7 +576,7 @@ int run_tree(const std::string& file, const std::string& log_level,
   caf::expected<running_tree> tree{caf::error{}};
   {
     startup_progress progress{pool_sizes(spec->root)};
-    tree = start_tree(sys, *spec);
+    tree = start_tree(sys, *spec, registry->get());
   }
   if (!tree) {
     print_error(tree.error());

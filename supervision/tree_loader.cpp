@@ -46,8 +46,10 @@ constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
 
 using word_list = std::vector<std::string_view>;
 
+// [plugins] is read before the tree (plugin_loader.hpp): it decides which
+// actor kinds exist.
 const word_list top_level_keys = {"root", "supervisors", "pools", "actors", "logging",
-                                  "metrics", "gateway"};
+                                  "metrics", "gateway", "plugins"};
 
 const word_list gateway_keys = {"enabled",   "listen",  "insecure",
                                 "tls_cert",  "tls_key", "tls_client_ca",
@@ -1316,8 +1318,9 @@ private:
     auto kinds = registry_->kinds();
     auto known = kinds.empty() ? std::string{"no actor kinds are registered"}
                                : "registered kinds: " + fmt::format("{}", fmt::join(kinds, ", "));
-    s.problem("kind", fmt::format("unknown actor kind {}{}; {}", quote(kind),
-                                  did_you_mean(kind, kinds), known));
+    s.problem("kind", fmt::format("unknown actor kind {}{}; {} (snakepit run registers kinds "
+                                  "from the libraries in [plugins] libraries, docs/plugins.md)",
+                                  quote(kind), did_you_mean(kind, kinds), known));
   }
 
   // -- linking ------------------------------------------------------------------
