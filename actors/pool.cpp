@@ -358,6 +358,18 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     return {
       [self](execute_atom, execute_request& req) { return on_execute(self, req); },
       [self](status_atom) { return make_status(self); },
+      [self](list_tools_atom) -> caf::result<std::vector<tool_spec>> {
+        // Any ready worker knows the adapter's tools (they cache them).
+        for (auto& w : self->state.workers)
+          if (!w.gone && !w.draining && w.handle) {
+            auto rp = self->make_response_promise<std::vector<tool_spec>>();
+            rp.delegate(w.handle, list_tools_atom::value);
+            return rp;
+          }
+        return make_error(errc::pool_saturated,
+                          fmt::format("pool {} has no ready worker to list its tools",
+                                      self->state.cfg.name));
+      },
       [self](execute_stream_atom, execute_request& req, caf::actor& consumer) {
         return on_execute_stream(self, req, consumer);
       },

@@ -469,6 +469,10 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
         on_stream_done(self, id, ok, wall_ns, cpu_ns, code, message, dropped);
       },
       [self](stream_orphan_atom, std::uint64_t id) { on_stream_orphan(self, id); },
+      [self](list_tools_atom) { return on_list_tools(self); },
+      [self](list_tools_atom, std::vector<tool_spec>& tools, bool ok) {
+        on_tools_listed(self, tools, ok);
+      },
       [self](close_session_atom, const std::string& id, const std::string& reason) {
         auto& st = self->state;
         if (!st.channel || st.current != phase::ready)

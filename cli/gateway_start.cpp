@@ -4,9 +4,21 @@
 
 namespace snakepit::cli {
 
+namespace {
+
+void collect_adapters(const tree_node& node, std::map<std::string, std::string>& out) {
+  if (node.kind == node_kind::pool)
+    out.emplace(node.name, node.pool.adapter);
+  for (auto& child : node.children)
+    collect_adapters(child, out);
+}
+
+} // namespace
+
 caf::expected<std::unique_ptr<gateway_server>>
-start_gateway(caf::actor_system& sys, const gateway_spec& spec, const running_tree& tree,
-              const std::string& tree_name) {
+start_gateway(caf::actor_system& sys, const tree_spec& tree_file, const running_tree& tree) {
+  const auto& spec = tree_file.gateway;
+  const auto& tree_name = tree_file.root.name;
   if (!spec.enabled)
     return std::unique_ptr<gateway_server>{};
   gateway_options opts;
@@ -30,6 +42,7 @@ start_gateway(caf::actor_system& sys, const gateway_spec& spec, const running_tr
   gateway_backend backend;
   backend.tree = tree_name;
   backend.pool_names = tree.pool_names();
+  collect_adapters(tree_file.root, backend.adapters);
   backend.pool = [tree](const std::string& name) { return tree.pool(name); };
   backend.status = [tree] { return tree.status(); };
   return gateway_server::start(sys, std::move(opts), std::move(backend));

@@ -583,7 +583,7 @@ int run_tree(const std::string& file, const std::string& log_level,
     return exit_failed;
   }
   // The front door other processes call the tree through.
-  auto gateway = cli::start_gateway(sys, spec->gateway, *tree, spec->root.name);
+  auto gateway = cli::start_gateway(sys, *spec, *tree);
   if (!gateway) {
     tree->stop();
     print_error(gateway.error());

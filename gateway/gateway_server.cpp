@@ -32,6 +32,13 @@ constexpr std::uint32_t default_map_chunk = 64;
 constexpr std::size_t map_chunks_in_flight = 8;
 constexpr std::size_t unix_path_max = 107;
 
+caf::error too_large(std::size_t size, std::size_t limit) {
+  return make_error(errc::payload_too_large,
+                    fmt::format("the reply is {} bytes, over the gateway's limit of {} "
+                                "(max_message_bytes in [gateway]); return less, or raise it",
+                                size, limit));
+}
+
 void fill(gw::Failure* out, const caf::error& err) {
   auto info = describe(err);
   out->set_kind(info.kind);
@@ -68,6 +75,25 @@ execute_request to_request(const gw::CallRequest& req, const grpc::CallbackServe
   return r;
 }
 
+void fill(gw::PoolInfo* info, const std::vector<tool_spec>& tools) {
+  for (auto& t : tools) {
+    auto* spec = info->add_tools();
+    spec->set_name(t.name);
+    spec->set_description(t.description);
+    spec->set_returns(t.returns);
+    spec->set_streaming(t.streaming);
+    for (auto& p : t.parameters) {
+      auto* param = spec->add_parameters();
+      param->set_name(p.name);
+      param->set_type(p.type);
+      param->set_required(p.required);
+      param->set_description(p.description);
+      if (!p.required)
+        detail::to_proto(p.default_value, param->mutable_default_value());
+    }
+  }
+}
+
 } // namespace
 
 // -- admission: token and limits ------------------------------------------------
@@ -82,10 +108,13 @@ struct gateway_server::impl {
   std::mutex peers_mtx;
   std::map<std::string, std::uint32_t> per_peer;
 
-  /// A call admitted: releases its slots when the last copy goes.
+  /// A call admitted: `release` (at the latest its destruction) gives its
+  /// slots back. Released when the RPC is answered: closures that hold a copy
+  /// may live a little longer (an actor's initial function).
   struct ticket {
     impl* owner;
     std::string peer;
+    std::atomic<bool> released{false};
 
     ticket(impl* o, std::string p) : owner(o), peer(std::move(p)) {
     }
@@ -94,6 +123,12 @@ struct gateway_server::impl {
     ticket& operator=(const ticket&) = delete;
 
     ~ticket() {
+      release();
+    }
+
+    void release() {
+      if (released.exchange(true))
+        return;
       owner->in_flight.fetch_sub(1);
       std::lock_guard<std::mutex> guard{owner->peers_mtx};
       auto i = owner->per_peer.find(peer);
@@ -192,6 +227,8 @@ struct stream_link {
       reactor->StartWrite(&queue.front());
     } else if (ending) {
       finished = true;
+      if (ticket)
+        ticket->release();
       reactor->Finish(grpc::Status::OK);
     }
   }
@@ -271,6 +308,8 @@ private:
     l.ending = true;
     if (!l.finished) {
       l.finished = true;
+      if (l.ticket)
+        l.ticket->release();
       Finish(grpc::Status::CANCELLED);
     }
   }
@@ -301,24 +340,29 @@ public:
       reactor->Finish(grpc::Status::OK);
       return reactor;
     }
-    owner_->sys->spawn([reactor, reply, ticket, pool = *pool,
+    auto max_bytes = static_cast<std::size_t>(owner_->options.max_message_bytes);
+    owner_->sys->spawn([reactor, reply, ticket, pool = *pool, max_bytes,
                         r = to_request(*req, *ctx)](caf::event_based_actor* self) mutable {
       self->request(pool, caf::infinite, execute_atom::value, std::move(r))
         .then(
           [=](execute_reply& x) mutable {
             detail::to_proto(std::move(x.result), reply->mutable_result());
+            if (auto size = reply->ByteSizeLong(); size > max_bytes) {
+              reply->Clear();
+              fill(reply->mutable_failure(), too_large(size, max_bytes));
+            }
             reply->set_request_id(x.request_id);
             reply->set_worker_id(x.worker_id);
             reply->set_python_wall_ns(x.python_wall.count());
             reply->set_queued_ns(x.queued.count());
+            ticket->release();
             reactor->Finish(grpc::Status::OK);
-            ticket.reset();
             self->quit();
           },
           [=](caf::error& e) mutable {
             fill(reply->mutable_failure(), e);
+            ticket->release();
             reactor->Finish(grpc::Status::OK);
-            ticket.reset();
             self->quit();
           });
     });
@@ -362,10 +406,12 @@ public:
       std::size_t next = 0;
       std::size_t done = 0;
       std::uint32_t chunk = 0;
+      std::size_t max_bytes = 0;
     };
     auto st = std::make_shared<map_state>();
     st->chunks = std::move(chunks);
     st->chunk = chunk;
+    st->max_bytes = static_cast<std::size_t>(owner_->options.max_message_bytes);
     if (st->chunks.empty()) {
       reactor->Finish(grpc::Status::OK);
       return reactor;
@@ -381,8 +427,14 @@ public:
         auto count = st->chunks[index].items.size();
         auto finished_one = [=]() mutable {
           if (++st->done == st->chunks.size()) {
+            if (auto size = reply->ByteSizeLong(); size > st->max_bytes) {
+              auto items = reply->items_size();
+              reply->Clear();
+              for (int k = 0; k < items; ++k)
+                fill(reply->add_items()->mutable_failure(), too_large(size, st->max_bytes));
+            }
+            ticket->release();
             reactor->Finish(grpc::Status::OK);
-            ticket.reset();
             self->quit();
             return;
           }
@@ -434,8 +486,9 @@ public:
       link->push(std::move(msg), false, true);
       return writer;
     }
+    auto max_bytes = static_cast<std::size_t>(owner_->options.max_message_bytes);
     auto consumer = owner_->sys->spawn(
-      [link, pool = *pool, r = to_request(*req, *ctx)](caf::event_based_actor* self) mutable
+      [link, max_bytes, pool = *pool, r = to_request(*req, *ctx)](caf::event_based_actor* self) mutable
       -> caf::behavior {
         self->request(pool, caf::infinite, execute_stream_atom::value, std::move(r),
                       caf::actor_cast<caf::actor>(self))
@@ -447,9 +500,22 @@ public:
                   self->quit();
                 });
         return {
-          [link](stream_item_atom, std::uint64_t, std::uint64_t, value& v) {
+          [link, max_bytes, self](stream_item_atom, std::uint64_t, std::uint64_t, value& v) {
             gw::StreamReply msg;
             detail::to_proto(std::move(v), msg.mutable_item());
+            if (auto size = msg.ByteSizeLong(); size > max_bytes) {
+              // The client cannot take it: end the stream with why, and the generator.
+              msg.Clear();
+              fill(msg.mutable_failure(), too_large(size, max_bytes));
+              {
+                std::lock_guard<std::mutex> guard{link->mtx};
+                if (link->worker)
+                  caf::anon_send(link->worker, stream_cancel_atom::value, link->id);
+              }
+              link->push(std::move(msg), false, true);
+              self->quit();
+              return;
+            }
             link->push(std::move(msg), true, false);
           },
           [link, self](stream_end_atom, std::uint64_t, stream_summary& s) {
@@ -498,6 +564,17 @@ public:
         info->set_ready(p.ready);
         info->set_busy(p.busy);
         info->set_queued(p.queued);
+        if (!p.workers.empty())
+          info->set_profile(p.workers.front().profile);
+        if (auto i = owner_->backend.adapters.find(p.name); i != owner_->backend.adapters.end())
+          info->set_adapter(i->second);
+        // This is the status thread: waiting here blocks no gRPC or CAF thread.
+        if (auto pool = owner_->backend.pool(p.name)) {
+          caf::scoped_actor self{*owner_->sys};
+          self->request(*pool, std::chrono::seconds{5}, list_tools_atom::value)
+            .receive([info](std::vector<tool_spec>& tools) { fill(info, tools); },
+                     [](caf::error&) { /* no ready worker: no tools listed */ });
+        }
       }
     });
   }
@@ -544,6 +621,7 @@ private:
     owner_->sys->spawn([=, pool = *pool, id = req->session_id()](caf::event_based_actor* self) {
       auto fail = [=](caf::error& e) mutable {
         fill(reply->mutable_failure(), e);
+        ticket->release();
         reactor->Finish(grpc::Status::OK);
         self->quit();
       };
@@ -552,6 +630,7 @@ private:
           .then(
             [=](std::string& opened) mutable {
               reply->set_session_id(opened);
+              ticket->release();
               reactor->Finish(grpc::Status::OK);
               self->quit();
             },
@@ -562,6 +641,7 @@ private:
             [=](bool closed) mutable {
               reply->set_session_id(id);
               reply->set_closed(closed);
+              ticket->release();
               reactor->Finish(grpc::Status::OK);
               self->quit();
             },
@@ -583,8 +663,8 @@ private:
     }
     std::thread{[reactor, ticket, f, status = owner_->backend.status]() mutable {
       f(status());
+      ticket->release();
       reactor->Finish(grpc::Status::OK);
-      ticket.reset();
     }}.detach();
     return reactor;
   }

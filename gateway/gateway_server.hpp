@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,8 @@ struct gateway_backend {
   std::function<caf::expected<pool_actor>(const std::string& name)> pool;
   /// The names of the tree's pools (for the error naming an unknown one).
   std::vector<std::string> pool_names;
+  /// Each pool's adapter (dotted path), for ListPools.
+  std::map<std::string, std::string> adapters;
   /// A snapshot of every pool. Blocking: the gateway calls it on a thread of
   /// its own.
   std::function<tree_status()> status;
@@ -60,7 +63,9 @@ public:
   static caf::expected<std::unique_ptr<gateway_server>>
   start(caf::actor_system& sys, gateway_options options, gateway_backend backend);
 
-  /// Stops serving: calls still open end with UNAVAILABLE.
+  /// Stops serving: new calls get UNAVAILABLE; calls still open end with
+  /// their pool's answer (`pool_stopped` when the tree is stopping), waited
+  /// for here.
   ~gateway_server();
 
   /// Where clients connect: "unix:/..." or "host:port" (the bound port).

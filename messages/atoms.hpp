@@ -44,4 +44,7 @@ using stream_ack_atom = caf::atom_constant<caf::atom("streamack")>;
 /// closed, the consumer gets nothing more.
 using stream_cancel_atom = caf::atom_constant<caf::atom("streamcncl")>;
 
+/// `(list_tools_atom) -> std::vector<tool_spec>`: a pool's (a worker's) tools.
+using list_tools_atom = caf::atom_constant<caf::atom("listtools")>;
+
 } // namespace snakepit

@@ -7,6 +7,7 @@
 #include "snakepit/messages/execute_request.hpp"
 #include "snakepit/messages/pool_status.hpp"
 #include "snakepit/messages/stream.hpp"
+#include "snakepit/messages/tool_spec.hpp"
 #include "snakepit/messages/supervisor_actor.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/messages/worker_status.hpp"
@@ -19,6 +20,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<execute_reply>("snakepit::execute_reply");
   cfg.add_message_type<stream_handle>("snakepit::stream_handle");
   cfg.add_message_type<stream_summary>("snakepit::stream_summary");
+  cfg.add_message_type<tool_spec>("snakepit::tool_spec");
+  cfg.add_message_type<std::vector<tool_spec>>("std::vector<snakepit::tool_spec>");
   cfg.add_message_type<worker_status>("snakepit::worker_status");
   cfg.add_message_type<std::vector<worker_status>>("std::vector<snakepit::worker_status>");
   cfg.add_message_type<pool_status>("snakepit::pool_status");

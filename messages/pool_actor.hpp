@@ -8,6 +8,7 @@
 #include "snakepit/messages/execute_request.hpp"
 #include "snakepit/messages/pool_status.hpp"
 #include "snakepit/messages/stream.hpp"
+#include "snakepit/messages/tool_spec.hpp"
 
 namespace snakepit {
 
@@ -28,6 +29,8 @@ namespace snakepit {
 ///   (see `stream_handle`). Routed and queued like `execute`, sessions
 ///   included; the handle comes once it starts. The stream holds its slot until
 ///   the worker's RPC ends.
+/// - `(list_tools_atom) -> std::vector<tool_spec>`: the adapter's tools with
+///   their schemas, as a ready worker lists them (cached per worker process).
 using pool_actor = caf::typed_actor<
   caf::replies_to<execute_atom, execute_request>::with<execute_reply>,
   caf::replies_to<status_atom>::with<pool_status>,
@@ -35,6 +38,7 @@ using pool_actor = caf::typed_actor<
   caf::replies_to<recycle_atom, std::string, std::string>::with<bool>,
   caf::replies_to<open_session_atom, std::string>::with<std::string>,
   caf::replies_to<close_session_atom, std::string>::with<bool>,
-  caf::replies_to<execute_stream_atom, execute_request, caf::actor>::with<stream_handle>>;
+  caf::replies_to<execute_stream_atom, execute_request, caf::actor>::with<stream_handle>,
+  caf::replies_to<list_tools_atom>::with<std::vector<tool_spec>>>;
 
 } // namespace snakepit

@@ -7,6 +7,7 @@
 #include "snakepit/messages/execute_reply.hpp"
 #include "snakepit/messages/execute_request.hpp"
 #include "snakepit/messages/stream.hpp"
+#include "snakepit/messages/tool_spec.hpp"
 #include "snakepit/messages/worker_status.hpp"
 
 namespace snakepit {
@@ -22,6 +23,8 @@ using worker_actor = caf::typed_actor<
   // Streams: see `stream_handle` (pool_actor.hpp for the routing).
   caf::replies_to<execute_stream_atom, execute_request, caf::actor>::with<stream_handle>,
   caf::reacts_to<stream_ack_atom, std::uint64_t, std::uint32_t>,
-  caf::reacts_to<stream_cancel_atom, std::uint64_t>>;
+  caf::reacts_to<stream_cancel_atom, std::uint64_t>,
+  caf::replies_to<list_tools_atom>::with<std::vector<tool_spec>>,
+  caf::reacts_to<list_tools_atom, std::vector<tool_spec>, bool>>;
 
 } // namespace snakepit

@@ -889,7 +889,7 @@ private:
         continue;
       problems_.add(problems_.position(k.source()), key_segment(key),
                     fmt::format("unknown top-level key '{}'{}; expected root, [supervisors.NAME], "
-                                "[pools.NAME], [actors.NAME], [logging], [metrics] or [gateway]",
+                                "[pools.NAME], [actors.NAME], [logging], [metrics], [gateway] or [plugins]",
                                 key, did_you_mean(key, top_level_keys)));
     }
     if (auto node = doc.get("root")) {

@@ -159,6 +159,18 @@ void worker_channel::ping(std::chrono::milliseconds timeout,
                        });
 }
 
+void worker_channel::list_tools(
+  std::chrono::milliseconds timeout,
+  std::function<void(bool, const bridge::v1::ListToolsResponse&)> done) {
+  auto call = unary_call<bridge::v1::ListToolsRequest, bridge::v1::ListToolsResponse>::make(
+    slot_, timeout);
+  auto* raw = call.get();
+  stub_->async()->ListTools(&raw->context, &raw->request, &raw->response,
+                            [call, done = std::move(done)](grpc::Status status) {
+                              done(status.ok(), call->response);
+                            });
+}
+
 void worker_channel::close_session(const std::string& session_id, const std::string& reason,
                                    std::chrono::milliseconds timeout,
                                    std::function<void(bool)> done) {

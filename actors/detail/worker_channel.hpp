@@ -89,6 +89,11 @@ public:
   void ping(std::chrono::milliseconds timeout,
             std::function<void(bool, const bridge::v1::PingResponse&)> done);
 
+  /// The adapter's tools (ListTools) with a deadline; `done(answered,
+  /// response)` runs once on a gRPC thread.
+  void list_tools(std::chrono::milliseconds timeout,
+                  std::function<void(bool, const bridge::v1::ListToolsResponse&)> done);
+
   /// Tells the Python side a session ended (its `on_session_closed` hook);
   /// `done(ok)` runs once on a gRPC thread.
   void close_session(const std::string& session_id, const std::string& reason,

@@ -148,6 +148,10 @@ struct stream_state {
 
 struct worker_state {
   worker_config cfg;
+  /// The adapter's tools, once listed (one ListTools per process), and who
+  /// waits for them.
+  std::optional<std::vector<tool_spec>> tools;
+  std::vector<caf::typed_response_promise<std::vector<tool_spec>>> tools_waiting;
   /// The pid of the last process that exited (its leftover segments go at the end).
   int exited_pid = 0;
   std::string socket_path;
@@ -246,6 +250,8 @@ caf::error accept(const worker_state& st, execute_request& req,
                   bridge::v1::ExecuteRequest& wire, segment_list& segments,
                   std::uint32_t pipeline = 0, std::int64_t* bytes = nullptr);
 caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req);
+caf::result<std::vector<tool_spec>> on_list_tools(worker_pointer self);
+void on_tools_listed(worker_pointer self, std::vector<tool_spec>& tools, bool ok);
 bool redispatch(worker_pointer self, std::unordered_map<std::uint64_t, call_state>::iterator i);
 void redispatch_unstarted(worker_pointer self);
 void on_batch_reply(worker_pointer self, std::uint64_t id, detail::batch_reply_ptr& reply);

@@ -373,8 +373,6 @@ def test_pools_lists_the_pool(tree: Tree, client: Client):
     assert set(pool) == {"name", "state", "size", "ready", "busy", "queued", "profile", "adapter", "tools"}
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway's ListPools leaves profile, adapter and tools empty "
-                                       "(gateway.proto: 'The adapter's tools with their schemas')")
 def test_pools_lists_the_profile_adapter_and_tools(client: Client):
     (pool,) = client.pools()
     assert pool["profile"] == "process"

@@ -391,8 +391,8 @@ path = "/a b"
                    "unknown top-level key 'metric' (did you mean 'metrics'?)"));
     CHECK(contains(problem_at(check(std::string{"[tracing]\n"} + std::string{base}), "tracing")
                      .message,
-                   "expected root, [supervisors.NAME], [pools.NAME], [actors.NAME], [logging] "
-                   "or [metrics]"));
+                   "expected root, [supervisors.NAME], [pools.NAME], [actors.NAME], [logging], "
+                   "[metrics], [gateway] or [plugins]"));
   }
 }
 
@@ -698,7 +698,8 @@ restart_backoff_max_ms = 10
                  "must be between 1024 and"));
   const auto& kind = problem_at(problems, "actors.m.kind");
   CHECK(kind.message == "unknown actor kind \"metrcs_sink\" (did you mean 'metrics_sink'?); "
-                        "registered kinds: cache, metrics_sink");
+                        "registered kinds: cache, metrics_sink (snakepit run registers kinds "
+                        "from the libraries in [plugins] libraries, docs/plugins.md)");
   check_position(kind, text, "\"metrcs_sink\"");
   // "infinity" is accepted for actors too (documented as risky, as in OTP).
   CHECK(std::none_of(problems.begin(), problems.end(),
