@@ -1,35 +1,10 @@
 // The worker actor's list of its adapter's tools (ListTools, once per process).
 
 #include "snakepit/actors/detail/worker_state.hpp"
+#include "snakepit/messages/detail/tool_spec_proto.hpp"
 
 namespace snakepit::worker_impl {
 
-namespace {
-
-std::vector<tool_spec> from_wire(const bridge::v1::ListToolsResponse& response) {
-  std::vector<tool_spec> out;
-  for (auto& t : response.tools()) {
-    tool_spec spec;
-    spec.name = t.name();
-    spec.description = t.description();
-    spec.returns = t.returns();
-    spec.streaming = t.streaming();
-    for (auto& p : t.parameters()) {
-      parameter_spec param;
-      param.name = p.name();
-      param.type = p.type();
-      param.required = p.required();
-      param.description = p.description();
-      if (p.has_default_value())
-        param.default_value = detail::from_proto(p.default_value());
-      spec.parameters.push_back(std::move(param));
-    }
-    out.push_back(std::move(spec));
-  }
-  return out;
-}
-
-} // namespace
 
 caf::result<std::vector<tool_spec>> on_list_tools(worker_pointer self) {
   auto& st = self->state;
@@ -45,7 +20,7 @@ caf::result<std::vector<tool_spec>> on_list_tools(worker_pointer self) {
     st.channel->list_tools(std::chrono::seconds{10},
                            [handle](bool ok, const bridge::v1::ListToolsResponse& response) {
                              caf::anon_send(handle, list_tools_atom::value,
-                                            ok ? from_wire(response) : std::vector<tool_spec>{},
+                                            ok ? detail::from_proto(response) : std::vector<tool_spec>{},
                                             ok);
                            });
   }

@@ -18,6 +18,7 @@
 
 #include "gateway.grpc.pb.h"
 #include "snakepit/messages/atoms.hpp"
+#include "snakepit/messages/detail/tool_spec_proto.hpp"
 #include "snakepit/messages/detail/value_proto.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/messages/stream.hpp"
@@ -76,22 +77,8 @@ execute_request to_request(const gw::CallRequest& req, const grpc::CallbackServe
 }
 
 void fill(gw::PoolInfo* info, const std::vector<tool_spec>& tools) {
-  for (auto& t : tools) {
-    auto* spec = info->add_tools();
-    spec->set_name(t.name);
-    spec->set_description(t.description);
-    spec->set_returns(t.returns);
-    spec->set_streaming(t.streaming);
-    for (auto& p : t.parameters) {
-      auto* param = spec->add_parameters();
-      param->set_name(p.name);
-      param->set_type(p.type);
-      param->set_required(p.required);
-      param->set_description(p.description);
-      if (!p.required)
-        detail::to_proto(p.default_value, param->mutable_default_value());
-    }
-  }
+  for (auto& t : tools)
+    detail::to_proto(t, info->add_tools());
 }
 
 } // namespace

@@ -1,0 +1,46 @@
+#include "snakepit/messages/detail/tool_spec_proto.hpp"
+
+#include "snakepit/messages/detail/value_proto.hpp"
+
+namespace snakepit::detail {
+
+std::vector<tool_spec> from_proto(const bridge::v1::ListToolsResponse& x) {
+  std::vector<tool_spec> out;
+  for (auto& t : x.tools()) {
+    tool_spec spec;
+    spec.name = t.name();
+    spec.description = t.description();
+    spec.returns = t.returns();
+    spec.streaming = t.streaming();
+    for (auto& p : t.parameters()) {
+      parameter_spec param;
+      param.name = p.name();
+      param.type = p.type();
+      param.required = p.required();
+      param.description = p.description();
+      if (p.has_default_value())
+        param.default_value = from_proto(p.default_value());
+      spec.parameters.push_back(std::move(param));
+    }
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+void to_proto(const tool_spec& x, bridge::v1::ToolSpec* out) {
+  out->set_name(x.name);
+  out->set_description(x.description);
+  out->set_returns(x.returns);
+  out->set_streaming(x.streaming);
+  for (auto& p : x.parameters) {
+    auto* param = out->add_parameters();
+    param->set_name(p.name);
+    param->set_type(p.type);
+    param->set_required(p.required);
+    param->set_description(p.description);
+    if (!p.required)
+      to_proto(p.default_value, param->mutable_default_value());
+  }
+}
+
+} // namespace snakepit::detail
