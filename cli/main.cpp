@@ -815,6 +815,18 @@ int main(int argc, char** argv) {
                                             "JSON arguments; one JSON line out per line in");
   map_opts.pool.add_to(*map_cmd);
   map_cmd->add_option("--tool", map_opts.tool, "Tool to call")->required();
+  auto* map_connect = map_cmd->add_option(
+    "--connect", map_opts.connect,
+    "Use a running tree's pool through its gateway (unix:/path or host:port) instead of "
+    "starting one");
+  map_cmd->add_option("--pool", map_opts.remote_pool, "With --connect: the tree's pool")
+    ->needs(map_connect);
+  map_cmd->add_option("--token-file", map_opts.token_file,
+                      "With --connect: a file holding the gateway's token (mode 0600)")
+    ->needs(map_connect);
+  map_cmd->add_option("--ca-file", map_opts.ca_file,
+                      "With --connect: PEM of the CA that signed the gateway's certificate")
+    ->needs(map_connect);
   map_cmd->add_option("--args-file", map_opts.args_file,
                       "JSON lines of keyword arguments (default: standard input)");
   map_cmd->add_flag("--unordered,!--ordered", map_opts.unordered,

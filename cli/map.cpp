@@ -1,5 +1,8 @@
 #include "map.hpp"
 
+#include "gateway_pool.hpp"
+#include "snakepit/observability/token_file.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -28,6 +31,9 @@ using tick_atom = caf::atom_constant<caf::atom("maptick")>;
 
 /// How far input may run ahead of output, in multiples of the calls in flight.
 constexpr std::uint64_t read_ahead_factor = 4;
+
+/// Calls in flight to a pool behind a gateway when --concurrency is not given.
+constexpr std::uint32_t remote_in_flight = 16;
 
 /// Latencies in log buckets (5% wide): p50/p99 for any number of items in
 /// constant memory.
@@ -130,8 +136,35 @@ int run_map(const map_options& opts) {
   auto queued_per_worker = opts.pool.profile == "thread" ? opts.pool.threads : cfg.pipeline_depth;
   auto in_flight = opts.concurrency > 0 ? opts.concurrency
                                         : capacity + cfg.size * std::max(1u, queued_per_worker);
+  bool remote = !opts.connect.empty();
+  if (remote && opts.concurrency == 0)
+    in_flight = remote_in_flight;  // the remote pool's size is not known here
   auto window = read_ahead_factor * in_flight * std::max<std::uint32_t>(1, opts.chunk);
-  auto pool = h.start(cfg);
+  std::optional<pool_actor> pool;
+  if (remote) {
+    if (opts.remote_pool.empty()) {
+      print_error("bad_arguments", "--connect needs --pool NAME: the pool of the running tree "
+                                   "to call (`snakepit ls` shows the trees)");
+      return exit_usage;
+    }
+    gateway_address where{opts.connect, opts.remote_pool, {}, opts.ca_file};
+    if (!opts.token_file.empty()) {
+      auto token = read_token_file(opts.token_file, "--token-file");
+      if (!token) {
+        print_error(token.error());
+        return exit_usage;
+      }
+      where.token = std::move(*token);
+    }
+    auto proxy = connect_gateway_pool(*h.sys, where);
+    if (!proxy) {
+      print_error(proxy.error());
+      return exit_usage;
+    }
+    pool = *proxy;
+  } else {
+    pool = h.start(cfg);
+  }
   if (!pool)
     return exit_failed;
   auto shared = std::make_shared<flow>();
@@ -299,7 +332,10 @@ int run_map(const map_options& opts) {
     failed = n;
     text = std::move(summary);
   });
-  stop_pool(*h.sys, *pool);
+  if (remote)
+    caf::anon_send_exit(*pool, caf::exit_reason::user_shutdown);
+  else
+    stop_pool(*h.sys, *pool);
   log_line(text);
   return failed == 0 ? exit_ok : exit_failed;
 }

@@ -20,6 +20,12 @@ struct map_options {
   std::int64_t timeout_ms = 60000;
   /// Items per call (a map request); 1: one call per item.
   std::uint32_t chunk = 64;
+  /// Through a running tree's gateway (`--connect ADDR --pool NAME`) instead
+  /// of a pool of its own.
+  std::string connect;
+  std::string remote_pool;
+  std::string token_file;
+  std::string ca_file;
 };
 
 /// Reads one JSON object of keyword arguments per line, calls the tool for

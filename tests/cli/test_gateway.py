@@ -290,3 +290,17 @@ def test_a_tree_stopped_under_a_client_gives_a_clear_error_and_nothing_hangs(tmp
         gateway.Call(call_request("add", a=1, b=1), timeout=3)
     assert gone.value.code() == grpc.StatusCode.UNAVAILABLE
     channel.close()
+
+
+def test_snakepit_map_runs_through_the_gateway_in_order_with_per_item_errors(tree):
+    lines = [json.dumps({"a": i, "b": 1}) for i in range(3000)]
+    lines[1234] = json.dumps({"a": "x", "b": 1})
+    proc = subprocess.run([SNAKEPIT, "map", "--connect", tree.address, "--pool", "showcase",
+                           "--tool", "add", "--chunk", "50"],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1  # one item failed
+    out = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert len(out) == 3000
+    assert out[:3] == [1, 2, 3] and out[2999] == 3000
+    assert out[1234]["error"]["kind"] == "bad_arguments"
+    assert "3000 items" in proc.stderr and "1 failed (bad_arguments: 1)" in proc.stderr
