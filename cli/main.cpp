@@ -33,6 +33,7 @@
 #include "snakepit/actors/run_registry.hpp"
 #include "gateway_start.hpp"
 #include "snakepit/supervision/plugin_loader.hpp"
+#include "gateway_pool.hpp"
 #include "remote_call.hpp"
 #include "snakepit/observability/token_file.hpp"
 #include "snakepit/observability/control_file.hpp"
@@ -280,6 +281,26 @@ int run_call(const call_options& opts) {
         return exit_usage;
       }
       rc.token = std::move(*token);
+    }
+    if (!opts.stream && (opts.repeat > 1 || opts.concurrency > 1)) {
+      // Many calls: the same driver as for a pool of our own, through a
+      // proxy that calls the remote pool over the gateway.
+      host h;
+      auto proxy = cli::connect_gateway_pool(
+        *h.sys, cli::gateway_address{rc.address, rc.pool, rc.token, rc.ca_file});
+      if (!proxy) {
+        print_error(proxy.error());
+        return exit_usage;
+      }
+      auto t0 = steady_clock::now();
+      auto failed = call_many(*h.sys, *proxy, opts, rc.arguments);
+      auto secs = std::chrono::duration<double>(steady_clock::now() - t0).count();
+      caf::anon_send_exit(*proxy, caf::exit_reason::user_shutdown);
+      log_line(fmt::format("{} calls, {} in flight, {} failed, {:.3f} s, {:.0f} calls/s "
+                           "(pool {} through the gateway at {})",
+                           opts.repeat, opts.concurrency, failed, secs, opts.repeat / secs,
+                           rc.pool, rc.address));
+      return failed == 0 ? exit_ok : exit_failed;
     }
     return cli::run_remote_call(rc);
   }

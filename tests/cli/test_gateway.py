@@ -304,3 +304,14 @@ def test_snakepit_map_runs_through_the_gateway_in_order_with_per_item_errors(tre
     assert out[:3] == [1, 2, 3] and out[2999] == 3000
     assert out[1234]["error"]["kind"] == "bad_arguments"
     assert "3000 items" in proc.stderr and "1 failed (bad_arguments: 1)" in proc.stderr
+
+
+def test_call_repeat_and_concurrency_through_the_gateway(tree):
+    proc = run("call", "--connect", tree.address, "--pool", "showcase", "--tool", "add",
+               "--args", '{"a": 1, "b": 2}', "--repeat", "200", "--concurrency", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["3"] * 200
+    assert "200 calls, 4 in flight, 0 failed" in proc.stderr
+    failing = run("call", "--connect", tree.address, "--pool", "showcase", "--tool", "fail",
+                  "--repeat", "3")
+    assert failing.returncode == 1 and "3 failed" in failing.stderr
