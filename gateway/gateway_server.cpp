@@ -194,7 +194,9 @@ using impl_t = gateway_server::impl;
 /// What a stream's reactor and its consumer actor share; the reactor may be
 /// gone (OnDone) while the actor still has messages in its mailbox.
 struct stream_link {
-  std::mutex mtx;
+  // Recursive: gRPC may run a reaction (OnWriteDone) inline from StartWrite
+  // on the thread that holds it.
+  std::recursive_mutex mtx;
   grpc::ServerWriteReactor<gw::StreamReply>* reactor = nullptr;
   std::deque<gw::StreamReply> queue;
   std::deque<bool> is_item;
@@ -221,7 +223,7 @@ struct stream_link {
   }
 
   void push(gw::StreamReply msg, bool item, bool last) {
-    std::lock_guard<std::mutex> guard{mtx};
+    std::lock_guard<std::recursive_mutex> guard{mtx};
     if (reactor == nullptr || ending)
       return;
     queue.push_back(std::move(msg));
@@ -233,7 +235,7 @@ struct stream_link {
   /// The worker and id arrived; a client that cancelled already gets its
   /// generator closed now.
   void attach(caf::actor w, std::uint64_t stream_id) {
-    std::lock_guard<std::mutex> guard{mtx};
+    std::lock_guard<std::recursive_mutex> guard{mtx};
     worker = std::move(w);
     id = stream_id;
     if (cancelled)
@@ -252,7 +254,7 @@ public:
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> guard{link_->mtx};
+    std::lock_guard<std::recursive_mutex> guard{link_->mtx};
     auto& l = *link_;
     l.writing = false;
     bool item = l.is_item.front();
@@ -269,13 +271,13 @@ public:
   }
 
   void OnCancel() override {
-    std::lock_guard<std::mutex> guard{link_->mtx};
+    std::lock_guard<std::recursive_mutex> guard{link_->mtx};
     cancel_locked();
   }
 
   void OnDone() override {
     {
-      std::lock_guard<std::mutex> guard{link_->mtx};
+      std::lock_guard<std::recursive_mutex> guard{link_->mtx};
       link_->reactor = nullptr;
       link_->ticket.reset();
     }
@@ -495,7 +497,7 @@ public:
               msg.Clear();
               fill(msg.mutable_failure(), too_large(size, max_bytes));
               {
-                std::lock_guard<std::mutex> guard{link->mtx};
+                std::lock_guard<std::recursive_mutex> guard{link->mtx};
                 if (link->worker)
                   caf::anon_send(link->worker, stream_cancel_atom::value, link->id);
               }
