@@ -108,8 +108,8 @@ void shut_down(worker_pointer self, caf::error reason, const caf::error& call_er
   st.lane.close();
   // Results of the dead process that nobody took (the replies it sent
   // before it went were delivered first).
-  if (st.cfg.shm && st.exited_pid > 0)
-    st.cfg.shm->remove_files_of(st.exited_pid);
+  if (st.cfg.shm && st.pid > 0 && !st.process_alive)
+    st.cfg.shm->remove_files_of(st.pid);
   st.current = phase::stopping;
   if (st.process_alive) {
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -246,7 +246,6 @@ void on_exit(worker_pointer self, const process_exit& how) {
   auto& st = self->state;
   detail::log_debug(st.cfg.id, "process {} {}", how.pid, how.describe());
   st.process_alive = false;
-  st.exited_pid = how.pid;
   if (st.current == phase::starting) {
     auto tail = st.tail->joined();
     fail_startup(self, make_error(errc::startup_failed,

@@ -355,6 +355,19 @@ struct run_result {
   }
 };
 
+/// The latencies and failures of `parts` (e.g. one per caller thread) as one
+/// run that took `wall_s`.
+inline run_result merge_runs(const std::vector<run_result>& parts, double wall_s) {
+  run_result out;
+  out.wall_s = wall_s;
+  for (auto& p : parts) {
+    out.lat_us.insert(out.lat_us.end(), p.lat_us.begin(), p.lat_us.end());
+    out.failures += p.failures;
+  }
+  out.calls = out.lat_us.size();
+  return out;
+}
+
 /// One variant's samples over rounds: calls/s, p50 and p99 of each round, and
 /// the calls and failures of all rounds. Tables show medians of the samples.
 struct round_samples {

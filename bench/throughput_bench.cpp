@@ -155,14 +155,7 @@ int main(int argc, char** argv) {
                     });
                   for (auto& t : threads)
                     t.join();
-                  run_result out;
-                  out.wall_s = ms_between(t0, clk::now()) / 1000.0;
-                  for (auto& p : parts) {
-                    out.lat_us.insert(out.lat_us.end(), p.lat_us.begin(), p.lat_us.end());
-                    out.failures += p.failures;
-                  }
-                  out.calls = out.lat_us.size();
-                  return out;
+                  return merge_runs(parts, ms_between(t0, clk::now()) / 1000.0);
                 },
                 {}, {}, {}, {}, {}, {}, {}, 0});
 

@@ -146,8 +146,7 @@ caf::behavior proxy(caf::stateful_actor<proxy_state>* self, std::shared_ptr<gw::
 
 } // namespace
 
-caf::expected<pool_actor> connect_gateway_pool(caf::actor_system& sys,
-                                               const gateway_address& where) {
+caf::expected<std::shared_ptr<grpc::Channel>> open_gateway_channel(const gateway_address& where) {
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!where.ca_file.empty()) {
     std::ifstream in{where.ca_file};
@@ -162,8 +161,15 @@ caf::expected<pool_actor> connect_gateway_pool(caf::actor_system& sys,
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  auto stub = std::shared_ptr<gw::Gateway::Stub>{
-    gw::Gateway::NewStub(grpc::CreateCustomChannel(where.address, creds, args))};
+  return grpc::CreateCustomChannel(where.address, creds, args);
+}
+
+caf::expected<pool_actor> connect_gateway_pool(caf::actor_system& sys,
+                                               const gateway_address& where) {
+  auto channel = open_gateway_channel(where);
+  if (!channel)
+    return std::move(channel.error());
+  auto stub = std::shared_ptr<gw::Gateway::Stub>{gw::Gateway::NewStub(*channel)};
   // Untyped inside (its completion messages are private); the interface it
   // offers is the pool's execute.
   return caf::actor_cast<pool_actor>(sys.spawn(proxy, std::move(stub), where));

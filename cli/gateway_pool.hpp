@@ -1,11 +1,16 @@
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
 
 #include "snakepit/messages/pool_actor.hpp"
+
+namespace grpc {
+class Channel;
+} // namespace grpc
 
 namespace snakepit::cli {
 
@@ -19,6 +24,11 @@ struct gateway_address {
   /// PEM of the CA that signed the gateway's certificate: TLS.
   std::string ca_file;
 };
+
+/// A channel to the gateway at `where.address`: TLS when `where.ca_file`
+/// names the CA to trust, no message size limit of its own (the gateway has
+/// one). `bad_arguments` when the CA file cannot be read.
+caf::expected<std::shared_ptr<grpc::Channel>> open_gateway_channel(const gateway_address& where);
 
 /// An actor that answers `(execute_atom, execute_request)` like a pool by
 /// calling the pool of a running tree through its gateway (a map request

@@ -1,13 +1,12 @@
 #include "remote_call.hpp"
 
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <grpcpp/grpcpp.h>
 
 #include "gateway.grpc.pb.h"
+#include "gateway_pool.hpp"
 #include "output.hpp"
 #include "snakepit/messages/detail/value_proto.hpp"
 
@@ -51,34 +50,13 @@ int fail(const grpc::Status& status, const std::string& address) {
   }
 }
 
-std::shared_ptr<grpc::Channel> open_channel(const remote_call& call, std::string& why) {
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (!call.ca_file.empty()) {
-    std::ifstream in{call.ca_file};
-    if (!in) {
-      why = "cannot read " + call.ca_file;
-      return nullptr;
-    }
-    std::ostringstream pem;
-    pem << in.rdbuf();
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
-    creds = grpc::SslCredentials(ssl);
-  }
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(call.address, creds, args);
-}
-
 } // namespace
 
 int run_remote_call(const remote_call& call) {
-  std::string why;
-  auto channel = open_channel(call, why);
+  auto channel = open_gateway_channel(gateway_address{call.address, call.pool, {}, call.ca_file});
   if (!channel)
-    return fail("bad_arguments", why);
-  auto stub = gw::Gateway::NewStub(channel);
+    return fail("bad_arguments", describe(channel.error()).message);
+  auto stub = gw::Gateway::NewStub(*channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now()
                    + std::chrono::milliseconds{std::max<std::int64_t>(1, call.timeout_ms)});

@@ -7,6 +7,7 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -317,20 +318,12 @@ public:
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* ctx, const gw::CallRequest* req,
                                  gw::CallReply* reply) override {
     auto* reactor = ctx->DefaultReactor();
-    grpc::Status refusal;
-    auto ticket = owner_->admit(ctx, refusal);
-    if (!ticket) {
-      reactor->Finish(refusal);
+    auto admitted = admit_call(ctx, reactor, req->pool(), reply);
+    if (!admitted)
       return reactor;
-    }
-    auto pool = owner_->find_pool(req->pool());
-    if (!pool) {
-      fill(reply->mutable_failure(), pool.error());
-      reactor->Finish(grpc::Status::OK);
-      return reactor;
-    }
+    auto& [ticket, pool] = *admitted;
     auto max_bytes = static_cast<std::size_t>(owner_->options.max_message_bytes);
-    owner_->sys->spawn([reactor, reply, ticket, pool = *pool, max_bytes,
+    owner_->sys->spawn([reactor, reply, ticket = ticket, pool = pool, max_bytes,
                         r = to_request(*req, *ctx)](caf::event_based_actor* self) mutable {
       self->request(pool, caf::infinite, execute_atom::value, std::move(r))
         .then(
@@ -591,23 +584,38 @@ public:
   }
 
 private:
-  grpc::ServerUnaryReactor* session_call(grpc::CallbackServerContext* ctx,
-                                         const gw::SessionRequest* req,
-                                         gw::SessionReply* reply, bool open) {
-    auto* reactor = ctx->DefaultReactor();
+  /// Admits a unary call to the pool `name`: its ticket and pool, or nothing
+  /// after answering it (a refusal status, or `reply`'s failure naming an
+  /// unknown pool).
+  template <class Reply>
+  std::optional<std::pair<impl_t::ticket_ptr, pool_actor>>
+  admit_call(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+             const std::string& name, Reply* reply) {
     grpc::Status refusal;
     auto ticket = owner_->admit(ctx, refusal);
     if (!ticket) {
       reactor->Finish(refusal);
-      return reactor;
+      return std::nullopt;
     }
-    auto pool = owner_->find_pool(req->pool());
+    auto pool = owner_->find_pool(name);
     if (!pool) {
       fill(reply->mutable_failure(), pool.error());
       reactor->Finish(grpc::Status::OK);
-      return reactor;
+      return std::nullopt;
     }
-    owner_->sys->spawn([=, pool = *pool, id = req->session_id()](caf::event_based_actor* self) {
+    return std::make_pair(std::move(ticket), std::move(*pool));
+  }
+
+  grpc::ServerUnaryReactor* session_call(grpc::CallbackServerContext* ctx,
+                                         const gw::SessionRequest* req,
+                                         gw::SessionReply* reply, bool open) {
+    auto* reactor = ctx->DefaultReactor();
+    auto admitted = admit_call(ctx, reactor, req->pool(), reply);
+    if (!admitted)
+      return reactor;
+    auto& [ticket, pool] = *admitted;
+    owner_->sys->spawn([=, ticket = ticket, pool = pool,
+                        id = req->session_id()](caf::event_based_actor* self) {
       auto fail = [=](caf::error& e) mutable {
         fill(reply->mutable_failure(), e);
         ticket->release();

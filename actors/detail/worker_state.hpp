@@ -152,8 +152,6 @@ struct worker_state {
   /// waits for them.
   std::optional<std::vector<tool_spec>> tools;
   std::vector<caf::typed_response_promise<std::vector<tool_spec>>> tools_waiting;
-  /// The pid of the last process that exited (its leftover segments go at the end).
-  int exited_pid = 0;
   std::string socket_path;
   std::uint64_t launch_id = 0;
   std::int32_t pid = 0;
