@@ -255,7 +255,7 @@ int run_call(const call_options& opts) {
     info.kind = "bad_arguments";
     info.message = args ? "--args must be a JSON object of keyword arguments, e.g. "
                           "'{\"a\": 1}'; got " + text->substr(0, 200)
-                        : "--args is not valid JSON: " + describe(args.error()).message;
+                        : "--args is not valid JSON: " + args.error().message;
     print_error(info);
     return exit_usage;
   }

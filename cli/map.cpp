@@ -322,7 +322,7 @@ int run_map(const map_options& opts) {
       caf::anon_send(driver, item_atom::value, index,
                      fmt::format("line {}: {}", line_no,
                                  args ? std::string{"not a JSON object of keyword arguments"}
-                                      : describe(args.error()).message));
+                                      : args.error().message));
     ++index;
   }
   caf::anon_send(driver, input_end_atom::value, index);

@@ -4,36 +4,7 @@
 #include <caf/message.hpp>
 #include <caf/sec.hpp>
 
-#include <nlohmann/json.hpp>
-
 namespace snakepit {
-
-namespace {
-
-constexpr const char* errc_names[] = {
-  "none",           "unknown_tool",     "bad_arguments",    "python_exception",
-  "encode_failed",  "worker_crashed",   "timeout",          "pool_saturated",
-  "payload_too_large", "startup_failed", "bad_config",      "pool_stopped",
-  "restart_intensity_exceeded", "worker_replaced", "internal",
-  "session_unknown", "session_lost", "session_busy",
-  "already_started", "already_present", "child_running", "child_unknown", "ignored",
-};
-
-constexpr auto errc_count = sizeof(errc_names) / sizeof(errc_names[0]);
-
-} // namespace
-
-std::string to_string(errc x) {
-  auto i = static_cast<size_t>(x);
-  return i < errc_count ? errc_names[i] : "internal";
-}
-
-errc errc_from_string(const std::string& name) {
-  for (size_t i = 1; i < errc_count; ++i)
-    if (name == errc_names[i])
-      return static_cast<errc>(i);
-  return errc::internal;
-}
 
 caf::error make_error(errc code) {
   return caf::error{static_cast<uint8_t>(code), error_category};
@@ -49,6 +20,10 @@ caf::error make_error(errc code, std::string message, std::string python_type,
   return caf::error{static_cast<uint8_t>(code), error_category,
                     caf::make_message(std::move(message), std::move(python_type),
                                       std::move(traceback))};
+}
+
+caf::error make_error(const error_info& info) {
+  return make_error(info.code, info.message, info.python_type, info.traceback);
 }
 
 bool is(const caf::error& err, errc code) {
@@ -102,16 +77,6 @@ error_info describe(const caf::error& err) {
   else
     out.message = caf::to_string(err);
   return out;
-}
-
-std::string error_info::to_json() const {
-  nlohmann::json inner = {{"kind", kind}, {"message", message}};
-  if (!python_type.empty())
-    inner["python_type"] = python_type;
-  if (!traceback.empty())
-    inner["traceback"] = traceback;
-  return nlohmann::json{{"error", inner}}.dump(-1, ' ', false,
-                                              nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace snakepit

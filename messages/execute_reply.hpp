@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "snakepit/messages/item_outcome.hpp"
-#include "snakepit/messages/value.hpp"
+#include "snakepit/messages/value_inspect.hpp"
 
 namespace snakepit {
 

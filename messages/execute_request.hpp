@@ -10,7 +10,7 @@
 #include <caf/timestamp.hpp>
 #include <caf/timespan.hpp>
 
-#include "snakepit/messages/value.hpp"
+#include "snakepit/messages/value_inspect.hpp"
 
 namespace snakepit {
 

@@ -4,7 +4,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
 
-#include "snakepit/messages/value.hpp"
+#include "snakepit/messages/value_inspect.hpp"
 
 namespace snakepit {
 

@@ -7,7 +7,7 @@
 #include "snakepit/messages/execute_request.hpp"
 #include "snakepit/messages/pool_status.hpp"
 #include "snakepit/messages/stream.hpp"
-#include "snakepit/messages/tool_spec.hpp"
+#include "snakepit/messages/tool_spec_inspect.hpp"
 #include "snakepit/messages/supervisor_actor.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/messages/worker_status.hpp"

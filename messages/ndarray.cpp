@@ -65,11 +65,12 @@ ndarray::ndarray(snakepit::dtype type, shape_type shape, std::shared_ptr<const v
   // nop
 }
 
-caf::error ndarray::check(snakepit::dtype type, const shape_type& shape, std::size_t bytes) {
+std::optional<error_info> ndarray::check(snakepit::dtype type, const shape_type& shape,
+                                        std::size_t bytes) {
   auto reason = invalid_reason(type, shape, bytes);
   if (reason.empty())
-    return {};
-  return caf::make_error(caf::sec::invalid_argument, "ndarray: " + std::move(reason));
+    return std::nullopt;
+  return error_info::of(errc::bad_arguments, "ndarray: " + std::move(reason));
 }
 
 std::string ndarray::invalid_reason(snakepit::dtype type, const shape_type& shape,
@@ -97,20 +98,20 @@ std::string ndarray::invalid_reason(snakepit::dtype type, const shape_type& shap
   return {};
 }
 
-caf::expected<ndarray> ndarray::adopt(snakepit::dtype type, shape_type shape,
+result<ndarray> ndarray::adopt(snakepit::dtype type, shape_type shape,
                                       std::shared_ptr<const void> owner, const void* data,
                                       std::size_t bytes) {
   if (auto err = check(type, shape, bytes))
-    return err;
+    return std::move(*err);
   if (data == nullptr && bytes > 0)
-    return caf::make_error(caf::sec::invalid_argument, "ndarray: null data");
+    return error_info::of(errc::bad_arguments, "ndarray: null data");
   return ndarray{type, std::move(shape), std::move(owner), data, bytes};
 }
 
-caf::expected<ndarray> ndarray::from_bytes(snakepit::dtype type, shape_type shape,
+result<ndarray> ndarray::from_bytes(snakepit::dtype type, shape_type shape,
                                            std::string data) {
   if (auto err = check(type, shape, data.size()))
-    return err;
+    return std::move(*err);
   auto owner = std::make_shared<std::string>(std::move(data));
   const void* ptr = owner->data();
   auto bytes = owner->size();
@@ -127,8 +128,8 @@ ndarray::shape_type ndarray::strides() const {
   return result;
 }
 
-caf::error ndarray::type_mismatch(snakepit::dtype wanted) const {
-  return caf::make_error(caf::sec::invalid_argument,
+error_info ndarray::type_mismatch(snakepit::dtype wanted) const {
+  return error_info::of(errc::bad_arguments,
                          "ndarray: asked for " + std::string{to_string(wanted)}
                            + " elements of a " + std::string{to_string(type_)} + " array");
 }

@@ -10,10 +10,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "caf/error.hpp"
-#include "caf/expected.hpp"
-#include "caf/meta/type_name.hpp"
-#include "caf/sec.hpp"
+#include "snakepit/messages/result.hpp"
 
 namespace snakepit {
 
@@ -163,32 +160,32 @@ public:
   /// An array of `shape` holding `data` (adopted without copying); an error
   /// when the element count does not match the shape.
   template <class T>
-  [[nodiscard]] static caf::expected<ndarray> from(std::vector<T> data, shape_type shape) {
+  [[nodiscard]] static result<ndarray> from(std::vector<T> data, shape_type shape) {
     if (auto err = check(dtype_of_v<T>, shape, data.size() * sizeof(T)))
-      return err;
+      return std::move(*err);
     return adopt_vector(std::move(data), std::move(shape));
   }
 
   /// An array of `shape` copying `count` elements from `data`.
   template <class T>
-  [[nodiscard]] static caf::expected<ndarray> copy_of(const T* data, std::size_t count,
+  [[nodiscard]] static result<ndarray> copy_of(const T* data, std::size_t count,
                                                       shape_type shape) {
     return from(std::vector<T>(data, data + count), std::move(shape));
   }
 
   /// An array over `bytes` bytes at `data` without copying; `owner` keeps
   /// them alive (and immutable) for as long as any copy of the array lives.
-  [[nodiscard]] static caf::expected<ndarray> adopt(dtype type, shape_type shape,
+  [[nodiscard]] static result<ndarray> adopt(dtype type, shape_type shape,
                                                     std::shared_ptr<const void> owner,
                                                     const void* data, std::size_t bytes);
 
   /// An array whose elements are the bytes of `data` (moved in).
-  [[nodiscard]] static caf::expected<ndarray> from_bytes(dtype type, shape_type shape,
+  [[nodiscard]] static result<ndarray> from_bytes(dtype type, shape_type shape,
                                                          std::string data);
 
   /// Checks that `bytes` bytes of `type` elements fill `shape` exactly; the
-  /// error (`sec::invalid_argument`) says what does not fit.
-  [[nodiscard]] static caf::error check(dtype type, const shape_type& shape,
+  /// error (`bad_arguments`) says what does not fit.
+  [[nodiscard]] static std::optional<error_info> check(dtype type, const shape_type& shape,
                                         std::size_t bytes);
 
   /// What `check` finds wrong, as text; empty when nothing is.
@@ -231,10 +228,10 @@ public:
     return {static_cast<const char*>(data_), byte_size_};
   }
 
-  /// The elements as `T`, or `sec::invalid_argument` naming both dtypes when `T`
+  /// The elements as `T`, or `bad_arguments` naming both dtypes when `T`
   /// is not this array's element type.
   template <class T>
-  [[nodiscard]] caf::expected<array_view<T>> as() const {
+  [[nodiscard]] result<array_view<T>> as() const {
     if (dtype_of_v<T> != type_)
       return type_mismatch(dtype_of_v<T>);
     return array_view<T>{static_cast<const T*>(data_), size()};
@@ -269,7 +266,7 @@ private:
     }
   }
 
-  caf::error type_mismatch(snakepit::dtype wanted) const;
+  error_info type_mismatch(snakepit::dtype wanted) const;
 
   snakepit::dtype type_ = dtype::float64;
   shape_type shape_;
@@ -280,30 +277,5 @@ private:
 
 /// The numbers of `x` for logs: "ndarray(float32, [2, 3])".
 std::string to_string(const ndarray& x);
-
-/// CAF 0.17 inspector: dtype, shape and the bytes (copied when writing).
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, ndarray& x) {
-  if constexpr (Inspector::reads_state) {
-    auto tag = static_cast<std::uint8_t>(x.type());
-    auto shape = x.shape();
-    auto data = std::string{x.bytes()};
-    return f(caf::meta::type_name("snakepit::ndarray"), tag, shape, data);
-  } else {
-    std::uint8_t tag = 0;
-    ndarray::shape_type shape;
-    std::string data;
-    if (auto err = f(caf::meta::type_name("snakepit::ndarray"), tag, shape, data))
-      return err;
-    auto type = static_cast<dtype>(tag);
-    if (!is_valid(type))
-      return caf::make_error(caf::sec::invalid_argument, "snakepit::ndarray: invalid dtype");
-    auto result = ndarray::from_bytes(type, std::move(shape), std::move(data));
-    if (!result)
-      return std::move(result.error());
-    x = std::move(*result);
-    return caf::none;
-  }
-}
 
 } // namespace snakepit

@@ -7,6 +7,8 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/messages/value_inspect.hpp"
+
 namespace snakepit {
 
 /// What `(execute_stream_atom, execute_request, consumer)` answers: the stream

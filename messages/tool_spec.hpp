@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include <caf/meta/type_name.hpp>
-
 #include "snakepit/messages/value.hpp"
+
+// Free of CAF (the client lists tools too); tool_spec_inspect.hpp serializes it.
 
 namespace snakepit {
 
@@ -30,17 +30,5 @@ struct tool_spec {
   /// A generator: call it with `execute_stream_atom`.
   bool streaming = false;
 };
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, parameter_spec& x) {
-  return f(caf::meta::type_name("snakepit::parameter_spec"), x.name, x.type, x.required,
-           x.default_value, x.description);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, tool_spec& x) {
-  return f(caf::meta::type_name("snakepit::tool_spec"), x.name, x.description, x.parameters,
-           x.returns, x.streaming);
-}
 
 } // namespace snakepit

@@ -442,11 +442,11 @@ public:
 
   // -- results ----------------------------------------------------------------
 
-  caf::expected<value> result(bool ok) {
+  result<value> finish(bool ok) {
     if (!ok || !error_.empty()) {
       if (error_.empty())
         error_ = "invalid JSON";
-      return caf::make_error(caf::sec::invalid_argument, std::move(error_));
+      return error_info::of(errc::bad_arguments, std::move(error_));
     }
     return std::move(root_);
   }
@@ -546,10 +546,10 @@ value::make_map(std::initializer_list<std::pair<const std::string, value>> xs) {
   return value(std::move(members));
 }
 
-caf::expected<value> value::from_uint64(std::uint64_t x) {
+result<value> value::from_uint64(std::uint64_t x) {
   if (x > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    return caf::make_error(caf::sec::invalid_argument,
-                           "integer " + std::to_string(x)
+    return error_info::of(errc::bad_arguments,
+                          "integer " + std::to_string(x)
                              + " does not fit in a signed 64-bit integer");
   return value(static_cast<std::int64_t>(x));
 }
@@ -621,15 +621,15 @@ std::string value::to_json() const {
   return result;
 }
 
-caf::expected<value> value::from_json(std::string_view text) {
+result<value> value::from_json(std::string_view text) {
   value_builder builder{text};
   try {
     auto ok = json::sax_parse(text.begin(), text.end(), &builder);
-    return builder.result(ok);
+    return builder.finish(ok);
   } catch (const json::exception& ex) {
     // Not expected with a SAX handler; never let it escape.
-    return caf::make_error(caf::sec::invalid_argument,
-                           "invalid JSON: " + value_builder::describe(ex));
+    return error_info::of(errc::bad_arguments,
+                          "invalid JSON: " + value_builder::describe(ex));
   }
 }
 

@@ -12,13 +12,9 @@
 #include <variant>
 #include <vector>
 
-#include "caf/error.hpp"
-#include "caf/expected.hpp"
-#include "caf/meta/type_name.hpp"
-#include "caf/none.hpp"
-#include "caf/sec.hpp"
 
 #include "snakepit/messages/ndarray.hpp"
+#include "snakepit/messages/result.hpp"
 
 namespace snakepit {
 
@@ -211,9 +207,9 @@ public:
   [[nodiscard]] static value
   make_map(std::initializer_list<std::pair<const std::string, value>> xs = {});
 
-  /// Returns an integer, or `sec::invalid_argument` when `x` exceeds
+  /// Returns an integer, or `bad_arguments` when `x` exceeds
   /// `INT64_MAX`.
-  [[nodiscard]] static caf::expected<value> from_uint64(std::uint64_t x);
+  [[nodiscard]] static result<value> from_uint64(std::uint64_t x);
 
   // -- kind -------------------------------------------------------------------
 
@@ -385,9 +381,9 @@ public:
   /// exactly the members `dtype`, `shape` and `data` becomes an array (an
   /// invalid one is an error). Integers that fit int64 stay integers,
   /// others become doubles. Duplicate keys: the last one wins. Errors (with
-  /// line, column and byte offset) as `sec::invalid_argument`; nesting deeper
+  /// line, column and byte offset) as `bad_arguments`; nesting deeper
   /// than `max_depth` is an error.
-  [[nodiscard]] static caf::expected<value> from_json(std::string_view text);
+  [[nodiscard]] static result<value> from_json(std::string_view text);
 
 private:
   std::variant<std::monostate, bool, std::int64_t, double, std::string,
@@ -400,117 +396,6 @@ std::string to_string(const value& x);
 
 /// Returns `value(x).to_json()`: `{"$bytes":"<base64>"}`.
 std::string to_string(const bytes& x);
-
-/// CAF 0.17 inspector: the kind as one byte, then the payload (recursively for
-/// lists and maps). Printing inspectors use `to_string` instead.
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, value& x) {
-  using kind = value::kind;
-  auto tag = static_cast<std::uint8_t>(x.type());
-  if constexpr (Inspector::reads_state) {
-    switch (x.type()) {
-      case kind::boolean: {
-        auto tmp = *x.if_bool();
-        return f(tag, tmp);
-      }
-      case kind::integer: {
-        auto tmp = *x.if_int();
-        return f(tag, tmp);
-      }
-      case kind::real: {
-        auto tmp = *x.if_double();
-        return f(tag, tmp);
-      }
-      case kind::string:
-        return f(tag, *x.if_string());
-      case kind::bytes:
-        return f(tag, x.if_bytes()->data);
-      case kind::list:
-        return f(tag, *x.if_list());
-      case kind::map:
-        return f(tag, *x.if_map());
-      case kind::ndarray: {
-        auto tmp = *x.if_ndarray();
-        return f(tag, tmp);
-      }
-      case kind::null:
-        break;
-    }
-    return f(tag);
-  } else {
-    if (auto err = f(tag))
-      return err;
-    switch (static_cast<kind>(tag)) {
-      case kind::null:
-        x = value();
-        return caf::none;
-      case kind::boolean: {
-        bool tmp = false;
-        if (auto err = f(tmp))
-          return err;
-        x = value(tmp);
-        return caf::none;
-      }
-      case kind::integer: {
-        std::int64_t tmp = 0;
-        if (auto err = f(tmp))
-          return err;
-        x = value(tmp);
-        return caf::none;
-      }
-      case kind::real: {
-        double tmp = 0;
-        if (auto err = f(tmp))
-          return err;
-        x = value(tmp);
-        return caf::none;
-      }
-      case kind::string: {
-        std::string tmp;
-        if (auto err = f(tmp))
-          return err;
-        x = value(std::move(tmp));
-        return caf::none;
-      }
-      case kind::bytes: {
-        snakepit::bytes tmp;
-        if (auto err = f(tmp.data))
-          return err;
-        x = value(std::move(tmp));
-        return caf::none;
-      }
-      case kind::list: {
-        value::list tmp;
-        if (auto err = f(tmp))
-          return err;
-        x = value(std::move(tmp));
-        return caf::none;
-      }
-      case kind::map: {
-        value::map tmp;
-        if (auto err = f(tmp))
-          return err;
-        x = value(std::move(tmp));
-        return caf::none;
-      }
-      case kind::ndarray: {
-        snakepit::ndarray tmp;
-        if (auto err = f(tmp))
-          return err;
-        x = value(std::move(tmp));
-        return caf::none;
-      }
-    }
-    return caf::make_error(caf::sec::invalid_argument,
-                           "snakepit::value: invalid kind tag");
-  }
-}
-
-/// CAF 0.17 inspector.
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, bytes& x) {
-  return f(caf::meta::type_name("snakepit::bytes"), x.data);
-}
 
 /// Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates,
 /// nothing above U+10FFFF): what the wire's string fields require.

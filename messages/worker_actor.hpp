@@ -7,7 +7,7 @@
 #include "snakepit/messages/execute_reply.hpp"
 #include "snakepit/messages/execute_request.hpp"
 #include "snakepit/messages/stream.hpp"
-#include "snakepit/messages/tool_spec.hpp"
+#include "snakepit/messages/tool_spec_inspect.hpp"
 #include "snakepit/messages/worker_status.hpp"
 
 namespace snakepit {

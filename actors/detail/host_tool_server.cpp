@@ -12,7 +12,7 @@
 
 #include "bridge.grpc.pb.h"
 #include "snakepit/actors/detail/log.hpp"
-#include "snakepit/messages/detail/value_proto.hpp"
+#include "snakepit/actors/detail/shm_value_proto.hpp"
 #include "snakepit/messages/error.hpp"
 
 namespace snakepit {

@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "snakepit/messages/atoms.hpp"
-#include "snakepit/messages/detail/value_proto.hpp"
+#include "snakepit/actors/detail/shm_value_proto.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/messages/stream.hpp"
 

@@ -30,7 +30,7 @@
 #include "snakepit/actors/python_command.hpp"
 #include "snakepit/actors/run_registry.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
-#include "snakepit/messages/detail/value_proto.hpp"
+#include "snakepit/actors/detail/shm_value_proto.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/actors/worker_config.hpp"
 #include "snakepit/messages/worker_actor.hpp"

@@ -1,330 +1,52 @@
 #include "snakepit/messages/detail/value_proto.hpp"
 
-#include <type_traits>
-#include <utility>
-
-#include "snakepit/actors/detail/shm_arena.hpp"
-#include "snakepit/messages/error.hpp"
+#include "snakepit/messages/detail/value_proto_impl.hpp"
 
 namespace snakepit::detail {
 
 namespace {
 
-namespace pb = bridge::v1;
+using proto_impl::no_segments;
 
-// `Source` is `value` to move strings out of `x`, `const value` to copy them.
-// Both assume `out` is empty.
-template <class Source>
-void write(Source& x, pb::Value* out, shm_writer* shm);
-
-/// Puts `size` bytes at `data` into a segment when `shm` wants them there;
-/// false to keep them inline.
-bool write_segment(const void* data, std::size_t size, pb::SharedSegment* out,
-                   shm_writer* shm) {
-  if (shm == nullptr || shm->arena == nullptr || size <= shm->arena->threshold())
-    return false;
-  if (shm->error)
-    return true; // the message is lost anyway: write nothing more
-  auto segment = shm->arena->write(data, size);
-  if (!segment) {
-    shm->error = std::move(segment.error());
-    return true;
-  }
-  out->set_name((*segment)->name());
-  out->set_size(size);
-  if (shm->hand_over)
-    (*segment)->release();
-  else
-    shm->segments.push_back(std::move(*segment));
-  return true;
-}
-
-template <class Map>
-void write_map(Map& xs, pb::MapValue* out, shm_writer* shm) {
-  constexpr bool moving = !std::is_const_v<Map>;
-  auto* entries = out->mutable_entries();
-  entries->Reserve(static_cast<int>(xs.size()));
-  if constexpr (moving) {
-    // Node handles give mutable keys: move them instead of copying.
-    while (!xs.empty()) {
-      auto node = xs.extract(xs.begin());
-      auto* entry = entries->Add();
-      entry->set_key(std::move(node.key()));
-      write(node.mapped(), entry->mutable_value(), shm);
-    }
-  } else {
-    for (auto& [key, item] : xs) {
-      auto* entry = entries->Add();
-      entry->set_key(key);
-      write(item, entry->mutable_value(), shm);
-    }
-  }
-}
-
-template <class Source>
-void write(Source& x, pb::Value* out, shm_writer* shm) {
-  constexpr bool moving = !std::is_const_v<Source>;
-  auto pass = [](auto& y) -> decltype(auto) {
-    if constexpr (moving)
-      return std::move(y);
-    else
-      return y;
-  };
-  switch (x.type()) {
-    case value::kind::null:
-      out->set_null_value(pb::NULL_VALUE);
-      break;
-    case value::kind::boolean:
-      out->set_bool_value(*x.if_bool());
-      break;
-    case value::kind::integer:
-      out->set_int_value(*x.if_int());
-      break;
-    case value::kind::real:
-      out->set_double_value(*x.if_double());
-      break;
-    case value::kind::string:
-      out->set_string_value(pass(*x.if_string()));
-      break;
-    case value::kind::bytes: {
-      auto& data = x.if_bytes()->data;
-      if (!write_segment(data.data(), data.size(), out->mutable_shared_bytes(), shm)) {
-        out->clear_shared_bytes();
-        out->set_bytes_value(pass(data));
-      }
-      break;
-    }
-    case value::kind::list: {
-      auto& xs = *x.if_list();
-      auto* items = out->mutable_list_value()->mutable_items();
-      items->Reserve(static_cast<int>(xs.size()));
-      for (auto& item : xs)
-        write(item, items->Add(), shm);
-      break;
-    }
-    case value::kind::map:
-      write_map(*x.if_map(), out->mutable_map_value(), shm);
-      break;
-    case value::kind::ndarray: {
-      auto& array = *x.if_ndarray();
-      auto* msg = out->mutable_ndarray_value();
-      msg->set_dtype(static_cast<pb::DType>(array.type()));
-      for (auto extent : array.shape())
-        msg->add_shape(extent);
-      auto data = array.bytes();
-      if (!write_segment(data.data(), data.size(), msg->mutable_segment(), shm)) {
-        msg->clear_segment();
-        msg->set_data(data.data(), data.size());
-      }
-      break;
-    }
-  }
-}
-
-// `Message` is `pb::Value` to move strings out of `x`, `const pb::Value` to
-// copy them.
-template <class Message>
-value read(Message& x, shm_reader* shm);
-
-/// Maps the segment `ref` names; nothing (and `shm->error` set) on failure.
-std::optional<shm_mapping> read_segment(const pb::SharedSegment& ref, shm_reader* shm) {
-  if (shm == nullptr)
-    return std::nullopt;
-  if (shm->error)
-    return std::nullopt;
-  if (shm->arena == nullptr) {
-    shm->error = make_error(errc::internal, "a message names a shared-memory segment, but "
-                                            "shared memory is off here");
-    return std::nullopt;
-  }
-  auto mapping = shm->arena->map(ref.name(), static_cast<std::size_t>(ref.size()), shm->take);
-  if (!mapping) {
-    shm->error = std::move(mapping.error());
-    return std::nullopt;
-  }
-  return std::move(*mapping);
-}
-
-template <class Message>
-value read_ndarray(Message& x, shm_reader* shm) {
-  constexpr bool moving = !std::is_const_v<Message>;
-  auto type = static_cast<dtype>(x.dtype());
-  ndarray::shape_type shape(x.shape().begin(), x.shape().end());
-  auto fail = [&](std::string why) {
-    if (shm != nullptr && !shm->error)
-      shm->error = make_error(errc::internal, "an n-d array on the wire is invalid: " + why);
-    return value();
-  };
-  if (x.has_segment()) {
-    auto mapping = read_segment(x.segment(), shm);
-    if (!mapping)
-      return value();
-    if (auto why = ndarray::invalid_reason(type, shape, mapping->size); !why.empty())
-      return fail(std::move(why));
-    auto result = ndarray::adopt(type, std::move(shape), std::move(mapping->owner),
-                                 mapping->data, mapping->size);
-    return value(std::move(*result));
-  }
-  if (auto why = ndarray::invalid_reason(type, shape, x.data().size()); !why.empty())
-    return fail(std::move(why));
-  std::string data;
-  if constexpr (moving)
-    data = std::move(*x.mutable_data());
-  else
-    data = x.data();
-  return value(std::move(*ndarray::from_bytes(type, std::move(shape), std::move(data))));
-}
-
-template <class Message>
-value::map read_map(Message& x, shm_reader* shm) {
-  constexpr bool moving = !std::is_const_v<Message>;
-  value::map result;
-  if constexpr (moving) {
-    for (auto& entry : *x.mutable_entries()) {
-      auto item = entry.has_value() ? read(*entry.mutable_value(), shm) : value();
-      result.insert_or_assign(std::move(*entry.mutable_key()), std::move(item));
-    }
-  } else {
-    for (auto& entry : x.entries())
-      result.insert_or_assign(entry.key(), read(entry.value(), shm));
-  }
-  return result;
-}
-
-template <class Message>
-value read(Message& x, shm_reader* shm) {
-  constexpr bool moving = !std::is_const_v<Message>;
-  switch (x.kind_case()) {
-    case pb::Value::kBoolValue:
-      return value(x.bool_value());
-    case pb::Value::kIntValue:
-      return value(static_cast<std::int64_t>(x.int_value()));
-    case pb::Value::kDoubleValue:
-      return value(x.double_value());
-    case pb::Value::kStringValue:
-      if constexpr (moving)
-        return value(std::move(*x.mutable_string_value()));
-      else
-        return value(x.string_value());
-    case pb::Value::kBytesValue:
-      if constexpr (moving)
-        return value(bytes{std::move(*x.mutable_bytes_value())});
-      else
-        return value(bytes{x.bytes_value()});
-    case pb::Value::kListValue: {
-      value::list xs;
-      if constexpr (moving) {
-        auto* items = x.mutable_list_value()->mutable_items();
-        xs.reserve(static_cast<size_t>(items->size()));
-        for (auto& item : *items)
-          xs.push_back(read(item, shm));
-      } else {
-        auto& items = x.list_value().items();
-        xs.reserve(static_cast<size_t>(items.size()));
-        for (auto& item : items)
-          xs.push_back(read(item, shm));
-      }
-      return value(std::move(xs));
-    }
-    case pb::Value::kMapValue:
-      if constexpr (moving)
-        return value(read_map(*x.mutable_map_value(), shm));
-      else
-        return value(read_map(x.map_value(), shm));
-    case pb::Value::kNdarrayValue:
-      if constexpr (moving)
-        return read_ndarray(*x.mutable_ndarray_value(), shm);
-      else
-        return read_ndarray(x.ndarray_value(), shm);
-    case pb::Value::kSharedBytes: {
-      auto mapping = read_segment(x.shared_bytes(), shm);
-      if (!mapping)
-        return value();
-      return value(bytes{std::string{mapping->data, mapping->size}});
-    }
-    case pb::Value::kNullValue:
-    case pb::Value::KIND_NOT_SET:
-      break;
-  }
-  return value();
-}
+// Every payload inline, every segment reference read as null.
+constexpr no_segments* inline_only = nullptr;
 
 } // namespace
 
-void drop_segments(const bridge::v1::Value& x, shm_arena& arena) {
-  switch (x.kind_case()) {
-    case pb::Value::kSharedBytes:
-      arena.drop(x.shared_bytes().name());
-      break;
-    case pb::Value::kNdarrayValue:
-      if (x.ndarray_value().has_segment())
-        arena.drop(x.ndarray_value().segment().name());
-      break;
-    case pb::Value::kListValue:
-      for (auto& item : x.list_value().items())
-        drop_segments(item, arena);
-      break;
-    case pb::Value::kMapValue:
-      for (auto& entry : x.map_value().entries())
-        drop_segments(entry.value(), arena);
-      break;
-    default:
-      break;
-  }
-}
-
 void to_proto(const value& x, bridge::v1::Value* out) {
   out->Clear();
-  write(x, out, nullptr);
+  proto_impl::write(x, out, inline_only);
 }
 
 void to_proto(value&& x, bridge::v1::Value* out) {
   out->Clear();
-  write(x, out, nullptr);
-}
-
-void to_proto(value&& x, bridge::v1::Value* out, shm_writer& shm) {
-  out->Clear();
-  write(x, out, &shm);
+  proto_impl::write(x, out, inline_only);
 }
 
 void to_proto(const value::map& xs, bridge::v1::MapValue* out) {
   out->Clear();
-  write_map(xs, out, nullptr);
+  proto_impl::write_map(xs, out, inline_only);
 }
 
 void to_proto(value::map&& xs, bridge::v1::MapValue* out) {
   out->Clear();
-  write_map(xs, out, nullptr);
-}
-
-void to_proto(value::map&& xs, bridge::v1::MapValue* out, shm_writer& shm) {
-  out->Clear();
-  write_map(xs, out, &shm);
+  proto_impl::write_map(xs, out, inline_only);
 }
 
 value from_proto(const bridge::v1::Value& x) {
-  return read(x, nullptr);
+  return proto_impl::read(x, inline_only);
 }
 
 value from_proto(bridge::v1::Value&& x) {
-  return read(x, nullptr);
-}
-
-value from_proto(bridge::v1::Value&& x, shm_reader& shm) {
-  return read(x, &shm);
+  return proto_impl::read(x, inline_only);
 }
 
 value::map from_proto(const bridge::v1::MapValue& x) {
-  return read_map(x, nullptr);
+  return proto_impl::read_map(x, inline_only);
 }
 
 value::map from_proto(bridge::v1::MapValue&& x) {
-  return read_map(x, nullptr);
-}
-
-value::map from_proto(bridge::v1::MapValue&& x, shm_reader& shm) {
-  return read_map(x, &shm);
+  return proto_impl::read_map(x, inline_only);
 }
 
 } // namespace snakepit::detail

@@ -1,41 +1,8 @@
 #pragma once
 
-#include <memory>
-#include <vector>
-
 #include "bridge.pb.h"
 
 #include "snakepit/messages/value.hpp"
-
-namespace snakepit::detail {
-
-class shm_arena;
-class shm_segment;
-
-/// Where `to_proto` puts bytes and array payloads above the arena's
-/// threshold: into shared-memory segments instead of the message.
-struct shm_writer {
-  /// Null: every payload stays inline.
-  shm_arena* arena = nullptr;
-  /// Results: the receiver owns (and removes) the segments once it has them.
-  /// Otherwise (arguments) `segments` holds them until the call ends.
-  bool hand_over = false;
-  std::vector<std::shared_ptr<shm_segment>> segments;
-  /// The first failure (e.g. `payload_too_large`); the message is unusable.
-  caf::error error;
-};
-
-/// How `from_proto` reads segment references.
-struct shm_reader {
-  /// Null: a reference is an error.
-  shm_arena* arena = nullptr;
-  /// Results: remove each segment's name once it is mapped.
-  bool take = false;
-  /// The first failure (a bad reference, a missing segment).
-  caf::error error;
-};
-
-} // namespace snakepit::detail
 
 // Conversions between `snakepit::value` and the wire messages of
 // bridge.proto. Internal: not installed, protobuf stays out of the public
@@ -44,8 +11,9 @@ struct shm_reader {
 // `to_proto` overwrites `*out` (it clears it first). The rvalue overloads move
 // strings, bytes and map keys into the message and leave the source in a
 // valid but unspecified state. Reading a `Value` whose oneof is unset yields
-// null. Without a `shm_reader`, a shared-memory reference reads as null. Duplicate keys in a `MapValue` (an error per bridge.proto): the last
-// one wins.
+// null; a shared-memory reference reads as null (actors/detail/shm_value_proto.hpp
+// has the overloads that map segments). Duplicate keys in a `MapValue` (an
+// error per bridge.proto): the last one wins.
 
 namespace snakepit::detail {
 
@@ -60,23 +28,6 @@ void to_proto(const value::map& xs, bridge::v1::MapValue* out);
 
 /// Writes the entries of `xs` into `out` in key order, moving.
 void to_proto(value::map&& xs, bridge::v1::MapValue* out);
-
-/// Writes `x` into `out`, moving; payloads above the threshold go to `shm`.
-void to_proto(value&& x, bridge::v1::Value* out, shm_writer& shm);
-
-/// Writes the entries of `xs` into `out` in key order, moving; payloads above
-/// the threshold go to `shm`.
-void to_proto(value::map&& xs, bridge::v1::MapValue* out, shm_writer& shm);
-
-/// Reads a value, moving out of `x` and mapping segments through `shm`.
-[[nodiscard]] value from_proto(bridge::v1::Value&& x, shm_reader& shm);
-
-/// Reads a map, moving out of `x` and mapping segments through `shm`.
-[[nodiscard]] value::map from_proto(bridge::v1::MapValue&& x, shm_reader& shm);
-
-/// Removes the segments `x` names without reading them (results nobody
-/// waits for any more).
-void drop_segments(const bridge::v1::Value& x, shm_arena& arena);
 
 /// Reads a value, copying strings and bytes.
 [[nodiscard]] value from_proto(const bridge::v1::Value& x);
