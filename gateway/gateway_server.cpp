@@ -18,6 +18,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "gateway.grpc.pb.h"
+#include "snakepit/gateway/detail/gateway_wire.hpp"
+#include "snakepit/gateway/detail/calls_stream.hpp"
+#include "snakepit/gateway/detail/gateway_state.hpp"
 #include "snakepit/messages/atoms.hpp"
 #include "snakepit/messages/detail/tool_spec_proto.hpp"
 #include "snakepit/messages/detail/value_proto.hpp"
@@ -30,24 +33,11 @@ namespace gw = snakepit::gateway::v1;
 
 namespace {
 
+using detail::fill;
+
 constexpr std::uint32_t default_map_chunk = 64;
 constexpr std::size_t map_chunks_in_flight = 8;
 constexpr std::size_t unix_path_max = 107;
-
-caf::error too_large(std::size_t size, std::size_t limit) {
-  return make_error(errc::payload_too_large,
-                    fmt::format("the reply is {} bytes, over the gateway's limit of {} "
-                                "(max_message_bytes in [gateway]); return less, or raise it",
-                                size, limit));
-}
-
-void fill(gw::Failure* out, const caf::error& err) {
-  auto info = describe(err);
-  out->set_kind(info.kind);
-  out->set_message(info.message);
-  out->set_python_type(info.python_type);
-  out->set_traceback(info.traceback);
-}
 
 std::string read_text_file(const std::string& path, std::string& why) {
   std::ifstream in{path, std::ios::binary};
@@ -62,19 +52,10 @@ std::string read_text_file(const std::string& path, std::string& why) {
 
 /// The request a gateway call becomes: the gRPC deadline is its deadline.
 execute_request to_request(const gw::CallRequest& req, const grpc::CallbackServerContext& ctx) {
-  execute_request r;
-  r.tool = req.tool();
-  r.arguments = detail::from_proto(req.arguments());
-  r.session_id = req.session_id();
-  r.correlation_id = req.correlation_id();
-  for (auto& [k, v] : req.metadata())
-    r.metadata.emplace(k, v);
-  r.stream_window = req.stream_window();
   auto deadline = ctx.deadline();
-  if (deadline != std::chrono::system_clock::time_point::max())
-    r.deadline = caf::timestamp{
-      std::chrono::duration_cast<caf::timestamp::duration>(deadline.time_since_epoch())};
-  return r;
+  if (deadline == std::chrono::system_clock::time_point::max())
+    return detail::to_request(req, std::nullopt);
+  return detail::to_request(req, deadline);
 }
 
 void fill(gw::PoolInfo* info, const std::vector<tool_spec>& tools) {
@@ -83,108 +64,6 @@ void fill(gw::PoolInfo* info, const std::vector<tool_spec>& tools) {
 }
 
 } // namespace
-
-// -- admission: token and limits ------------------------------------------------
-
-struct gateway_server::impl {
-  caf::actor_system* sys = nullptr;
-  gateway_options options;
-  gateway_backend backend;
-  std::unique_ptr<gw::Gateway::CallbackService> service;
-  std::unique_ptr<grpc::Server> server;
-  std::atomic<std::uint32_t> in_flight{0};
-  std::mutex peers_mtx;
-  std::map<std::string, std::uint32_t> per_peer;
-
-  /// A call admitted: `release` (at the latest its destruction) gives its
-  /// slots back. Released when the RPC is answered: closures that hold a copy
-  /// may live a little longer (an actor's initial function).
-  struct ticket {
-    impl* owner;
-    std::string peer;
-    std::atomic<bool> released{false};
-
-    ticket(impl* o, std::string p) : owner(o), peer(std::move(p)) {
-    }
-
-    ticket(const ticket&) = delete;
-    ticket& operator=(const ticket&) = delete;
-
-    ~ticket() {
-      release();
-    }
-
-    void release() {
-      if (released.exchange(true))
-        return;
-      owner->in_flight.fetch_sub(1);
-      std::lock_guard<std::mutex> guard{owner->peers_mtx};
-      auto i = owner->per_peer.find(peer);
-      if (i != owner->per_peer.end() && --i->second == 0)
-        owner->per_peer.erase(i);
-    }
-  };
-
-  using ticket_ptr = std::shared_ptr<ticket>;
-
-  /// The pool `name`; an unknown name is `bad_arguments` listing the pools.
-  caf::expected<pool_actor> find_pool(const std::string& name) const {
-    auto& names = backend.pool_names;
-    if (std::find(names.begin(), names.end(), name) == names.end())
-      return make_error(errc::bad_arguments,
-                        fmt::format("this tree has no pool '{}'; its pools: {}", name,
-                                    fmt::join(names, ", ")));
-    return backend.pool(name);
-  }
-
-  /// Checks the token and the limits; a ticket, or why not.
-  ticket_ptr admit(grpc::CallbackServerContext* ctx, grpc::Status& refusal) {
-    if (!options.token.empty()) {
-      auto& md = ctx->client_metadata();
-      auto i = md.find("authorization");
-      std::string given = i == md.end() ? std::string{}
-                                        : std::string{i->second.data(), i->second.size()};
-      auto expected = "Bearer " + options.token;
-      // Compared in constant time: how long a refusal takes says nothing.
-      bool same = given.size() == expected.size();
-      unsigned char diff = 0;
-      for (std::size_t k = 0; k < expected.size(); ++k)
-        diff |= static_cast<unsigned char>(expected[k] ^ (k < given.size() ? given[k] : 0));
-      if (!same || diff != 0) {
-        refusal = grpc::Status{grpc::StatusCode::UNAUTHENTICATED,
-                               i == md.end() ? "this gateway needs a token: send the metadata "
-                                               "'authorization: Bearer <token>'"
-                                             : "wrong token"};
-        return nullptr;
-      }
-    }
-    if (in_flight.fetch_add(1) >= options.max_calls) {
-      in_flight.fetch_sub(1);
-      refusal = grpc::Status{grpc::StatusCode::RESOURCE_EXHAUSTED,
-                             fmt::format("the gateway has {} calls in flight, its limit "
-                                         "(max_calls in [gateway]); retry later",
-                                         options.max_calls)};
-      return nullptr;
-    }
-    auto peer = ctx->peer();
-    {
-      std::lock_guard<std::mutex> guard{peers_mtx};
-      auto& n = per_peer[peer];
-      if (n >= options.max_calls_per_client) {
-        if (n == 0)
-          per_peer.erase(peer);
-        in_flight.fetch_sub(1);
-        refusal = grpc::Status{grpc::StatusCode::RESOURCE_EXHAUSTED,
-                               fmt::format("this client has {} calls in flight, its limit "
-                                           "(max_calls_per_client in [gateway]); retry later",
-                                           options.max_calls_per_client)};
-        return nullptr;
-      }
-      ++n;
-    }
-    return std::make_shared<ticket>(this, std::move(peer));
-  }
-};
 
 namespace {
 
@@ -328,15 +207,7 @@ public:
       self->request(pool, caf::infinite, execute_atom::value, std::move(r))
         .then(
           [=](execute_reply& x) mutable {
-            detail::to_proto(std::move(x.result), reply->mutable_result());
-            if (auto size = reply->ByteSizeLong(); size > max_bytes) {
-              reply->Clear();
-              fill(reply->mutable_failure(), too_large(size, max_bytes));
-            }
-            reply->set_request_id(x.request_id);
-            reply->set_worker_id(x.worker_id);
-            reply->set_python_wall_ns(x.python_wall.count());
-            reply->set_queued_ns(x.queued.count());
+            fill(reply, std::move(x), max_bytes);
             ticket->release();
             reactor->Finish(grpc::Status::OK);
             self->quit();
@@ -349,6 +220,11 @@ public:
           });
     });
     return reactor;
+  }
+
+  grpc::ServerBidiReactor<gw::CallFrame, gw::ReplyFrame>*
+  Calls(grpc::CallbackServerContext* ctx) override {
+    return detail::make_calls_stream(*owner_, ctx);
   }
 
   grpc::ServerUnaryReactor* Map(grpc::CallbackServerContext* ctx, const gw::MapRequest* req,
@@ -413,7 +289,8 @@ public:
               auto items = reply->items_size();
               reply->Clear();
               for (int k = 0; k < items; ++k)
-                fill(reply->add_items()->mutable_failure(), too_large(size, st->max_bytes));
+                fill(reply->add_items()->mutable_failure(),
+                     detail::gateway_reply_too_large(size, st->max_bytes));
             }
             ticket->release();
             reactor->Finish(grpc::Status::OK);
@@ -488,7 +365,7 @@ public:
             if (auto size = msg.ByteSizeLong(); size > max_bytes) {
               // The client cannot take it: end the stream with why, and the generator.
               msg.Clear();
-              fill(msg.mutable_failure(), too_large(size, max_bytes));
+              fill(msg.mutable_failure(), detail::gateway_reply_too_large(size, max_bytes));
               {
                 std::lock_guard<std::recursive_mutex> guard{link->mtx};
                 if (link->worker)

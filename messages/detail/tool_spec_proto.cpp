@@ -4,26 +4,29 @@
 
 namespace snakepit::detail {
 
+tool_spec from_proto(const bridge::v1::ToolSpec& t) {
+  tool_spec spec;
+  spec.name = t.name();
+  spec.description = t.description();
+  spec.returns = t.returns();
+  spec.streaming = t.streaming();
+  for (auto& p : t.parameters()) {
+    parameter_spec param;
+    param.name = p.name();
+    param.type = p.type();
+    param.required = p.required();
+    param.description = p.description();
+    if (p.has_default_value())
+      param.default_value = from_proto(p.default_value());
+    spec.parameters.push_back(std::move(param));
+  }
+  return spec;
+}
+
 std::vector<tool_spec> from_proto(const bridge::v1::ListToolsResponse& x) {
   std::vector<tool_spec> out;
-  for (auto& t : x.tools()) {
-    tool_spec spec;
-    spec.name = t.name();
-    spec.description = t.description();
-    spec.returns = t.returns();
-    spec.streaming = t.streaming();
-    for (auto& p : t.parameters()) {
-      parameter_spec param;
-      param.name = p.name();
-      param.type = p.type();
-      param.required = p.required();
-      param.description = p.description();
-      if (p.has_default_value())
-        param.default_value = from_proto(p.default_value());
-      spec.parameters.push_back(std::move(param));
-    }
-    out.push_back(std::move(spec));
-  }
+  for (auto& t : x.tools())
+    out.push_back(from_proto(t));
   return out;
 }
 

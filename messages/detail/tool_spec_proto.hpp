@@ -14,6 +14,9 @@ namespace snakepit::detail {
 /// The tools a worker's ListTools answered.
 [[nodiscard]] std::vector<tool_spec> from_proto(const bridge::v1::ListToolsResponse& x);
 
+/// Reads one tool's spec.
+[[nodiscard]] tool_spec from_proto(const bridge::v1::ToolSpec& x);
+
 /// Writes `x` into `out` (appending nothing else).
 void to_proto(const tool_spec& x, bridge::v1::ToolSpec* out);
 
