@@ -7,9 +7,12 @@
 //
 // Variants (one pool of 2 process workers, the default batched transport):
 //   inproc-1    one event-based caller, one no-op call at a time
-//   gateway-1   one gRPC client (sync stub), one call at a time
+//   client-1    snakepit::client (one multiplexed Calls stream), one call at a time
+//   unary-1     a raw gRPC stub of the unary Call RPC, one call at a time
 //   inproc-16   16 event-based callers, one call in flight each
-//   gateway-16  16 gRPC clients, each its own connection and thread
+//   client-16   16 threads calling through one snakepit::client
+//   clients-16  16 snakepit::client objects, one thread each
+//   unary-16    16 raw gRPC stubs of the unary Call, each its own connection and thread
 // Then --idle clients (bench/idle_gateway_clients.py, another process) connect
 // and make one call each; the serving process's RSS and open fds before and
 // after, per client.
@@ -30,6 +33,7 @@
 #include "bench_actors.hpp"
 #include "bench_common.hpp"
 #include "gateway.grpc.pb.h"
+#include "snakepit/client/client.hpp"
 #include "snakepit/gateway/gateway_server.hpp"
 #include "snakepit/snakepit.hpp"
 
@@ -91,6 +95,35 @@ run_result gateway_run(const std::string& address, int clients, int calls_each) 
   return merge_runs(parts, ms_between(t0, clk::now()) / 1000.0);
 }
 
+/// `threads` threads calling through `clients` snakepit::client objects
+/// (thread i uses client i % clients), `calls_each` calls per thread.
+run_result client_run(const std::string& address, int clients, int threads, int calls_each) {
+  std::vector<snakepit::client> pool_clients;
+  for (int i = 0; i < clients; ++i)
+    pool_clients.push_back(*snakepit::client::connect(address));
+  // Connected and warm before the clock starts.
+  for (auto& c : pool_clients)
+    (void) c.call("bench", "noop");
+  std::vector<run_result> parts(static_cast<std::size_t>(threads));
+  std::vector<std::thread> workers;
+  auto t0 = clk::now();
+  for (int i = 0; i < threads; ++i)
+    workers.emplace_back([&, i] {
+      auto& part = parts[static_cast<std::size_t>(i)];
+      auto& c = pool_clients[static_cast<std::size_t>(i % clients)];
+      for (int k = 0; k < calls_each; ++k) {
+        auto c0 = clk::now();
+        auto got = c.call("bench", "noop");
+        part.lat_us.push_back(us_between(c0, clk::now()));
+        if (!got)
+          ++part.failures;
+      }
+    });
+  for (auto& t : workers)
+    t.join();
+  return merge_runs(parts, ms_between(t0, clk::now()) / 1000.0);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -132,15 +165,19 @@ int main(int argc, char** argv) {
   auto address = (*server)->address();
   auto noop = [] { return snakepit::make_request("noop"); };
   const int clients = 16;
-  std::vector<std::string> names{"inproc-1", "gateway-1", "inproc-16", "gateway-16"};
+  std::vector<std::string> names{"inproc-1",  "client-1",   "unary-1",  "inproc-16",
+                                 "client-16", "clients-16", "unary-16"};
   std::vector<round_samples> samples(names.size());
   auto round = [&](int scale, bool keep) {
     std::vector<run_result> got;
+    auto each = calls / scale / clients;
     got.push_back(event_callers_run(sys, pool_sender(*pool, noop), 1, seq_calls / scale));
+    got.push_back(client_run(address, 1, 1, seq_calls / scale));
     got.push_back(gateway_run(address, 1, seq_calls / scale));
-    got.push_back(
-      event_callers_run(sys, pool_sender(*pool, noop), clients, calls / scale / clients));
-    got.push_back(gateway_run(address, clients, calls / scale / clients));
+    got.push_back(event_callers_run(sys, pool_sender(*pool, noop), clients, each));
+    got.push_back(client_run(address, 1, clients, each));
+    got.push_back(client_run(address, clients, clients, each));
+    got.push_back(gateway_run(address, clients, each));
     if (keep)
       for (std::size_t k = 0; k < names.size(); ++k)
         samples[k].add(got[k]);
@@ -205,18 +242,28 @@ int main(int argc, char** argv) {
   auto p50 = [&](std::size_t k) { return median(samples[k].p50); };
   auto rate = [&](std::size_t k) { return median(samples[k].rate); };
   double latency_ratio = p50(1) / p50(0);
-  double throughput_ratio = rate(3) / rate(2);
+  double throughput_ratio = rate(4) / rate(3);
+  double separate_ratio = rate(5) / rate(3);
+  double unary_latency_ratio = p50(2) / p50(0);
+  double unary_throughput_ratio = rate(6) / rate(3);
   fmt::print("\nRatios of medians\n");
   table rt({"ratio", "value", "target", "verdict"});
-  rt.add({"gateway-1 p50 / inproc-1 p50", fixed(latency_ratio, 2), "<= 1.5",
+  rt.add({"client-1 p50 / inproc-1 p50", fixed(latency_ratio, 2), "<= 1.5",
           verdict(latency_ratio <= 1.5)});
-  rt.add({"gateway-16 calls/s / inproc-16 calls/s", fixed(throughput_ratio, 2), ">= 0.8",
+  rt.add({"client-16 calls/s / inproc-16 calls/s", fixed(throughput_ratio, 2), ">= 0.8",
           verdict(throughput_ratio >= 0.8)});
+  rt.add({"clients-16 calls/s / inproc-16 calls/s", fixed(separate_ratio, 2), "report", "-"});
+  rt.add({"unary-1 p50 / inproc-1 p50", fixed(unary_latency_ratio, 2), "report", "-"});
+  rt.add({"unary-16 calls/s / inproc-16 calls/s", fixed(unary_throughput_ratio, 2), "report",
+          "-"});
   rt.add({"idle clients held without failures", std::to_string(connected), fmt::format("{}", idle),
           verdict(connected == idle && refused == 0 && after.failures == 0)});
   rt.print();
   result_line("gateway", "p50_ratio", latency_ratio);
   result_line("gateway", "throughput_ratio", throughput_ratio);
+  result_line("gateway", "separate_clients_throughput_ratio", separate_ratio);
+  result_line("gateway", "unary_p50_ratio", unary_latency_ratio);
+  result_line("gateway", "unary_throughput_ratio", unary_throughput_ratio);
   result_line("gateway", "idle_kib_per_client", (rss1 - rss0) * 1024 / std::max(1, connected));
   result_line("gateway", "idle_fds_per_client",
               static_cast<double>(fds1 - fds0) / std::max(1, connected));

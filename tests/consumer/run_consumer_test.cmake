@@ -27,3 +27,24 @@ run("${prefix}/bin/snakepit" call --tool add --args "{\"a\": 40, \"b\": 2}")
 if(NOT last_output MATCHES "42")
   message(FATAL_ERROR "installed bin/snakepit did not print 42: ${last_output}")
 endif()
+
+# A program that links only snakepit::client (no CAF: see consumer_client/poison)
+# calls a tree that the installed `snakepit run` serves.
+run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer_client" -B "${WORK_DIR}/client-build"
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/client-build")
+file(WRITE "${WORK_DIR}/tree.toml" "[supervisors.app]
+strategy = \"one_for_one\"
+children = [\"showcase\"]
+
+[pools.showcase]
+adapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"
+size = 1
+")
+run("${WORK_DIR}/client-build/client_consumer" "${prefix}/bin/snakepit" "${WORK_DIR}/tree.toml")
+message(STATUS "client consumer said:\n${last_output}")
+foreach(line "result=42" "error=unknown_tool" "pool=showcase" "streamed=3/3")
+  if(NOT last_output MATCHES "${line}")
+    message(FATAL_ERROR "the client consumer did not print ${line}")
+  endif()
+endforeach()
