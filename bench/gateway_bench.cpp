@@ -3,13 +3,14 @@
 // interleaved; then what idle connected clients cost the serving process.
 //
 //   SNAKEPIT_PYTHON=/usr/bin/python3 gateway_bench [--rounds 5] [--seq-calls 1500]
-//        [--calls 6000] [--idle 1000]
+//        [--calls 6000] [--idle 1000] [--only VARIANT]   (--only: profiling, no ratios)
 //
 // Variants (one pool of 2 process workers, the default batched transport):
 //   inproc-1    one event-based caller, one no-op call at a time
 //   client-1    snakepit::client (one multiplexed Calls stream), one call at a time
 //   unary-1     a raw gRPC stub of the unary Call RPC, one call at a time
 //   inproc-16   16 event-based callers, one call in flight each
+//   async-16    16 asynchronous callers (call_async) on one snakepit::client
 //   client-16   16 threads calling through one snakepit::client
 //   clients-16  16 snakepit::client objects, one thread each
 //   unary-16    16 raw gRPC stubs of the unary Call, each its own connection and thread
@@ -23,7 +24,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -124,6 +128,52 @@ run_result client_run(const std::string& address, int clients, int threads, int 
   return merge_runs(parts, ms_between(t0, clk::now()) / 1000.0);
 }
 
+/// `callers` asynchronous callers through one snakepit::client, one call in
+/// flight each: every answer's callback sends that caller's next call (as
+/// the in-process event-based callers do).
+run_result client_async_run(const std::string& address, int callers, int calls_each) {
+  auto c = *snakepit::client::connect(address);
+  (void) c.call("bench", "noop");
+  struct caller {
+    run_result part;
+    int left = 0;
+    clk::time_point sent;
+  };
+  std::vector<caller> state(static_cast<std::size_t>(callers));
+  std::mutex mtx;
+  std::condition_variable all_done;
+  int running = callers;
+  std::function<void(std::size_t)> next = [&](std::size_t i) {
+    auto& me = state[i];
+    me.sent = clk::now();
+    c.call_async("bench", "noop", {}, {}, [&, i](snakepit::result<snakepit::value> got) {
+      auto& self = state[i];
+      self.part.lat_us.push_back(us_between(self.sent, clk::now()));
+      if (!got)
+        ++self.part.failures;
+      if (--self.left > 0) {
+        next(i);
+        return;
+      }
+      std::lock_guard<std::mutex> guard{mtx};
+      if (--running == 0)
+        all_done.notify_all();
+    });
+  };
+  auto t0 = clk::now();
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    state[i].left = calls_each;
+    next(i);
+  }
+  std::unique_lock<std::mutex> guard{mtx};
+  all_done.wait(guard, [&] { return running == 0; });
+  auto seconds = ms_between(t0, clk::now()) / 1000.0;
+  std::vector<run_result> parts;
+  for (auto& s : state)
+    parts.push_back(std::move(s.part));
+  return merge_runs(parts, seconds);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -132,6 +182,7 @@ int main(int argc, char** argv) {
   int seq_calls = int_option(argc, argv, "--seq-calls", 1500);
   int calls = int_option(argc, argv, "--calls", 6000);
   int idle = int_option(argc, argv, "--idle", 1000);
+  auto only = string_option(argc, argv, "--only", "");
   auto python = python_from_env();
   snakepit::set_log_level(snakepit::log_level::warning);
   caf::actor_system_config cfg;
@@ -166,21 +217,27 @@ int main(int argc, char** argv) {
   auto noop = [] { return snakepit::make_request("noop"); };
   const int clients = 16;
   std::vector<std::string> names{"inproc-1",  "client-1",   "unary-1",  "inproc-16",
-                                 "client-16", "clients-16", "unary-16"};
+                                 "async-16",  "client-16", "clients-16", "unary-16"};
   std::vector<round_samples> samples(names.size());
   auto round = [&](int scale, bool keep) {
-    std::vector<run_result> got;
     auto each = calls / scale / clients;
-    got.push_back(event_callers_run(sys, pool_sender(*pool, noop), 1, seq_calls / scale));
-    got.push_back(client_run(address, 1, 1, seq_calls / scale));
-    got.push_back(gateway_run(address, 1, seq_calls / scale));
-    got.push_back(event_callers_run(sys, pool_sender(*pool, noop), clients, each));
-    got.push_back(client_run(address, 1, clients, each));
-    got.push_back(client_run(address, clients, clients, each));
-    got.push_back(gateway_run(address, clients, each));
-    if (keep)
-      for (std::size_t k = 0; k < names.size(); ++k)
-        samples[k].add(got[k]);
+    std::vector<std::function<run_result()>> variants{
+      [&] { return event_callers_run(sys, pool_sender(*pool, noop), 1, seq_calls / scale); },
+      [&] { return client_run(address, 1, 1, seq_calls / scale); },
+      [&] { return gateway_run(address, 1, seq_calls / scale); },
+      [&] { return event_callers_run(sys, pool_sender(*pool, noop), clients, each); },
+      [&] { return client_async_run(address, clients, each); },
+      [&] { return client_run(address, 1, clients, each); },
+      [&] { return client_run(address, clients, clients, each); },
+      [&] { return gateway_run(address, clients, each); },
+    };
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      if (!only.empty() && names[k] != only)
+        continue;
+      auto got = variants[k]();
+      if (keep)
+        samples[k].add(got);
+    }
   };
   fmt::print("gateway_bench: 2 workers, {} rounds; {} calls one at a time, {} with {} callers "
              "per round; gateway at {}\n",
@@ -193,6 +250,11 @@ int main(int argc, char** argv) {
     t.add({names[k], fixed(median(samples[k].rate)), fixed(median(samples[k].p50)),
            fixed(median(samples[k].p99)), std::to_string(samples[k].failures)});
   t.print();
+  if (!only.empty()) {
+    server->reset();
+    stop_pool_within(sys, *pool, std::chrono::seconds{20});
+    return finish(0);
+  }
 
   // Idle clients, from another process.
   double rss0 = rss_mib();
@@ -243,15 +305,17 @@ int main(int argc, char** argv) {
   auto rate = [&](std::size_t k) { return median(samples[k].rate); };
   double latency_ratio = p50(1) / p50(0);
   double throughput_ratio = rate(4) / rate(3);
-  double separate_ratio = rate(5) / rate(3);
+  double threads_ratio = rate(5) / rate(3);
+  double separate_ratio = rate(6) / rate(3);
   double unary_latency_ratio = p50(2) / p50(0);
-  double unary_throughput_ratio = rate(6) / rate(3);
+  double unary_throughput_ratio = rate(7) / rate(3);
   fmt::print("\nRatios of medians\n");
   table rt({"ratio", "value", "target", "verdict"});
   rt.add({"client-1 p50 / inproc-1 p50", fixed(latency_ratio, 2), "<= 1.5",
           verdict(latency_ratio <= 1.5)});
-  rt.add({"client-16 calls/s / inproc-16 calls/s", fixed(throughput_ratio, 2), ">= 0.8",
+  rt.add({"async-16 calls/s / inproc-16 calls/s", fixed(throughput_ratio, 2), ">= 0.8",
           verdict(throughput_ratio >= 0.8)});
+  rt.add({"client-16 calls/s / inproc-16 calls/s", fixed(threads_ratio, 2), "report", "-"});
   rt.add({"clients-16 calls/s / inproc-16 calls/s", fixed(separate_ratio, 2), "report", "-"});
   rt.add({"unary-1 p50 / inproc-1 p50", fixed(unary_latency_ratio, 2), "report", "-"});
   rt.add({"unary-16 calls/s / inproc-16 calls/s", fixed(unary_throughput_ratio, 2), "report",
@@ -261,6 +325,7 @@ int main(int argc, char** argv) {
   rt.print();
   result_line("gateway", "p50_ratio", latency_ratio);
   result_line("gateway", "throughput_ratio", throughput_ratio);
+  result_line("gateway", "threads_throughput_ratio", threads_ratio);
   result_line("gateway", "separate_clients_throughput_ratio", separate_ratio);
   result_line("gateway", "unary_p50_ratio", unary_latency_ratio);
   result_line("gateway", "unary_throughput_ratio", unary_throughput_ratio);

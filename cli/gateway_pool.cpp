@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "gateway.grpc.pb.h"
+#include "snakepit/client/detail/gateway_errors.hpp"
 #include "snakepit/messages/detail/value_proto.hpp"
 #include "snakepit/messages/error.hpp"
 
@@ -20,21 +21,11 @@ namespace {
 using done_atom = caf::atom_constant<caf::atom("gwdone")>;
 
 caf::error from_failure(const gw::Failure& f) {
-  return make_error(errc_from_string(f.kind()), f.message(), f.python_type(), f.traceback());
+  return make_error(detail::from_failure(f));
 }
 
 caf::error from_status(const grpc::Status& status, const std::string& address) {
-  switch (status.error_code()) {
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return make_error(errc::timeout, "the call passed its deadline (--timeout-ms)");
-    case grpc::StatusCode::UNAVAILABLE:
-      return make_error(errc::pool_stopped, "no gateway answers at " + address + ": "
-                                              + status.error_message());
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return make_error(errc::pool_saturated, status.error_message());
-    default:
-      return make_error(errc::internal, "gateway call failed: " + status.error_message());
-  }
+  return make_error(detail::from_status(status, address));
 }
 
 /// One RPC in flight: what gRPC needs until its callback has run.

@@ -8,6 +8,7 @@
 #include "gateway.grpc.pb.h"
 #include "gateway_pool.hpp"
 #include "output.hpp"
+#include "snakepit/client/detail/gateway_errors.hpp"
 #include "snakepit/messages/detail/value_proto.hpp"
 
 namespace snakepit::cli {
@@ -28,26 +29,14 @@ int fail(std::string kind, std::string message, std::string python_type = {},
 }
 
 int fail(const gw::Failure& f) {
-  return fail(f.kind(), f.message(), f.python_type(), f.traceback());
+  print_error(detail::from_failure(f));
+  return exit_failed;
 }
 
 /// A refusal or failure of the gateway itself (not of the call).
 int fail(const grpc::Status& status, const std::string& address) {
-  switch (status.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-      return fail("unavailable", "no gateway answers at " + address + " (is the tree still "
-                                 "running? `snakepit ls` lists the running trees): "
-                                   + status.error_message());
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return fail("timeout", "the call passed its deadline (--timeout-ms)");
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return fail("unauthenticated", status.error_message() + " (--token-file)");
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return fail("pool_saturated", status.error_message());
-    default:
-      return fail("internal", "gateway call failed (" + std::to_string(status.error_code())
-                                + "): " + status.error_message());
-  }
+  print_error(detail::from_status(status, address));
+  return exit_failed;
 }
 
 } // namespace

@@ -45,7 +45,7 @@ public:
       return false;
     open_.emplace(call.id(), std::move(done));
     *pending_.add_calls() = std::move(call);
-    if (!writing_)
+    if (!writing_ && !corked_)
       flush_locked();
     return true;
   }
@@ -100,8 +100,20 @@ public:
         open_.erase(i);
       }
     }
+    {
+      // Calls the callbacks make (the next call of an asynchronous caller)
+      // leave together, in one frame after the last callback.
+      std::lock_guard<std::recursive_mutex> guard{mtx_};
+      corked_ = true;
+    }
     for (auto& [done, reply] : ready)
       done(outcome(std::move(*reply)));
+    {
+      std::lock_guard<std::recursive_mutex> guard{mtx_};
+      corked_ = false;
+      if (!writing_ && !over_ && pending_.calls_size() > 0)
+        flush_locked();
+    }
     in_.Clear();
     StartRead(&in_);
   }
@@ -143,6 +155,8 @@ private:
   gw::ReplyFrame in_;
   std::unordered_map<std::uint64_t, callback> open_;
   bool writing_ = false;
+  /// Callbacks run: queued calls wait for the end of the batch.
+  bool corked_ = false;
   bool closing_ = false;
   bool writes_done_ = false;
   bool over_ = false;

@@ -90,23 +90,24 @@ struct calls_link {
       finish_locked(grpc::Status::OK);
   }
 
-  /// Queues one answer (from any thread).
-  void push(gw::MuxReply reply) {
+  /// Queues answers (from any thread).
+  void push_all(std::vector<gw::MuxReply>& replies) {
     std::lock_guard<std::recursive_mutex> guard{mtx};
-    if (open_calls > 0)
-      --open_calls;
+    open_calls -= std::min(open_calls, replies.size());
     if (reactor == nullptr || finished)
       return;
-    auto size = reply.ByteSizeLong() + frame_overhead;
-    // The front frame is being written: answers go to a new one behind it.
-    bool need_new = frames.empty() || (writing && frames.size() == 1)
-                    || (back_bytes > 0 && back_bytes + size > max_bytes);
-    if (need_new) {
-      frames.emplace_back();
-      back_bytes = 0;
+    for (auto& reply : replies) {
+      auto size = reply.ByteSizeLong() + frame_overhead;
+      // The front frame is being written: answers go to a new one behind it.
+      bool need_new = frames.empty() || (writing && frames.size() == 1)
+                      || (back_bytes > 0 && back_bytes + size > max_bytes);
+      if (need_new) {
+        frames.emplace_back();
+        back_bytes = 0;
+      }
+      *frames.back().add_replies() = std::move(reply);
+      back_bytes += size;
     }
-    *frames.back().add_replies() = std::move(reply);
-    back_bytes += size;
     pump_locked();
   }
 
@@ -131,27 +132,50 @@ gw::MuxReply failed_reply(std::uint64_t id, const caf::error& err) {
   return out;
 }
 
-/// The stream's actor: sends each call to its pool and queues its answer.
-caf::behavior calls_actor(caf::event_based_actor* self, std::shared_ptr<calls_link> link) {
+using calls_flush_atom = caf::atom_constant<caf::atom("gwflush")>;
+
+/// The stream's actor state: answers taken from the mailbox, not yet queued.
+struct calls_actor_state {
+  std::vector<gw::MuxReply> ready;
+  bool flush_scheduled = false;
+};
+
+/// The stream's actor: sends each call to its pool and queues the answers,
+/// all those already in its mailbox at once (it sends itself a flush behind
+/// them), so that answers arriving together leave in one frame.
+caf::behavior calls_actor(caf::stateful_actor<calls_actor_state>* self,
+                          std::shared_ptr<calls_link> link) {
+  auto answer = [self](gw::MuxReply reply) {
+    self->state.ready.push_back(std::move(reply));
+    if (!self->state.flush_scheduled) {
+      self->state.flush_scheduled = true;
+      self->send(self, calls_flush_atom::value);
+    }
+  };
   return {
-    [self, link](const calls_stream_batch& batch) {
+    [self, link, answer](const calls_stream_batch& batch) {
       for (auto& call : *batch) {
         auto id = call.id;
         auto ticket = std::move(call.ticket);
         self->request(call.pool, caf::infinite, execute_atom::value, std::move(call.request))
           .then(
-            [link, id, ticket](execute_reply& x) {
+            [link, id, ticket, answer](execute_reply& x) {
               gw::MuxReply out;
               out.set_id(id);
               fill(out.mutable_reply(), std::move(x), link->reply_limit());
               ticket->release();
-              link->push(std::move(out));
+              answer(std::move(out));
             },
-            [link, id, ticket](caf::error& err) {
+            [id, ticket, answer](caf::error& err) {
               ticket->release();
-              link->push(failed_reply(id, err));
+              answer(failed_reply(id, err));
             });
       }
+    },
+    [self, link](calls_flush_atom) {
+      self->state.flush_scheduled = false;
+      link->push_all(self->state.ready);
+      self->state.ready.clear();
     },
   };
 }
@@ -204,8 +228,8 @@ public:
       std::lock_guard<std::recursive_mutex> guard{link_->mtx};
       link_->open_calls += batch->size() + refused.size();
     }
-    for (auto& reply : refused)
-      link_->push(std::move(reply));
+    if (!refused.empty())
+      link_->push_all(refused);
     if (!batch->empty())
       caf::anon_send(actor_, std::move(batch));
     in_.Clear();
