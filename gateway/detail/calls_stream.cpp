@@ -1,5 +1,6 @@
 #include "snakepit/gateway/detail/calls_stream.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -191,7 +192,10 @@ public:
       Finish(status);
       return;
     }
-    peer_ = ctx->peer();
+    // A stream is one client: it has its own share of max_calls_per_client
+    // (unix-socket peers all look alike to gRPC).
+    static std::atomic<std::uint64_t> streams{0};
+    peer_ = ctx->peer() + "/calls-" + std::to_string(++streams);
     actor_ = owner.sys->spawn(calls_actor, link_);
     StartRead(&in_);
   }
