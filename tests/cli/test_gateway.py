@@ -315,3 +315,17 @@ def test_call_repeat_and_concurrency_through_the_gateway(tree):
     failing = run("call", "--connect", tree.address, "--pool", "showcase", "--tool", "fail",
                   "--repeat", "3")
     assert failing.returncode == 1 and "3 failed" in failing.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("SNAKEPIT_CLIENT_EXAMPLE"), reason="built with the tests")
+def test_the_cpp_client_example_of_the_docs_prints_what_they_say(tree):
+    proc = subprocess.run([os.environ["SNAKEPIT_CLIENT_EXAMPLE"], tree.address],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    doc = (ROOT / "docs" / "client.md").read_text()
+    printed = doc[doc.index("It prints:"):].split("```")[1].strip()
+    # The tool count follows the showcase adapter; the rest is exact.
+    lines = proc.stdout.strip().splitlines()
+    expected = printed.splitlines()
+    assert lines[:-1] == expected[:-1]
+    assert lines[-1].startswith("pool showcase: ") and lines[-1].endswith(" tools")

@@ -29,3 +29,12 @@ def test_every_example_that_names_this_file_is_run():
     for path in (ROOT / "docs").glob("*.md"):
         for found in re.findall(re.escape(MARKER) + r"([\w-]+) \(tests/python/test_docs.py", path.read_text()):
             assert (path.name, found) in EXAMPLES, f"docs/{path.name} has an example {found!r} no test runs"
+
+
+def test_the_cpp_client_example_in_the_docs_is_the_built_one():
+    text = (ROOT / "docs" / "client.md").read_text()
+    marker = f"{MARKER}client-example "
+    assert marker in text
+    block = re.search(r"```cpp\n(.*?)```", text[text.index(marker):], re.S)
+    assert block, "no cpp block after the example marker"
+    assert block.group(1) == (ROOT / "examples" / "client_example.cpp").read_text()
