@@ -5,11 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -26,6 +24,7 @@
 #include "snakepit/messages/detail/value_proto.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/messages/stream.hpp"
+#include "snakepit/observability/token_file.hpp"
 
 namespace snakepit {
 
@@ -38,17 +37,6 @@ using detail::fill;
 constexpr std::uint32_t default_map_chunk = 64;
 constexpr std::size_t map_chunks_in_flight = 8;
 constexpr std::size_t unix_path_max = 107;
-
-std::string read_text_file(const std::string& path, std::string& why) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in) {
-    why = "cannot read " + path;
-    return {};
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 /// The request a gateway call becomes: the gRPC deadline is its deadline.
 execute_request to_request(const gw::CallRequest& req, const grpc::CallbackServerContext& ctx) {
@@ -595,18 +583,28 @@ gateway_server::start(caf::actor_system& sys, gateway_options options, gateway_b
   im.service = std::make_unique<gateway_service>(&im);
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (tls) {
-    std::string why;
+    // The key is a secret; the certificate and above all the client CA decide
+    // whom we trust: none may be replaceable by another user.
+    constexpr std::size_t max_pem_bytes = 1 << 20;
+    auto cert = read_trusted_file(options.tls_cert, "[gateway] tls_cert", max_pem_bytes);
+    if (!cert)
+      return std::move(cert.error());
+    auto key = read_secret_file(options.tls_key, "[gateway] tls_key", max_pem_bytes);
+    if (!key)
+      return std::move(key.error());
     grpc::SslServerCredentialsOptions ssl;
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-    pair.cert_chain = read_text_file(options.tls_cert, why);
-    pair.private_key = read_text_file(options.tls_key, why);
+    pair.cert_chain = std::move(*cert);
+    pair.private_key = std::move(*key);
     if (!options.tls_client_ca.empty()) {
-      ssl.pem_root_certs = read_text_file(options.tls_client_ca, why);
+      auto ca = read_trusted_file(options.tls_client_ca, "[gateway] tls_client_ca",
+                                  max_pem_bytes);
+      if (!ca)
+        return std::move(ca.error());
+      ssl.pem_root_certs = std::move(*ca);
       ssl.client_certificate_request
         = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
     }
-    if (!why.empty())
-      return bad("[gateway] " + why);
     ssl.pem_key_cert_pairs.push_back(std::move(pair));
     creds = grpc::SslServerCredentials(ssl);
   }

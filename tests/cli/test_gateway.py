@@ -3,6 +3,7 @@ command line (`call --connect`, `ls`) and raw gRPC clients."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,9 +227,22 @@ def test_tcp_is_loopback_unless_tls_or_insecure(tmp_path):
     assert "not a loopback address" in proc.stderr and "insecure = true" in proc.stderr
 
 
+def private_tls(directory: Path) -> Path:
+    """The committed test certificates, copied where the keys can be private (git keeps no
+    file modes but the executable bit: a fresh clone's keys are world-readable)."""
+    target = directory / "tls"
+    target.mkdir(mode=0o700)
+    for source in TLS.iterdir():
+        if source.suffix in (".pem", ".key"):
+            shutil.copy(source, target / source.name)
+            (target / source.name).chmod(0o600 if source.suffix == ".key" else 0o644)
+    return target
+
+
 def test_tls_with_a_good_and_a_bad_certificate(tmp_path):
-    gateway_table = (f'\n[gateway]\nlisten = "127.0.0.1:0"\ntls_cert = "{TLS / "server.pem"}"\n'
-                     f'tls_key = "{TLS / "server.key"}"\n')
+    tls = private_tls(tmp_path)
+    gateway_table = (f'\n[gateway]\nlisten = "127.0.0.1:0"\ntls_cert = "{tls / "server.pem"}"\n'
+                     f'tls_key = "{tls / "server.key"}"\n')
     tree = Tree(tmp_path, gateway_table)
     try:
         proc = run("call", "--connect", tree.address, "--pool", "showcase", "--tool", "add",
@@ -243,9 +257,21 @@ def test_tls_with_a_good_and_a_bad_certificate(tmp_path):
         tree.stop()
 
 
+def test_a_tls_key_others_can_read_is_refused_before_serving(tmp_path):
+    tls = private_tls(tmp_path)
+    (tls / "server.key").chmod(0o644)
+    tree_file = tmp_path / "tree.toml"
+    tree_file.write_text(POOL + f'\n[gateway]\nlisten = "127.0.0.1:0"\ntls_cert = "{tls / "server.pem"}"\n'
+                                f'tls_key = "{tls / "server.key"}"\n')
+    proc = run("run", str(tree_file), timeout=60)
+    assert proc.returncode == 1
+    assert "tls_key" in proc.stderr and "chmod 600" in proc.stderr, proc.stderr
+
+
 def test_tls_with_client_certificates(tmp_path):
-    gateway_table = (f'\n[gateway]\nlisten = "127.0.0.1:0"\ntls_cert = "{TLS / "server.pem"}"\n'
-                     f'tls_key = "{TLS / "server.key"}"\ntls_client_ca = "{TLS / "ca.pem"}"\n')
+    tls = private_tls(tmp_path)
+    gateway_table = (f'\n[gateway]\nlisten = "127.0.0.1:0"\ntls_cert = "{tls / "server.pem"}"\n'
+                     f'tls_key = "{tls / "server.key"}"\ntls_client_ca = "{tls / "ca.pem"}"\n')
     tree = Tree(tmp_path, gateway_table)
     try:
         ca = (TLS / "ca.pem").read_bytes()
