@@ -298,4 +298,61 @@ inline std::string describe_wait_status(int status) {
   return "wait status " + std::to_string(status);
 }
 
+/// Runs `args` (no shell) with stdout and stderr into `log_file` and waits
+/// for it, at most `limit` (then SIGKILL, and `timed_out`). Returns its wait
+/// status, or -1 when it could not start.
+inline int run_process(const std::vector<std::string>& args, const std::string& log_file,
+                       std::chrono::seconds limit, bool& timed_out) {
+  timed_out = false;
+  int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (log_fd < 0)
+    return -1;
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& arg : copy)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  auto parent = ::getpid();
+  auto pid = ::fork();
+  if (pid < 0) {
+    ::close(log_fd);
+    return -1;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent)
+      ::_exit(126);
+    ::dup2(log_fd, STDOUT_FILENO);
+    ::dup2(log_fd, STDERR_FILENO);
+    ::execve(argv[0], argv.data(), environ);
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    auto got = ::waitpid(pid, &status, WNOHANG);
+    if (got == pid)
+      return status;
+    if (got < 0 && errno != EINTR)
+      return -1;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      timed_out = true;
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+}
+
+/// The text of a file (empty when it cannot be read).
+inline std::string read_text(const std::string& path) {
+  std::ifstream in{path};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 } // namespace snakepit::testing
