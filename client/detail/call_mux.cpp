@@ -1,6 +1,8 @@
 #include "snakepit/client/detail/call_mux.hpp"
 
+#include <algorithm>
 #include <condition_variable>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -14,6 +16,10 @@ namespace gw = snakepit::gateway::v1;
 
 namespace {
 
+/// Whether this thread is running a client callback (then it must not wait
+/// for the stream whose reaction called it).
+thread_local bool in_callback = false;
+
 result<value> outcome(gw::CallReply&& reply) {
   if (reply.has_failure())
     return from_failure(reply.failure());
@@ -22,15 +28,13 @@ result<value> outcome(gw::CallReply&& reply) {
 
 } // namespace
 
-/// One `Calls` stream. Keeps itself alive until gRPC is done with it.
+/// One `Calls` stream. Its owner (`call_mux`) destroys it once `done()`.
 class call_mux::stream final : public grpc::ClientBidiReactor<gw::CallFrame, gw::ReplyFrame> {
 public:
   explicit stream(std::string address) : address_(std::move(address)) {
   }
 
-  void start(gw::Gateway::Stub& stub, const std::string& token,
-             std::shared_ptr<stream> self) {
-    self_ = std::move(self);
+  void start(gw::Gateway::Stub& stub, const std::string& token) {
     if (!token.empty())
       ctx_.AddMetadata("authorization", "Bearer " + token);
     stub.async()->Calls(&ctx_, this);
@@ -61,15 +65,27 @@ public:
         StartWritesDone();
       }
     }
-    if (!done_cv_.wait_for(guard, grace, [this] { return over_; })) {
+    if (!done_cv_.wait_for(guard, grace, [this] { return done_; })) {
       ctx_.TryCancel();
-      done_cv_.wait(guard, [this] { return over_; });
+      done_cv_.wait(guard, [this] { return done_; });
     }
+  }
+
+  /// Waits until OnDone has let go of this stream.
+  void wait_done() {
+    std::unique_lock<std::recursive_mutex> guard{mtx_};
+    done_cv_.wait(guard, [this] { return done_; });
   }
 
   bool over() {
     std::lock_guard<std::recursive_mutex> guard{mtx_};
     return over_;
+  }
+
+  /// OnDone has let go of this stream: it may be destroyed.
+  bool done() {
+    std::lock_guard<std::recursive_mutex> guard{mtx_};
+    return done_;
   }
 
   void OnWriteDone(bool ok) override {
@@ -106,8 +122,10 @@ public:
       std::lock_guard<std::recursive_mutex> guard{mtx_};
       corked_ = true;
     }
+    in_callback = true;
     for (auto& [done, reply] : ready)
       done(outcome(std::move(*reply)));
+    in_callback = false;
     {
       std::lock_guard<std::recursive_mutex> guard{mtx_};
       corked_ = false;
@@ -120,22 +138,24 @@ public:
 
   void OnDone(const grpc::Status& status) override {
     std::unordered_map<std::uint64_t, callback> orphans;
-    {
-      std::lock_guard<std::recursive_mutex> guard{mtx_};
-      over_ = true;
-      orphans.swap(open_);
-    }
     auto why = status.ok()
                  ? error_info::of(errc::unavailable,
                                   "the gateway at " + address_
                                     + " ended the stream before answering (is its tree "
                                       "stopping?)")
                  : from_status(status, address_);
+    {
+      std::lock_guard<std::recursive_mutex> guard{mtx_};
+      over_ = true;
+      done_ = true;
+      orphans.swap(open_);
+      done_cv_.notify_all();
+    }
+    // From here on this object may be gone: only locals.
+    in_callback = true;
     for (auto& entry : orphans)
       entry.second(why);
-    auto keep = std::move(self_); // this may go with it, after the notify
-    std::lock_guard<std::recursive_mutex> guard{mtx_};
-    done_cv_.notify_all();
+    in_callback = false;
   }
 
 private:
@@ -160,7 +180,8 @@ private:
   bool closing_ = false;
   bool writes_done_ = false;
   bool over_ = false;
-  std::shared_ptr<stream> self_;
+  /// Set last by OnDone: nothing of gRPC's uses this object any more.
+  bool done_ = false;
 };
 
 call_mux::call_mux(std::shared_ptr<gw::Gateway::Stub> stub, std::string token,
@@ -170,22 +191,45 @@ call_mux::call_mux(std::shared_ptr<gw::Gateway::Stub> stub, std::string token,
 }
 
 call_mux::~call_mux() {
+  std::vector<std::shared_ptr<stream>> streams;
   std::shared_ptr<stream> last;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    streams = std::move(streams_);
     last = std::move(current_);
   }
-  if (last)
-    last->close(close_grace_);
+  // The stub goes with the streams: whoever destroys them holds it until then.
+  auto finish = [streams = std::move(streams), last = std::move(last), stub = stub_,
+                 grace = close_grace_]() mutable {
+    if (last)
+      last->close(grace);
+    for (auto& s : streams)
+      s->wait_done();
+    last.reset();
+    streams.clear();
+    stub.reset();
+  };
+  if (in_callback)
+    std::thread{std::move(finish)}.detach(); // its stream waits for this callback
+  else
+    finish();
 }
 
 void call_mux::submit(gw::MuxCall call, callback done) {
   std::lock_guard<std::mutex> guard{mtx_};
   call.set_id(next_id_++);
+  // Ended streams go here, on the caller's thread, never on gRPC's.
+  if (!in_callback)
+    streams_.erase(std::remove_if(streams_.begin(), streams_.end(),
+                                  [this](const std::shared_ptr<stream>& s) {
+                                    return s != current_ && s->done();
+                                  }),
+                   streams_.end());
   for (;;) {
     if (!current_ || current_->over()) {
       current_ = std::make_shared<stream>(address_);
-      current_->start(*stub_, token_, current_);
+      streams_.push_back(current_);
+      current_->start(*stub_, token_);
     }
     if (current_->add(std::move(call), done))
       return;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "gateway.grpc.pb.h"
 #include "snakepit/messages/result.hpp"
@@ -25,7 +26,10 @@ public:
            std::string address, std::chrono::milliseconds close_grace);
 
   /// Half-closes the stream and waits for its open calls' answers for up to
-  /// the grace period, then cancels it.
+  /// the grace period, then cancels it. Streams are destroyed here, before
+  /// the stub: the last reference to a gRPC channel must never go on one of
+  /// gRPC's own callback threads (it would shut down the callback queue
+  /// that thread runs). From inside a callback, a thread of its own waits.
   ~call_mux();
 
   call_mux(const call_mux&) = delete;
@@ -42,7 +46,11 @@ private:
   std::string address_;
   std::chrono::milliseconds close_grace_;
   std::mutex mtx_;
+  /// The stream new calls go to (also in `streams_`).
   std::shared_ptr<stream> current_;
+  /// Every stream not yet destroyed: ended ones are destroyed by the next
+  /// `submit` or the destructor, on a thread that is not gRPC's.
+  std::vector<std::shared_ptr<stream>> streams_;
   std::uint64_t next_id_ = 1;
 };
 

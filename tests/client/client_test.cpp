@@ -45,38 +45,13 @@ double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-/// A client that is never destroyed and whose channel took gRPC's global
-/// callback completion queue, so that the queue outlives every other client.
-///
-/// Works around a bug of the client (see the test case "a client destroyed
-/// while ..." at the end, which shows it): `call_mux::stream::OnDone` drops
-/// the stream's last reference, so the stream's `grpc::ClientContext` may
-/// drop the channel's last reference on gRPC's callback thread, whose
-/// `~Channel` then shuts down and deletes the very completion queue that
-/// thread is serving: "ref_counted.h:183 assertion failed: prior > 0" and
-/// SIGABRT when a client goes. Without this, a run of this file crashed in
-/// about one run in four, at the end of a random test case.
-void keep_callback_queue_alive() {
-  static const bool kept = [] {
-    auto keeper = client::connect("unix:/nonexistent/snakepit-client-test-keeper.sock");
-    if (!keeper)
-      return false;
-    auto* leaked = new client{std::move(*keeper)}; // never destroyed, on purpose
-    auto first = leaked->call_future(pool, "noop");
-    return first.wait_for(10s) == std::future_status::ready;
-  }();
-  (void) kept;
-}
-
 client connected(const std::string& address) {
-  keep_callback_queue_alive();
   auto c = client::connect(address);
   REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().message));
   return std::move(*c);
 }
 
 client connected(client_options options) {
-  keep_callback_queue_alive();
   auto c = client::connect(std::move(options));
   REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().message));
   return std::move(*c);
@@ -617,7 +592,7 @@ TEST_CASE("max_calls_per_client refuses calls beyond it with pool_saturated nami
   CHECK(text(y.get()) == "7");
 }
 
-// --- a bug: destroying a client while its stream's OnDone still runs --------
+// --- destroying a client while its stream's OnDone still runs ----------------
 
 namespace {
 
@@ -626,8 +601,8 @@ constexpr const char* child_case
 
 } // namespace
 
-// Run in a process of its own by the next test case (never in a process that
-// called keep_callback_queue_alive, which hides the bug): each round destroys
+// Run in a process of its own by the next test case (a crash would take the
+// whole run down): each round destroys
 // a client while gRPC's callback thread is inside the stream's OnDone (the
 // call's callback runs there, and sleeps), so the stream's last reference,
 // and with it the channel's, goes on that thread.
@@ -652,15 +627,13 @@ TEST_CASE("child: clients destroyed while their stream's OnDone runs a callback"
   }
 }
 
-TEST_CASE("a client destroyed while its stream's OnDone runs does not bring the process down"
-          * doctest::may_fail()) {
-  // The bug this shows: see keep_callback_queue_alive. Expected to fail (the
-  // child dies of SIGABRT) until call_mux keeps the channel's last reference
-  // off gRPC's callback threads, e.g. by having ~call_mux wait until every
-  // stream, ClientContext included, is destroyed before the stub goes.
-  // The crash is a race inside gRPC's teardown (the completion queue is
-  // used after it was deleted): it shows in about half the child processes,
-  // so up to four of them run.
+TEST_CASE("a client destroyed while its stream's OnDone runs does not bring the process down") {
+  // The bug this guards against: a stream's ClientContext holding the
+  // channel's last reference, dropped on gRPC's callback thread, whose
+  // ~Channel then shut down and deleted the completion queue that thread
+  // serves (SIGABRT, "ref_counted.h:183 assertion failed: prior > 0").
+  // ~call_mux now destroys its streams and the stub on its own thread. The
+  // crash was a race (about half the child processes), so four of them run.
   temp_dir dir;
   auto log = dir.path() + "/child.log";
   bool timed_out = false;
