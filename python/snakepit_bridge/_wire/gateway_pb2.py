@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from snakepit_bridge._wire import bridge_pb2 as snakepit__bridge_dot___wire_dot_bridge__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#snakepit_bridge/_wire/gateway.proto\x12\x13snakepit.gateway.v1\x1a\"snakepit_bridge/_wire/bridge.proto\"P\n\x07\x46\x61ilure\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bpython_type\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\"\x90\x02\n\x0b\x43\x61llRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12/\n\targuments\x18\x03 \x01(\x0b\x32\x1c.snakepit.bridge.v1.MapValue\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32..snakepit.gateway.v1.CallRequest.MetadataEntry\x12\x15\n\rstream_window\x18\x07 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc6\x01\n\tCallReply\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12/\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32\x1c.snakepit.gateway.v1.FailureH\x00\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x16\n\x0epython_wall_ns\x18\x05 \x01(\x03\x12\x11\n\tqueued_ns\x18\x06 \x01(\x03\x42\t\n\x07outcome\"|\n\nMapRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12+\n\x05items\x18\x03 \x03(\x0b\x32\x1c.snakepit.bridge.v1.MapValue\x12\r\n\x05\x63hunk\x18\x04 \x01(\r\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\"v\n\x0bItemOutcome\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12/\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32\x1c.snakepit.gateway.v1.FailureH\x00\x42\t\n\x07outcome\";\n\x08MapReply\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .snakepit.gateway.v1.ItemOutcome\"E\n\tStreamEnd\x12\r\n\x05items\x18\x01 \x01(\x04\x12\x16\n\x0epython_wall_ns\x18\x02 \x01(\x03\x12\x11\n\tworker_id\x18\x03 \x01(\t\"\xa0\x01\n\x0bStreamReply\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12-\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1e.snakepit.gateway.v1.StreamEndH\x00\x12/\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x1c.snakepit.gateway.v1.FailureH\x00\x42\x06\n\x04kind\"2\n\x0eSessionRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"a\n\x0cSessionReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12-\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x1c.snakepit.gateway.v1.Failure\"\x12\n\x10ListPoolsRequest\"\xb1\x01\n\x08PoolInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\r\x12\r\n\x05ready\x18\x04 \x01(\r\x12\x0c\n\x04\x62usy\x18\x05 \x01(\r\x12\x0e\n\x06queued\x18\x06 \x01(\r\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x08 \x01(\t\x12+\n\x05tools\x18\t \x03(\x0b\x32\x1c.snakepit.bridge.v1.ToolSpec\"L\n\x0eListPoolsReply\x12\x0c\n\x04tree\x18\x01 \x01(\t\x12,\n\x05pools\x18\x02 \x03(\x0b\x32\x1d.snakepit.gateway.v1.PoolInfo\"\x1d\n\rStatusRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\"J\n\x0bStatusReply\x12\x0c\n\x04json\x18\x01 \x01(\t\x12-\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32\x1c.snakepit.gateway.v1.Failure2\xc2\x04\n\x07Gateway\x12H\n\x04\x43\x61ll\x12 .snakepit.gateway.v1.CallRequest\x1a\x1e.snakepit.gateway.v1.CallReply\x12\x45\n\x03Map\x12\x1f.snakepit.gateway.v1.MapRequest\x1a\x1d.snakepit.gateway.v1.MapReply\x12N\n\x06Stream\x12 .snakepit.gateway.v1.CallRequest\x1a .snakepit.gateway.v1.StreamReply0\x01\x12U\n\x0bOpenSession\x12#.snakepit.gateway.v1.SessionRequest\x1a!.snakepit.gateway.v1.SessionReply\x12V\n\x0c\x43loseSession\x12#.snakepit.gateway.v1.SessionRequest\x1a!.snakepit.gateway.v1.SessionReply\x12W\n\tListPools\x12%.snakepit.gateway.v1.ListPoolsRequest\x1a#.snakepit.gateway.v1.ListPoolsReply\x12N\n\x06Status\x12\".snakepit.gateway.v1.StatusRequest\x1a .snakepit.gateway.v1.StatusReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#snakepit_bridge/_wire/gateway.proto\x12\x13snakepit.gateway.v1\x1a\"snakepit_bridge/_wire/bridge.proto\"P\n\x07\x46\x61ilure\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bpython_type\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t\"\x90\x02\n\x0b\x43\x61llRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12/\n\targuments\x18\x03 \x01(\x0b\x32\x1c.snakepit.bridge.v1.MapValue\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32..snakepit.gateway.v1.CallRequest.MetadataEntry\x12\x15\n\rstream_window\x18\x07 \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc6\x01\n\tCallReply\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12/\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32\x1c.snakepit.gateway.v1.FailureH\x00\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\x16\n\x0epython_wall_ns\x18\x05 \x01(\x03\x12\x11\n\tqueued_ns\x18\x06 \x01(\x03\x42\t\n\x07outcome\"Y\n\x07MuxCall\x12\n\n\x02id\x18\x01 \x01(\x04\x12.\n\x04\x63\x61ll\x18\x02 \x01(\x0b\x32 .snakepit.gateway.v1.CallRequest\x12\x12\n\ntimeout_us\x18\x03 \x01(\x04\"8\n\tCallFrame\x12+\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1c.snakepit.gateway.v1.MuxCall\"E\n\x08MuxReply\x12\n\n\x02id\x18\x01 \x01(\x04\x12-\n\x05reply\x18\x02 \x01(\x0b\x32\x1e.snakepit.gateway.v1.CallReply\"<\n\nReplyFrame\x12.\n\x07replies\x18\x01 \x03(\x0b\x32\x1d.snakepit.gateway.v1.MuxReply\"|\n\nMapRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12+\n\x05items\x18\x03 \x03(\x0b\x32\x1c.snakepit.bridge.v1.MapValue\x12\r\n\x05\x63hunk\x18\x04 \x01(\r\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\"v\n\x0bItemOutcome\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12/\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32\x1c.snakepit.gateway.v1.FailureH\x00\x42\t\n\x07outcome\";\n\x08MapReply\x12/\n\x05items\x18\x01 \x03(\x0b\x32 .snakepit.gateway.v1.ItemOutcome\"E\n\tStreamEnd\x12\r\n\x05items\x18\x01 \x01(\x04\x12\x16\n\x0epython_wall_ns\x18\x02 \x01(\x03\x12\x11\n\tworker_id\x18\x03 \x01(\t\"\xa0\x01\n\x0bStreamReply\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x19.snakepit.bridge.v1.ValueH\x00\x12-\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1e.snakepit.gateway.v1.StreamEndH\x00\x12/\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x1c.snakepit.gateway.v1.FailureH\x00\x42\x06\n\x04kind\"2\n\x0eSessionRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"a\n\x0cSessionReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12-\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x1c.snakepit.gateway.v1.Failure\"\x12\n\x10ListPoolsRequest\"\xb1\x01\n\x08PoolInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\r\x12\r\n\x05ready\x18\x04 \x01(\r\x12\x0c\n\x04\x62usy\x18\x05 \x01(\r\x12\x0e\n\x06queued\x18\x06 \x01(\r\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x08 \x01(\t\x12+\n\x05tools\x18\t \x03(\x0b\x32\x1c.snakepit.bridge.v1.ToolSpec\"L\n\x0eListPoolsReply\x12\x0c\n\x04tree\x18\x01 \x01(\t\x12,\n\x05pools\x18\x02 \x03(\x0b\x32\x1d.snakepit.gateway.v1.PoolInfo\"\x1d\n\rStatusRequest\x12\x0c\n\x04pool\x18\x01 \x01(\t\"J\n\x0bStatusReply\x12\x0c\n\x04json\x18\x01 \x01(\t\x12-\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32\x1c.snakepit.gateway.v1.Failure2\x90\x05\n\x07Gateway\x12H\n\x04\x43\x61ll\x12 .snakepit.gateway.v1.CallRequest\x1a\x1e.snakepit.gateway.v1.CallReply\x12L\n\x05\x43\x61lls\x12\x1e.snakepit.gateway.v1.CallFrame\x1a\x1f.snakepit.gateway.v1.ReplyFrame(\x01\x30\x01\x12\x45\n\x03Map\x12\x1f.snakepit.gateway.v1.MapRequest\x1a\x1d.snakepit.gateway.v1.MapReply\x12N\n\x06Stream\x12 .snakepit.gateway.v1.CallRequest\x1a .snakepit.gateway.v1.StreamReply0\x01\x12U\n\x0bOpenSession\x12#.snakepit.gateway.v1.SessionRequest\x1a!.snakepit.gateway.v1.SessionReply\x12V\n\x0c\x43loseSession\x12#.snakepit.gateway.v1.SessionRequest\x1a!.snakepit.gateway.v1.SessionReply\x12W\n\tListPools\x12%.snakepit.gateway.v1.ListPoolsRequest\x1a#.snakepit.gateway.v1.ListPoolsReply\x12N\n\x06Status\x12\".snakepit.gateway.v1.StatusRequest\x1a .snakepit.gateway.v1.StatusReplyb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'snakepit_bridge._wire.gateway_pb2', globals())
@@ -31,30 +31,38 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _CALLREQUEST_METADATAENTRY._serialized_end=451
   _CALLREPLY._serialized_start=454
   _CALLREPLY._serialized_end=652
-  _MAPREQUEST._serialized_start=654
-  _MAPREQUEST._serialized_end=778
-  _ITEMOUTCOME._serialized_start=780
-  _ITEMOUTCOME._serialized_end=898
-  _MAPREPLY._serialized_start=900
-  _MAPREPLY._serialized_end=959
-  _STREAMEND._serialized_start=961
-  _STREAMEND._serialized_end=1030
-  _STREAMREPLY._serialized_start=1033
-  _STREAMREPLY._serialized_end=1193
-  _SESSIONREQUEST._serialized_start=1195
-  _SESSIONREQUEST._serialized_end=1245
-  _SESSIONREPLY._serialized_start=1247
-  _SESSIONREPLY._serialized_end=1344
-  _LISTPOOLSREQUEST._serialized_start=1346
-  _LISTPOOLSREQUEST._serialized_end=1364
-  _POOLINFO._serialized_start=1367
-  _POOLINFO._serialized_end=1544
-  _LISTPOOLSREPLY._serialized_start=1546
-  _LISTPOOLSREPLY._serialized_end=1622
-  _STATUSREQUEST._serialized_start=1624
-  _STATUSREQUEST._serialized_end=1653
-  _STATUSREPLY._serialized_start=1655
-  _STATUSREPLY._serialized_end=1729
-  _GATEWAY._serialized_start=1732
-  _GATEWAY._serialized_end=2310
+  _MUXCALL._serialized_start=654
+  _MUXCALL._serialized_end=743
+  _CALLFRAME._serialized_start=745
+  _CALLFRAME._serialized_end=801
+  _MUXREPLY._serialized_start=803
+  _MUXREPLY._serialized_end=872
+  _REPLYFRAME._serialized_start=874
+  _REPLYFRAME._serialized_end=934
+  _MAPREQUEST._serialized_start=936
+  _MAPREQUEST._serialized_end=1060
+  _ITEMOUTCOME._serialized_start=1062
+  _ITEMOUTCOME._serialized_end=1180
+  _MAPREPLY._serialized_start=1182
+  _MAPREPLY._serialized_end=1241
+  _STREAMEND._serialized_start=1243
+  _STREAMEND._serialized_end=1312
+  _STREAMREPLY._serialized_start=1315
+  _STREAMREPLY._serialized_end=1475
+  _SESSIONREQUEST._serialized_start=1477
+  _SESSIONREQUEST._serialized_end=1527
+  _SESSIONREPLY._serialized_start=1529
+  _SESSIONREPLY._serialized_end=1626
+  _LISTPOOLSREQUEST._serialized_start=1628
+  _LISTPOOLSREQUEST._serialized_end=1646
+  _POOLINFO._serialized_start=1649
+  _POOLINFO._serialized_end=1826
+  _LISTPOOLSREPLY._serialized_start=1828
+  _LISTPOOLSREPLY._serialized_end=1904
+  _STATUSREQUEST._serialized_start=1906
+  _STATUSREQUEST._serialized_end=1935
+  _STATUSREPLY._serialized_start=1937
+  _STATUSREPLY._serialized_end=2011
+  _GATEWAY._serialized_start=2014
+  _GATEWAY._serialized_end=2670
 # @@protoc_insertion_point(module_scope)

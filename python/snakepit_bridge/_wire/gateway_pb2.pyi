@@ -6,6 +6,12 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CallFrame(_message.Message):
+    __slots__ = ["calls"]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[MuxCall]
+    def __init__(self, calls: _Optional[_Iterable[_Union[MuxCall, _Mapping]]] = ...) -> None: ...
+
 class CallReply(_message.Message):
     __slots__ = ["failure", "python_wall_ns", "queued_ns", "request_id", "result", "worker_id"]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +105,24 @@ class MapRequest(_message.Message):
     tool: str
     def __init__(self, pool: _Optional[str] = ..., tool: _Optional[str] = ..., items: _Optional[_Iterable[_Union[_bridge_pb2.MapValue, _Mapping]]] = ..., chunk: _Optional[int] = ..., correlation_id: _Optional[str] = ...) -> None: ...
 
+class MuxCall(_message.Message):
+    __slots__ = ["call", "id", "timeout_us"]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_US_FIELD_NUMBER: _ClassVar[int]
+    call: CallRequest
+    id: int
+    timeout_us: int
+    def __init__(self, id: _Optional[int] = ..., call: _Optional[_Union[CallRequest, _Mapping]] = ..., timeout_us: _Optional[int] = ...) -> None: ...
+
+class MuxReply(_message.Message):
+    __slots__ = ["id", "reply"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reply: CallReply
+    def __init__(self, id: _Optional[int] = ..., reply: _Optional[_Union[CallReply, _Mapping]] = ...) -> None: ...
+
 class PoolInfo(_message.Message):
     __slots__ = ["adapter", "busy", "name", "profile", "queued", "ready", "size", "state", "tools"]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +144,12 @@ class PoolInfo(_message.Message):
     state: str
     tools: _containers.RepeatedCompositeFieldContainer[_bridge_pb2.ToolSpec]
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., size: _Optional[int] = ..., ready: _Optional[int] = ..., busy: _Optional[int] = ..., queued: _Optional[int] = ..., profile: _Optional[str] = ..., adapter: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[_bridge_pb2.ToolSpec, _Mapping]]] = ...) -> None: ...
+
+class ReplyFrame(_message.Message):
+    __slots__ = ["replies"]
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[MuxReply]
+    def __init__(self, replies: _Optional[_Iterable[_Union[MuxReply, _Mapping]]] = ...) -> None: ...
 
 class SessionReply(_message.Message):
     __slots__ = ["closed", "failure", "session_id"]

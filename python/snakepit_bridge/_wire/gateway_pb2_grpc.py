@@ -19,6 +19,11 @@ class GatewayStub(object):
                 request_serializer=snakepit__bridge_dot___wire_dot_gateway__pb2.CallRequest.SerializeToString,
                 response_deserializer=snakepit__bridge_dot___wire_dot_gateway__pb2.CallReply.FromString,
                 )
+        self.Calls = channel.stream_stream(
+                '/snakepit.gateway.v1.Gateway/Calls',
+                request_serializer=snakepit__bridge_dot___wire_dot_gateway__pb2.CallFrame.SerializeToString,
+                response_deserializer=snakepit__bridge_dot___wire_dot_gateway__pb2.ReplyFrame.FromString,
+                )
         self.Map = channel.unary_unary(
                 '/snakepit.gateway.v1.Gateway/Map',
                 request_serializer=snakepit__bridge_dot___wire_dot_gateway__pb2.MapRequest.SerializeToString,
@@ -56,6 +61,18 @@ class GatewayServicer(object):
 
     def Call(self, request, context):
         """One call of a tool.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Calls(self, request_iterator, context):
+        """Many calls over one stream, what client libraries use: a frame carries
+        every call the client had queued, a reply frame every answer ready, so a
+        busy client pays one gRPC message per batch instead of one per call.
+        Answers come in completion order, matched by id. Each call counts toward
+        the gateway's limits like a unary one; over a limit, or with an unknown
+        pool, that call alone fails.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,6 +126,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.Call,
                     request_deserializer=snakepit__bridge_dot___wire_dot_gateway__pb2.CallRequest.FromString,
                     response_serializer=snakepit__bridge_dot___wire_dot_gateway__pb2.CallReply.SerializeToString,
+            ),
+            'Calls': grpc.stream_stream_rpc_method_handler(
+                    servicer.Calls,
+                    request_deserializer=snakepit__bridge_dot___wire_dot_gateway__pb2.CallFrame.FromString,
+                    response_serializer=snakepit__bridge_dot___wire_dot_gateway__pb2.ReplyFrame.SerializeToString,
             ),
             'Map': grpc.unary_unary_rpc_method_handler(
                     servicer.Map,
@@ -164,6 +186,23 @@ class Gateway(object):
         return grpc.experimental.unary_unary(request, target, '/snakepit.gateway.v1.Gateway/Call',
             snakepit__bridge_dot___wire_dot_gateway__pb2.CallRequest.SerializeToString,
             snakepit__bridge_dot___wire_dot_gateway__pb2.CallReply.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Calls(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/snakepit.gateway.v1.Gateway/Calls',
+            snakepit__bridge_dot___wire_dot_gateway__pb2.CallFrame.SerializeToString,
+            snakepit__bridge_dot___wire_dot_gateway__pb2.ReplyFrame.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
