@@ -7,32 +7,16 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include <caf/actor_companion.hpp>
 #include <caf/all.hpp>
 
 #include "snakepit/gateway/detail/gateway_state.hpp"
 #include "snakepit/gateway/detail/gateway_wire.hpp"
 #include "snakepit/messages/atoms.hpp"
 #include "snakepit/messages/error.hpp"
-
-namespace snakepit::detail {
-
-/// One call of a frame, admitted and on its way to its pool.
-struct calls_stream_call {
-  std::uint64_t id = 0;
-  pool_actor pool;
-  execute_request request;
-  gateway_server::impl::ticket_ptr ticket;
-};
-
-/// The calls of one frame, from the reactor to the stream's actor (never
-/// leaves the process).
-using calls_stream_batch = std::shared_ptr<std::vector<calls_stream_call>>;
-
-} // namespace snakepit::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::detail::calls_stream_batch)
 
 namespace snakepit::detail {
 
@@ -45,8 +29,14 @@ using reactor_t = grpc::ServerBidiReactor<gw::CallFrame, gw::ReplyFrame>;
 /// Room a reply needs in a frame beyond its own bytes (id, tags, lengths).
 constexpr std::size_t frame_overhead = 32;
 
-/// What the reactor and the stream's actor share; the reactor may be gone
-/// (OnDone) while answers are still on their way.
+/// A call sent to its pool, until its answer.
+struct open_call {
+  std::uint64_t id = 0; // the client's
+  gateway_server::impl::ticket_ptr ticket;
+};
+
+/// What the reactor and the answers share; the reactor may be gone (OnDone)
+/// while answers are still on their way.
 struct calls_link {
   // Recursive: gRPC may run OnWriteDone inline from StartWrite on the thread
   // that holds it.
@@ -59,6 +49,9 @@ struct calls_link {
   /// Calls read and not answered yet (answered: queued in a frame).
   std::size_t open_calls = 0;
   std::size_t max_bytes = 0;
+  /// Calls in pools by the request id they were sent with.
+  std::unordered_map<std::uint64_t, open_call> in_pools;
+  std::uint64_t last_request_id = 0;
   bool writing = false;
   bool read_done = false;
   bool finished = false;
@@ -133,52 +126,34 @@ gw::MuxReply failed_reply(std::uint64_t id, const caf::error& err) {
   return out;
 }
 
-using calls_flush_atom = caf::atom_constant<caf::atom("gwflush")>;
-
-/// The stream's actor state: answers taken from the mailbox, not yet queued.
-struct calls_actor_state {
-  std::vector<gw::MuxReply> ready;
-  bool flush_scheduled = false;
-};
-
-/// The stream's actor: sends each call to its pool and queues the answers,
-/// all those already in its mailbox at once (it sends itself a flush behind
-/// them), so that answers arriving together leave in one frame.
-caf::behavior calls_actor(caf::stateful_actor<calls_actor_state>* self,
-                          std::shared_ptr<calls_link> link) {
-  auto answer = [self](gw::MuxReply reply) {
-    self->state.ready.push_back(std::move(reply));
-    if (!self->state.flush_scheduled) {
-      self->state.flush_scheduled = true;
-      self->send(self, calls_flush_atom::value);
-    }
-  };
-  return {
-    [self, link, answer](const calls_stream_batch& batch) {
-      for (auto& call : *batch) {
-        auto id = call.id;
-        auto ticket = std::move(call.ticket);
-        self->request(call.pool, caf::infinite, execute_atom::value, std::move(call.request))
-          .then(
-            [link, id, ticket, answer](execute_reply& x) {
-              gw::MuxReply out;
-              out.set_id(id);
-              fill(out.mutable_reply(), std::move(x), link->reply_limit());
-              ticket->release();
-              answer(std::move(out));
-            },
-            [id, ticket, answer](caf::error& err) {
-              ticket->release();
-              answer(failed_reply(id, err));
-            });
-      }
-    },
-    [self, link](calls_flush_atom) {
-      self->state.flush_scheduled = false;
-      link->push_all(self->state.ready);
-      self->state.ready.clear();
-    },
-  };
+/// Turns a pool's answer (a response to the stream's companion) into a
+/// reply for the client, on the thread that answered.
+void on_answer(calls_link& link, caf::mailbox_element& answer) {
+  if (!answer.mid.is_response())
+    return; // nothing else is addressed to the companion
+  open_call call;
+  {
+    std::lock_guard<std::recursive_mutex> guard{link.mtx};
+    auto i = link.in_pools.find(answer.mid.request_id().integer_value());
+    if (i == link.in_pools.end())
+      return;
+    call = std::move(i->second);
+    link.in_pools.erase(i);
+  }
+  call.ticket->release();
+  std::vector<gw::MuxReply> reply(1);
+  auto& content = answer.content();
+  if (content.match_elements<execute_reply>()) {
+    reply[0].set_id(call.id);
+    fill(reply[0].mutable_reply(), std::move(content.get_mutable_as<execute_reply>(0)),
+         link.reply_limit());
+  } else if (content.match_elements<caf::error>()) {
+    reply[0] = failed_reply(call.id, content.get_as<caf::error>(0));
+  } else {
+    reply[0] = failed_reply(call.id, make_error(errc::internal, "the pool answered a gateway "
+                                                                "call with an unexpected message"));
+  }
+  link.push_all(reply);
 }
 
 class calls_stream final : public reactor_t {
@@ -196,7 +171,17 @@ public:
     // (unix-socket peers all look alike to gRPC).
     static std::atomic<std::uint64_t> streams{0};
     peer_ = ctx->peer() + "/calls-" + std::to_string(++streams);
-    actor_ = owner.sys->spawn(calls_actor, link_);
+    // Pools answer the companion, which hands each answer over on the
+    // answering thread: no actor of the stream's own to schedule each way.
+    // Hidden: it never terminates on its own (nothing schedules it), so the
+    // actor system must not wait for it; it goes with its last reference.
+    companion_ = owner.sys->spawn<caf::actor_companion, caf::hidden>();
+    auto* companion = static_cast<caf::actor_companion*>(
+      caf::actor_cast<caf::abstract_actor*>(companion_));
+    companion->on_enqueue([link = link_](caf::mailbox_element_ptr answer) {
+      if (answer)
+        on_answer(*link, *answer);
+    });
     StartRead(&in_);
   }
 
@@ -207,8 +192,13 @@ public:
       link_->pump_locked();
       return;
     }
-    auto batch = std::make_shared<std::vector<calls_stream_call>>();
     std::vector<gw::MuxReply> refused;
+    struct admitted {
+      std::uint64_t request_id;
+      pool_actor pool;
+      execute_request request;
+    };
+    std::vector<admitted> sends;
     auto now = std::chrono::system_clock::now();
     for (auto& call : *in_.mutable_calls()) {
       std::string why;
@@ -225,17 +215,25 @@ public:
       std::optional<std::chrono::system_clock::time_point> deadline;
       if (call.timeout_us() > 0)
         deadline = now + std::chrono::microseconds{call.timeout_us()};
-      batch->push_back(calls_stream_call{call.id(), std::move(*pool),
-                                         to_request(call.call(), deadline), std::move(ticket)});
+      std::lock_guard<std::recursive_mutex> guard{link_->mtx};
+      auto request_id = ++link_->last_request_id;
+      link_->in_pools.emplace(request_id, open_call{call.id(), std::move(ticket)});
+      sends.push_back(admitted{request_id, std::move(*pool), to_request(call.call(), deadline)});
     }
     {
       std::lock_guard<std::recursive_mutex> guard{link_->mtx};
-      link_->open_calls += batch->size() + refused.size();
+      link_->open_calls += sends.size() + refused.size();
     }
     if (!refused.empty())
       link_->push_all(refused);
-    if (!batch->empty())
-      caf::anon_send(actor_, std::move(batch));
+    // A request from the companion, as `request` would send it: the pool's
+    // answer comes back with the matching response id.
+    auto sender = caf::actor_cast<caf::strong_actor_ptr>(companion_);
+    for (auto& s : sends)
+      caf::actor_cast<caf::abstract_actor*>(s.pool)->enqueue(
+        caf::make_mailbox_element(sender, caf::make_message_id(s.request_id), {},
+                                  execute_atom::value, std::move(s.request)),
+        nullptr);
     in_.Clear();
     StartRead(&in_);
   }
@@ -252,14 +250,18 @@ public:
   }
 
   void OnDone() override {
+    std::unordered_map<std::uint64_t, open_call> orphans;
     {
       std::lock_guard<std::recursive_mutex> guard{link_->mtx};
       link_->reactor = nullptr;
       link_->frames.clear();
+      orphans.swap(link_->in_pools); // their tickets go with them
     }
     // Calls still in pools finish there; their answers go nowhere.
-    if (actor_)
-      caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+    if (companion_)
+      static_cast<caf::actor_companion*>(caf::actor_cast<caf::abstract_actor*>(companion_))
+        ->on_enqueue({}); // late answers are dropped
+
     delete this;
   }
 
@@ -267,7 +269,7 @@ private:
   gateway_server::impl& owner_;
   std::shared_ptr<calls_link> link_;
   std::string peer_;
-  caf::actor actor_;
+  caf::actor companion_;
   gw::CallFrame in_;
 };
 
