@@ -101,9 +101,12 @@ struct host {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
 
-  host() {
+  /// With `distributed`, CAF's middleman too (a node, `[node]`).
+  explicit host(bool distributed = false) {
     add_message_types(cfg);
     use_recommended_scheduler(cfg);
+    if (distributed)
+      use_distribution(cfg);
     sys = std::make_unique<caf::actor_system>(cfg);
   }
 

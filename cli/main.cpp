@@ -591,7 +591,7 @@ int run_tree(const std::string& file, const std::string& log_level,
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  host h;
+  host h{spec->node.enabled};
   auto& sys = *h.sys;
   auto t0 = steady_clock::now();
   caf::expected<running_tree> tree{caf::error{}};
@@ -615,6 +615,27 @@ int run_tree(const std::string& file, const std::string& log_level,
     log_line("gateway listening on " + gateway_address);
     if (print_address)
       std::cout << gateway_address << std::endl;
+  }
+  // Other nodes use the exported pools through CAF's middleman.
+  std::unique_ptr<node_server> node;
+  if (spec->node.enabled) {
+    node_options opts;
+    opts.name = spec->node.name.empty() ? spec->root.name : spec->node.name;
+    opts.listen = spec->node.listen;
+    opts.exports = spec->node.exports;
+    opts.insecure = spec->node.insecure;
+    auto started = node_server::start(sys, opts, [t = *tree](const std::string& name) {
+      return t.pool(name);
+    });
+    if (!started) {
+      gateway->reset();
+      tree->stop();
+      print_error(started.error());
+      return exit_failed;
+    }
+    node = std::move(*started);
+    log_line(fmt::format("node '{}' listening on {} (exports: {})", opts.name, node->address(),
+                         fmt::join(opts.exports, ", ")));
   }
   // The control endpoint `snakepit inspect` and `diagnose` attach to.
   auto control = start_control_endpoint(*tree, spec->root.name, file, gateway_address);
@@ -643,6 +664,7 @@ int run_tree(const std::string& file, const std::string& log_level,
     self->receive([&](const caf::down_msg& msg) { reason = msg.reason; });
   }
   control->reset();
+  node.reset();
   gateway->reset();  // open calls end with UNAVAILABLE
   tree->stop();  // waits for nothing more; cleans the tree's runtime directory
   if (stopping) {

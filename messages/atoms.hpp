@@ -47,4 +47,9 @@ using stream_cancel_atom = caf::atom_constant<caf::atom("streamcncl")>;
 /// `(list_tools_atom) -> std::vector<tool_spec>`: a pool's (a worker's) tools.
 using list_tools_atom = caf::atom_constant<caf::atom("listtools")>;
 
+/// To a node: `(lookup_pool_atom, name) -> pool_actor`, an exported pool.
+using lookup_pool_atom = caf::atom_constant<caf::atom("lookuppool")>;
+/// To a node: `(node_info_atom) -> (name, exports)`.
+using node_info_atom = caf::atom_constant<caf::atom("nodeinfo")>;
+
 } // namespace snakepit

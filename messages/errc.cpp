@@ -13,12 +13,12 @@ constexpr const char* errc_names[] = {
   "restart_intensity_exceeded", "worker_replaced", "internal",
   "session_unknown", "session_lost", "session_busy",
   "already_started", "already_present", "child_running", "child_unknown", "ignored",
-  "unavailable", "unauthenticated",
+  "unavailable", "unauthenticated", "node_down",
 };
 
 constexpr auto errc_count = sizeof(errc_names) / sizeof(errc_names[0]);
 
-static_assert(errc_count == static_cast<std::size_t>(errc::unauthenticated) + 1,
+static_assert(errc_count == static_cast<std::size_t>(errc::node_down) + 1,
               "every errc needs a name");
 
 } // namespace

@@ -68,6 +68,9 @@ enum class errc : std::uint8_t {
   unavailable,
   /// The gateway refused the client's token (or it sent none).
   unauthenticated,
+  /// The node that runs the pool cannot be reached, or went down while the
+  /// call was there: it may or may not have run.
+  node_down,
 };
 
 /// Stable lower-case name of a code, e.g. "unknown_tool".

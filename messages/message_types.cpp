@@ -5,6 +5,7 @@
 #include "snakepit/messages/error.hpp"
 #include "snakepit/messages/execute_reply.hpp"
 #include "snakepit/messages/execute_request.hpp"
+#include "snakepit/messages/pool_actor.hpp"
 #include "snakepit/messages/pool_status.hpp"
 #include "snakepit/messages/stream.hpp"
 #include "snakepit/messages/tool_spec_inspect.hpp"
@@ -28,6 +29,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<child_info>("snakepit::child_info");
   cfg.add_message_type<std::vector<child_info>>("std::vector<snakepit::child_info>");
   cfg.add_message_type<child_counts>("snakepit::child_counts");
+  // Handles other nodes get (node_actor's lookup answers).
+  cfg.add_message_type<pool_actor>("snakepit::pool_actor");
   cfg.add_error_category(error_category,
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = to_string(static_cast<errc>(code));

@@ -210,13 +210,6 @@ caf::error prepare(tree_node& node, const std::string& runtime) {
   return caf::none;
 }
 
-void collect_pool_names(const tree_node& node, std::vector<std::string>& out) {
-  if (node.kind == node_kind::pool)
-    out.push_back(node.name);
-  for (auto& child : node.children)
-    collect_pool_names(child, out);
-}
-
 } // namespace
 
 caf::expected<caf::actor> running_tree::lookup(const std::string& name,
@@ -344,7 +337,7 @@ caf::expected<running_tree> start_tree(caf::actor_system& sys, const tree_spec& 
     return err;
   }
   tree.name_ = root_node.name;
-  collect_pool_names(root_node, tree.pool_names_);
+  tree.pool_names_ = pool_names(root_node);
   tree.directory_ = std::make_shared<tree_directory>();
   tree.root_ = spawn_supervisor(sys, make_supervisor_config(root_node, tree.directory_, registry));
   tree.directory_->put(root_node.name, node_kind::supervisor,

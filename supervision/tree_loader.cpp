@@ -49,8 +49,9 @@ using word_list = std::vector<std::string_view>;
 // [plugins] is read before the tree (plugin_loader.hpp): it decides which
 // actor kinds exist.
 const word_list top_level_keys = {"root", "supervisors", "pools", "actors", "logging",
-                                  "metrics", "gateway", "plugins"};
+                                  "metrics", "gateway", "plugins", "node"};
 
+const word_list node_keys = {"name", "listen", "export", "insecure"};
 const word_list gateway_keys = {"enabled",   "listen",  "insecure",
                                 "tls_cert",  "tls_key", "tls_client_ca",
                                 "token_file", "max_calls", "max_calls_per_client",
@@ -875,6 +876,15 @@ public:
     spec.logging = logging_;
     spec.metrics = metrics_;
     spec.gateway = gateway_;
+    spec.node = node_;
+    auto pools = pool_names(spec.root);
+    for (auto& name : node_.exports)
+      if (std::find(pools.begin(), pools.end(), name) == pools.end())
+        problems_.add(source_position{}, "node.export",
+                      fmt::format("exports '{}', which is not a pool of this tree; its pools: {}",
+                                  name, fmt::join(pools, ", ")));
+    if (!problems_.empty())
+      return std::nullopt;
     return spec;
   }
 
@@ -889,7 +899,8 @@ private:
         continue;
       problems_.add(problems_.position(k.source()), key_segment(key),
                     fmt::format("unknown top-level key '{}'{}; expected root, [supervisors.NAME], "
-                                "[pools.NAME], [actors.NAME], [logging], [metrics], [gateway] or [plugins]",
+                                "[pools.NAME], [actors.NAME], [logging], [metrics], [gateway], "
+                                "[node] or [plugins]",
                                 key, did_you_mean(key, top_level_keys)));
     }
     if (auto node = doc.get("root")) {
@@ -907,6 +918,7 @@ private:
     read_settings(doc, "logging", logging_keys, [this](section& s) { read_logging(s); });
     read_settings(doc, "metrics", metrics_keys, [this](section& s) { read_metrics(s); });
     read_settings(doc, "gateway", gateway_keys, [this](section& s) { read_gateway(s); });
+    read_settings(doc, "node", node_keys, [this](section& s) { read_node(s); });
   }
 
   /// Checks the top-level table `key` (`[logging]`), if any, against `keys`,
@@ -933,6 +945,22 @@ private:
       logging_.level = parse_log_level(*w);
     if (auto w = s.word("format", log_format_words))
       logging_.format = parse_log_format(*w);
+  }
+
+  void read_node(section& s) {
+    auto& n = node_;
+    n.enabled = true;
+    assign(n.name, s.string("name", "a non-empty name"));
+    if (auto listen = s.string("listen", "\"host:port\"")) {
+      auto colon = listen->rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == listen->size())
+        s.problem("listen", fmt::format("expected \"host:port\", got {}", quote(*listen)));
+      else
+        n.listen = *listen;
+    }
+    if (auto names = s.string_list("export"))
+      n.exports = *names;
+    assign(n.insecure, s.boolean("insecure"));
   }
 
   void read_gateway(section& s) {
@@ -1556,6 +1584,7 @@ private:
   logging_spec logging_;
   metrics_spec metrics_;
   gateway_spec gateway_;
+  node_spec node_;
   /// Names suggested for undefined references ("did you mean").
   std::set<std::string, std::less<>> misspelled_;
   /// The `supervisors` section is not a table (already reported).
@@ -1783,6 +1812,20 @@ std::string describe_tree(const tree_spec& spec) {
   if (spec.metrics.enabled)
     out += fmt::format("metrics: {}\n", endpoint_url(spec.metrics));
   describe_node(spec.root, 0, out);
+  return out;
+}
+
+} // namespace snakepit
+
+namespace snakepit {
+
+std::vector<std::string> pool_names(const tree_node& node) {
+  std::vector<std::string> out;
+  if (node.kind == node_kind::pool)
+    out.push_back(node.name);
+  for (auto& child : node.children)
+    for (auto& name : pool_names(child))
+      out.push_back(std::move(name));
   return out;
 }
 

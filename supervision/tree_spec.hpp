@@ -10,6 +10,7 @@
 #include "snakepit/supervision/child_spec.hpp"
 #include "snakepit/supervision/gateway_spec.hpp"
 #include "snakepit/supervision/metrics_spec.hpp"
+#include "snakepit/supervision/node_spec.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
 #include "snakepit/supervision/supervisor.hpp"
 
@@ -84,6 +85,11 @@ struct tree_spec {
   metrics_spec metrics;
   /// How `snakepit run` serves the tree to other processes (`[gateway]`).
   gateway_spec gateway;
+  /// Whether `snakepit run` is a node that other nodes use (`[node]`).
+  node_spec node;
 };
+
+/// The names of the pools under `node` (itself included), depth first.
+std::vector<std::string> pool_names(const tree_node& node);
 
 } // namespace snakepit

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "snakepit/client/client.hpp"
-#include "running_tree.hpp"
+#include "../support/running_tree.hpp"
 
 using namespace std::chrono_literals;
 using snakepit::call_options;

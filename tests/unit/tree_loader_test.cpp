@@ -392,7 +392,7 @@ path = "/a b"
     CHECK(contains(problem_at(check(std::string{"[tracing]\n"} + std::string{base}), "tracing")
                      .message,
                    "expected root, [supervisors.NAME], [pools.NAME], [actors.NAME], [logging], "
-                   "[metrics], [gateway] or [plugins]"));
+                   "[metrics], [gateway], [node] or [plugins]"));
   }
 }
 
@@ -954,3 +954,28 @@ template = "ghost"
 }
 
 } // TEST_SUITE("tree_loader")
+
+TEST_CASE("tree: [node] reads its keys and exports only pools of the tree") {
+  constexpr auto base = "[supervisors.app]\nchildren = [\"ml\"]\n\n[pools.ml]\n"
+                        "adapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n";
+  auto spec = load_tree_string(std::string{base}
+                                     + "\n[node]\nname = \"left\"\nlisten = \"127.0.0.1:4711\"\n"
+                                       "export = [\"ml\"]\n",
+                                   "t.toml");
+  REQUIRE(spec);
+  CHECK(spec->node.enabled);
+  CHECK(spec->node.name == "left");
+  CHECK(spec->node.listen == "127.0.0.1:4711");
+  CHECK(spec->node.exports == std::vector<std::string>{"ml"});
+  CHECK_FALSE(load_tree_string(base, "t.toml")->node.enabled);
+  auto wrong = load_tree_string(std::string{base} + "\n[node]\nexport = [\"nope\"]\n",
+                                    "t.toml");
+  REQUIRE(!wrong);
+  auto text = snakepit::describe(wrong.error()).message;
+  CHECK(text.find("exports 'nope', which is not a pool of this tree; its pools: ml")
+        != std::string::npos);
+  auto bad_listen = load_tree_string(std::string{base} + "\n[node]\nlisten = \"4711\"\n",
+                                         "t.toml");
+  REQUIRE(!bad_listen);
+  CHECK(snakepit::describe(bad_listen.error()).message.find("node.listen") != std::string::npos);
+}

@@ -1,0 +1,44 @@
+#include "snakepit/node/connect_pool.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <fmt/format.h>
+
+#include "snakepit/messages/error.hpp"
+#include "snakepit/messages/node_actor.hpp"
+
+namespace snakepit {
+
+void use_distribution(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+}
+
+caf::expected<pool_actor> connect_pool(caf::actor_system& sys, const std::string& host,
+                                       std::uint16_t port, const std::string& pool,
+                                       std::chrono::milliseconds timeout) {
+  if (!sys.has_middleman())
+    return make_error(errc::internal, "connect_pool needs CAF's middleman: call "
+                                      "snakepit::use_distribution(cfg) before making the "
+                                      "actor system");
+  auto node = sys.middleman().remote_actor<node_actor>(host, port);
+  if (!node)
+    return make_error(errc::node_down,
+                      fmt::format("no node answers at {}:{} ({}): is `snakepit run` with a "
+                                  "[node] table running there, and is the port right?",
+                                  host, port, caf::to_string(node.error())));
+  caf::expected<pool_actor> out{caf::error{}};
+  caf::scoped_actor self{sys};
+  self->request(*node, timeout, lookup_pool_atom::value, pool)
+    .receive([&](pool_actor& found) { out = std::move(found); },
+             [&](caf::error& err) {
+               if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
+                 out = make_error(errc::node_down,
+                                  fmt::format("the node at {}:{} did not answer ({})", host,
+                                              port, caf::to_string(err)));
+               else
+                 out = std::move(err);
+             });
+  return out;
+}
+
+} // namespace snakepit

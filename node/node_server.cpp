@@ -1,0 +1,95 @@
+#include "snakepit/node/node_server.hpp"
+
+#include <algorithm>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "snakepit/gateway/gateway_server.hpp"
+#include "snakepit/messages/error.hpp"
+
+namespace snakepit {
+
+namespace {
+
+struct node_state {
+  std::string name;
+  std::vector<std::string> exports;
+  std::function<caf::expected<pool_actor>(const std::string&)> pool;
+};
+
+node_actor::behavior_type node_behavior(node_actor::stateful_pointer<node_state> self,
+                                        node_state init) {
+  self->state = std::move(init);
+  return {
+    [self](lookup_pool_atom, const std::string& name) -> caf::result<pool_actor> {
+      auto& st = self->state;
+      if (std::find(st.exports.begin(), st.exports.end(), name) == st.exports.end())
+        return make_error(errc::bad_arguments,
+                          fmt::format("node '{}' exports no pool '{}'; it exports: {} (export "
+                                      "in its [node] table)",
+                                      st.name, name, fmt::join(st.exports, ", ")));
+      auto pool = st.pool(name);
+      if (!pool)
+        return std::move(pool.error());
+      return *pool;
+    },
+    [self](node_info_atom) -> caf::result<std::string, std::vector<std::string>> {
+      return {self->state.name, self->state.exports};
+    },
+  };
+}
+
+} // namespace
+
+caf::expected<std::unique_ptr<node_server>>
+node_server::start(caf::actor_system& sys, node_options options,
+                   std::function<caf::expected<pool_actor>(const std::string&)> pool) {
+  auto bad = [](std::string what) { return make_error(errc::bad_config, std::move(what)); };
+  auto colon = options.listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return bad(fmt::format("[node] listen = \"{}\" is not \"host:port\"", options.listen));
+  auto host = options.listen.substr(0, colon);
+  int port = 0;
+  try {
+    port = std::stoi(options.listen.substr(colon + 1));
+  } catch (...) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535)
+    return bad(fmt::format("[node] listen = \"{}\": the port must be 0 to 65535",
+                           options.listen));
+  if (!gateway_server::is_loopback(host) && !options.insecure)
+    return bad(fmt::format("[node] listen = \"{}\" is not a loopback address: set insecure = "
+                           "true to serve it in plain text (anyone on that network can then "
+                           "call the exported pools)",
+                           options.listen));
+  if (!sys.has_middleman())
+    return make_error(errc::internal, "a node needs CAF's middleman: call "
+                                      "snakepit::use_distribution(cfg) before making the "
+                                      "actor system");
+  auto actor = sys.spawn(node_behavior,
+                         node_state{options.name, options.exports, std::move(pool)});
+  auto bound = sys.middleman().publish(actor, static_cast<std::uint16_t>(port), host.c_str(),
+                                       true);
+  if (!bound) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return make_error(errc::startup_failed,
+                      fmt::format("node '{}' cannot listen on {}: {}", options.name,
+                                  options.listen, caf::to_string(bound.error())));
+  }
+  return std::unique_ptr<node_server>{new node_server(sys, actor, host, *bound)};
+}
+
+node_server::~node_server() {
+  sys_.middleman().unpublish(actor_, port_);
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+}
+
+std::string node_server::address() const {
+  return host_ + ":" + std::to_string(port_);
+}
+
+} // namespace snakepit

@@ -1,0 +1,153 @@
+// Pools of another node (a real `snakepit run` with [node]) used through
+// connect_pool exactly like local ones: calls, typed errors, deadlines,
+// sessions, streams and tools, over CAF's middleman on loopback TCP.
+#include <algorithm>
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+#include <caf/all.hpp>
+
+#include "../support/running_tree.hpp"
+#include "snakepit/snakepit.hpp"
+
+using namespace snakepit;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string node_tree(const std::string& node_table) {
+  return snakepit::testing::showcase_tree(2) + "\n[node]\n" + node_table;
+}
+
+/// The port the node logged ("node 'x' listening on 127.0.0.1:PORT"), waiting
+/// for the line at most 20 s; 0 when it never came.
+std::uint16_t node_port(const snakepit::testing::running_tree& tree) {
+  static const std::regex line{R"(node '[^']*' listening on [^:\s]+:(\d+))"};
+  for (int i = 0; i < 200; ++i) {
+    std::smatch m;
+    auto log = tree.log();
+    if (std::regex_search(log, m, line))
+      return static_cast<std::uint16_t>(std::stoi(m[1].str()));
+    std::this_thread::sleep_for(100ms);
+  }
+  return 0;
+}
+
+struct distributed_fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+
+  distributed_fixture() {
+    add_message_types(cfg);
+    use_distribution(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(distributed_fixture,
+                  "a pool of another node works like a local one: calls, errors, deadlines, "
+                  "sessions, streams and tools") {
+  snakepit::testing::temp_dir dir;
+  snakepit::testing::running_tree tree{dir, node_tree("name = \"left\"\nexport = [\"showcase\"]\n")};
+  auto port = node_port(tree);
+  REQUIRE_MESSAGE(port != 0, tree.log());
+  auto pool = connect_pool(*sys, "127.0.0.1", port, "showcase");
+  REQUIRE_MESSAGE(pool, (pool ? "" : describe(pool.error()).message));
+  CHECK(pool->node() != sys->node()); // a handle to the other process's pool
+  caf::scoped_actor self{*sys};
+
+  // A call and a typed Python error.
+  self->request(*pool, 10s, execute_atom::value, make_request("add", {{"a", 40}, {"b", 2}}))
+    .receive([](execute_reply& r) { CHECK(r.result == value(42)); },
+             [](caf::error& e) { FAIL(describe(e).message); });
+  self->request(*pool, 10s, execute_atom::value,
+                make_request("fail", {{"exception", "KeyError"}}))
+    .receive([](execute_reply&) { FAIL("fail returned"); },
+             [](caf::error& e) {
+               auto info = describe(e);
+               CHECK(info.code == errc::python_exception);
+               CHECK(info.python_type == "KeyError");
+               CHECK(info.traceback.find("Traceback") != std::string::npos);
+             });
+
+  // The request's deadline holds on the other node.
+  auto started = std::chrono::steady_clock::now();
+  self->request(*pool, 10s, execute_atom::value,
+                make_request("sleep", {{"seconds", 3}}, caf::timespan{300ms}))
+    .receive([](execute_reply&) { FAIL("the sleep outlived its deadline"); },
+             [](caf::error& e) { CHECK(describe(e).code == errc::timeout); });
+  CHECK(std::chrono::steady_clock::now() - started < 2s);
+
+  // A session keeps its worker (its process id) across calls.
+  std::string session;
+  self->request(*pool, 10s, open_session_atom::value, std::string{})
+    .receive([&](std::string& id) { session = id; },
+             [](caf::error& e) { FAIL(describe(e).message); });
+  REQUIRE(!session.empty());
+  std::vector<std::int64_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    auto req = make_request("session_info");
+    req.session_id = session;
+    self->request(*pool, 10s, execute_atom::value, std::move(req))
+      .receive([&](execute_reply& r) {
+                 pids.push_back(r.result["pid"].as_int());
+                 CHECK(r.result["calls"] == value(i + 1));
+               },
+               [](caf::error& e) { FAIL(describe(e).message); });
+  }
+  REQUIRE(pids.size() == 3);
+  CHECK(pids[0] == pids[1]);
+  CHECK(pids[1] == pids[2]);
+  self->request(*pool, 10s, close_session_atom::value, session)
+    .receive([](bool closed) { CHECK(closed); },
+             [](caf::error& e) { FAIL(describe(e).message); });
+
+  // A stream: the items travel from the other node's worker to this consumer.
+  std::vector<std::int64_t> items;
+  auto summary = for_each_item(self, *pool, make_request("count", {{"n", 20}}),
+                               [&](const value& x) {
+                                 items.push_back(x.as_int());
+                                 return true;
+                               });
+  REQUIRE_MESSAGE(summary, (summary ? "" : describe(summary.error()).message));
+  CHECK(summary->items == 20);
+  REQUIRE(items.size() == 20);
+  for (std::int64_t i = 0; i < 20; ++i)
+    CHECK(items[static_cast<std::size_t>(i)] == i);
+
+  // Its tools, with their schemas.
+  self->request(*pool, 10s, list_tools_atom::value)
+    .receive(
+      [](std::vector<tool_spec>& tools) {
+        auto add = std::find_if(tools.begin(), tools.end(),
+                                [](const tool_spec& t) { return t.name == "add"; });
+        REQUIRE(add != tools.end());
+        CHECK(add->parameters.size() == 2);
+      },
+      [](caf::error& e) { FAIL(describe(e).message); });
+  CHECK(tree.stop() == 0);
+}
+
+TEST_CASE_FIXTURE(distributed_fixture,
+                  "connect_pool says what is wrong: a pool not exported, no node there") {
+  snakepit::testing::temp_dir dir;
+  snakepit::testing::running_tree tree{dir, node_tree("export = []\n")};
+  auto port = node_port(tree);
+  REQUIRE_MESSAGE(port != 0, tree.log());
+  auto hidden = connect_pool(*sys, "127.0.0.1", port, "showcase");
+  REQUIRE(!hidden);
+  CHECK(describe(hidden.error()).code == errc::bad_arguments);
+  CHECK(describe(hidden.error()).message.find("exports no pool 'showcase'") != std::string::npos);
+  CHECK(tree.stop() == 0);
+  auto started = std::chrono::steady_clock::now();
+  auto gone = connect_pool(*sys, "127.0.0.1", port, "showcase");
+  REQUIRE(!gone);
+  CHECK(describe(gone.error()).code == errc::node_down);
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+}
