@@ -15,6 +15,7 @@ void use_distribution(caf::actor_system_config& cfg) {
 
 caf::expected<pool_actor> connect_pool(caf::actor_system& sys, const std::string& host,
                                        std::uint16_t port, const std::string& pool,
+                                       remote_pool_options watch,
                                        std::chrono::milliseconds timeout) {
   if (!sys.has_middleman())
     return make_error(errc::internal, "connect_pool needs CAF's middleman: call "
@@ -29,7 +30,12 @@ caf::expected<pool_actor> connect_pool(caf::actor_system& sys, const std::string
   caf::expected<pool_actor> out{caf::error{}};
   caf::scoped_actor self{sys};
   self->request(*node, timeout, lookup_pool_atom::value, pool)
-    .receive([&](pool_actor& found) { out = std::move(found); },
+    .receive(
+      [&](pool_actor& found) {
+        watch.node_address = fmt::format("{}:{}", host, port);
+        watch.pool = pool;
+        out = spawn_remote_pool(sys, *node, std::move(found), std::move(watch));
+      },
              [&](caf::error& err) {
                if (err == caf::sec::request_timeout || err == caf::sec::request_receiver_down)
                  out = make_error(errc::node_down,

@@ -59,7 +59,7 @@ TEST_CASE_FIXTURE(distributed_fixture,
   REQUIRE_MESSAGE(port != 0, tree.log());
   auto pool = connect_pool(*sys, "127.0.0.1", port, "showcase");
   REQUIRE_MESSAGE(pool, (pool ? "" : describe(pool.error()).message));
-  CHECK(pool->node() != sys->node()); // a handle to the other process's pool
+
   caf::scoped_actor self{*sys};
 
   // A call and a typed Python error.
@@ -150,4 +150,85 @@ TEST_CASE_FIXTURE(distributed_fixture,
   REQUIRE(!gone);
   CHECK(describe(gone.error()).code == errc::node_down);
   CHECK(std::chrono::steady_clock::now() - started < 5s);
+}
+
+namespace {
+
+/// Sends `n` sleeps of `seconds` to `pool` at once; their outcomes, each
+/// answered within `limit` (a "hang" otherwise).
+std::vector<caf::error> sleeps_outcomes(caf::scoped_actor& self, const pool_actor& pool, int n,
+                                        double seconds, std::function<void()> meanwhile) {
+  using handle = decltype(self->request(pool, caf::infinite, execute_atom::value,
+                                        make_request("sleep")));
+  std::vector<handle> pending;
+  for (int i = 0; i < n; ++i)
+    pending.push_back(self->request(pool, caf::infinite, execute_atom::value,
+                                    make_request("sleep", {{"seconds", seconds}})));
+  meanwhile();
+  std::vector<caf::error> out;
+  for (auto& h : pending)
+    h.receive([&](execute_reply&) { out.emplace_back(); },
+              [&](caf::error& e) { out.push_back(std::move(e)); });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE_FIXTURE(distributed_fixture,
+                  "a node killed under load: every call open there is answered node_down") {
+  snakepit::testing::temp_dir dir;
+  snakepit::testing::running_tree tree{dir, node_tree("export = [\"showcase\"]\n")};
+  auto port = node_port(tree);
+  REQUIRE_MESSAGE(port != 0, tree.log());
+  auto pool = connect_pool(*sys, "127.0.0.1", port, "showcase");
+  REQUIRE(pool);
+  caf::scoped_actor self{*sys};
+  self->monitor(*pool);
+  auto started = std::chrono::steady_clock::now();
+  auto outcomes = sleeps_outcomes(self, *pool, 6, 5.0, [&] {
+    std::this_thread::sleep_for(500ms); // two running, four queued on the node
+    ::kill(tree.pid(), SIGKILL);
+  });
+  auto took = std::chrono::steady_clock::now() - started;
+  REQUIRE(outcomes.size() == 6);
+  for (auto& e : outcomes) {
+    REQUIRE(e);
+    CHECK(describe(e).code == errc::node_down);
+    CHECK(describe(e).message.find("may or may not have run") != std::string::npos);
+  }
+  CHECK(took < 4s); // long before the sleeps would have ended
+  // The stand-in exits node_down: a supervisor would see its child fail.
+  self->receive([](caf::down_msg& msg) { CHECK(is(msg.reason, errc::node_down)); });
+  tree.stop();
+}
+
+TEST_CASE_FIXTURE(distributed_fixture,
+                  "a frozen node (SIGSTOP, connection open) is found down by its heartbeat") {
+  snakepit::testing::temp_dir dir;
+  snakepit::testing::running_tree tree{dir, node_tree("export = [\"showcase\"]\n")};
+  auto port = node_port(tree);
+  REQUIRE_MESSAGE(port != 0, tree.log());
+  remote_pool_options watch;
+  watch.heartbeat_interval = 200ms;
+  watch.heartbeat_timeout = 1500ms;
+  auto pool = connect_pool(*sys, "127.0.0.1", port, "showcase", watch);
+  REQUIRE(pool);
+  caf::scoped_actor self{*sys};
+  std::chrono::steady_clock::time_point frozen;
+  auto outcomes = sleeps_outcomes(self, *pool, 2, 20.0, [&] {
+    std::this_thread::sleep_for(300ms);
+    frozen = std::chrono::steady_clock::now();
+    ::kill(tree.pid(), SIGSTOP);
+  });
+  auto detected = std::chrono::steady_clock::now() - frozen;
+  REQUIRE(outcomes.size() == 2);
+  for (auto& e : outcomes) {
+    REQUIRE(e);
+    CHECK(describe(e).code == errc::node_down);
+    CHECK(describe(e).message.find("heartbeat") != std::string::npos);
+  }
+  CHECK(detected < 1500ms + 1s); // heartbeat timeout + 1 s
+  ::kill(tree.pid(), SIGKILL);
+  ::kill(tree.pid(), SIGCONT);
+  tree.stop();
 }
