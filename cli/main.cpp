@@ -591,7 +591,7 @@ int run_tree(const std::string& file, const std::string& log_level,
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  host h{spec->node.enabled};
+  host h{needs_distribution(*spec)};
   auto& sys = *h.sys;
   auto t0 = steady_clock::now();
   caf::expected<running_tree> tree{caf::error{}};

@@ -75,7 +75,8 @@ caf::typed_response_promise<Reply> forward(self_ptr self, Ts&&... xs) {
           return;
         // The pool went away with the call: its node is gone (or the pool
         // stopped there, which the node's lookup would tell).
-        if (err == caf::sec::request_receiver_down || err == caf::exit_reason::remote_link_unreachable)
+        if (err == caf::sec::request_receiver_down
+            || err == caf::exit_reason::remote_link_unreachable)
           err = node_down(self->state, "went away (" + caf::to_string(err) + ")");
         std::get<caf::typed_response_promise<Reply>>(i->second).deliver(std::move(err));
         self->state.open.erase(i);
@@ -97,9 +98,12 @@ auto remote_pool_behavior(self_ptr self, node_actor node, pool_actor pool,
       lose_node(self, "went away (" + caf::to_string(msg.reason) + ")");
   });
   self->send(self, heartbeat_atom::value);
-  using typed_behavior = typename pool_actor::extend<caf::reacts_to<heartbeat_atom>>::behavior_type;
+  using typed_behavior =
+    typename pool_actor::extend<caf::reacts_to<heartbeat_atom>>::behavior_type;
   return typed_behavior{
-    [self](execute_atom a, execute_request& r) { return forward<execute_reply>(self, a, std::move(r)); },
+    [self](execute_atom a, execute_request& r) {
+      return forward<execute_reply>(self, a, std::move(r));
+    },
     [self](status_atom a) { return forward<pool_status>(self, a); },
     [self](ready_atom a) { return forward<pool_status>(self, a); },
     [self](recycle_atom a, std::string& w, std::string& why) {

@@ -13,6 +13,7 @@
 #include "snakepit/actors/pool.hpp"
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
+#include "snakepit/node/connect_pool.hpp"
 #include "snakepit/observability/token_file.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/observability/status_server.hpp"
@@ -128,6 +129,27 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
       break;
     }
     case node_kind::pool: {
+      if (!node.remote_node.empty()) {
+        // Another node's pool: connecting blocks (CAF's middleman), so it runs
+        // off the supervisor's thread; the node's loss is this child's exit.
+        spec.start = [address = node.remote_node, remote = node.remote_pool,
+                      interval = node.heartbeat_interval, timeout = node.heartbeat_timeout, dir,
+                      name](caf::actor_system& sys) -> caf::expected<caf::actor> {
+          auto colon = address.rfind(':');
+          remote_pool_options watch;
+          watch.heartbeat_interval = interval;
+          watch.heartbeat_timeout = timeout;
+          auto port = static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)));
+          auto pool = connect_pool(sys, address.substr(0, colon), port, remote, watch);
+          if (!pool)
+            return std::move(pool.error());
+          auto h = caf::actor_cast<caf::actor>(*pool);
+          dir->put(name, node_kind::pool, h);
+          return h;
+        };
+        spec.start_timeout = node.start_timeout;
+        break;
+      }
       spec.start = [cfg = node.pool, dir, name](caf::actor_system& sys)
         -> caf::expected<caf::actor> {
         auto pool = spawn_pool(sys, cfg);
@@ -184,7 +206,7 @@ supervisor_config make_supervisor_config(const tree_node& node, const directory_
 /// (re)started by supervisors never block on it; gives each pool the tree's
 /// runtime directory.
 caf::error prepare(tree_node& node, const std::string& runtime) {
-  if (node.kind == node_kind::pool) {
+  if (node.kind == node_kind::pool && node.remote_node.empty()) {
     auto python = locate_python(node.pool.python);
     if (!python) {
       auto info = describe(python.error());

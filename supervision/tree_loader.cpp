@@ -48,10 +48,13 @@ using word_list = std::vector<std::string_view>;
 
 // [plugins] is read before the tree (plugin_loader.hpp): it decides which
 // actor kinds exist.
-const word_list top_level_keys = {"root", "supervisors", "pools", "actors", "logging",
+const word_list top_level_keys = {"root",    "supervisors", "pools", "remote_pools",
+                                  "actors",  "logging",
                                   "metrics", "gateway", "plugins", "node"};
 
 const word_list node_keys = {"name", "listen", "export", "insecure"};
+const word_list remote_pool_keys = {"node", "pool", "heartbeat_interval_ms",
+                                    "heartbeat_timeout_ms", "restart", "connect_timeout_ms"};
 const word_list gateway_keys = {"enabled",   "listen",  "insecure",
                                 "tls_cert",  "tls_key", "tls_client_ca",
                                 "token_file", "max_calls", "max_calls_per_client",
@@ -899,8 +902,8 @@ private:
         continue;
       problems_.add(problems_.position(k.source()), key_segment(key),
                     fmt::format("unknown top-level key '{}'{}; expected root, [supervisors.NAME], "
-                                "[pools.NAME], [actors.NAME], [logging], [metrics], [gateway], "
-                                "[node] or [plugins]",
+                                "[pools.NAME], [remote_pools.NAME], [actors.NAME], [logging], "
+                                "[metrics], [gateway], [node] or [plugins]",
                                 key, did_you_mean(key, top_level_keys)));
     }
     if (auto node = doc.get("root")) {
@@ -914,6 +917,7 @@ private:
     }
     read_sections(doc, node_kind::supervisor);
     read_sections(doc, node_kind::pool);
+    read_sections(doc, node_kind::pool, true);
     read_sections(doc, node_kind::actor);
     read_settings(doc, "logging", logging_keys, [this](section& s) { read_logging(s); });
     read_settings(doc, "metrics", metrics_keys, [this](section& s) { read_metrics(s); });
@@ -1026,8 +1030,8 @@ private:
     }
   }
 
-  void read_sections(const toml::table& doc, node_kind kind) {
-    auto key = section_of(kind);
+  void read_sections(const toml::table& doc, node_kind kind, bool remote = false) {
+    auto key = remote ? "remote_pools" : section_of(kind);
     auto node = doc.get(key);
     if (node == nullptr)
       return;
@@ -1059,6 +1063,12 @@ private:
       if (name.empty() || name.find('/') != std::string::npos) {
         s.problem_here("a name must be non-empty and contain no '/'");
         s.mark_failed("name");
+      }
+      if (remote) {
+        s.check_keys(remote_pool_keys, path);
+        read_remote_pool(s, def);
+        defs_.push_back(std::move(def));
+        continue;
       }
       s.check_keys(kind);
       switch (kind) {
@@ -1136,6 +1146,30 @@ private:
     s.problem(key, fmt::format("restart_backoff_min_ms ({}) must not exceed "
                                "restart_backoff_max_ms ({})",
                                ms_text(backoff.min), ms_text(backoff.max)));
+  }
+
+  void read_remote_pool(section& s, definition& def) {
+    auto& n = def.node;
+    n.pool.name = n.name;
+    n.remote_pool = n.name;
+    if (s.require("node", "\"host:port\" of a node exporting the pool")) {
+      if (auto node = s.string("node", "\"host:port\"")) {
+        auto colon = node->rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == node->size()
+            || node->find_first_not_of("0123456789", colon + 1) != std::string::npos)
+          s.problem("node", fmt::format("expected \"host:port\", got {}", quote(*node)));
+        else
+          n.remote_node = *node;
+      }
+    }
+    assign(n.remote_pool, s.string("pool", "the pool's name on its node"));
+    if (auto ms = s.millis("heartbeat_interval_ms", true))
+      n.heartbeat_interval = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
+    if (auto ms = s.millis("heartbeat_timeout_ms", true))
+      n.heartbeat_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
+    if (auto ms = s.millis("connect_timeout_ms", true))
+      n.start_timeout = *ms;
+    n.restart = s.restart().value_or(restart_type::permanent);
   }
 
   void read_pool(section& s, definition& def) {
@@ -1818,6 +1852,26 @@ std::string describe_tree(const tree_spec& spec) {
 } // namespace snakepit
 
 namespace snakepit {
+
+namespace {
+
+bool has_remote_pool(const tree_node& node) {
+  if (!node.remote_node.empty())
+    return true;
+  for (auto& child : node.children)
+    if (has_remote_pool(child))
+      return true;
+  for (auto& child : node.child_template)
+    if (has_remote_pool(child))
+      return true;
+  return false;
+}
+
+} // namespace
+
+bool needs_distribution(const tree_spec& spec) {
+  return spec.node.enabled || has_remote_pool(spec.root);
+}
 
 std::vector<std::string> pool_names(const tree_node& node) {
   std::vector<std::string> out;

@@ -57,6 +57,14 @@ struct tree_node {
 
   // -- pool --------------------------------------------------------------------
   pool_config pool;
+  /// `[remote_pools.NAME]`: the pool runs on another node ("host:port",
+  /// docs/nodes.md); this child is a stand-in connected to it, restarted
+  /// (reconnected) by its supervisor when the node is lost. Empty: local.
+  std::string remote_node;
+  /// The pool's name on that node.
+  std::string remote_pool;
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{3000};
 
   // -- actor -------------------------------------------------------------------
   /// Name the factory was registered under.
@@ -91,5 +99,9 @@ struct tree_spec {
 
 /// The names of the pools under `node` (itself included), depth first.
 std::vector<std::string> pool_names(const tree_node& node);
+
+/// Whether running `spec` needs CAF's middleman (`use_distribution`): it is
+/// a node, or it has `[remote_pools]`.
+bool needs_distribution(const tree_spec& spec);
 
 } // namespace snakepit

@@ -391,7 +391,7 @@ path = "/a b"
                    "unknown top-level key 'metric' (did you mean 'metrics'?)"));
     CHECK(contains(problem_at(check(std::string{"[tracing]\n"} + std::string{base}), "tracing")
                      .message,
-                   "expected root, [supervisors.NAME], [pools.NAME], [actors.NAME], [logging], "
+                   "expected root, [supervisors.NAME], [pools.NAME], [remote_pools.NAME], [actors.NAME], [logging], "
                    "[metrics], [gateway], [node] or [plugins]"));
   }
 }
@@ -978,4 +978,27 @@ TEST_CASE("tree: [node] reads its keys and exports only pools of the tree") {
                                          "t.toml");
   REQUIRE(!bad_listen);
   CHECK(snakepit::describe(bad_listen.error()).message.find("node.listen") != std::string::npos);
+}
+
+TEST_CASE("tree: [remote_pools.NAME] is a pool child on another node") {
+  constexpr auto base = "[supervisors.app]\nchildren = [\"far\"]\n\n[remote_pools.far]\n";
+  auto spec = load_tree_string(std::string{base}
+                                 + "node = \"10.0.0.5:4710\"\npool = \"ml\"\n"
+                                   "heartbeat_interval_ms = 500\nheartbeat_timeout_ms = 2000\n",
+                               "t.toml");
+  REQUIRE(spec);
+  auto& far = spec->root.children.at(0);
+  CHECK(far.kind == snakepit::node_kind::pool);
+  CHECK(far.remote_node == "10.0.0.5:4710");
+  CHECK(far.remote_pool == "ml");
+  CHECK(far.heartbeat_timeout == std::chrono::milliseconds{2000});
+  CHECK(snakepit::needs_distribution(*spec));
+  auto missing = load_tree_string(std::string{base} + "pool = \"ml\"\n", "t.toml");
+  REQUIRE(!missing);
+  CHECK(snakepit::describe(missing.error()).message.find("missing required key 'node'")
+        != std::string::npos);
+  auto adapter = load_tree_string(std::string{base} + "node = \"h:1\"\nadapter = \"x.Y\"\n",
+                                  "t.toml");
+  REQUIRE(!adapter);
+  CHECK(snakepit::describe(adapter.error()).message.find("adapter") != std::string::npos);
 }
