@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -48,6 +48,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   map_args=(--rounds 1 --items 5000)
   arrays_args=(--rounds 1 --big-mib 8 --small-calls 200 --transfers 50)
   gateway_args=(--rounds 1 --seq-calls 300 --calls 1600 --idle 100)
+  node_args=(--rounds 1 --seq-calls 300 --calls 1600)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -61,6 +62,7 @@ else
   map_args=(--rounds 3 --items 100000)
   arrays_args=(--rounds 5)
   gateway_args=(--rounds 5)
+  node_args=(--rounds 5)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -112,6 +114,7 @@ run map "$SNAKEPIT_PYTHON" "$here/map_bench.py" --snakepit "$build/snakepit" "${
 # arrays_bench exits 1 when a result differed from what was sent; the summary shows it.
 run arrays "$bin/arrays_bench" "${arrays_args[@]}" || true
 run gateway "$bin/gateway_bench" "${gateway_args[@]}"
+run nodes "$bin/node_bench" "${node_args[@]}"
 elapsed=$(( $(date +%s) - started ))
 
 # Not named *.txt: the glob must not catch the file being written.

@@ -1,0 +1,178 @@
+// node_bench: a pool of another node (a real `snakepit run` with [node] on
+// loopback TCP, used through connect_pool) against the same pool in-process,
+// in the same run, interleaved; then how long after a node is killed under
+// load every caller has its answer.
+//
+//   SNAKEPIT_PYTHON=/usr/bin/python3 node_bench [--rounds 5] [--seq-calls 1500] [--calls 6000]
+//
+// Variants (pools of 2 process workers of the showcase adapter, no-op calls):
+//   local-1    one event-based caller, one call at a time, the in-process pool
+//   remote-1   the same against the other node's pool
+//   local-16   16 event-based callers, one call in flight each
+//   remote-16  the same against the other node's pool
+// Then 16 callers of a 2 s sleep on the other node, which is SIGKILLed 300 ms in:
+// the time until all 16 have their answer (node_down), with the heartbeat.
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include "bench_actors.hpp"
+#include "bench_common.hpp"
+#include "snakepit/snakepit.hpp"
+
+namespace {
+
+using namespace bench;
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/// `snakepit run` of a one-pool tree that exports it on `port`.
+pid_t start_node(const std::string& dir, int port) {
+  auto file = dir + "/node.toml";
+  std::ofstream{file} << "[supervisors.app]\nstrategy = \"one_for_one\"\nchildren = [\"bench\"]\n\n"
+                         "[pools.bench]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                         "size = 2\nqueue_timeout_ms = 120000\n\n[node]\nname = \"bench-node\"\n"
+                      << "listen = \"127.0.0.1:" << port << "\"\nexport = [\"bench\"]\n";
+  auto log = dir + "/node.log";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fd, STDERR_FILENO);
+    ::dup2(fd, STDOUT_FILENO);
+    ::execl(SNAKEPIT_BENCH_BIN, SNAKEPIT_BENCH_BIN, "run", file.c_str(), nullptr);
+    ::_exit(127);
+  }
+  return pid;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int rounds = int_option(argc, argv, "--rounds", 5);
+  int seq_calls = int_option(argc, argv, "--seq-calls", 1500);
+  int calls = int_option(argc, argv, "--calls", 6000);
+  python_from_env();
+  snakepit::set_log_level(snakepit::log_level::warning);
+  caf::actor_system_config cfg;
+  snakepit::add_message_types(cfg);
+  snakepit::use_recommended_scheduler(cfg);
+  snakepit::use_distribution(cfg);
+  caf::actor_system sys{cfg};
+  auto local = start_showcase_pool(sys, "bench", 2, [](snakepit::pool_config& pc) {
+    pc.queue_timeout = std::chrono::seconds{120};
+  });
+  if (!local) {
+    fmt::print(stderr, "the local pool failed to start\n");
+    return 1;
+  }
+  auto dir = snakepit::runtime_dir();
+  auto port = free_port();
+  auto node = start_node(dir, port);
+  caf::expected<snakepit::pool_actor> remote{caf::error{}};
+  for (int i = 0; i < 100 && !remote; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    remote = snakepit::connect_pool(sys, "127.0.0.1", static_cast<std::uint16_t>(port), "bench");
+  }
+  if (!remote) {
+    fmt::print(stderr, "no node: {}\n", snakepit::describe(remote.error()).message);
+    ::kill(node, SIGKILL);
+    return 1;
+  }
+  {
+    caf::scoped_actor self{sys};
+    self->request(*remote, std::chrono::seconds{60}, snakepit::ready_atom::value)
+      .receive([](snakepit::pool_status&) {}, [](caf::error&) {});
+  }
+  auto noop = [] { return snakepit::make_request("noop"); };
+  const int clients = 16;
+  std::vector<std::string> names{"local-1", "remote-1", "local-16", "remote-16"};
+  std::vector<round_samples> samples(names.size());
+  auto round = [&](int scale, bool keep) {
+    std::vector<run_result> got;
+    got.push_back(event_callers_run(sys, pool_sender(*local, noop), 1, seq_calls / scale));
+    got.push_back(event_callers_run(sys, pool_sender(*remote, noop), 1, seq_calls / scale));
+    got.push_back(event_callers_run(sys, pool_sender(*local, noop), clients,
+                                    calls / scale / clients));
+    got.push_back(event_callers_run(sys, pool_sender(*remote, noop), clients,
+                                    calls / scale / clients));
+    if (keep)
+      for (std::size_t k = 0; k < names.size(); ++k)
+        samples[k].add(got[k]);
+  };
+  fmt::print("node_bench: 2 workers each side, {} rounds; {} calls one at a time, {} with {} "
+             "callers per round; node at 127.0.0.1:{}\n",
+             rounds, seq_calls, calls, clients, port);
+  round(10, false);
+  for (int r = 0; r < rounds; ++r)
+    round(1, true);
+  table t({"variant", "calls/s", "p50 us", "p99 us", "failures"});
+  for (std::size_t k = 0; k < names.size(); ++k)
+    t.add({names[k], fixed(median(samples[k].rate)), fixed(median(samples[k].p50)),
+           fixed(median(samples[k].p99)), std::to_string(samples[k].failures)});
+  t.print();
+
+  // A node killed under load: how long until every caller has an answer.
+  double answered_ms = 0;
+  int node_down = 0, others = 0;
+  {
+    caf::scoped_actor self{sys};
+    using handle = decltype(self->request(*remote, caf::infinite, snakepit::execute_atom::value,
+                                          noop()));
+    std::vector<handle> open;
+    for (int i = 0; i < clients; ++i)
+      open.push_back(self->request(*remote, caf::infinite, snakepit::execute_atom::value,
+                                   snakepit::make_request("sleep", {{"seconds", 2.0}})));
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});
+    auto killed = clk::now();
+    ::kill(node, SIGKILL);
+    for (auto& h : open)
+      h.receive([&](snakepit::execute_reply&) { ++others; },
+                [&](caf::error& e) {
+                  (snakepit::is(e, snakepit::errc::node_down) ? node_down : others) += 1;
+                });
+    answered_ms = ms_between(killed, clk::now());
+  }
+  ::waitpid(node, nullptr, 0);
+  fmt::print("\nnode SIGKILLed with {} calls open there: all answered {:.0f} ms later ({} "
+             "node_down, {} other)\n",
+             clients, answered_ms, node_down, others);
+
+  auto p50 = [&](std::size_t k) { return median(samples[k].p50); };
+  auto rate = [&](std::size_t k) { return median(samples[k].rate); };
+  double latency_ratio = p50(1) / p50(0);
+  double throughput_ratio = rate(3) / rate(2);
+  fmt::print("\nRatios of medians\n");
+  table rt({"ratio", "value", "aim", "verdict"});
+  rt.add({"remote-1 p50 / local-1 p50", fixed(latency_ratio, 2), "<= 2",
+          verdict(latency_ratio <= 2.0)});
+  rt.add({"remote-16 calls/s / local-16 calls/s", fixed(throughput_ratio, 2), ">= 0.7",
+          verdict(throughput_ratio >= 0.7)});
+  rt.add({"ms from SIGKILL until every caller answered", fixed(answered_ms, 0),
+          "< heartbeat timeout + 1000", verdict(answered_ms < 4000 && node_down == clients)});
+  rt.print();
+  result_line("node", "p50_ratio", latency_ratio);
+  result_line("node", "throughput_ratio", throughput_ratio);
+  result_line("node", "kill_answered_ms", answered_ms);
+  stop_pool_within(sys, *local, std::chrono::seconds{20});
+  return finish(0);
+}
