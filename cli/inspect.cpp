@@ -139,9 +139,10 @@ std::string render(const tree_status& st, const std::string& label) {
       recycle_reasons += fmt::format("{}{}={}", recycle_reasons.empty() ? "" : ",", why, n);
     }
     auto load = p.capacity == 0 ? 0.0 : 100.0 * p.busy / p.capacity;
-    out += fmt::format("\npool {}  {}  profile {}  workers {}/{}  capacity {}  busy {} ({:.0f}%)  "
-                       "queued {}/{}  sessions {}  up {}\n",
-                       p.name, p.state, profile, p.ready, p.size, p.capacity, p.busy, load,
+    out += fmt::format("\npool {}{}  {}  profile {}  workers {}/{}  capacity {}  busy {} "
+                       "({:.0f}%)  queued {}/{}  sessions {}  up {}\n",
+                       p.name, p.node.empty() ? "" : " (on node " + p.node + ")", p.state,
+                       profile, p.ready, p.size, p.capacity, p.busy, load,
                        p.queued, p.queue_max, p.sessions, age_text(p.uptime));
     out += fmt::format("  requests {} ok, {} failed (queue full {}, queue timeouts {}), "
                        "{} re-dispatched  restarts: {} crashes, {} kills, {} recycles{}\n",

@@ -52,6 +52,9 @@ struct pool_status {
   /// "memory", or a caller's reason).
   std::map<std::string, std::uint64_t> recycles;
   std::vector<worker_status> workers;
+  /// Where the pool runs when another node runs it ("host:port", a
+  /// `[remote_pools]` child or `connect_pool`); empty: in this process.
+  std::string node;
 };
 
 template <class Inspector>
@@ -59,7 +62,7 @@ typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
   return f(caf::meta::type_name("snakepit::pool_status"), x.name, x.state,
            x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
            x.failed, x.queue_full, x.queue_timeouts, x.sessions, x.uptime, x.crashes, x.replacements, x.recycles, x.workers,
-           x.redispatched);
+           x.redispatched, x.node);
 }
 
 } // namespace snakepit

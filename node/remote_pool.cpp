@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <type_traits>
 #include <variant>
 
 #include <caf/all.hpp>
@@ -66,6 +67,13 @@ caf::typed_response_promise<Reply> forward(self_ptr self, Ts&&... xs) {
         auto i = self->state.open.find(id);
         if (i == self->state.open.end())
           return;
+        if constexpr (std::is_same_v<Reply, pool_status>) {
+          // Its status says where it runs, under the name it has here.
+          auto& opts = self->state.options;
+          if (!opts.local_name.empty())
+            answer.name = opts.local_name;
+          answer.node = opts.node_address;
+        }
         std::get<caf::typed_response_promise<Reply>>(i->second).deliver(std::move(answer));
         self->state.open.erase(i);
       },

@@ -16,6 +16,8 @@ struct remote_pool_options {
   std::string node_address;
   /// The pool's name on its node.
   std::string pool;
+  /// Its name here (a tree's child), in its status; empty: the node's name.
+  std::string local_name;
   /// How often the node is asked whether it is alive.
   std::chrono::milliseconds heartbeat_interval{1000};
   /// A node that answers no heartbeat for this long is down, even when its

@@ -47,7 +47,7 @@ json pool_json(const pool_status& p) {
   json workers = json::array();
   for (auto& w : p.workers)
     workers.push_back(worker_json(w));
-  return json{{"name", p.name},           {"state", p.state},
+  json out{{"name", p.name},           {"state", p.state},
               {"size", p.size},           {"ready", p.ready},
               {"capacity", p.capacity},   {"busy", p.busy},
               {"queued", p.queued},       {"queue_max", p.queue_max},
@@ -57,6 +57,9 @@ json pool_json(const pool_status& p) {
               {"uptime_s", seconds(p.uptime)}, {"crashes", p.crashes},
               {"replacements", p.replacements}, {"recycles", p.recycles},
               {"workers", std::move(workers)}};
+  if (!p.node.empty())
+    out["node"] = p.node;
+  return out;
 }
 
 template <class T>
@@ -99,6 +102,7 @@ worker_status worker_from(const json& j) {
 pool_status pool_from(const json& j) {
   pool_status p;
   get(j, "name", p.name);
+  get(j, "node", p.node);
   get(j, "state", p.state);
   get(j, "size", p.size);
   get(j, "ready", p.ready);

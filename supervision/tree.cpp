@@ -139,6 +139,7 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
           remote_pool_options watch;
           watch.heartbeat_interval = interval;
           watch.heartbeat_timeout = timeout;
+          watch.local_name = name;
           auto port = static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)));
           auto pool = connect_pool(sys, address.substr(0, colon), port, remote, watch);
           if (!pool)

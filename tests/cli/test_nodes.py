@@ -93,6 +93,16 @@ def test_a_remote_pool_in_a_tree_is_called_through_its_gateway_and_reconnects(tm
         right = Run(tmp_path / "right.toml", user_tree(port))
         proc = call(right.address, "far", "add", {"a": 40, "b": 2})
         assert (proc.returncode, proc.stdout.strip()) == (0, "42"), proc.stderr
+        # inspect shows it under its name here, with the node it runs on and its workers there.
+        proc = subprocess.run([SNAKEPIT, "inspect", "--pid", str(right.proc.pid), "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        pools = {p["name"]: p for p in json.loads(proc.stdout)["pools"]}
+        assert pools["far"]["node"] == f"127.0.0.1:{port}"
+        assert pools["far"]["size"] == 2 and len(pools["far"]["workers"]) == 2
+        text = subprocess.run([SNAKEPIT, "inspect", "--pid", str(right.proc.pid)],
+                              capture_output=True, text=True, timeout=60).stdout
+        assert f"pool far (on node 127.0.0.1:{port})" in text, text
         proc = call(right.address, "far", "fail", {"exception": "KeyError"})
         error = json.loads([l for l in proc.stderr.splitlines() if l.startswith("{")][-1])["error"]
         assert (error["kind"], error["python_type"]) == ("python_exception", "KeyError")
