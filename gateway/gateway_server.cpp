@@ -218,12 +218,9 @@ public:
   grpc::ServerUnaryReactor* Map(grpc::CallbackServerContext* ctx, const gw::MapRequest* req,
                                 gw::MapReply* reply) override {
     auto* reactor = ctx->DefaultReactor();
-    grpc::Status refusal;
-    auto ticket = owner_->admit(ctx, refusal);
-    if (!ticket) {
-      reactor->Finish(refusal);
+    auto ticket = admit_unary(ctx, reactor);
+    if (!ticket)
       return reactor;
-    }
     auto pool = owner_->find_pool(req->pool());
     auto n = static_cast<std::size_t>(req->items_size());
     for (std::size_t i = 0; i < n; ++i)
@@ -449,6 +446,17 @@ public:
   }
 
 private:
+  /// Admits a unary RPC (token, limits): its ticket, or nothing after
+  /// finishing `reactor` with the refusal.
+  impl_t::ticket_ptr admit_unary(grpc::CallbackServerContext* ctx,
+                                 grpc::ServerUnaryReactor* reactor) {
+    grpc::Status refusal;
+    auto ticket = owner_->admit(ctx, refusal);
+    if (!ticket)
+      reactor->Finish(refusal);
+    return ticket;
+  }
+
   /// Admits a unary call to the pool `name`: its ticket and pool, or nothing
   /// after answering it (a refusal status, or `reply`'s failure naming an
   /// unknown pool).
@@ -456,12 +464,9 @@ private:
   std::optional<std::pair<impl_t::ticket_ptr, pool_actor>>
   admit_call(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
              const std::string& name, Reply* reply) {
-    grpc::Status refusal;
-    auto ticket = owner_->admit(ctx, refusal);
-    if (!ticket) {
-      reactor->Finish(refusal);
+    auto ticket = admit_unary(ctx, reactor);
+    if (!ticket)
       return std::nullopt;
-    }
     auto pool = owner_->find_pool(name);
     if (!pool) {
       fill(reply->mutable_failure(), pool.error());
@@ -517,12 +522,9 @@ private:
   template <class F>
   grpc::ServerUnaryReactor* on_status_thread(grpc::CallbackServerContext* ctx, F f) {
     auto* reactor = ctx->DefaultReactor();
-    grpc::Status refusal;
-    auto ticket = owner_->admit(ctx, refusal);
-    if (!ticket) {
-      reactor->Finish(refusal);
+    auto ticket = admit_unary(ctx, reactor);
+    if (!ticket)
       return reactor;
-    }
     std::thread{[reactor, ticket, f, status = owner_->backend.status]() mutable {
       f(status());
       ticket->release();

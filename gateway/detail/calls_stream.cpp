@@ -176,9 +176,7 @@ public:
     // Hidden: it never terminates on its own (nothing schedules it), so the
     // actor system must not wait for it; it goes with its last reference.
     companion_ = owner.sys->spawn<caf::actor_companion, caf::hidden>();
-    auto* companion = static_cast<caf::actor_companion*>(
-      caf::actor_cast<caf::abstract_actor*>(companion_));
-    companion->on_enqueue([link = link_](caf::mailbox_element_ptr answer) {
+    companion()->on_enqueue([link = link_](caf::mailbox_element_ptr answer) {
       if (answer)
         on_answer(*link, *answer);
     });
@@ -259,13 +257,16 @@ public:
     }
     // Calls still in pools finish there; their answers go nowhere.
     if (companion_)
-      static_cast<caf::actor_companion*>(caf::actor_cast<caf::abstract_actor*>(companion_))
-        ->on_enqueue({}); // late answers are dropped
+      companion()->on_enqueue({}); // late answers are dropped
 
     delete this;
   }
 
 private:
+  caf::actor_companion* companion() const {
+    return static_cast<caf::actor_companion*>(caf::actor_cast<caf::abstract_actor*>(companion_));
+  }
+
   gateway_server::impl& owner_;
   std::shared_ptr<calls_link> link_;
   std::string peer_;
