@@ -33,11 +33,24 @@ struct client::impl {
     return detail::from_status(status, options.address);
   }
 
-  /// The call as the wire carries it, or why it cannot leave.
-  result<gw::MuxCall> make_call(const std::string& pool, const std::string& tool,
-                                value::map&& arguments, const call_options& opts) const {
-    gw::MuxCall out;
-    auto* req = out.mutable_call();
+  /// One unary RPC of the stub (`&Stub::Map`, ...): its reply, or what the
+  /// gRPC status means.
+  template <class Reply, class Request>
+  result<Reply> unary(grpc::Status (gw::Gateway::Stub::*rpc)(grpc::ClientContext*,
+                                                             const Request&, Reply*),
+                      const Request& req, const call_options& opts = {}) const {
+    grpc::ClientContext ctx;
+    prepare(ctx, opts);
+    Reply reply;
+    auto status = (stub.get()->*rpc)(&ctx, req, &reply);
+    if (!status.ok())
+      return failed(status);
+    return reply;
+  }
+
+  /// A call of `tool` on `pool` as the wire carries it.
+  static void fill(gw::CallRequest* req, const std::string& pool, const std::string& tool,
+                   value::map&& arguments, const call_options& opts) {
     req->set_pool(pool);
     req->set_tool(tool);
     detail::to_proto(std::move(arguments), req->mutable_arguments());
@@ -45,6 +58,13 @@ struct client::impl {
     req->set_correlation_id(opts.correlation_id);
     for (auto& [k, v] : opts.metadata)
       (*req->mutable_metadata())[k] = v;
+  }
+
+  /// The call as the wire carries it, or why it cannot leave.
+  result<gw::MuxCall> make_call(const std::string& pool, const std::string& tool,
+                                value::map&& arguments, const call_options& opts) const {
+    gw::MuxCall out;
+    fill(out.mutable_call(), pool, tool, std::move(arguments), opts);
     if (opts.timeout.count() > 0)
       out.set_timeout_us(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(opts.timeout).count()));
@@ -194,15 +214,12 @@ result<std::vector<result<value>>> client::map(const std::string& pool,
   req.set_correlation_id(options.correlation_id);
   for (auto& item : items)
     detail::to_proto(std::move(item), req.add_items());
-  grpc::ClientContext ctx;
-  impl_->prepare(ctx, options);
-  gw::MapReply reply;
-  auto status = impl_->stub->Map(&ctx, req, &reply);
-  if (!status.ok())
-    return impl_->failed(status);
+  auto reply = impl_->unary(&gw::Gateway::Stub::Map, req, options);
+  if (!reply)
+    return std::move(reply.error());
   std::vector<result<value>> out;
-  out.reserve(static_cast<std::size_t>(reply.items_size()));
-  for (auto& item : *reply.mutable_items()) {
+  out.reserve(static_cast<std::size_t>(reply->items_size()));
+  for (auto& item : *reply->mutable_items()) {
     if (item.has_failure())
       out.emplace_back(detail::from_failure(item.failure()));
     else
@@ -216,13 +233,7 @@ result<stream_totals> client::stream(const std::string& pool, const std::string&
                                      const std::function<bool(value&&)>& on_item,
                                      const call_options& options) {
   gw::CallRequest req;
-  req.set_pool(pool);
-  req.set_tool(tool);
-  detail::to_proto(std::move(arguments), req.mutable_arguments());
-  req.set_session_id(options.session_id);
-  req.set_correlation_id(options.correlation_id);
-  for (auto& [k, v] : options.metadata)
-    (*req.mutable_metadata())[k] = v;
+  impl::fill(&req, pool, tool, std::move(arguments), options);
   grpc::ClientContext ctx;
   impl_->prepare(ctx, options);
   auto reader = impl_->stub->Stream(&ctx, req);
@@ -263,41 +274,32 @@ result<std::string> client::open_session(const std::string& pool, std::string id
   gw::SessionRequest req;
   req.set_pool(pool);
   req.set_session_id(std::move(id));
-  grpc::ClientContext ctx;
-  impl_->prepare(ctx, {});
-  gw::SessionReply reply;
-  auto status = impl_->stub->OpenSession(&ctx, req, &reply);
-  if (!status.ok())
-    return impl_->failed(status);
-  if (reply.has_failure())
-    return detail::from_failure(reply.failure());
-  return reply.session_id();
+  auto reply = impl_->unary(&gw::Gateway::Stub::OpenSession, req);
+  if (!reply)
+    return std::move(reply.error());
+  if (reply->has_failure())
+    return detail::from_failure(reply->failure());
+  return reply->session_id();
 }
 
 result<bool> client::close_session(const std::string& pool, const std::string& id) {
   gw::SessionRequest req;
   req.set_pool(pool);
   req.set_session_id(id);
-  grpc::ClientContext ctx;
-  impl_->prepare(ctx, {});
-  gw::SessionReply reply;
-  auto status = impl_->stub->CloseSession(&ctx, req, &reply);
-  if (!status.ok())
-    return impl_->failed(status);
-  if (reply.has_failure())
-    return detail::from_failure(reply.failure());
-  return reply.closed();
+  auto reply = impl_->unary(&gw::Gateway::Stub::CloseSession, req);
+  if (!reply)
+    return std::move(reply.error());
+  if (reply->has_failure())
+    return detail::from_failure(reply->failure());
+  return reply->closed();
 }
 
 result<std::vector<pool_info>> client::list_pools() {
-  grpc::ClientContext ctx;
-  impl_->prepare(ctx, {});
-  gw::ListPoolsReply reply;
-  auto status = impl_->stub->ListPools(&ctx, gw::ListPoolsRequest{}, &reply);
-  if (!status.ok())
-    return impl_->failed(status);
+  auto reply = impl_->unary(&gw::Gateway::Stub::ListPools, gw::ListPoolsRequest{});
+  if (!reply)
+    return std::move(reply.error());
   std::vector<pool_info> out;
-  for (auto& p : reply.pools()) {
+  for (auto& p : reply->pools()) {
     pool_info info;
     info.name = p.name();
     info.state = p.state();
@@ -317,15 +319,12 @@ result<std::vector<pool_info>> client::list_pools() {
 result<std::string> client::status(const std::string& pool) {
   gw::StatusRequest req;
   req.set_pool(pool);
-  grpc::ClientContext ctx;
-  impl_->prepare(ctx, {});
-  gw::StatusReply reply;
-  auto status = impl_->stub->Status(&ctx, req, &reply);
-  if (!status.ok())
-    return impl_->failed(status);
-  if (reply.has_failure())
-    return detail::from_failure(reply.failure());
-  return reply.json();
+  auto reply = impl_->unary(&gw::Gateway::Stub::Status, req);
+  if (!reply)
+    return std::move(reply.error());
+  if (reply->has_failure())
+    return detail::from_failure(reply->failure());
+  return reply->json();
 }
 
 } // namespace snakepit
