@@ -316,7 +316,44 @@ def _status(reply: gw.StatusReply) -> Dict[str, Any]:
 
 # --- the synchronous client -------------------------------------------------------------------
 
-class CallStream(Iterator[Any]):
+class _StreamState:
+    """What :class:`CallStream` and :class:`AsyncCallStream` share: the RPC, whether it is
+    over, its summary, and how one reply of the gateway reads."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._done = False
+        #: The stream's end (items, Python wall time, worker), once it ended normally.
+        self.summary: Optional[StreamSummary] = None
+
+    def _take(self, reply: gw.StreamReply) -> Tuple[bool, Any]:
+        """``(True, item)`` for an item; ``(False, None)`` for the end (:attr:`summary` set).
+        A failure raises :class:`GatewayError`. After the end or a failure the gateway closes
+        the RPC itself."""
+        try:
+            is_item, content = _stream_message(reply)
+        except GatewayError:
+            self._done = True
+            raise
+        if is_item:
+            return True, content
+        self.summary = content
+        self._done = True
+        return False, None
+
+    def _cut(self, error: GatewayError) -> GatewayError:
+        """The RPC ended without the stream's end: ``error`` says how."""
+        self._done = True
+        return error
+
+    def cancel(self) -> None:
+        """Cancels the RPC if it is still open (the gateway closes the generator)."""
+        if not self._done:
+            self._done = True
+            self._call.cancel()
+
+
+class CallStream(_StreamState, Iterator[Any]):
     """The items of one :meth:`Client.stream` call, as they come.
 
     Iterating yields each decoded item; a failure of the tool (or of the RPC) raises
@@ -325,12 +362,6 @@ class CallStream(Iterator[Any]):
     or dropping the last reference) cancels the RPC, and the gateway closes the generator in
     Python (its ``finally:`` blocks run).
     """
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-        self._done = False
-        #: The stream's end (items, Python wall time, worker), once it ended normally.
-        self.summary: Optional[StreamSummary] = None
 
     def __iter__(self) -> "CallStream":
         return self
@@ -341,33 +372,17 @@ class CallStream(Iterator[Any]):
         try:
             reply = next(self._call)
         except StopIteration:
-            self._done = True
-            raise GatewayError(TRANSPORT, _STREAM_CUT) from None
+            raise self._cut(GatewayError(TRANSPORT, _STREAM_CUT)) from None
         except grpc.RpcError as exc:
-            self._done = True
-            raise _status_error(exc) from None
-        try:
-            is_item, content = _stream_message(reply)
-        except GatewayError:
-            self._finish()
-            raise
+            raise self._cut(_status_error(exc)) from None
+        is_item, item = self._take(reply)
         if is_item:
-            return content
-        self.summary = content
-        self._finish()
+            return item
         raise StopIteration
-
-    def _finish(self) -> None:
-        """The stream is over (its end or failure came): the gateway closes the RPC itself."""
-        self._done = True
 
     def close(self) -> None:
         """Cancels the RPC if it is still open (the gateway closes the generator)."""
-        if not self._done:
-            self._done = True
-            self._call.cancel()
-
-    cancel = close
+        self.cancel()
 
     def __enter__(self) -> "CallStream":
         return self
@@ -530,16 +545,10 @@ class Client:
 
 # --- the asyncio client -----------------------------------------------------------------------
 
-class AsyncCallStream(AsyncIterator[Any]):
+class AsyncCallStream(_StreamState, AsyncIterator[Any]):
     """The items of one :meth:`AsyncClient.stream` call: an async iterator, as
     :class:`CallStream` is an iterator. ``await stream.aclose()`` (or ``async with``) cancels
     an unfinished stream; so does dropping the last reference."""
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-        self._done = False
-        #: The stream's end (items, Python wall time, worker), once it ended normally.
-        self.summary: Optional[StreamSummary] = None
 
     def __aiter__(self) -> "AsyncCallStream":
         return self
@@ -550,30 +559,13 @@ class AsyncCallStream(AsyncIterator[Any]):
         try:
             reply = await self._call.read()
         except grpc.RpcError as exc:
-            self._done = True
-            raise _status_error(exc) from None
+            raise self._cut(_status_error(exc)) from None
         if reply is grpc.aio.EOF:
-            self._done = True
-            raise GatewayError(TRANSPORT, _STREAM_CUT)
-        try:
-            is_item, content = _stream_message(reply)
-        except GatewayError:
-            self._finish()
-            raise
+            raise self._cut(GatewayError(TRANSPORT, _STREAM_CUT))
+        is_item, item = self._take(reply)
         if is_item:
-            return content
-        self.summary = content
-        self._finish()
+            return item
         raise StopAsyncIteration
-
-    def _finish(self) -> None:
-        self._done = True
-
-    def cancel(self) -> None:
-        """Cancels the RPC if it is still open (the gateway closes the generator)."""
-        if not self._done:
-            self._done = True
-            self._call.cancel()
 
     async def aclose(self) -> None:
         """:meth:`cancel`, for ``contextlib.aclosing`` and the like."""
