@@ -384,6 +384,17 @@ struct round_samples {
   }
 };
 
+/// Prints one row per variant: medians of its rounds' calls/s, p50 and p99,
+/// and its failures over all rounds.
+inline void print_variants(const std::vector<std::string>& names,
+                           const std::vector<round_samples>& samples) {
+  table t({"variant", "calls/s", "p50 us", "p99 us", "failures"});
+  for (std::size_t k = 0; k < names.size(); ++k)
+    t.add({names[k], fixed(median(samples[k].rate)), fixed(median(samples[k].p50)),
+           fixed(median(samples[k].p99)), std::to_string(samples[k].failures)});
+  t.print();
+}
+
 /// Unary calls one after another on one channel with the callback API: each
 /// completion callback (on a gRPC thread) starts the next call. No thread of
 /// ours sits in between: this is the floor for one call in flight.

@@ -125,11 +125,7 @@ int main(int argc, char** argv) {
   round(10, false);
   for (int r = 0; r < rounds; ++r)
     round(1, true);
-  table t({"variant", "calls/s", "p50 us", "p99 us", "failures"});
-  for (std::size_t k = 0; k < names.size(); ++k)
-    t.add({names[k], fixed(median(samples[k].rate)), fixed(median(samples[k].p50)),
-           fixed(median(samples[k].p99)), std::to_string(samples[k].failures)});
-  t.print();
+  print_variants(names, samples);
 
   // A node killed under load: how long until every caller has an answer.
   double answered_ms = 0;
