@@ -9,6 +9,7 @@
 
 #include "snakepit/gateway/gateway_server.hpp"
 #include "snakepit/messages/error.hpp"
+#include "snakepit/node/host_port.hpp"
 
 namespace snakepit {
 
@@ -48,19 +49,12 @@ caf::expected<std::unique_ptr<node_server>>
 node_server::start(caf::actor_system& sys, node_options options,
                    std::function<caf::expected<pool_actor>(const std::string&)> pool) {
   auto bad = [](std::string what) { return make_error(errc::bad_config, std::move(what)); };
-  auto colon = options.listen.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return bad(fmt::format("[node] listen = \"{}\" is not \"host:port\"", options.listen));
-  auto host = options.listen.substr(0, colon);
-  int port = 0;
-  try {
-    port = std::stoi(options.listen.substr(colon + 1));
-  } catch (...) {
-    port = -1;
-  }
-  if (port < 0 || port > 65535)
-    return bad(fmt::format("[node] listen = \"{}\": the port must be 0 to 65535",
+  auto address = split_host_port(options.listen);
+  if (!address)
+    return bad(fmt::format("[node] listen = \"{}\" is not \"host:port\" with a port of 0 to "
+                           "65535",
                            options.listen));
+  auto& [host, port] = *address;
   if (!gateway_server::is_loopback(host) && !options.insecure)
     return bad(fmt::format("[node] listen = \"{}\" is not a loopback address: set insecure = "
                            "true to serve it in plain text (anyone on that network can then "
@@ -72,8 +66,7 @@ node_server::start(caf::actor_system& sys, node_options options,
                                       "actor system");
   auto actor = sys.spawn(node_behavior,
                          node_state{options.name, options.exports, std::move(pool)});
-  auto bound = sys.middleman().publish(actor, static_cast<std::uint16_t>(port), host.c_str(),
-                                       true);
+  auto bound = sys.middleman().publish(actor, port, host.c_str(), true);
   if (!bound) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return make_error(errc::startup_failed,

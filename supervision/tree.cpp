@@ -14,6 +14,7 @@
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/node/connect_pool.hpp"
+#include "snakepit/node/host_port.hpp"
 #include "snakepit/observability/token_file.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/observability/status_server.hpp"
@@ -132,16 +133,16 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
       if (!node.remote_node.empty()) {
         // Another node's pool: connecting blocks (CAF's middleman), so it runs
         // off the supervisor's thread; the node's loss is this child's exit.
-        spec.start = [address = node.remote_node, remote = node.remote_pool,
-                      interval = node.heartbeat_interval, timeout = node.heartbeat_timeout, dir,
-                      name](caf::actor_system& sys) -> caf::expected<caf::actor> {
-          auto colon = address.rfind(':');
-          remote_pool_options watch;
-          watch.heartbeat_interval = interval;
-          watch.heartbeat_timeout = timeout;
-          watch.local_name = name;
-          auto port = static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)));
-          auto pool = connect_pool(sys, address.substr(0, colon), port, remote, watch);
+        // The loader checked the address.
+        auto address
+          = split_host_port(node.remote_node).value_or(std::pair<std::string, std::uint16_t>{});
+        remote_pool_options watch;
+        watch.heartbeat_interval = node.heartbeat_interval;
+        watch.heartbeat_timeout = node.heartbeat_timeout;
+        watch.local_name = name;
+        spec.start = [host = address.first, port = address.second, remote = node.remote_pool,
+                      watch, dir, name](caf::actor_system& sys) -> caf::expected<caf::actor> {
+          auto pool = connect_pool(sys, host, port, remote, watch);
           if (!pool)
             return std::move(pool.error());
           auto h = caf::actor_cast<caf::actor>(*pool);

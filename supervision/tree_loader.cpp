@@ -1,3 +1,4 @@
+#include "snakepit/node/host_port.hpp"
 #include "snakepit/supervision/tree_loader.hpp"
 
 #include <algorithm>
@@ -956,11 +957,11 @@ private:
     n.enabled = true;
     assign(n.name, s.string("name", "a non-empty name"));
     if (auto listen = s.string("listen", "\"host:port\"")) {
-      auto colon = listen->rfind(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == listen->size())
-        s.problem("listen", fmt::format("expected \"host:port\", got {}", quote(*listen)));
-      else
+      if (split_host_port(*listen))
         n.listen = *listen;
+      else
+        s.problem("listen", fmt::format("expected \"host:port\" (port 0 to 65535), got {}",
+                                        quote(*listen)));
     }
     if (auto names = s.string_list("export"))
       n.exports = *names;
@@ -1154,12 +1155,11 @@ private:
     n.remote_pool = n.name;
     if (s.require("node", "\"host:port\" of a node exporting the pool")) {
       if (auto node = s.string("node", "\"host:port\"")) {
-        auto colon = node->rfind(':');
-        if (colon == std::string::npos || colon == 0 || colon + 1 == node->size()
-            || node->find_first_not_of("0123456789", colon + 1) != std::string::npos)
-          s.problem("node", fmt::format("expected \"host:port\", got {}", quote(*node)));
-        else
+        if (split_host_port(*node))
           n.remote_node = *node;
+        else
+          s.problem("node", fmt::format("expected \"host:port\" (port 0 to 65535), got {}",
+                                        quote(*node)));
       }
     }
     assign(n.remote_pool, s.string("pool", "the pool's name on its node"));

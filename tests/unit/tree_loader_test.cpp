@@ -997,6 +997,11 @@ TEST_CASE("tree: [remote_pools.NAME] is a pool child on another node") {
   REQUIRE(!missing);
   CHECK(snakepit::describe(missing.error()).message.find("missing required key 'node'")
         != std::string::npos);
+  for (auto bad : {"h:70000", "h:4x", ":4710", "h:"}) {
+    auto wrong = load_tree_string(std::string{base} + "node = \"" + bad + "\"\n", "t.toml");
+    REQUIRE(!wrong);
+    CHECK(snakepit::describe(wrong.error()).message.find("port 0 to 65535") != std::string::npos);
+  }
   auto adapter = load_tree_string(std::string{base} + "node = \"h:1\"\nadapter = \"x.Y\"\n",
                                   "t.toml");
   REQUIRE(!adapter);
