@@ -1,5 +1,6 @@
 #include "snakepit/gateway/detail/calls_stream.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -25,6 +26,11 @@ namespace {
 namespace gw = snakepit::gateway::v1;
 
 using reactor_t = grpc::ServerBidiReactor<gw::CallFrame, gw::ReplyFrame>;
+
+/// Longest `timeout_us` taken as given: beyond it the deadline would
+/// overflow the clock's range (2^64 - 1 µs read as -1 µs, a deadline already
+/// past), and ten years is as good as no deadline.
+constexpr std::uint64_t max_timeout_us = 10ULL * 365 * 24 * 3600 * 1'000'000;
 
 /// Room a reply needs in a frame beyond its own bytes (id, tags, lengths).
 constexpr std::size_t frame_overhead = 32;
@@ -212,7 +218,8 @@ public:
       }
       std::optional<std::chrono::system_clock::time_point> deadline;
       if (call.timeout_us() > 0)
-        deadline = now + std::chrono::microseconds{call.timeout_us()};
+        deadline = now + std::chrono::microseconds{
+                           static_cast<std::int64_t>(std::min(call.timeout_us(), max_timeout_us))};
       std::lock_guard<std::recursive_mutex> guard{link_->mtx};
       auto request_id = ++link_->last_request_id;
       link_->in_pools.emplace(request_id, open_call{call.id(), std::move(ticket)});

@@ -355,3 +355,30 @@ def test_the_cpp_client_example_of_the_docs_prints_what_they_say(tree):
     expected = printed.splitlines()
     assert lines[:-1] == expected[:-1]
     assert lines[-1].startswith("pool showcase: ") and lines[-1].endswith(" tools")
+
+
+def test_the_calls_stream_answers_every_call_of_a_hostile_frame(tree):
+    """Duplicate and huge ids, an unknown pool and a tool that fails, in one frame: one answer
+    per call, each typed, and the stream still serves a good call after them."""
+    channel, gateway, _ = stub(tree.address)
+    with channel:
+        bad = gw.CallFrame(calls=[
+            gw.MuxCall(id=7, call=call_request("add", a=1, b=2)),
+            gw.MuxCall(id=7, call=call_request("add", a=2, b=2)),
+            gw.MuxCall(id=2**64 - 1, call=gw.CallRequest(pool="nope", tool="add")),
+            gw.MuxCall(id=9, call=call_request("no_such_tool")),
+            gw.MuxCall(id=10, call=call_request("add", a="x", b=1), timeout_us=2**64 - 1),
+        ])
+        good = gw.CallFrame(calls=[gw.MuxCall(id=11, call=call_request("add", a=40, b=2))])
+        replies = []
+        for frame in gateway.Calls(iter([bad, good]), timeout=30):
+            replies.extend(frame.replies)
+        assert sorted(r.id for r in replies) == [7, 7, 9, 10, 11, 2**64 - 1]
+        by_id = {}
+        for r in replies:
+            by_id.setdefault(r.id, []).append(r.reply)
+        assert sorted(values.decode(r.result) for r in by_id[7]) == [3, 4]
+        assert by_id[2**64 - 1][0].failure.kind == "bad_arguments"
+        assert by_id[9][0].failure.kind == "unknown_tool"
+        assert by_id[10][0].failure.kind in ("bad_arguments", "python_exception")
+        assert values.decode(by_id[11][0].result) == 42
