@@ -140,3 +140,23 @@ def test_node_configuration_errors_stop_before_anything_runs(tmp_path):
     proc = subprocess.run([SNAKEPIT, "run", str(open_to_all)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 1 and "insecure = true" in proc.stderr, proc.stderr
+
+
+def test_a_node_survives_garbage_on_its_port(tmp_path):
+    port = free_port()
+    node_table = f'\n[node]\nlisten = "127.0.0.1:{port}"\nexport = ["showcase"]\n'
+    left = Run(tmp_path / "left.toml", SHOWCASE + node_table)
+    right = None
+    try:
+        left.wait_for_log(f"listening on 127.0.0.1:{port}")
+        for junk in (b"\x00" * 64, os.urandom(4096), b"GET / HTTP/1.1\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(junk)
+        assert left.proc.poll() is None, left.log_path.read_text()
+        right = Run(tmp_path / "right.toml", user_tree(port))
+        proc = call(right.address, "far", "add", {"a": 40, "b": 2})
+        assert (proc.returncode, proc.stdout.strip()) == (0, "42"), proc.stderr
+    finally:
+        if right is not None:
+            right.stop()
+        assert left.stop() == 0, left.log_path.read_text()
