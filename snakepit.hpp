@@ -28,6 +28,7 @@
 #include "snakepit/messages/node_actor.hpp"
 #include "snakepit/node/connect_pool.hpp"
 #include "snakepit/node/node_server.hpp"
+#include "snakepit/node/node_tls.hpp"
 #include "snakepit/supervision/actor_registry.hpp"
 #include "snakepit/supervision/supervisor.hpp"
 #include "snakepit/supervision/tree.hpp"

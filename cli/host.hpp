@@ -101,12 +101,17 @@ struct host {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
 
-  /// With `distributed`, CAF's middleman too (a node, `[node]`).
-  explicit host(bool distributed = false) {
+  /// Why the system could not be made (bad TLS files); `sys` is then null.
+  caf::error setup_error;
+
+  /// With `distributed`, CAF's middleman too (a node, `[node]`), with TLS
+  /// when `tls` is enabled.
+  explicit host(bool distributed = false, const node_tls& tls = {}) {
     add_message_types(cfg);
     use_recommended_scheduler(cfg);
     if (distributed)
-      use_distribution(cfg);
+      if ((setup_error = use_distribution(cfg, tls)))
+        return;
     sys = std::make_unique<caf::actor_system>(cfg);
   }
 

@@ -591,7 +591,12 @@ int run_tree(const std::string& file, const std::string& log_level,
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  host h{needs_distribution(*spec)};
+  host h{needs_distribution(*spec),
+         node_tls{spec->node.tls_cert, spec->node.tls_key, spec->node.tls_ca}};
+  if (h.setup_error) {
+    print_error(h.setup_error);
+    return exit_failed;
+  }
   auto& sys = *h.sys;
   auto t0 = steady_clock::now();
   caf::expected<running_tree> tree{caf::error{}};
@@ -618,7 +623,7 @@ int run_tree(const std::string& file, const std::string& log_level,
   }
   // Other nodes use the exported pools through CAF's middleman.
   std::unique_ptr<node_server> node;
-  if (spec->node.enabled) {
+  if (spec->node.enabled && !spec->node.exports.empty()) {
     node_options opts;
     opts.name = spec->node.name.empty() ? spec->root.name : spec->node.name;
     opts.listen = spec->node.listen;
@@ -634,7 +639,8 @@ int run_tree(const std::string& file, const std::string& log_level,
       return exit_failed;
     }
     node = std::move(*started);
-    log_line(fmt::format("node '{}' listening on {} (exports: {})", opts.name, node->address(),
+    log_line(fmt::format("node '{}' listening on {}{} (exports: {})", opts.name,
+                         node->address(), uses_tls(sys) ? " with TLS" : "",
                          fmt::join(opts.exports, ", ")));
   }
   // The control endpoint `snakepit inspect` and `diagnose` attach to.

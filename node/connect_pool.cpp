@@ -2,10 +2,12 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <fmt/format.h>
 
 #include "snakepit/messages/error.hpp"
 #include "snakepit/messages/node_actor.hpp"
+#include "snakepit/node/node_tls.hpp"
 
 namespace snakepit {
 
@@ -21,12 +23,25 @@ caf::expected<pool_actor> connect_pool(caf::actor_system& sys, const std::string
     return make_error(errc::internal, "connect_pool needs CAF's middleman: call "
                                       "snakepit::use_distribution(cfg) before making the "
                                       "actor system");
-  auto node = sys.middleman().remote_actor<node_actor>(host, port);
-  if (!node)
+  auto node = uses_tls(sys) ? caf::openssl::remote_actor<node_actor>(sys, host, port)
+                            : sys.middleman().remote_actor<node_actor>(host, port);
+  if (!node) {
+    auto why = caf::to_string(node.error());
+    // Refused before the TCP connection was made, or during the handshake.
+    if (why.find("ip_connect failed") != std::string::npos)
+      return make_error(errc::node_down,
+                        fmt::format("no node answers at {}:{} ({}): is `snakepit run` with a "
+                                    "[node] table running there, and is the port right?",
+                                    host, port, why));
     return make_error(errc::node_down,
-                      fmt::format("no node answers at {}:{} ({}): is `snakepit run` with a "
-                                  "[node] table running there, and is the port right?",
-                                  host, port, caf::to_string(node.error())));
+                      fmt::format("the node at {}:{} closed the connection during the "
+                                  "handshake ({}): one side speaks TLS and the other plain "
+                                  "text, or one refused the other's certificate (each node's "
+                                  "certificate must be signed by the CA in the other's [node] "
+                                  "tls_ca); this side {}",
+                                  host, port, why,
+                                  uses_tls(sys) ? "speaks TLS" : "speaks plain text"));
+  }
   caf::expected<pool_actor> out{caf::error{}};
   caf::scoped_actor self{sys};
   self->request(*node, timeout, lookup_pool_atom::value, pool)

@@ -4,12 +4,14 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/publish.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "snakepit/gateway/gateway_server.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/node/host_port.hpp"
+#include "snakepit/node/node_tls.hpp"
 
 namespace snakepit {
 
@@ -55,18 +57,21 @@ node_server::start(caf::actor_system& sys, node_options options,
                            "65535",
                            options.listen));
   auto& [host, port] = *address;
-  if (!gateway_server::is_loopback(host) && !options.insecure)
-    return bad(fmt::format("[node] listen = \"{}\" is not a loopback address: set insecure = "
-                           "true to serve it in plain text (anyone on that network can then "
-                           "call the exported pools)",
-                           options.listen));
   if (!sys.has_middleman())
     return make_error(errc::internal, "a node needs CAF's middleman: call "
                                       "snakepit::use_distribution(cfg) before making the "
                                       "actor system");
+  bool tls = uses_tls(sys);
+  if (!gateway_server::is_loopback(host) && !tls && !options.insecure)
+    return bad(fmt::format("[node] listen = \"{}\" is not a loopback address: give the node "
+                           "tls_cert, tls_key and tls_ca, or set insecure = true to serve it in "
+                           "plain text (anyone on that network can then call the exported "
+                           "pools)",
+                           options.listen));
   auto actor = sys.spawn(node_behavior,
                          node_state{options.name, options.exports, std::move(pool)});
-  auto bound = sys.middleman().publish(actor, port, host.c_str(), true);
+  auto bound = tls ? caf::openssl::publish(actor, port, host.c_str(), true)
+                   : sys.middleman().publish(actor, port, host.c_str(), true);
   if (!bound) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return make_error(errc::startup_failed,
@@ -77,6 +82,8 @@ node_server::start(caf::actor_system& sys, node_options options,
 }
 
 node_server::~node_server() {
+  // TLS or not, the port belongs to the one BASP broker (caf::openssl's own
+  // unpublish does not compile in 0.17).
   sys_.middleman().unpublish(actor_, port_);
   caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
 }

@@ -20,18 +20,20 @@ struct node_options {
   /// "host:port"; port 0: any free one (`node_server::port` says which).
   std::string listen = "127.0.0.1:0";
   std::vector<std::string> exports;
-  /// Allow a non-loopback address in plain text.
+  /// Allow a non-loopback address in plain text (a system with TLS,
+  /// `use_distribution` with `node_tls`, serves any address).
   bool insecure = false;
 };
 
 /// Publishes a node actor (`node_actor`) through CAF's middleman so that
 /// other nodes use this process's exported pools as their own
 /// (`connect_pool`). The actor system needs the middleman
-/// (`use_distribution`).
+/// (`use_distribution`); made with TLS, the node speaks only TLS with mutual
+/// authentication.
 class node_server {
 public:
   /// Publishes; `bad_config` for an address that is not loopback without
-  /// `insecure`, `startup_failed` when it cannot listen.
+  /// TLS or `insecure`, `startup_failed` when it cannot listen.
   static caf::expected<std::unique_ptr<node_server>>
   start(caf::actor_system& sys, node_options options,
         std::function<caf::expected<pool_actor>(const std::string&)> pool);

@@ -9,15 +9,15 @@ packages=(
   # C++ libraries
   libcaf-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev doctest-dev
-  libcpp-httplib-dev
+  libcpp-httplib-dev libssl-dev
   # Python worker side (Debian's packages: there is no PyPI here)
   python3 python3-grpcio python3-protobuf python3-pytest python3-psutil
   # tests: the Prometheus text-format parser checks the metrics endpoint
   python3-prometheus-client
   # examples and benchmarks
   python3-numpy
-  # process tools used by tests (ps, kill)
-  procps
+  # process tools used by tests (ps, kill); network namespaces for partition tests (ip, tc)
+  procps iproute2
 )
 
 missing=()

@@ -14,11 +14,17 @@ struct node_spec {
   std::string name;
   /// "host:port" (port 0: any free one, logged). Loopback unless `insecure`.
   std::string listen = "127.0.0.1:0";
-  /// Pools other nodes may use.
+  /// Pools other nodes may use. A node that exports nothing does not listen:
+  /// its table only gives the tree's remote pools their TLS identity.
   std::vector<std::string> exports;
   /// Allow a non-loopback address in plain text (anyone on that network can
   /// then call the exported pools).
   bool insecure = false;
+  /// TLS with mutual authentication (`node_tls`): this node's certificate,
+  /// its key and the cluster's CA; all three or none.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
 };
 
 } // namespace snakepit

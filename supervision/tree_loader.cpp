@@ -53,7 +53,8 @@ const word_list top_level_keys = {"root",    "supervisors", "pools", "remote_poo
                                   "actors",  "logging",
                                   "metrics", "gateway", "plugins", "node"};
 
-const word_list node_keys = {"name", "listen", "export", "insecure"};
+const word_list node_keys = {"name",     "listen",  "export", "insecure",
+                             "tls_cert", "tls_key", "tls_ca"};
 const word_list remote_pool_keys = {"node", "pool", "heartbeat_interval_ms",
                                     "heartbeat_timeout_ms", "restart", "connect_timeout_ms"};
 const word_list gateway_keys = {"enabled",   "listen",  "insecure",
@@ -966,6 +967,16 @@ private:
     if (auto names = s.string_list("export"))
       n.exports = *names;
     assign(n.insecure, s.boolean("insecure"));
+    assign(n.tls_cert, s.string("tls_cert", "a non-empty file path"));
+    assign(n.tls_key, s.string("tls_key", "a non-empty file path"));
+    assign(n.tls_ca, s.string("tls_ca", "a non-empty file path"));
+    bool any = !n.tls_cert.empty() || !n.tls_key.empty() || !n.tls_ca.empty();
+    if (any)
+      for (auto [key, value] : {std::pair{"tls_cert", &n.tls_cert}, std::pair{"tls_key", &n.tls_key},
+                                std::pair{"tls_ca", &n.tls_ca}})
+        if (value->empty())
+          s.problem(key, fmt::format("missing: nodes authenticate each other, so TLS needs "
+                                     "tls_cert, tls_key and tls_ca together"));
   }
 
   void read_gateway(section& s) {

@@ -978,6 +978,19 @@ TEST_CASE("tree: [node] reads its keys and exports only pools of the tree") {
                                          "t.toml");
   REQUIRE(!bad_listen);
   CHECK(snakepit::describe(bad_listen.error()).message.find("node.listen") != std::string::npos);
+  auto tls = load_tree_string(std::string{base}
+                                + "\n[node]\ntls_cert = \"a.pem\"\ntls_key = \"a.key\"\n"
+                                  "tls_ca = \"ca.pem\"\n",
+                              "t.toml");
+  REQUIRE(tls);
+  CHECK(tls->node.tls_cert == "a.pem");
+  CHECK(tls->node.tls_key == "a.key");
+  CHECK(tls->node.tls_ca == "ca.pem");
+  auto part = load_tree_string(std::string{base} + "\n[node]\ntls_cert = \"a.pem\"\n", "t.toml");
+  REQUIRE(!part);
+  auto part_text = snakepit::describe(part.error()).message;
+  CHECK(part_text.find("node.tls_key: missing") != std::string::npos);
+  CHECK(part_text.find("node.tls_ca: missing") != std::string::npos);
 }
 
 TEST_CASE("tree: [remote_pools.NAME] is a pool child on another node") {
