@@ -1,13 +1,14 @@
 """Partitions: a node and a tree that uses its pool run in two Linux network namespaces joined by
-a veth pair; the link is cut by dropping every packet (no RST, no FIN: the TCP connection stays
-open, as in a real partition), then healed.
+a veth pair; the link is cut by dropping every packet on both ends (no RST, no FIN: the TCP
+connection stays open, as in a real partition), then healed.
 
 What it shows, with real processes: a call open on the far node when the link goes fails with a
-typed `node_down` within the heartbeat timeout and a margin; the remote child restarts (tries to
+typed `node_down` within the heartbeat timeout and a margin; the remote child restarts (a
 reconnect) while the link is down and the user's tree keeps answering; once the link is back the
-pool answers again within a bounded time; both trees stop cleanly on SIGTERM.
+pool answers again within a bounded time; both trees stop cleanly on SIGTERM. Two known faults
+found this way are kept as expected failures (see their docstrings).
 
-Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and `ip`/`tc` from iproute2; skipped otherwise.
+Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and `ip`/`tc` from iproute2; skipped otherwise.
 Traffic only goes to loopback and to the two addresses inside the namespaces made here."""
 
 import json
@@ -29,13 +30,16 @@ NODE_PORT = 4710  # the namespace is new: nothing else listens there
 
 HEARTBEAT_INTERVAL_MS = 200
 HEARTBEAT_TIMEOUT_MS = 1000
-CONNECT_TIMEOUT_MS = 1000
+# As docs/nodes.md: 10 s, no shorter than the lookup `connect_pool` waits for (10 s, not
+# configurable from a tree), so a reconnect blocked by the partition is never abandoned half way
+# (see test_a_reconnect_abandoned_by_its_connect_timeout_does_not_leave_a_dead_pool).
+CONNECT_TIMEOUT_MS = 10000
 # node_down must come within the heartbeat timeout, one interval and a margin.
 DETECTION_BOUND_S = (HEARTBEAT_TIMEOUT_MS + HEARTBEAT_INTERVAL_MS) / 1000 + 2.0
-SLOW_CALL_S = 8
+SLOW_CALL_S = 4  # longer than DETECTION_BOUND_S: only the partition can end it that early
 # After the heal the pool must answer again within this (TCP's retransmission back-off, the
 # supervisor's restart back-off and one connect).
-HEAL_BOUND_S = 15
+HEAL_BOUND_S = 10
 
 NODE_TREE = f"""
 [supervisors.app]
@@ -53,7 +57,9 @@ insecure = true
 export = ["showcase"]
 """
 
-USER_TREE = f"""
+
+def user_tree(connect_timeout_ms: int = CONNECT_TIMEOUT_MS) -> str:
+    return f"""
 [supervisors.app]
 strategy = "one_for_one"
 children = ["far"]
@@ -67,7 +73,7 @@ node = "{NODE_ADDR}:{NODE_PORT}"
 pool = "showcase"
 heartbeat_interval_ms = {HEARTBEAT_INTERVAL_MS}
 heartbeat_timeout_ms = {HEARTBEAT_TIMEOUT_MS}
-connect_timeout_ms = {CONNECT_TIMEOUT_MS}
+connect_timeout_ms = {connect_timeout_ms}
 """
 
 
@@ -218,6 +224,43 @@ def error_of(stderr: str) -> dict:
     return json.loads(lines[-1])["error"]
 
 
+class Trees:
+    """The node in namespace a, the user's tree in namespace b; `stop()` stops both with SIGTERM
+    (the user's tree first) and says how each ended."""
+
+    def __init__(self, netns: Netns, tmp_path: Path, user_text: str) -> None:
+        self.netns = netns
+        self.user = None
+        self.node = Run(netns, netns.a, tmp_path / "node.toml", NODE_TREE)
+        try:
+            self.node.wait_for_log(f"listening on {NODE_ADDR}:{NODE_PORT}")
+            self.node.wait_for_log("running (")  # its control endpoint (inspect) is up too
+            self.user = Run(netns, netns.b, tmp_path / "user.toml", user_text)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 15) -> dict:
+        if self.netns.partitioned:
+            self.netns.heal()
+        stopped = {"user": self.user.stop(timeout) if self.user else None,
+                   "node": self.node.stop(timeout)}
+        print("---- user log\n" + (self.user.text() if self.user else "")
+              + "---- node log\n" + self.node.text())
+        print(f"stopped (exit code, seconds): {stopped}")
+        return stopped
+
+
+def call_until_it_answers(address: str, bound: float) -> tuple:
+    """Calls `far` until it answers 5 or `bound` seconds pass: (last call, seconds it took)."""
+    start = time.monotonic()
+    while True:
+        proc = call(address, "add", {"a": 2, "b": 3}, timeout_ms=3000)
+        if proc.returncode == 0 or time.monotonic() - start > bound:
+            return proc, time.monotonic() - start
+        time.sleep(0.2)
+
+
 def busy_on_node(netns: Netns, node: Run) -> int:
     # inspect reaches the tree's control endpoint on the loopback of its namespace.
     proc = subprocess.run(netns.exec_argv(netns.a, SNAKEPIT, "inspect", "--pid",
@@ -228,34 +271,42 @@ def busy_on_node(netns: Netns, node: Run) -> int:
     return pools["showcase"]["busy"]
 
 
+
+def open_a_slow_call_then_cut(trees: Trees) -> tuple:
+    """Starts a call to `far` that sleeps SLOW_CALL_S on the node and, once the node runs it,
+    cuts the link: (the `snakepit call` process, when the link was cut)."""
+    slow = subprocess.Popen(call_argv(trees.user.address, "sleep", {"seconds": SLOW_CALL_S}, 60000),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while busy_on_node(trees.netns, trees.node) < 1:
+        assert time.monotonic() < deadline, "the slow call never reached the node"
+        assert slow.poll() is None, slow.communicate()
+        time.sleep(0.05)
+    trees.netns.partition()
+    return slow, time.monotonic()
+
+
+def end(proc: subprocess.Popen) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_partitioned_node_is_declared_down_and_its_pool_comes_back_when_healed(netns, tmp_path):
-    node = Run(netns, netns.a, tmp_path / "node.toml", NODE_TREE)
-    user = None
+    trees = Trees(netns, tmp_path, user_tree())
+    user, node = trees.user, trees.node
     slow = None
     try:
-        node.wait_for_log(f"listening on {NODE_ADDR}:{NODE_PORT}")
-        user = Run(netns, netns.b, tmp_path / "user.toml", USER_TREE)
-
-        # 3. Across the link, through the user's gateway.
+        # Across the link, through the user's gateway.
         proc = call(user.address, "add", {"a": 40, "b": 2})
         assert (proc.returncode, proc.stdout.strip()) == (0, "42"), proc.stderr
 
-        # 4. A slow call is running on the node when the link goes. It sleeps longer than the
-        # detection may take, so only the partition can end it that early.
-        slow = subprocess.Popen(call_argv(user.address, "sleep", {"seconds": SLOW_CALL_S}, 60000),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while busy_on_node(netns, node) < 1:
-            assert time.monotonic() < deadline, "the slow call never reached the node"
-            assert slow.poll() is None, slow.communicate()
-            time.sleep(0.05)
-        netns.partition()
-        cut = time.monotonic()
+        # A call is running on the node when the link goes: it fails node_down, typed, once the
+        # heartbeats have been missing for heartbeat_timeout.
+        slow, cut = open_a_slow_call_then_cut(trees)
         try:
             out, err = slow.communicate(timeout=DETECTION_BOUND_S + 5)
         except subprocess.TimeoutExpired:
-            slow.kill()
-            slow.wait()
             raise AssertionError("the call open on the node hung through the partition:\n"
                                  + user.text())
         detected = time.monotonic() - cut
@@ -266,13 +317,11 @@ def test_a_partitioned_node_is_declared_down_and_its_pool_comes_back_when_healed
         assert "answered no heartbeat" in error["message"], error  # not a closed connection
         assert detected < DETECTION_BOUND_S, f"node_down only {detected:.2f} s after the cut"
 
-        # The child exits node_down and its supervisor restarts it: reconnect attempts, which
-        # fail while the link is down.
+        # The child exits node_down and its supervisor restarts it, i.e. reconnects; that
+        # reconnect cannot get through while the link is down.
         user.wait_for_log(f"child far exited (the node at {NODE_ADDR}:{NODE_PORT} running pool "
                           "'showcase' answered no heartbeat", timeout=5)
-        user.wait_for_log("child far failed to restart", count=2, timeout=15)
-        print(f"two failed reconnects {time.monotonic() - cut:.2f} s after the cut")
-        assert "restart_intensity_exceeded" not in user.text()
+        assert "; restarting" in user.text().split("child far exited", 1)[1].splitlines()[0]
         # The user's tree keeps answering: a call to the lost pool ends at once, typed.
         start = time.monotonic()
         proc = call(user.address, "add", {"a": 1, "b": 1}, timeout_ms=3000)
@@ -283,31 +332,20 @@ def test_a_partitioned_node_is_declared_down_and_its_pool_comes_back_when_healed
         error = error_of(proc.stderr)
         assert error["kind"] not in ("", "internal", "timeout", "unavailable"), error
         assert took < 2.5, f"a call to the lost pool took {took:.2f} s"
+        assert user.text().count("started child far") == 1, user.text()
         assert user.proc.poll() is None, user.text()
         assert node.proc.poll() is None, node.text()
 
-        # 5. Healed: the next reconnect takes and the pool answers again.
+        # Healed: the reconnect goes through and the pool answers again.
         netns.heal()
-        healed = time.monotonic()
-        deadline = healed + HEAL_BOUND_S
-        while True:
-            proc = call(user.address, "add", {"a": 2, "b": 3}, timeout_ms=3000)
-            if proc.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        proc, took = call_until_it_answers(user.address, HEAL_BOUND_S)
         assert (proc.returncode, proc.stdout.strip()) == (0, "5"), (proc.stderr, user.text())
-        print(f"answering again {time.monotonic() - healed:.2f} s after the heal")
-        assert user.text().count("started child far") >= 2, user.text()  # a new connection
+        print(f"answering again {took:.2f} s after the heal")
+        assert user.text().count("started child far") == 2, user.text()
+        assert "restart_intensity_exceeded" not in user.text()
     finally:
-        if slow is not None and slow.poll() is None:
-            slow.kill()
-            slow.wait()
-        if netns.partitioned:
-            netns.heal()
-        # 6. Both stop on SIGTERM, promptly and cleanly (the user's tree first: it has the
-        # connection to the node).
-        stopped = {"user": user.stop() if user is not None else None, "node": node.stop()}
-        print("---- user log\n" + (user.text() if user else "") + "---- node log\n" + node.text())
-    print(f"stopped: {stopped}")
+        end(slow)
+        stopped = trees.stop()
+    # Both stop on SIGTERM, promptly and cleanly.
     assert stopped["user"][0] == 0, f"the user's tree after SIGTERM: {stopped['user']}"
     assert stopped["node"][0] == 0, f"the node after SIGTERM: {stopped['node']}"
