@@ -150,6 +150,17 @@ std::string render(const tree_status& st, const std::string& label) {
                        p.crashes,
                        p.replacements, recycled,
                        recycle_reasons.empty() ? "" : " (" + recycle_reasons + ")");
+    if (!p.members.empty()) {
+      out += fmt::format("  {:<12} {:<22} {:<9} {:>8} {:>9} {:>8} {:>6} {:>5} {:>5} {:>10}\n",
+                         "MEMBER", "NODE", "STATE", "CAPACITY", "IN FLIGHT", "SERVED",
+                         "FAILED", "LOST", "JOINS", "LATENCY");
+      for (auto& m : p.members)
+        out += fmt::format("  {:<12} {:<22} {:<9} {:>8} {:>9} {:>8} {:>6} {:>5} {:>5} {:>8.2f}ms\n",
+                           m.name, m.node.empty() ? "(this process)" : m.node,
+                           m.connected ? "connected" : "lost", m.capacity, m.in_flight,
+                           m.served, m.failed, m.lost, m.joins,
+                           static_cast<double>(m.latency_us) / 1000.0);
+    }
     if (p.workers.empty())
       continue;
     out += fmt::format("  {:<10} {:>7}  {:<8} {:>7} {:>10}  {:>7}  {:>8} {:>6}  {:<16} {}\n",

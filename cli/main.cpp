@@ -490,7 +490,7 @@ int run_check(const std::string& file) {
 /// Pool name to number of workers, for the start-up progress display.
 std::map<std::string, std::uint32_t> pool_sizes(const tree_node& node) {
   std::map<std::string, std::uint32_t> out;
-  if (node.kind == node_kind::pool)
+  if (node.is_local_pool())
     out[node.name] = node.pool.size;
   for (auto& child : node.children)
     out.merge(pool_sizes(child));

@@ -11,6 +11,7 @@
 #include "snakepit/messages/tool_spec_inspect.hpp"
 #include "snakepit/messages/supervisor_actor.hpp"
 #include "snakepit/messages/value.hpp"
+#include "snakepit/messages/cluster_member_status.hpp"
 #include "snakepit/messages/worker_status.hpp"
 
 namespace snakepit {
@@ -25,6 +26,9 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<tool_spec>>("std::vector<snakepit::tool_spec>");
   cfg.add_message_type<worker_status>("snakepit::worker_status");
   cfg.add_message_type<std::vector<worker_status>>("std::vector<snakepit::worker_status>");
+  cfg.add_message_type<cluster_member_status>("snakepit::cluster_member_status");
+  cfg.add_message_type<std::vector<cluster_member_status>>(
+    "std::vector<snakepit::cluster_member_status>");
   cfg.add_message_type<pool_status>("snakepit::pool_status");
   cfg.add_message_type<child_info>("snakepit::child_info");
   cfg.add_message_type<std::vector<child_info>>("std::vector<snakepit::child_info>");

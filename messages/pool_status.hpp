@@ -8,6 +8,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/messages/cluster_member_status.hpp"
 #include "snakepit/messages/worker_status.hpp"
 
 namespace snakepit {
@@ -55,6 +56,8 @@ struct pool_status {
   /// Where the pool runs when another node runs it ("host:port", a
   /// `[remote_pools]` child or `connect_pool`); empty: in this process.
   std::string node;
+  /// A cluster pool's members (`spawn_cluster_pool`); empty for a pool.
+  std::vector<cluster_member_status> members;
 };
 
 template <class Inspector>
@@ -62,7 +65,7 @@ typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
   return f(caf::meta::type_name("snakepit::pool_status"), x.name, x.state,
            x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
            x.failed, x.queue_full, x.queue_timeouts, x.sessions, x.uptime, x.crashes, x.replacements, x.recycles, x.workers,
-           x.redispatched, x.node);
+           x.redispatched, x.node, x.members);
 }
 
 } // namespace snakepit

@@ -93,8 +93,34 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   auto w_wall = make("snakepit_worker_python_seconds_total",
                      "Wall time the worker's tools ran, summed over finished calls.",
                      kind::counter);
+  auto m_up = make("snakepit_cluster_member_connected",
+                   "1 when the cluster can send the member calls, else 0.");
+  auto m_cap = make("snakepit_cluster_member_capacity", "The member's reported capacity.");
+  auto m_busy = make("snakepit_cluster_member_in_flight",
+                     "Calls the cluster sent the member that are not answered.");
+  auto m_latency = make("snakepit_cluster_member_latency_seconds",
+                        "Moving average of the member's call latency, seen by the cluster.");
+  auto m_calls = make("snakepit_cluster_member_calls_total",
+                      "Calls the member answered for the cluster, by outcome.", kind::counter);
+  auto m_lost = make("snakepit_cluster_member_lost_total",
+                     "Times the cluster lost the member (node down, pool stopped).",
+                     kind::counter);
   for (auto& p : pools) {
     metric_labels pool{{"pool", p.name}};
+    for (auto& m : p.members) {
+      metric_labels member{{"pool", p.name}, {"member", m.name}, {"node", m.node}};
+      m_up.values[member] = m.connected ? 1 : 0;
+      m_cap.values[member] = m.capacity;
+      m_busy.values[member] = m.in_flight;
+      m_latency.values[member] = static_cast<double>(m.latency_us) / 1e6;
+      m_lost.values[member] = static_cast<double>(m.lost);
+      auto ok = member;
+      ok.emplace_back("outcome", "ok");
+      m_calls.values[ok] = static_cast<double>(m.served);
+      auto failed = member;
+      failed.emplace_back("outcome", "error");
+      m_calls.values[failed] = static_cast<double>(m.failed);
+    }
     up.values[pool] = p.state == "ready" ? 1 : 0;
     size.values[pool] = p.size;
     ready.values[pool] = p.ready;
@@ -119,8 +145,9 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   auto detached = make("snakepit_telemetry_handlers_detached_total",
                        "Telemetry handlers detached because they threw.", kind::counter);
   detached.values[{}] = static_cast<double>(telemetry::global().detached_for_throwing());
-  return {up, size, ready, capacity, busy, queued, queue_max, uptime, sessions,
-          w_busy, w_cap, w_rss, w_age, w_wall, detached};
+  return {up,     size,  ready, capacity, busy,      queued, queue_max, uptime,
+          sessions, w_busy, w_cap, w_rss, w_age, w_wall, m_up, m_cap,
+          m_busy, m_latency, m_calls, m_lost, detached};
 }
 
 } // namespace

@@ -59,6 +59,16 @@ json pool_json(const pool_status& p) {
               {"workers", std::move(workers)}};
   if (!p.node.empty())
     out["node"] = p.node;
+  if (!p.members.empty()) {
+    json members = json::array();
+    for (auto& m : p.members)
+      members.push_back({{"name", m.name},         {"node", m.node},
+                         {"connected", m.connected}, {"capacity", m.capacity},
+                         {"in_flight", m.in_flight}, {"served", m.served},
+                         {"failed", m.failed},     {"lost", m.lost},
+                         {"joins", m.joins},       {"latency_us", m.latency_us}});
+    out["members"] = std::move(members);
+  }
   return out;
 }
 
@@ -123,6 +133,21 @@ pool_status pool_from(const json& j) {
   if (auto i = j.find("workers"); i != j.end() && i->is_array())
     for (auto& w : *i)
       p.workers.push_back(worker_from(w));
+  if (auto i = j.find("members"); i != j.end() && i->is_array())
+    for (auto& mj : *i) {
+      cluster_member_status m;
+      get(mj, "name", m.name);
+      get(mj, "node", m.node);
+      get(mj, "connected", m.connected);
+      get(mj, "capacity", m.capacity);
+      get(mj, "in_flight", m.in_flight);
+      get(mj, "served", m.served);
+      get(mj, "failed", m.failed);
+      get(mj, "lost", m.lost);
+      get(mj, "joins", m.joins);
+      get(mj, "latency_us", m.latency_us);
+      p.members.push_back(std::move(m));
+    }
   return p;
 }
 

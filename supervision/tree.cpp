@@ -152,6 +152,23 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
         spec.start_timeout = node.start_timeout;
         break;
       }
+      if (!node.cluster.members.empty()) {
+        // Members are looked up by name each time one (re)joins: a restarted
+        // member is a new actor.
+        spec.start = [opts = node.cluster, dir, name](caf::actor_system& sys)
+          -> caf::expected<caf::actor> {
+          auto resolve = [dir](const std::string& member) -> std::optional<pool_actor> {
+            tree_directory::entry e;
+            if (!dir->get(member, e) || e.kind != node_kind::pool || !e.handle)
+              return std::nullopt;
+            return caf::actor_cast<pool_actor>(e.handle);
+          };
+          auto h = caf::actor_cast<caf::actor>(spawn_cluster_pool(sys, opts, resolve));
+          dir->put(name, node_kind::pool, h);
+          return h;
+        };
+        break;
+      }
       spec.start = [cfg = node.pool, dir, name](caf::actor_system& sys)
         -> caf::expected<caf::actor> {
         auto pool = spawn_pool(sys, cfg);
@@ -208,7 +225,7 @@ supervisor_config make_supervisor_config(const tree_node& node, const directory_
 /// (re)started by supervisors never block on it; gives each pool the tree's
 /// runtime directory.
 caf::error prepare(tree_node& node, const std::string& runtime) {
-  if (node.kind == node_kind::pool && node.remote_node.empty()) {
+  if (node.is_local_pool()) {
     auto python = locate_python(node.pool.python);
     if (!python) {
       auto info = describe(python.error());

@@ -50,13 +50,18 @@ using word_list = std::vector<std::string_view>;
 // [plugins] is read before the tree (plugin_loader.hpp): it decides which
 // actor kinds exist.
 const word_list top_level_keys = {"root",    "supervisors", "pools", "remote_pools",
-                                  "actors",  "logging",
+                                  "clusters", "actors",  "logging",
                                   "metrics", "gateway", "plugins", "node"};
 
 const word_list node_keys = {"name",     "listen",  "export", "insecure",
                              "tls_cert", "tls_key", "tls_ca"};
 const word_list remote_pool_keys = {"node", "pool", "heartbeat_interval_ms",
                                     "heartbeat_timeout_ms", "restart", "connect_timeout_ms"};
+const word_list cluster_keys = {"members",           "queue_max",
+                                "queue_timeout_ms",  "request_timeout_ms",
+                                "affinity",          "status_interval_ms",
+                                "rejoin_backoff_min_ms", "rejoin_backoff_max_ms",
+                                "restart"};
 const word_list gateway_keys = {"enabled",   "listen",  "insecure",
                                 "tls_cert",  "tls_key", "tls_client_ca",
                                 "token_file", "max_calls", "max_calls_per_client",
@@ -869,6 +874,35 @@ public:
     return problems_;
   }
 
+  /// A cluster's members must be pools of the tree, not clusters.
+  void check_clusters(const tree_node& node, const std::vector<std::string>& pools) {
+    for (auto& name : node.cluster.members) {
+      auto path = node.key_path + ".members";
+      if (std::find(pools.begin(), pools.end(), name) == pools.end())
+        problems_.add(node.where, path,
+                      fmt::format("'{}' is not a pool of this tree; its pools: {}", name,
+                                  fmt::join(pools, ", ")));
+      else if (auto* member = find_node(root_node_, name); member && !member->cluster.members.empty())
+        problems_.add(node.where, path,
+                      fmt::format("'{}' is a cluster: a cluster's members are pools", name));
+    }
+    for (auto& child : node.children)
+      check_clusters(child, pools);
+  }
+
+  static const tree_node* find_node(const tree_node* node, const std::string& name) {
+    if (node == nullptr)
+      return nullptr;
+    if (node->name == name)
+      return node;
+    for (auto& child : node->children)
+      if (auto* found = find_node(&child, name))
+        return found;
+    return nullptr;
+  }
+
+  const tree_node* root_node_ = nullptr;
+
   /// Reads and checks the document; returns the tree when nothing is wrong.
   std::optional<tree_spec> run(const toml::table& doc) {
     read_top_level(doc);
@@ -878,11 +912,13 @@ public:
     tree_spec spec;
     spec.source = problems_.file();
     spec.root = build(*root_);
+    root_node_ = &spec.root;
     spec.logging = logging_;
     spec.metrics = metrics_;
     spec.gateway = gateway_;
     spec.node = node_;
     auto pools = pool_names(spec.root);
+    check_clusters(spec.root, pools);
     for (auto& name : node_.exports)
       if (std::find(pools.begin(), pools.end(), name) == pools.end())
         problems_.add(source_position{}, "node.export",
@@ -919,7 +955,8 @@ private:
     }
     read_sections(doc, node_kind::supervisor);
     read_sections(doc, node_kind::pool);
-    read_sections(doc, node_kind::pool, true);
+    read_sections(doc, node_kind::pool, "remote_pools");
+    read_sections(doc, node_kind::pool, "clusters");
     read_sections(doc, node_kind::actor);
     read_settings(doc, "logging", logging_keys, [this](section& s) { read_logging(s); });
     read_settings(doc, "metrics", metrics_keys, [this](section& s) { read_metrics(s); });
@@ -1042,8 +1079,9 @@ private:
     }
   }
 
-  void read_sections(const toml::table& doc, node_kind kind, bool remote = false) {
-    auto key = remote ? "remote_pools" : section_of(kind);
+  /// `table`: "remote_pools" or "clusters", pools of another kind.
+  void read_sections(const toml::table& doc, node_kind kind, const char* table = nullptr) {
+    auto key = table != nullptr ? table : section_of(kind);
     auto node = doc.get(key);
     if (node == nullptr)
       return;
@@ -1076,9 +1114,13 @@ private:
         s.problem_here("a name must be non-empty and contain no '/'");
         s.mark_failed("name");
       }
-      if (remote) {
-        s.check_keys(remote_pool_keys, path);
-        read_remote_pool(s, def);
+      if (table != nullptr) {
+        bool remote = std::string_view{table} == "remote_pools";
+        s.check_keys(remote ? remote_pool_keys : cluster_keys, path);
+        if (remote)
+          read_remote_pool(s, def);
+        else
+          read_cluster(s, def);
         defs_.push_back(std::move(def));
         continue;
       }
@@ -1180,6 +1222,36 @@ private:
       n.heartbeat_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
     if (auto ms = s.millis("connect_timeout_ms", true))
       n.start_timeout = *ms;
+    n.restart = s.restart().value_or(restart_type::permanent);
+  }
+
+  void read_cluster(section& s, definition& def) {
+    auto& n = def.node;
+    auto& c = n.cluster;
+    n.pool.name = n.name;
+    c.name = n.name;
+    if (s.require("members", "a list of the tree's pools"))
+      if (auto names = s.string_list("members")) {
+        if (names->empty())
+          s.problem("members", "expected at least one pool");
+        c.members = *names;
+      }
+    assign(c.queue_max, s.count("queue_max", 0, max_u32, "an integer >= 0"));
+    assign(c.queue_timeout, s.millis("queue_timeout_ms", true));
+    assign(c.request_timeout, s.millis("request_timeout_ms", true));
+    if (auto w = s.word("affinity", affinity_words))
+      c.affinity = *parse_affinity_mode(std::string{*w});
+    if (auto ms = s.millis("status_interval_ms", true))
+      c.status_interval = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
+    if (auto ms = s.millis("rejoin_backoff_min_ms", true))
+      c.rejoin_backoff_min = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
+    if (auto ms = s.millis("rejoin_backoff_max_ms", true))
+      c.rejoin_backoff_max = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
+    if (c.rejoin_backoff_min > c.rejoin_backoff_max)
+      s.problem("rejoin_backoff_min_ms",
+                fmt::format("rejoin_backoff_min_ms ({}) must not exceed rejoin_backoff_max_ms "
+                            "({})",
+                            ms_text(c.rejoin_backoff_min), ms_text(c.rejoin_backoff_max)));
     n.restart = s.restart().value_or(restart_type::permanent);
   }
 

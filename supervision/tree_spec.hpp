@@ -6,6 +6,7 @@
 
 #include "snakepit/actors/log.hpp"
 #include "snakepit/actors/pool_config.hpp"
+#include "snakepit/node/cluster_pool.hpp"
 #include "snakepit/messages/value.hpp"
 #include "snakepit/supervision/child_spec.hpp"
 #include "snakepit/supervision/gateway_spec.hpp"
@@ -65,6 +66,14 @@ struct tree_node {
   std::string remote_pool;
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  /// `[clusters.NAME]`: a cluster pool over the tree's pools named in
+  /// `cluster.members` (docs/nodes.md); no members: not a cluster.
+  cluster_options cluster;
+
+  /// A pool child whose workers run in this process's own pool actor.
+  [[nodiscard]] bool is_local_pool() const noexcept {
+    return kind == node_kind::pool && remote_node.empty() && cluster.members.empty();
+  }
 
   // -- actor -------------------------------------------------------------------
   /// Name the factory was registered under.

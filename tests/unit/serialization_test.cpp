@@ -136,6 +136,14 @@ TEST_CASE_FIXTURE(fixture, "statuses, tools and supervision answers round trip")
   p.name = "pool";
   p.state = "ready";
   p.workers = {w, w};
+  p.node = "10.0.0.5:4710";
+  cluster_member_status m;
+  m.name = "far";
+  m.node = "10.0.0.5:4710";
+  m.connected = true;
+  m.capacity = 4;
+  m.latency_us = 1234;
+  p.members = {m};
   same(p);
   same(std::vector<worker_status>{w});
 

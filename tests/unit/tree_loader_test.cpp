@@ -1020,3 +1020,40 @@ TEST_CASE("tree: [remote_pools.NAME] is a pool child on another node") {
   REQUIRE(!adapter);
   CHECK(snakepit::describe(adapter.error()).message.find("adapter") != std::string::npos);
 }
+
+TEST_CASE("tree: [clusters.NAME] spreads over pools of the tree") {
+  constexpr auto base = "[supervisors.app]\nchildren = [\"ml\", \"far\", \"both\"]\n\n"
+                        "[pools.ml]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n\n"
+                        "[remote_pools.far]\nnode = \"127.0.0.1:4710\"\npool = \"ml\"\n\n"
+                        "[clusters.both]\n";
+  auto spec = load_tree_string(std::string{base}
+                                 + "members = [\"ml\", \"far\"]\nqueue_max = 5\n"
+                                   "queue_timeout_ms = 700\naffinity = \"strict_queue\"\n"
+                                   "rejoin_backoff_max_ms = 900\n",
+                               "t.toml");
+  REQUIRE_MESSAGE(spec, (spec ? "" : snakepit::describe(spec.error()).message));
+  auto& both = spec->root.children.at(2);
+  CHECK(both.kind == node_kind::pool);
+  CHECK_FALSE(both.is_local_pool());
+  CHECK(both.cluster.members == std::vector<std::string>{"ml", "far"});
+  CHECK(both.cluster.queue_max == 5);
+  CHECK(both.cluster.queue_timeout == std::chrono::milliseconds{700});
+  CHECK(both.cluster.affinity == affinity_mode::strict_queue);
+  CHECK(both.cluster.rejoin_backoff_max == std::chrono::milliseconds{900});
+  CHECK(spec->root.children.at(0).is_local_pool());
+  auto unknown = load_tree_string(std::string{base} + "members = [\"ml\", \"nope\"]\n", "t.toml");
+  REQUIRE(!unknown);
+  CHECK(snakepit::describe(unknown.error()).message.find("'nope' is not a pool of this tree")
+        != std::string::npos);
+  auto nested = load_tree_string(std::string{base} + "members = [\"both\"]\n", "t.toml");
+  REQUIRE(!nested);
+  CHECK(snakepit::describe(nested.error()).message.find("'both' is a cluster")
+        != std::string::npos);
+  auto none = load_tree_string(std::string{base} + "queue_max = 1\n", "t.toml");
+  REQUIRE(!none);
+  CHECK(snakepit::describe(none.error()).message.find("members") != std::string::npos);
+  auto typo = load_tree_string(std::string{base} + "members = [\"ml\"]\nadapter = \"x.Y\"\n",
+                               "t.toml");
+  REQUIRE(!typo);
+  CHECK(snakepit::describe(typo.error()).message.find("adapter") != std::string::npos);
+}
