@@ -16,6 +16,7 @@
 #include <caf/all.hpp>
 
 #include "../support/running_tree.hpp"
+#include "../support/sleep_calls.hpp"
 #include "snakepit/snakepit.hpp"
 
 using namespace snakepit;
@@ -147,26 +148,6 @@ bool all_connected(const pool_status& st) {
                      [](auto& m) { return m.connected && m.capacity > 0; });
 }
 
-/// Sends `n` sleeps of `seconds` at once, runs `meanwhile`, then collects each
-/// outcome (none may hang: the receive has a bound).
-std::vector<caf::error> sleeps(caf::actor_system& sys, const pool_actor& pool, int n,
-                               double seconds, const std::function<void()>& meanwhile = {}) {
-  caf::scoped_actor self{sys};
-  using handle = decltype(self->request(pool, caf::infinite, execute_atom::value,
-                                        make_request("sleep")));
-  std::vector<handle> pending;
-  for (int i = 0; i < n; ++i)
-    pending.push_back(self->request(pool, 30s, execute_atom::value,
-                                    make_request("sleep", {{"seconds", seconds}})));
-  if (meanwhile)
-    meanwhile();
-  std::vector<caf::error> out;
-  for (auto& h : pending)
-    h.receive([&](execute_reply&) { out.emplace_back(); },
-              [&](caf::error& e) { out.push_back(std::move(e)); });
-  return out;
-}
-
 } // namespace
 
 TEST_CASE_FIXTURE(cluster_fixture,
@@ -187,7 +168,7 @@ TEST_CASE_FIXTURE(cluster_fixture,
 
   // 8 sleeps of 0.4 s on 4 slots: two rounds, each member runs half.
   auto t0 = std::chrono::steady_clock::now();
-  auto outcomes = sleeps(*sys, c, 8, 0.4);
+  auto outcomes = snakepit::testing::sleep_outcomes(*sys, c, 8, 0.4);
   auto took = std::chrono::steady_clock::now() - t0;
   for (auto& e : outcomes)
     CHECK_MESSAGE(!e, describe(e).message);
@@ -234,7 +215,7 @@ TEST_CASE_FIXTURE(cluster_fixture,
 
   // 8 sleeps of 1 s: 2 run here, 2 there, 4 wait in the cluster's queue.
   std::chrono::steady_clock::time_point killed;
-  auto outcomes = sleeps(*sys, c, 8, 1.0, [&] {
+  auto outcomes = snakepit::testing::sleep_outcomes(*sys, c, 8, 1.0, [&] {
     std::this_thread::sleep_for(300ms);
     killed = std::chrono::steady_clock::now();
     ::kill(node->tree.pid(), SIGKILL);
@@ -269,7 +250,7 @@ TEST_CASE_FIXTURE(cluster_fixture,
   st = await_status(c, all_connected);
   REQUIRE(all_connected(st));
   CHECK(member(st, "far")->joins == 2);
-  outcomes = sleeps(*sys, c, 4, 0.3);
+  outcomes = snakepit::testing::sleep_outcomes(*sys, c, 4, 0.3);
   for (auto& e : outcomes)
     CHECK_MESSAGE(!e, describe(e).message);
   st = status(c);

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "../support/running_tree.hpp"
+#include "../support/sleep_calls.hpp"
 #include "snakepit/snakepit.hpp"
 
 using namespace snakepit;
@@ -137,13 +138,13 @@ TEST_CASE_FIXTURE(distributed_fixture,
 TEST_CASE_FIXTURE(distributed_fixture,
                   "connect_pool says what is wrong: a pool not exported, no node there") {
   snakepit::testing::temp_dir dir;
-  snakepit::testing::running_tree tree{dir, node_tree("export = []\n")};
+  snakepit::testing::running_tree tree{dir, node_tree("export = [\"showcase\"]\n")};
   auto port = node_port(tree);
   REQUIRE_MESSAGE(port != 0, tree.log());
-  auto hidden = connect_pool(*sys, "127.0.0.1", port, "showcase");
+  auto hidden = connect_pool(*sys, "127.0.0.1", port, "other");
   REQUIRE(!hidden);
   CHECK(describe(hidden.error()).code == errc::bad_arguments);
-  CHECK(describe(hidden.error()).message.find("exports no pool 'showcase'") != std::string::npos);
+  CHECK(describe(hidden.error()).message.find("exports no pool 'other'") != std::string::npos);
   CHECK(tree.stop() == 0);
   auto started = std::chrono::steady_clock::now();
   auto gone = connect_pool(*sys, "127.0.0.1", port, "showcase");
@@ -152,27 +153,6 @@ TEST_CASE_FIXTURE(distributed_fixture,
   CHECK(std::chrono::steady_clock::now() - started < 5s);
 }
 
-namespace {
-
-/// Sends `n` sleeps of `seconds` to `pool` at once; their outcomes, each
-/// answered within `limit` (a "hang" otherwise).
-std::vector<caf::error> sleeps_outcomes(caf::scoped_actor& self, const pool_actor& pool, int n,
-                                        double seconds, std::function<void()> meanwhile) {
-  using handle = decltype(self->request(pool, caf::infinite, execute_atom::value,
-                                        make_request("sleep")));
-  std::vector<handle> pending;
-  for (int i = 0; i < n; ++i)
-    pending.push_back(self->request(pool, caf::infinite, execute_atom::value,
-                                    make_request("sleep", {{"seconds", seconds}})));
-  meanwhile();
-  std::vector<caf::error> out;
-  for (auto& h : pending)
-    h.receive([&](execute_reply&) { out.emplace_back(); },
-              [&](caf::error& e) { out.push_back(std::move(e)); });
-  return out;
-}
-
-} // namespace
 
 TEST_CASE_FIXTURE(distributed_fixture,
                   "a node killed under load: every call open there is answered node_down") {
@@ -185,7 +165,7 @@ TEST_CASE_FIXTURE(distributed_fixture,
   caf::scoped_actor self{*sys};
   self->monitor(*pool);
   auto started = std::chrono::steady_clock::now();
-  auto outcomes = sleeps_outcomes(self, *pool, 6, 5.0, [&] {
+  auto outcomes = snakepit::testing::sleep_outcomes(*sys, *pool, 6, 5.0, [&] {
     std::this_thread::sleep_for(500ms); // two running, four queued on the node
     ::kill(tree.pid(), SIGKILL);
   });
@@ -215,7 +195,7 @@ TEST_CASE_FIXTURE(distributed_fixture,
   REQUIRE(pool);
   caf::scoped_actor self{*sys};
   std::chrono::steady_clock::time_point frozen;
-  auto outcomes = sleeps_outcomes(self, *pool, 2, 20.0, [&] {
+  auto outcomes = snakepit::testing::sleep_outcomes(*sys, *pool, 2, 20.0, [&] {
     std::this_thread::sleep_for(300ms);
     frozen = std::chrono::steady_clock::now();
     ::kill(tree.pid(), SIGSTOP);
