@@ -246,3 +246,89 @@ def test_node_tls_files_are_checked_before_anything_runs(tmp_path):
     text = SHOWCASE + tls_table(tls, "node_a", ca="junk.pem", extra=listen)
     proc = run_to_exit(tmp_path / "junk.toml", text)
     assert proc.returncode == 1 and "holds no PEM certificate" in proc.stderr, proc.stderr
+
+
+def cluster_tree(port: int) -> str:
+    return f"""
+[supervisors.app]
+strategy = "one_for_one"
+children = ["near", "far", "both"]
+max_restarts = 100
+max_seconds = 60
+restart_backoff_min_ms = 200
+restart_backoff_max_ms = 500
+
+[pools.near]
+adapter = "snakepit_bridge.showcase.ShowcaseAdapter"
+size = 1
+
+[remote_pools.far]
+node = "127.0.0.1:{port}"
+pool = "showcase"
+heartbeat_interval_ms = 200
+heartbeat_timeout_ms = 1000
+connect_timeout_ms = 3000
+
+[clusters.both]
+members = ["near", "far"]
+rejoin_backoff_max_ms = 500
+"""
+
+
+def members_of(run: Run) -> dict:
+    proc = subprocess.run([SNAKEPIT, "inspect", "--pid", str(run.proc.pid), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    pools = {p["name"]: p for p in json.loads(proc.stdout)["pools"]}
+    return {m["name"]: m for m in pools["both"]["members"]}
+
+
+def wait_until(predicate, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_cluster_in_a_tree_spreads_survives_its_node_and_takes_it_back(tmp_path):
+    port = free_port()
+    node_table = f'\n[node]\nlisten = "127.0.0.1:{port}"\nexport = ["showcase"]\n'
+    left = Run(tmp_path / "left.toml", SHOWCASE + node_table)
+    right = None
+    try:
+        left.wait_for_log(f"listening on 127.0.0.1:{port}")
+        right = Run(tmp_path / "right.toml", cluster_tree(port))
+        wait_until(lambda: all(m["connected"] for m in members_of(right).values()))
+        # Six at once on three slots: both members take some.
+        calls = [subprocess.Popen([SNAKEPIT, "call", "--connect", right.address, "--pool", "both",
+                                   "--tool", "sleep", "--args", '{"seconds": 0.5}'],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(6)]
+        for c in calls:
+            out, err = c.communicate(timeout=60)
+            assert c.returncode == 0, err
+        members = members_of(right)
+        assert members["near"]["served"] >= 1 and members["far"]["served"] >= 1, members
+        assert members["far"]["node"] == f"127.0.0.1:{port}" and members["near"]["node"] == ""
+        text = subprocess.run([SNAKEPIT, "inspect", "--pid", str(right.proc.pid)],
+                              capture_output=True, text=True, timeout=60).stdout
+        assert "MEMBER" in text and f"127.0.0.1:{port}" in text, text
+
+        # The node goes: the cluster serves on with its local member.
+        left.stop(signal.SIGKILL)
+        wait_until(lambda: not members_of(right)["far"]["connected"])
+        for i in range(3):
+            proc = call(right.address, "both", "add", {"a": 1, "b": 1}, timeout_ms=5000)
+            assert (proc.returncode, proc.stdout.strip()) == (0, "2"), proc.stderr
+        assert "cluster lost member 'far'" in right.log_path.read_text()
+
+        # It comes back: its supervisor reconnects the child, the cluster takes it back.
+        left = Run(tmp_path / "left2.toml", SHOWCASE + node_table)
+        left.wait_for_log(f"listening on 127.0.0.1:{port}")
+        wait_until(lambda: members_of(right)["far"]["connected"])
+        assert members_of(right)["far"]["joins"] == 2
+        assert "cluster member 'far' rejoined" in right.log_path.read_text()
+    finally:
+        if right is not None:
+            assert right.stop() == 0, right.log_path.read_text()
+        left.stop()
