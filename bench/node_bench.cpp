@@ -13,13 +13,9 @@
 // Then 16 callers of a 2 s sleep on the other node, which is SIGKILLed 300 ms in:
 // the time until all 16 have their answer (node_down), with the heartbeat.
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <fstream>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -27,44 +23,10 @@
 
 #include "bench_actors.hpp"
 #include "bench_common.hpp"
+#include "bench_nodes.hpp"
 #include "snakepit/snakepit.hpp"
 
-namespace {
-
 using namespace bench;
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-/// `snakepit run` of a one-pool tree that exports it on `port`.
-pid_t start_node(const std::string& dir, int port) {
-  auto file = dir + "/node.toml";
-  std::ofstream{file} << "[supervisors.app]\nstrategy = \"one_for_one\"\nchildren = [\"bench\"]\n\n"
-                         "[pools.bench]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
-                         "size = 2\nqueue_timeout_ms = 120000\n\n[node]\nname = \"bench-node\"\n"
-                      << "listen = \"127.0.0.1:" << port << "\"\nexport = [\"bench\"]\n";
-  auto log = dir + "/node.log";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    auto fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(fd, STDERR_FILENO);
-    ::dup2(fd, STDOUT_FILENO);
-    ::execl(SNAKEPIT_BENCH_BIN, SNAKEPIT_BENCH_BIN, "run", file.c_str(), nullptr);
-    ::_exit(127);
-  }
-  return pid;
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -87,21 +49,12 @@ int main(int argc, char** argv) {
   }
   auto dir = snakepit::runtime_dir();
   auto port = free_port();
-  auto node = start_node(dir, port);
-  caf::expected<snakepit::pool_actor> remote{caf::error{}};
-  for (int i = 0; i < 100 && !remote; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds{200});
-    remote = snakepit::connect_pool(sys, "127.0.0.1", static_cast<std::uint16_t>(port), "bench");
-  }
+  auto node = start_node(dir, "bench-node", port, 2);
+  auto remote = connect_node(sys, port);
   if (!remote) {
     fmt::print(stderr, "no node: {}\n", snakepit::describe(remote.error()).message);
     ::kill(node, SIGKILL);
     return 1;
-  }
-  {
-    caf::scoped_actor self{sys};
-    self->request(*remote, std::chrono::seconds{60}, snakepit::ready_atom::value)
-      .receive([](snakepit::pool_status&) {}, [](caf::error&) {});
   }
   auto noop = [] { return snakepit::make_request("noop"); };
   const int clients = 16;

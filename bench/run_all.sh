@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench cluster_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -49,6 +49,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   arrays_args=(--rounds 1 --big-mib 8 --small-calls 200 --transfers 50)
   gateway_args=(--rounds 1 --seq-calls 300 --calls 1600 --idle 100)
   node_args=(--rounds 1 --seq-calls 300 --calls 1600)
+  cluster_args=(--rounds 1 --calls 320)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -63,6 +64,7 @@ else
   arrays_args=(--rounds 5)
   gateway_args=(--rounds 5)
   node_args=(--rounds 5)
+  cluster_args=(--rounds 5)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -115,6 +117,8 @@ run map "$SNAKEPIT_PYTHON" "$here/map_bench.py" --snakepit "$build/snakepit" "${
 run arrays "$bin/arrays_bench" "${arrays_args[@]}" || true
 run gateway "$bin/gateway_bench" "${gateway_args[@]}"
 run nodes "$bin/node_bench" "${node_args[@]}"
+# cluster_bench exits 1 when a failover lost a queued call; the summary shows it.
+run clusters "$bin/cluster_bench" "${cluster_args[@]}" || true
 elapsed=$(( $(date +%s) - started ))
 
 # Not named *.txt: the glob must not catch the file being written.

@@ -53,6 +53,10 @@ struct open_call {
   /// incarnation does not free a slot of the current one.
   std::uint64_t incarnation = 0;
   caf::timestamp sent;
+  /// Kept here, not in the reply handler, so that a stopped cluster answers.
+  std::variant<caf::typed_response_promise<execute_reply>,
+               caf::typed_response_promise<stream_handle>>
+    promise;
 };
 
 struct session_entry {
@@ -122,12 +126,15 @@ caf::error member_gone(const cluster_state& st, std::size_t i, const caf::error&
 void dispatch(self_ptr self);
 void lose_member(self_ptr self, std::size_t i, const caf::error& reason);
 
-/// Frees the call's slot and records its outcome; true when it was open.
-bool close_call(self_ptr self, std::uint64_t id, bool ok) {
+/// Frees the call's slot, records its outcome and hands back its promise;
+/// none when it is no longer open.
+template <class Reply>
+std::optional<caf::typed_response_promise<Reply>> close_call(self_ptr self, std::uint64_t id,
+                                                             bool ok) {
   auto& st = self->state;
   auto i = st.open.find(id);
   if (i == st.open.end())
-    return false;
+    return std::nullopt;
   auto& m = st.members[i->second.member];
   if (m.status.lost == i->second.incarnation && m.status.in_flight > 0)
     --m.status.in_flight;
@@ -144,8 +151,9 @@ bool close_call(self_ptr self, std::uint64_t id, bool ok) {
     ++m.status.failed;
     ++st.failed;
   }
+  auto promise = std::get<caf::typed_response_promise<Reply>>(std::move(i->second.promise));
   st.open.erase(i);
-  return true;
+  return promise;
 }
 
 /// Sends `xs` to member `i` as one call answered through `promise`.
@@ -156,18 +164,19 @@ void send_call(self_ptr self, std::size_t i, caf::typed_response_promise<Reply> 
   auto& m = st.members[i];
   ++m.status.in_flight;
   auto id = st.next_call++;
-  st.open.emplace(id, open_call{i, m.status.lost, caf::make_timestamp()});
+  auto incarnation = m.status.lost;
+  st.open.emplace(id, open_call{i, incarnation, caf::make_timestamp(), std::move(promise)});
   self->request(m.handle, caf::infinite, std::forward<Ts>(xs)...)
     .then(
-      [self, id, promise](Reply& answer) mutable {
-        close_call(self, id, true);
-        promise.deliver(std::move(answer));
+      [self, id](Reply& answer) {
+        if (auto p = close_call<Reply>(self, id, true))
+          p->deliver(std::move(answer));
         dispatch(self);
       },
-      [self, id, i, promise](caf::error& err) mutable {
-        auto incarnation = self->state.open.count(id) != 0 ? self->state.open[id].incarnation
-                                                          : ~std::uint64_t{0};
-        close_call(self, id, false);
+      [self, id, i, incarnation](caf::error& err) {
+        auto p = close_call<Reply>(self, id, false);
+        if (!p)
+          return;
         bool gone = err == caf::sec::request_receiver_down
                     || err == caf::exit_reason::remote_link_unreachable;
         if (gone)
@@ -177,7 +186,7 @@ void send_call(self_ptr self, std::size_t i, caf::typed_response_promise<Reply> 
         if ((gone || is(err, errc::node_down))
             && self->state.members[i].status.lost == incarnation)
           lose_member(self, i, err);
-        promise.deliver(std::move(err));
+        p->deliver(std::move(err));
         dispatch(self);
       });
 }
@@ -300,7 +309,10 @@ void lose_member(self_ptr self, std::size_t i, const caf::error& reason) {
   auto& m = st.members[i];
   if (!m.status.connected)
     return;
-  auto running = m.status.in_flight;
+  // Its calls still open (the one whose failure told us is already closed).
+  auto running = std::count_if(st.open.begin(), st.open.end(), [&](auto& kv) {
+    return kv.second.member == i && kv.second.incarnation == m.status.lost;
+  });
   m.status.connected = false;
   m.status.capacity = 0;
   m.status.in_flight = 0;
@@ -308,7 +320,7 @@ void lose_member(self_ptr self, std::size_t i, const caf::error& reason) {
   m.lost_handle = m.handle.address();
   m.handle = nullptr;
   detail::log_warning(st.opts.name,
-                      "cluster lost member '{}' ({}): {}; its {} running call(s) fail "
+                      "cluster lost member '{}' ({}): {}; {} more call(s) running there fail "
                       "node_down, {} queued call(s) wait for the other members",
                       m.status.name, where(m), caf::to_string(reason), running,
                       st.queue.size());
@@ -377,6 +389,21 @@ cluster_actor::behavior_type cluster_behavior(self_ptr self, cluster_options opt
     for (std::size_t i = 0; i < members.size(); ++i)
       if (members[i].status.connected && members[i].handle.address() == msg.source)
         lose_member(self, i, msg.reason);
+  });
+  // Stopped: answer every call it holds, open or queued.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto err = make_error(errc::pool_stopped,
+                          fmt::format("cluster '{}' was stopped ({}) with the call open; it "
+                                      "may or may not have run",
+                                      st.opts.name, caf::to_string(msg.reason)));
+    for (auto& [id, call] : st.open)
+      std::visit([&](auto& p) { p.deliver(err); }, call.promise);
+    st.open.clear();
+    for (auto& [seq, call] : st.queue)
+      std::visit([&](auto& c) { c.promise.deliver(err); }, call);
+    st.queue.clear();
+    self->quit(msg.reason);
   });
   for (std::size_t i = 0; i < init.members.size(); ++i)
     self->send(self, rejoin_atom::value, i);

@@ -105,6 +105,21 @@ auto remote_pool_behavior(self_ptr self, node_actor node, pool_actor pool,
     if (msg.source == self->state.pool)
       lose_node(self, "went away (" + caf::to_string(msg.reason) + ")");
   });
+  // Stopped (its tree stopping, its supervisor shutting it down): nothing
+  // would answer the calls still open there; answer them now.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& state = self->state;
+    auto err = make_error(errc::pool_stopped,
+                          fmt::format("the stand-in of pool '{}' on node {} was stopped ({}) "
+                                      "while the call was open there; it may or may not have "
+                                      "run",
+                                      state.options.pool, state.options.node_address,
+                                      caf::to_string(msg.reason)));
+    for (auto& [id, promise] : state.open)
+      std::visit([&](auto& p) { p.deliver(err); }, promise);
+    state.open.clear();
+    self->quit(msg.reason);
+  });
   self->send(self, heartbeat_atom::value);
   using typed_behavior =
     typename pool_actor::extend<caf::reacts_to<heartbeat_atom>>::behavior_type;

@@ -55,6 +55,25 @@ public:
     entries_[name] = entry{kind, std::move(handle)};
   }
 
+  /// Numbers a start of `name` that runs off its supervisor's thread (and
+  /// may outlive the supervisor's patience).
+  std::uint64_t begin_start(const std::string& name) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return ++starts_[name];
+  }
+
+  /// Puts the handle of start `start` unless a later start of the same name
+  /// began meanwhile: an abandoned start that ends late must not replace
+  /// the handle of the one that replaced it.
+  bool put_if_latest(const std::string& name, std::uint64_t start, node_kind kind,
+                     caf::actor handle) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (starts_[name] != start)
+      return false;
+    entries_[name] = entry{kind, std::move(handle)};
+    return true;
+  }
+
   /// Set by `running_tree::stop()`, seen by every copy of the tree handle.
   void mark_stopped() {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -78,6 +97,7 @@ public:
 private:
   mutable std::mutex mtx_;
   std::map<std::string, entry> entries_;
+  std::map<std::string, std::uint64_t> starts_;
   std::map<std::string, dynamic_template> templates_;
   bool stopped_ = false;
 };
@@ -141,12 +161,21 @@ child_spec make_child(const tree_node& node, const directory_ptr& dir,
         watch.heartbeat_timeout = node.heartbeat_timeout;
         watch.local_name = name;
         spec.start = [host = address.first, port = address.second, remote = node.remote_pool,
-                      watch, dir, name](caf::actor_system& sys) -> caf::expected<caf::actor> {
-          auto pool = connect_pool(sys, host, port, remote, watch);
+                      watch, dir, name, timeout = node.start_timeout](
+                       caf::actor_system& sys) -> caf::expected<caf::actor> {
+          auto start = dir->begin_start(name);
+          auto pool = connect_pool(sys, host, port, remote, watch,
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
           if (!pool)
             return std::move(pool.error());
           auto h = caf::actor_cast<caf::actor>(*pool);
-          dir->put(name, node_kind::pool, h);
+          // CAF's connect may block past connect_timeout_ms (a partitioned
+          // host): the supervisor gave up on this start and began another.
+          if (!dir->put_if_latest(name, start, node_kind::pool, h)) {
+            caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+            return make_error(errc::startup_failed,
+                              fmt::format("a later reconnect of '{}' replaced this one", name));
+          }
           return h;
         };
         spec.start_timeout = node.start_timeout;

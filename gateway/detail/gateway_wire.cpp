@@ -18,6 +18,14 @@ caf::error gateway_reply_too_large(std::size_t size, std::size_t limit) {
 
 void fill(gw::Failure* out, const caf::error& err) {
   auto info = describe(err);
+  // The gateway finds pools by name on every call: a pool that stopped
+  // before it took the call is one its tree is restarting (or a remote pool
+  // reconnecting), and the next call by the same name may well work.
+  if (err == caf::sec::request_receiver_down) {
+    info.kind = "unavailable";
+    info.message = "the pool stopped before it took the call, which did not run; its tree "
+                   "restarts it (a remote pool reconnects to its node): retry shortly";
+  }
   out->set_kind(info.kind);
   out->set_message(info.message);
   out->set_python_type(info.python_type);
