@@ -212,3 +212,60 @@ TEST_CASE_FIXTURE(distributed_fixture,
   ::kill(tree.pid(), SIGCONT);
   tree.stop();
 }
+
+TEST_CASE_FIXTURE(distributed_fixture,
+                  "a program's own node: its pool's host tools run where the pool runs") {
+  // The node: another actor system (as another program would be) with a pool
+  // whose Python tools call back a C++ host tool of that program.
+  caf::actor_system_config node_cfg;
+  add_message_types(node_cfg);
+  use_distribution(node_cfg);
+  caf::actor_system node_sys{node_cfg};
+  pool_config pc;
+  pc.name = "ml";
+  pc.adapter = "snakepit_bridge.showcase.ShowcaseAdapter";
+  pc.size = 1;
+  host_tool where;
+  where.name = "where";
+  where.description = "names the program that serves it and doubles x";
+  where.parameters = {{"x", "int", true, ""}};
+  where.returns = "dict";
+  where.handler = [](host_call call) {
+    call.reply(value::map{{"served_by", "node program"},
+                          {"twice", 2 * call.arguments().at("x").as_int()}});
+  };
+  pc.host_tools.push_back(where);
+  auto ml = start_pool(node_sys, pc);
+  REQUIRE_MESSAGE(ml, (ml ? "" : describe(ml.error()).message));
+  node_options opts;
+  opts.name = "program";
+  opts.exports = {"ml"};
+  auto server = node_server::start(node_sys, opts, [&](const std::string& name)
+                                                     -> caf::expected<pool_actor> {
+    if (name == "ml")
+      return *ml;
+    return make_error(errc::bad_arguments, "no pool " + name);
+  });
+  REQUIRE_MESSAGE(server, (server ? "" : describe(server.error()).message));
+
+  // The caller, in this test's own system, uses it like a local pool.
+  auto pool = connect_pool(*sys, "127.0.0.1", (*server)->port(), "ml");
+  REQUIRE_MESSAGE(pool, (pool ? "" : describe(pool.error()).message));
+  caf::scoped_actor self{*sys};
+  self->request(*pool, 10s, execute_atom::value,
+                make_request("host_call", {{"name", "where"}, {"args", value{{"x", 21}}}}))
+    .receive(
+      [](execute_reply& r) {
+        CHECK(r.result["served_by"] == value("node program"));
+        CHECK(r.result["twice"] == value(42));
+      },
+      [](caf::error& e) { FAIL(describe(e).message); });
+  // A host tool's failure comes back typed, as locally.
+  self->request(*pool, 10s, execute_atom::value,
+                make_request("host_call", {{"name", "where"}, {"args", value{value::map{}}}}))
+    .receive([](execute_reply&) { FAIL("a call without x succeeded"); },
+             [](caf::error& e) { CHECK(describe(e).code == errc::python_exception); });
+  server->reset();
+  caf::anon_send_exit(*ml, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(*pool, caf::exit_reason::user_shutdown);
+}
