@@ -14,7 +14,11 @@ pool_status make_status(pool_pointer self) {
   pool_status out;
   out.name = st.cfg.name;
   out.state = to_cstr(st.current);
-  out.size = st.cfg.size;
+  out.size = st.target_size;
+  out.min_size = st.cfg.autoscale.min_size;
+  out.max_size = st.cfg.autoscale.max_size;
+  out.scale_ups = st.scale_ups;
+  out.scale_downs = st.scale_downs;
   out.ready = static_cast<std::uint32_t>(st.workers.size());
   out.queued = static_cast<std::uint32_t>(st.queue.size());
   out.queue_max = st.cfg.queue_max;
@@ -124,7 +128,7 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   return wc;
 }
 
-void launch_worker(pool_pointer self, bool initial) {
+std::string launch_worker(pool_pointer self, bool initial) {
   auto& st = self->state;
   auto id = "w-" + std::to_string(++st.launched);
   if (initial)
@@ -141,6 +145,7 @@ void launch_worker(pool_pointer self, bool initial) {
   self->request(st.sup, caf::infinite, start_child_atom::value, std::move(spec))
     .then([](const caf::actor&) {},
           [self](caf::error& err) { fail_pool(self, std::move(err)); });
+  return id;
 }
 
 void start_more(pool_pointer self) {
@@ -170,6 +175,7 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
   st.workers.push_back(std::move(slot));
   if (st.starting.erase(local_id) > 0)
     start_more(self);
+  st.scale_starting.erase(local_id);
   if (st.current == phase::starting && st.workers.size() >= st.cfg.min_ready) {
     st.current = phase::ready;
     detail::log_info(st.cfg.name, "ready: {} of {} workers", st.workers.size(),
@@ -183,6 +189,7 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
     for (auto& rp : st.ready_waiters)
       rp.deliver(status);
     st.ready_waiters.clear();
+    start_autoscaling(self);
   }
   dispatch_queue(self);
 }
@@ -288,6 +295,9 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     init.pipelining = detail::pipelining_policy{init.cfg.pipeline_depth, init.cfg.pipeline_budget};
     init.host_tools = std::move(host_tools);
     init.log_name = detail::log_pool_name{init.cfg.name};
+    init.target_size = init.cfg.size;
+    if (init.cfg.autoscale.enabled())
+      init.autoscale.emplace(init.cfg.autoscale);
     supervisor_config sc;
     sc.name = init.cfg.name + "/workers";
     sc.strategy = supervision_strategy::dynamic;
@@ -347,6 +357,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       st.failed += w->in_flight;  // the worker failed its calls in flight
       auto id = w->info.id;
       st.workers.erase(st.workers.begin() + (w - st.workers.data()));
+      st.retiring.erase(id);
       if (st.recycling.erase(id) > 0)
         start_next_recycle(self);
     });
@@ -446,6 +457,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
         return true;
       },
       [self](detail::session_sweep_atom) { sweep_sessions(self); },
+      [self](detail::autoscale_atom) { on_autoscale_tick(self); },
       [self](detail::events_dropped_atom, const caf::actor_addr& worker, std::uint64_t total) {
         if (auto* w = self->state.find(worker))
           w->info.python_events_dropped = total;

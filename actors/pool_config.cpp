@@ -22,6 +22,15 @@ caf::expected<pool_config> validate(pool_config cfg) {
                    cfg.adapter));
   need(cfg.size >= 1 && cfg.size <= 4096, "size must be between 1 and 4096");
   need(cfg.min_ready <= cfg.size, "min_ready must not exceed size");
+  if (auto& a = cfg.autoscale; a.min_size != 0 || a.max_size != 0) {
+    need(a.min_size >= 1 && a.min_size < a.max_size && a.max_size <= 4096,
+         "autoscaling needs 1 <= min_size < max_size <= 4096");
+    need(a.min_size <= cfg.size && cfg.size <= a.max_size,
+         "size (the start size) must lie between min_size and max_size");
+    need(a.busy_threshold > 0 && a.busy_threshold <= 1,
+         "scale_busy_threshold must be in (0, 1]");
+    need(a.max_step_up >= 1, "scale_max_step must be at least 1");
+  }
   need(cfg.threads_per_worker >= 1 && cfg.threads_per_worker <= 1024,
        "threads_per_worker must be between 1 and 1024");
   need(cfg.profile == worker_profile::thread || cfg.thread_check == thread_check_mode::off,

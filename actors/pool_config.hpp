@@ -9,6 +9,7 @@
 #include <caf/expected.hpp>
 #include <caf/timespan.hpp>
 
+#include "snakepit/actors/autoscale_policy.hpp"
 #include "snakepit/actors/host_tool.hpp"
 #include "snakepit/actors/session_table.hpp"
 #include "snakepit/actors/batch_limits.hpp"
@@ -30,8 +31,11 @@ struct pool_config {
   std::string python;
   /// Environment variables for the workers, on top of the host's.
   std::vector<std::pair<std::string, std::string>> env;
-  /// Number of worker processes.
+  /// Number of worker processes (at the start, when autoscaling).
   std::uint32_t size = 2;
+  /// Autoscaling (`min_size` < `max_size`; both 0: a fixed `size`): when
+  /// the pool grows and shrinks between them (docs/configuration.md).
+  autoscale_settings autoscale;
   /// `process`: one request at a time per process; `thread`: one process
   /// serving `threads_per_worker` requests at once.
   worker_profile profile = worker_profile::process;

@@ -19,6 +19,8 @@ void send_to(pool_pointer self, worker_slot& w, execute_request& req) {
 void release_slot(worker_slot& w) {
   if (w.in_flight > 0)
     --w.in_flight;
+  if (w.in_flight == 0)
+    w.idle_since = std::chrono::steady_clock::now();
   if (!w.expected.empty()) {
     w.expected_work -= w.expected.front();
     w.expected.pop_front();

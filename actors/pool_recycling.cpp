@@ -7,7 +7,7 @@ namespace snakepit::pool_impl {
 /// The old worker of a recycle is done (or its drain time is up): stop it.
 void finish_drain(pool_pointer self, const std::string& id) {
   auto& st = self->state;
-  if (st.recycling.count(id) == 0)
+  if (st.recycling.count(id) == 0 && st.retiring.count(id) == 0)
     return;
   self->request(st.sup, caf::infinite, terminate_child_atom::value, local_id_of(st, id))
     .then([](bool) {}, [](caf::error&) {});

@@ -150,6 +150,9 @@ std::string render(const tree_status& st, const std::string& label) {
                        p.crashes,
                        p.replacements, recycled,
                        recycle_reasons.empty() ? "" : " (" + recycle_reasons + ")");
+    if (p.max_size > 0)
+      out += fmt::format("  autoscaling {}..{} workers: {} up, {} down so far\n", p.min_size,
+                         p.max_size, p.scale_ups, p.scale_downs);
     if (!p.members.empty()) {
       out += fmt::format("  {:<12} {:<22} {:<9} {:>8} {:>9} {:>8} {:>6} {:>5} {:>5} {:>10}\n",
                          "MEMBER", "NODE", "STATE", "CAPACITY", "IN FLIGHT", "SERVED",

@@ -18,8 +18,13 @@ struct pool_status {
   std::string name;
   /// "starting", "ready", "failed", "stopping".
   std::string state;
-  /// Configured number of workers.
+  /// Workers it aims at: the configured size, or where autoscaling put it.
   std::uint32_t size = 0;
+  /// Autoscaling's bounds (both 0: a fixed size) and the steps it took.
+  std::uint32_t min_size = 0;
+  std::uint32_t max_size = 0;
+  std::uint64_t scale_ups = 0;
+  std::uint64_t scale_downs = 0;
   /// Workers ready to take calls.
   std::uint32_t ready = 0;
   /// Sum of the ready workers' capacities.
@@ -65,7 +70,8 @@ typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
   return f(caf::meta::type_name("snakepit::pool_status"), x.name, x.state,
            x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
            x.failed, x.queue_full, x.queue_timeouts, x.sessions, x.uptime, x.crashes, x.replacements, x.recycles, x.workers,
-           x.redispatched, x.node, x.members);
+           x.redispatched, x.node, x.members, x.min_size, x.max_size, x.scale_ups,
+           x.scale_downs);
 }
 
 } // namespace snakepit

@@ -93,6 +93,11 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   auto w_wall = make("snakepit_worker_python_seconds_total",
                      "Wall time the worker's tools ran, summed over finished calls.",
                      kind::counter);
+  auto min_size = make("snakepit_pool_min_size", "Autoscaling's lower bound (autoscaled pools).");
+  auto max_size = make("snakepit_pool_max_size", "Autoscaling's upper bound (autoscaled pools).");
+  auto scaled = make("snakepit_pool_scaled_total",
+                     "Steps autoscaling took, by direction (up: workers added at once).",
+                     kind::counter);
   auto m_up = make("snakepit_cluster_member_connected",
                    "1 when the cluster can send the member calls, else 0.");
   auto m_cap = make("snakepit_cluster_member_capacity", "The member's reported capacity.");
@@ -130,6 +135,13 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
     queue_max.values[pool] = p.queue_max;
     uptime.values[pool] = seconds(p.uptime);
     sessions.values[pool] = p.sessions;
+    if (p.max_size > 0) {
+      min_size.values[pool] = p.min_size;
+      max_size.values[pool] = p.max_size;
+      scaled.values[{{"pool", p.name}, {"direction", "up"}}] = static_cast<double>(p.scale_ups);
+      scaled.values[{{"pool", p.name}, {"direction", "down"}}]
+        = static_cast<double>(p.scale_downs);
+    }
     for (auto& w : p.workers) {
       auto local = w.id.size() > p.name.size() + 1 && w.id.compare(0, p.name.size(), p.name) == 0
                      ? w.id.substr(p.name.size() + 1)
@@ -145,8 +157,8 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   auto detached = make("snakepit_telemetry_handlers_detached_total",
                        "Telemetry handlers detached because they threw.", kind::counter);
   detached.values[{}] = static_cast<double>(telemetry::global().detached_for_throwing());
-  return {up,     size,  ready, capacity, busy,      queued, queue_max, uptime,
-          sessions, w_busy, w_cap, w_rss, w_age, w_wall, m_up, m_cap,
+  return {up,       size,   ready, capacity, busy,      queued,   queue_max, uptime,
+          sessions, min_size, max_size, scaled, w_busy, w_cap, w_rss, w_age, w_wall, m_up, m_cap,
           m_busy, m_latency, m_calls, m_lost, detached};
 }
 

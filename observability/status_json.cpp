@@ -59,6 +59,12 @@ json pool_json(const pool_status& p) {
               {"workers", std::move(workers)}};
   if (!p.node.empty())
     out["node"] = p.node;
+  if (p.max_size > 0) {
+    out["min_size"] = p.min_size;
+    out["max_size"] = p.max_size;
+    out["scale_ups"] = p.scale_ups;
+    out["scale_downs"] = p.scale_downs;
+  }
   if (!p.members.empty()) {
     json members = json::array();
     for (auto& m : p.members)
@@ -113,6 +119,10 @@ pool_status pool_from(const json& j) {
   pool_status p;
   get(j, "name", p.name);
   get(j, "node", p.node);
+  get(j, "min_size", p.min_size);
+  get(j, "max_size", p.max_size);
+  get(j, "scale_ups", p.scale_ups);
+  get(j, "scale_downs", p.scale_downs);
   get(j, "state", p.state);
   get(j, "size", p.size);
   get(j, "ready", p.ready);

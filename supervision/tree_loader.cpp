@@ -106,6 +106,9 @@ const word_list pool_keys = {
   "transport",        "batch_max_calls", "batch_max_bytes", "batch_max_unanswered",
   "shared_memory",    "shm_threshold",   "shm_bytes_max",   "shm_cache_bytes",
   "pipeline_depth",   "pipeline_budget_ms",
+  "min_size",         "max_size",        "scale_up_wait_ms", "scale_busy_threshold",
+  "scale_busy_window_ms", "idle_timeout_ms", "scale_max_step", "scale_up_cooldown_ms",
+  "scale_down_cooldown_ms",
 };
 
 const word_list actor_keys = {"kind",        "args",            "restart", "shutdown",
@@ -657,6 +660,24 @@ public:
     if (x < min || x > max) {
       auto bound = x > max ? fmt::format(" of at most {}", max) : std::string{};
       problem(key, fmt::format("expected {}{}, got {}", expected, bound, x));
+      return std::nullopt;
+    }
+    return x;
+  }
+
+  /// A number in (0, 1] (an integer 1 is accepted).
+  std::optional<double> fraction(std::string_view key) {
+    auto node = get(key);
+    if (node == nullptr)
+      return std::nullopt;
+    std::optional<double> x;
+    if (auto f = node->as_floating_point())
+      x = f->get();
+    else if (auto i = node->as_integer())
+      x = static_cast<double>(i->get());
+    if (!x || !(*x > 0 && *x <= 1)) {
+      problem(key, fmt::format("expected a fraction above 0 and at most 1 (e.g. 0.9), got {}",
+                               describe_got(*node)));
       return std::nullopt;
     }
     return x;
@@ -1255,6 +1276,52 @@ private:
     n.restart = s.restart().value_or(restart_type::permanent);
   }
 
+  /// `min_size`/`max_size` and how the pool moves between them.
+  void read_autoscale(section& s, pool_config& cfg) {
+    auto& a = cfg.autoscale;
+    auto min = s.count("min_size", 1, 4096, "a positive integer");
+    auto max = s.count("max_size", 1, 4096, "a positive integer");
+    auto millis = [&](const char* key, std::chrono::milliseconds& out) {
+      if (auto ms = s.millis(key, true))
+        out = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
+    };
+    millis("scale_up_wait_ms", a.scale_up_wait);
+    millis("scale_busy_window_ms", a.busy_window);
+    millis("idle_timeout_ms", a.idle_timeout);
+    millis("scale_up_cooldown_ms", a.up_cooldown);
+    millis("scale_down_cooldown_ms", a.down_cooldown);
+    assign(a.busy_threshold, s.fraction("scale_busy_threshold"));
+    assign(a.max_step_up, s.count("scale_max_step", 1, 4096, "a positive integer"));
+    if (!min && !max) {
+      for (auto key : {"scale_up_wait_ms", "scale_busy_window_ms", "idle_timeout_ms",
+                       "scale_up_cooldown_ms", "scale_down_cooldown_ms", "scale_busy_threshold",
+                       "scale_max_step"})
+        if (s.get(key) != nullptr)
+          s.problem(key, "applies to autoscaling only: give min_size and max_size too");
+      return;
+    }
+    if (!min || !max) {
+      if (!s.failed("min_size") && !s.failed("max_size"))
+        s.problem(min ? "min_size" : "max_size",
+                  "autoscaling needs both min_size and max_size");
+      return;
+    }
+    if (*min >= *max) {
+      s.problem("min_size", fmt::format("min_size ({}) must be below max_size ({}); for a fixed "
+                                        "size use size alone",
+                                        *min, *max));
+      return;
+    }
+    a.min_size = *min;
+    a.max_size = *max;
+    if (s.get("size") == nullptr)
+      cfg.size = *min;  // the start size
+    else if (cfg.size < *min || cfg.size > *max)
+      s.problem("size", fmt::format("the start size ({}) must lie between min_size ({}) and "
+                                    "max_size ({})",
+                                    cfg.size, *min, *max));
+  }
+
   void read_pool(section& s, definition& def) {
     auto& n = def.node;
     auto& cfg = n.pool;
@@ -1270,6 +1337,7 @@ private:
       }
     }
     assign(cfg.size, s.count("size", 1, 4096, "a positive integer"));
+    read_autoscale(s, cfg);
     assign(cfg.min_ready, s.count("min_ready", 0, max_u32, "an integer >= 0"));
     if (auto w = s.word("profile", profile_words))
       cfg.profile = *parse_worker_profile(*w);

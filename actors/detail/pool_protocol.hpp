@@ -40,6 +40,8 @@ using worker_exited_atom = caf::atom_constant<caf::atom("wexited")>;
 /// never started there (its process died); the pool routes it again. Sent
 /// by the worker as a delegation, so the reply goes to the original caller.
 using redispatch_atom = caf::atom_constant<caf::atom("redisp")>;
+/// (autoscale_atom): time for the autoscaling policy to look at the pool.
+using autoscale_atom = caf::atom_constant<caf::atom("autoscale")>;
 /// (expire_atom, time the timer was armed for, in ns): the queue's timer.
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
@@ -64,6 +66,7 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<drained_atom, std::string>,
   caf::reacts_to<events_dropped_atom, caf::actor_addr, std::uint64_t>,
   caf::reacts_to<session_sweep_atom>,
+  caf::reacts_to<autoscale_atom>,
   caf::reacts_to<expire_atom, std::int64_t>>;
 
 } // namespace snakepit::detail

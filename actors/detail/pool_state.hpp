@@ -62,6 +62,9 @@ struct worker_slot {
   caf::timespan python_wall{0};
   caf::timespan python_cpu{0};
   caf::timestamp ready_at;
+  /// When its last call ended (or it became ready); it is idle while it has
+  /// none in flight (autoscaling retires the longest idle).
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
   /// Being recycled: gets no new calls, stops once its calls are done.
   bool draining = false;
   /// Its process is gone; the slot goes when the actor is down.
@@ -153,6 +156,15 @@ struct pool_state {
   /// Recycles waiting for a free recycle slot: (worker id, reason).
   std::deque<std::pair<std::string, std::string>> recycle_queue;
   caf::error failure;
+  /// Autoscaling: its decisions (none: a fixed size), the workers it asked
+  /// for and are not ready yet, those it is retiring (draining, no
+  /// replacement), the size it aims at, and what it did.
+  std::optional<autoscale_policy> autoscale;
+  std::set<std::string> scale_starting;
+  std::set<std::string> retiring;
+  std::uint32_t target_size = 0;
+  std::uint64_t scale_ups = 0;
+  std::uint64_t scale_downs = 0;
 
   /// Marks the name as a pool's for the log's `pool=` field while it lives.
   detail::log_pool_name log_name;
@@ -235,7 +247,8 @@ pool_status make_status(pool_pointer self);
 void note_dispatch(pool_state& st);
 void fail_pool(pool_pointer self, caf::error err);
 worker_config make_worker_config(pool_pointer self, const std::string& id);
-void launch_worker(pool_pointer self, bool initial = true);
+/// Starts a worker under the pool's supervisor; its local id ("w-N").
+std::string launch_worker(pool_pointer self, bool initial = true);
 void start_more(pool_pointer self);
 void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& info);
 void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::string& why);
@@ -267,6 +280,10 @@ void bind_session(pool_pointer self, execute_request& req, worker_slot& w);
 void end_session(pool_pointer self, const session_entry& s, const char* reason);
 void sweep_sessions(pool_pointer self);
 caf::result<std::string> open_session(pool_pointer self, std::string id);
+
+// pool_autoscaling.cpp
+void start_autoscaling(pool_pointer self);
+void on_autoscale_tick(pool_pointer self);
 
 // pool_recycling.cpp
 void finish_drain(pool_pointer self, const std::string& id);
