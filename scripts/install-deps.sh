@@ -17,7 +17,7 @@ packages=(
   # examples and benchmarks
   python3-numpy
   # process tools used by tests (ps, kill); network namespaces for partition tests (ip, tc)
-  procps iproute2
+  procps iproute2 util-linux
 )
 
 missing=()

@@ -160,8 +160,13 @@ def test_a_client_that_goes_away_mid_call_leaks_no_slot(tmp_path):
     try:
         channel, gateway, _ = stub(tree.address)
         with channel:
-            with pytest.raises(grpc.RpcError):
-                gateway.Call(call_request("sleep", seconds=0.8), timeout=0.1)  # gives up
+            # It gives up: gRPC's deadline ends the call, or (the same instant) the pool's
+            # deadline answers first with a typed timeout.
+            try:
+                reply = gateway.Call(call_request("sleep", seconds=0.8), timeout=0.1)
+                assert reply.HasField("failure") and reply.failure.kind == "timeout", reply
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e
             time.sleep(1.2)  # the call ends in the pool; its slot in the gateway comes back
             assert values.decode(gateway.Call(call_request("add", a=1, b=2)).result) == 3
     finally:

@@ -97,7 +97,9 @@ class Netns:
         self.partitioned = False
 
     def exec_argv(self, ns: str, *argv: str) -> list:
-        return ["ip", "netns", "exec", ns, *argv]
+        # nsenter enters the network namespace only; `ip netns exec` and `ip -n` also remount
+        # / and /sys in a new mount namespace, which fails where / is no mount point (a chroot).
+        return ["nsenter", f"--net=/run/netns/{ns}", *argv]
 
     def setup(self) -> None:
         for ns in (self.a, self.b):
@@ -116,9 +118,9 @@ class Netns:
             sh("ip", "link", "del", self.veth_a, check=False)
             raise
         for ns, dev, addr in ((self.a, self.veth_a, NODE_ADDR), (self.b, self.veth_b, USER_ADDR)):
-            sh("ip", "-n", ns, "addr", "add", f"{addr}/30", "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh(*self.exec_argv(ns, "ip", "addr", "add", f"{addr}/30", "dev", dev))
+            sh(*self.exec_argv(ns, "ip", "link", "set", dev, "up"))
+            sh(*self.exec_argv(ns, "ip", "link", "set", "lo", "up"))
 
     def choose_drop_qdisc(self) -> str:
         """A qdisc that drops every outgoing packet: netem loss 100% where the kernel has netem,
@@ -151,8 +153,8 @@ class Netns:
 
 @pytest.fixture
 def netns():
-    if shutil.which("ip") is None or shutil.which("tc") is None:
-        pytest.skip("needs `ip` and `tc` (iproute2)")
+    if shutil.which("ip") is None or shutil.which("tc") is None or shutil.which("nsenter") is None:
+        pytest.skip("needs `ip` and `tc` (iproute2) and `nsenter` (util-linux)")
     pair = Netns()
     try:
         pair.setup()
