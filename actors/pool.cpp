@@ -92,7 +92,7 @@ void fail_pool(pool_pointer self, caf::error err) {
   self->quit(err);
 }
 
-worker_config make_worker_config(pool_pointer self, const std::string& id) {
+worker_config make_worker_config(pool_pointer self, const std::string& id, std::uint32_t slot) {
   auto& cfg = self->state.cfg;
   worker_config wc;
   wc.id = cfg.name + "/" + id;
@@ -104,7 +104,8 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   wc.python = cfg.python;
   wc.adapter = cfg.adapter;
   wc.python_path = cfg.python_path;
-  wc.env = cfg.env;
+  wc.env = expand_worker_env(cfg.env, slot, self->state.target_size);
+  wc.cpu_affinity = cfg.cpu_affinity.cpus_for(slot);
   wc.profile = cfg.profile;
   wc.capacity = traits_of(cfg.profile, cfg.threads_per_worker, cfg.thread_check).capacity;
   wc.thread_check = cfg.thread_check;
@@ -128,9 +129,29 @@ worker_config make_worker_config(pool_pointer self, const std::string& id) {
   return wc;
 }
 
-std::string launch_worker(pool_pointer self, bool initial) {
+std::optional<std::uint32_t> slot_of(const pool_state& st, const std::string& worker_id) {
+  auto i = st.slots.find(local_id_of(st, worker_id));
+  if (i == st.slots.end())
+    return std::nullopt;
+  return i->second;
+}
+
+void free_slot(pool_state& st, const std::string& worker_id) {
+  st.slots.erase(local_id_of(st, worker_id));
+}
+
+std::string launch_worker(pool_pointer self, bool initial, std::optional<std::uint32_t> slot) {
   auto& st = self->state;
   auto id = "w-" + std::to_string(++st.launched);
+  if (!slot) {
+    std::set<std::uint32_t> used;
+    for (auto& [worker, s] : st.slots)
+      used.insert(s);
+    slot = 0;
+    while (used.count(*slot) > 0)
+      ++*slot;
+  }
+  st.slots[id] = *slot;
   if (initial)
     st.starting.insert(id);
   child_spec spec;
@@ -138,7 +159,7 @@ std::string launch_worker(pool_pointer self, bool initial) {
   spec.restart = restart_type::permanent;
   spec.shutdown = shutdown_policy::after(st.cfg.shutdown_timeout + std::chrono::seconds{1});
   spec.start_timeout = caf::timespan{0};  // spawn_worker only spawns: inline
-  spec.start = [wc = make_worker_config(self, id)](caf::actor_system& sys)
+  spec.start = [wc = make_worker_config(self, id, *slot)](caf::actor_system& sys)
     -> caf::expected<caf::actor> {
     return caf::actor_cast<caf::actor>(spawn_worker(sys, wc));
   };
@@ -206,7 +227,9 @@ void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::strin
   st.failed += w->in_flight;  // the worker answered those calls already
   st.workers.erase(st.workers.begin() + (w - st.workers.data()));
   detail::log_info(st.cfg.name, "replacing {}: {}", old_id, why);
-  launch_worker(self, false);
+  auto slot = st.slots.count(old_id) > 0 ? std::optional{st.slots[old_id]} : std::nullopt;
+  st.slots.erase(old_id);
+  launch_worker(self, false, slot);
   self->request(st.sup, caf::infinite, terminate_child_atom::value, old_id)
     .then([](bool) {}, [](caf::error&) {});
 }

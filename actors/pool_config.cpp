@@ -22,6 +22,16 @@ caf::expected<pool_config> validate(pool_config cfg) {
                    cfg.adapter));
   need(cfg.size >= 1 && cfg.size <= 4096, "size must be between 1 and 4096");
   need(cfg.min_ready <= cfg.size, "min_ready must not exceed size");
+  for (auto& [key, text] : cfg.env)
+    if (auto bad = bad_worker_env_placeholder(text); !bad.empty())
+      problems.push_back(fmt::format("env {} = \"{}\": {} is not a placeholder; use {{index}}, "
+                                     "{{count}} or {{index % N}} with N >= 1",
+                                     key, text, bad));
+  for (auto& set : cfg.cpu_affinity.sets) {
+    need(!set.empty(), "cpu_affinity: each set needs at least one CPU");
+    for (int cpu : set)
+      need(cpu >= 0 && cpu < 1024, fmt::format("cpu_affinity: CPU {} is not 0 to 1023", cpu));
+  }
   if (auto& a = cfg.autoscale; a.min_size != 0 || a.max_size != 0) {
     need(a.min_size >= 1 && a.min_size < a.max_size && a.max_size <= 4096,
          "autoscaling needs 1 <= min_size < max_size <= 4096");

@@ -13,6 +13,7 @@
 #include "snakepit/actors/host_tool.hpp"
 #include "snakepit/actors/session_table.hpp"
 #include "snakepit/actors/batch_limits.hpp"
+#include "snakepit/actors/worker_env.hpp"
 #include "snakepit/actors/worker_profile.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
 
@@ -29,8 +30,11 @@ struct pool_config {
   std::vector<std::string> python_path;
   /// Interpreter; empty: $SNAKEPIT_PYTHON, else the first that can import grpc.
   std::string python;
-  /// Environment variables for the workers, on top of the host's.
+  /// Environment variables for the workers, on top of the host's; values
+  /// may hold `{index}`, `{count}`, `{index % N}` (`expand_worker_env`).
   std::vector<std::pair<std::string, std::string>> env;
+  /// Pins each worker process to CPUs (none: not pinned).
+  cpu_affinity_spec cpu_affinity;
   /// Number of worker processes (at the start, when autoscaling).
   std::uint32_t size = 2;
   /// Autoscaling (`min_size` < `max_size`; both 0: a fixed `size`): when

@@ -9,6 +9,7 @@ void finish_drain(pool_pointer self, const std::string& id) {
   auto& st = self->state;
   if (st.recycling.count(id) == 0 && st.retiring.count(id) == 0)
     return;
+  free_slot(st, id);
   self->request(st.sup, caf::infinite, terminate_child_atom::value, local_id_of(st, id))
     .then([](bool) {}, [](caf::error&) {});
 }
@@ -41,7 +42,7 @@ bool begin_recycle(pool_pointer self, const std::string& id, const std::string& 
                             {"served", static_cast<double>(w->served)}},
                            {{"pool", st.cfg.name}, {"worker", id}, {"reason", reason}}};
   });
-  launch_worker(self, false);
+  launch_worker(self, false, slot_of(st, id));  // the replacement takes its slot
   if (w->in_flight == 0 && st.sessions.bound_to(w->instance_key) == 0)
     finish_drain(self, id);
   else

@@ -29,6 +29,13 @@ process_spec make_spec(const worker_state& st) {
                              std::to_string(cfg.shm->bytes_max()), "--shm-cache-bytes",
                              std::to_string(cfg.shm->cache_bytes())});
   }
+  if (!cfg.cpu_affinity.empty()) {
+    std::string cpus;
+    for (int cpu : cfg.cpu_affinity)
+      cpus += (cpus.empty() ? "" : ",") + std::to_string(cpu);
+    args.emplace_back("--cpu-affinity");
+    args.emplace_back(cpus);
+  }
   for (auto& arg : traits_of(cfg.profile, cfg.capacity, cfg.thread_check).worker_args)
     args.push_back(arg);
   for (auto& dir : cfg.python_path) {

@@ -34,6 +34,8 @@ struct worker_config {
   std::vector<std::string> python_path;
   /// Environment variables set on top of the host's.
   std::vector<std::pair<std::string, std::string>> env;
+  /// CPUs the process is pinned to (empty: not pinned).
+  std::vector<int> cpu_affinity;
   /// Calls the worker may run at once (1 in the process profile).
   std::uint32_t capacity = 1;
   worker_profile profile = worker_profile::process;

@@ -108,7 +108,7 @@ const word_list pool_keys = {
   "pipeline_depth",   "pipeline_budget_ms",
   "min_size",         "max_size",        "scale_up_wait_ms", "scale_busy_threshold",
   "scale_busy_window_ms", "idle_timeout_ms", "scale_max_step", "scale_up_cooldown_ms",
-  "scale_down_cooldown_ms",
+  "scale_down_cooldown_ms", "cpu_affinity",
 };
 
 const word_list actor_keys = {"kind",        "args",            "restart", "shutdown",
@@ -1276,6 +1276,50 @@ private:
     n.restart = s.restart().value_or(restart_type::permanent);
   }
 
+  /// `cpu_affinity = "spread"` or a list of CPU lists, one per worker slot
+  /// round robin (`[[0, 1], [2, 3]]`).
+  void read_cpu_affinity(section& s, cpu_affinity_spec& out) {
+    auto node = s.get("cpu_affinity");
+    if (node == nullptr)
+      return;
+    constexpr auto expected = "\"spread\" or a list of CPU lists such as [[0, 1], [2, 3]]";
+    if (auto word = node->as_string()) {
+      if (word->get() == "spread")
+        out.spread = true;
+      else
+        s.problem("cpu_affinity", fmt::format("expected {}, got {}", expected,
+                                              describe_got(*node)));
+      return;
+    }
+    auto sets = node->as_array();
+    bool ok = sets != nullptr && !sets->empty();
+    std::vector<std::vector<int>> parsed;
+    if (ok)
+      for (auto& set : *sets) {
+        auto cpus = set.as_array();
+        if (cpus == nullptr || cpus->empty()) {
+          ok = false;
+          break;
+        }
+        std::vector<int> one;
+        for (auto& cpu : *cpus) {
+          auto i = cpu.as_integer();
+          if (i == nullptr || i->get() < 0 || i->get() > 1023) {
+            ok = false;
+            break;
+          }
+          one.push_back(static_cast<int>(i->get()));
+        }
+        parsed.push_back(std::move(one));
+      }
+    if (!ok) {
+      s.problem("cpu_affinity", fmt::format("expected {} (CPUs 0 to 1023), got {}", expected,
+                                            describe_got(*node)));
+      return;
+    }
+    out.sets = std::move(parsed);
+  }
+
   /// `min_size`/`max_size` and how the pool moves between them.
   void read_autoscale(section& s, pool_config& cfg) {
     auto& a = cfg.autoscale;
@@ -1347,6 +1391,7 @@ private:
     assign(cfg.python, s.string("python", "a non-empty string (interpreter path or command)"));
     assign(cfg.python_path, s.string_list("python_path"));
     assign(cfg.env, s.string_table("env"));
+    read_cpu_affinity(s, cfg.cpu_affinity);
     assign(cfg.startup_concurrency,
            s.count("startup_concurrency", 0, max_u32, "an integer >= 0"));
     assign(cfg.startup_timeout, s.millis("startup_timeout_ms", true));

@@ -165,6 +165,9 @@ struct pool_state {
   std::uint32_t target_size = 0;
   std::uint64_t scale_ups = 0;
   std::uint64_t scale_downs = 0;
+  /// Each worker's slot by local id ("w-3" -> 0): its `{index}` in `env`
+  /// and its place in `cpu_affinity`.
+  std::map<std::string, std::uint32_t> slots;
 
   /// Marks the name as a pool's for the log's `pool=` field while it lives.
   detail::log_pool_name log_name;
@@ -246,9 +249,16 @@ std::string local_id_of(const pool_state& st, const std::string& worker_id);
 pool_status make_status(pool_pointer self);
 void note_dispatch(pool_state& st);
 void fail_pool(pool_pointer self, caf::error err);
-worker_config make_worker_config(pool_pointer self, const std::string& id);
+worker_config make_worker_config(pool_pointer self, const std::string& id, std::uint32_t slot);
 /// Starts a worker under the pool's supervisor; its local id ("w-N").
-std::string launch_worker(pool_pointer self, bool initial = true);
+/// `slot`: the slot of the worker it replaces (its `{index}`); none: the
+/// lowest free one.
+std::string launch_worker(pool_pointer self, bool initial = true,
+                          std::optional<std::uint32_t> slot = std::nullopt);
+/// The worker (full id) leaves for good: its slot is free again.
+void free_slot(pool_state& st, const std::string& worker_id);
+/// The slot of a worker (full id); none if unknown.
+std::optional<std::uint32_t> slot_of(const pool_state& st, const std::string& worker_id);
 void start_more(pool_pointer self);
 void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& info);
 void on_replace(pool_pointer self, const caf::actor_addr& addr, const std::string& why);

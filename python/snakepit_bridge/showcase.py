@@ -227,7 +227,13 @@ class ShowcaseAdapter(ArrayShowcase, TelemetryShowcase, BaseAdapter):
             "thread_env": {name: os.environ.get(name) for name in _THREAD_VARIABLES},
             "threads": threading.active_count(),
             "setup_unix_s": self.setup_unix_s,
+            "cpu_affinity": sorted(os.sched_getaffinity(0)),
         }
+
+    @tool
+    def getenv(self, name: str) -> Optional[str]:
+        """The worker's environment variable ``name`` (None when unset)."""
+        return os.environ.get(name)
 
     @tool
     def numpy_scalars(self) -> Dict[str, Any]:

@@ -110,6 +110,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--shm-bytes-max", type=int, default=shm.DEFAULT_BYTES_MAX, metavar="N",
                         help="largest payload in shared memory, in bytes; a larger one is payload_too_large "
                              f"(default {shm.DEFAULT_BYTES_MAX}, 1 GiB)")
+    parser.add_argument("--cpu-affinity", default="", metavar="CPUS",
+                        help="comma-separated CPUs to run on, set before anything starts a thread "
+                             "(threads started later inherit it)")
     parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
                         help="prepend DIR to sys.path (repeatable, kept in order)")
     args = parser.parse_args(argv)
@@ -400,6 +403,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.check:
         return _check()
     _guard_parent(args)
+    if args.cpu_affinity:
+        # First: every thread started later (gRPC's, BLAS's) inherits the mask.
+        try:
+            cpus = {int(cpu) for cpu in args.cpu_affinity.split(",")}
+            os.sched_setaffinity(0, cpus)
+        except (ValueError, OSError) as exc:
+            failure = _StartupFailure(
+                f"cannot pin the worker to CPUs {args.cpu_affinity}: {exc}", exc)
+            _say(failure.message)
+            _report(args.ready_fd, failure.line())
+            return EXIT_STARTUP_FAILED
     if args.profile == "process":
         # Tools run in a thread of their own while the event loop reads the next calls and
         # writes replies; a waiting thread gets the GIL only after the switch interval. 5 ms by

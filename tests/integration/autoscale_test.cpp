@@ -103,3 +103,91 @@ TEST_CASE_FIXTURE(system_fixture, "autoscaling bounds are checked") {
   REQUIRE(!pool);
   CHECK(describe(pool.error()).message.find("between min_size and max_size") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(system_fixture,
+                  "each worker gets its own {index} in env and its own CPUs, kept by its "
+                  "replacement") {
+  auto cfg = showcase(2);
+  cfg.env = {{"SLOT", "{index}"}, {"OF", "{count}"}, {"GPU", "cuda:{index % 2}"},
+             {"JSON", "{\"keep\": 1}"}};
+  cfg.cpu_affinity.sets = {{0}, {1}};
+  auto pool = start(cfg);
+  caf::scoped_actor self{*sys};
+  std::map<std::string, std::vector<std::int64_t>> cpus_of_slot;
+  // A session binds to the worker its first call finds free; with the other
+  // worker kept busy meanwhile, sessions land on both.
+  std::set<std::string> slots;
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 8 && slots.size() < 2; ++i) {
+    std::string session;
+    self->request(pool, 10s, open_session_atom::value, std::string{})
+      .receive([&](std::string& id) { session = id; }, [](caf::error&) {});
+    sessions.push_back(session);
+    auto busy = self->request(pool, 10s, execute_atom::value,
+                              make_request("sleep", {{"seconds", 0.2}}));
+    auto req = make_request("worker_info");
+    req.session_id = session;
+    auto info = call(pool, req);
+    busy.receive([](execute_reply&) {}, [](caf::error&) {});
+    REQUIRE_MESSAGE(info, message_of(info));
+    auto env_req = make_request("getenv", {{"name", "SLOT"}});
+    env_req.session_id = session;
+    auto slot = call(pool, env_req);
+    REQUIRE_MESSAGE(slot, message_of(slot));
+    auto s = std::string{slot->result.as_string()};
+    slots.insert(s);
+    std::vector<std::int64_t> cpus;
+    if (auto* list = info->result["cpu_affinity"].if_list())
+      for (auto& c : *list)
+        cpus.push_back(c.as_int());
+    cpus_of_slot[s] = cpus;
+    std::vector<std::pair<std::string, std::string>> expected{
+      {"OF", "2"}, {"GPU", "cuda:" + std::to_string(std::stoi(s) % 2)}, {"JSON", "{\"keep\": 1}"}};
+    for (auto& [name, want] : expected) {
+      auto q = make_request("getenv", {{"name", name}});
+      q.session_id = session;
+      auto got = call(pool, q);
+      REQUIRE_MESSAGE(got, message_of(got));
+      CHECK(got->result == value(want));
+    }
+  }
+  CHECK(slots == std::set<std::string>{"0", "1"});
+  CHECK(cpus_of_slot["0"] == std::vector<std::int64_t>{0});
+  CHECK(cpus_of_slot["1"] == std::vector<std::int64_t>{1});
+  for (auto& id : sessions)  // a worker holding a session drains slowly
+    self->request(pool, 10s, close_session_atom::value, id)
+      .receive([](bool) {}, [](caf::error&) {});
+  // A recycled worker's replacement takes its slot.
+  auto before = status(pool);
+  REQUIRE(before.workers.size() == 2);
+  self->request(pool, 10s, recycle_atom::value, before.workers[0].id, std::string{"test"})
+    .receive([](bool ok) { CHECK(ok); }, [](caf::error& e) { FAIL(describe(e).message); });
+  wait_status(pool, [&](const pool_status& st) {
+    return st.workers.size() == 2
+           && std::none_of(st.workers.begin(), st.workers.end(),
+                           [&](auto& w) { return w.id == before.workers[0].id; });
+  });
+  std::set<std::string> now;
+  for (int i = 0; i < 8 && now.size() < 2; ++i) {
+    auto busy = self->request(pool, 10s, execute_atom::value,
+                              make_request("sleep", {{"seconds", 0.2}}));
+    auto got = call(pool, make_request("getenv", {{"name", "SLOT"}}));
+    busy.receive([](execute_reply&) {}, [](caf::error&) {});
+    REQUIRE_MESSAGE(got, message_of(got));
+    now.insert(std::string{got->result.as_string()});
+  }
+  CHECK(now == std::set<std::string>{"0", "1"});
+}
+
+TEST_CASE_FIXTURE(system_fixture, "a wrong placeholder or CPU set is refused with its key") {
+  auto cfg = showcase(1);
+  cfg.env = {{"GPU", "{index % 0}"}};
+  auto pool = start_pool(*sys, cfg);
+  REQUIRE(!pool);
+  CHECK(describe(pool.error()).message.find("env GPU") != std::string::npos);
+  cfg.env.clear();
+  cfg.cpu_affinity.sets = {{4000}};
+  pool = start_pool(*sys, cfg);
+  REQUIRE(!pool);
+  CHECK(describe(pool.error()).message.find("cpu_affinity") != std::string::npos);
+}
