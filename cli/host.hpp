@@ -3,6 +3,7 @@
 // What every command that starts a pool shares: its options, the log level
 // flag, and the actor system it runs in.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -33,6 +34,8 @@ struct pool_options {
   std::string profile = "process";
   std::uint32_t threads = 4;
   std::string thread_check = "off";
+  std::uint32_t min_workers = 0;
+  std::uint32_t max_workers = 0;
 
   void add_to(CLI::App& app) {
     app.add_option("--profile", profile, "Worker profile: process (one call at a time per "
@@ -56,6 +59,12 @@ struct pool_options {
     app.add_option("--workers", workers, "Worker processes in the pool")
       ->capture_default_str()
       ->check(CLI::Range(1u, 4096u));
+    app.add_option("--min-workers", min_workers,
+                   "Autoscale: workers at least (with --max-workers; --workers is the start)")
+      ->check(CLI::Range(1u, 4096u));
+    app.add_option("--max-workers", max_workers,
+                   "Autoscale: workers at most (with --min-workers)")
+      ->check(CLI::Range(1u, 4096u));
     app.add_option("--max-payload-bytes", max_payload_bytes,
                    "Largest request or result in bytes")
       ->capture_default_str();
@@ -73,6 +82,12 @@ struct pool_options {
     cfg.python_path = python_path;
     cfg.python = python;
     cfg.size = workers;
+    if (min_workers != 0 || max_workers != 0) {
+      // pool_config's validation names what is wrong with the pair.
+      cfg.autoscale.min_size = min_workers;
+      cfg.autoscale.max_size = max_workers;
+      cfg.size = std::clamp(workers, min_workers, std::max(min_workers, max_workers));
+    }
     cfg.max_payload_bytes = max_payload_bytes;
     cfg.startup_timeout = std::chrono::milliseconds{startup_timeout_ms};
     cfg.profile = *parse_worker_profile(profile);
