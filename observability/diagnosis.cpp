@@ -199,8 +199,17 @@ void size_rules(const pool_facts& f, const machine_info& m, const memory_budget&
                        wanted);
     if (!caps.empty())
       why += "; " + join(caps, "; ");
+    // Autoscaled: the bounds are what to change, not size.
+    bool elastic = s.max_size > 0;
     auto action
-      = target > s.size
+      = elastic && target > s.max_size
+          ? fmt::format("set max_size = {} in {} (it autoscales {}..{})", target, section,
+                        s.min_size, s.max_size)
+      : elastic && target > s.size
+          ? fmt::format("lower scale_up_wait_ms in {}: the pool may grow to {} workers but "
+                        "grew too slowly for this load (it has {})",
+                        section, s.max_size, s.size)
+      : target > s.size
           ? fmt::format("set size = {} in {}", target, section)
           : fmt::format("keep size = {} in {}: the pool cannot grow on this machine; add cores "
                         "or memory, spread the load over more machines, or make the calls "
@@ -223,6 +232,21 @@ void size_rules(const pool_facts& f, const machine_info& m, const memory_budget&
   if (d.utilisation < idle_utilisation && s.size > 1 && s.queued == 0) {
     auto target = std::max<std::uint64_t>(1, ceil_u64(s.size * d.utilisation
                                                       / target_utilisation));
+    // Autoscaled: it shrinks by itself down to min_size; only that can be
+    // too high.
+    if (s.max_size > 0) {
+      if (target >= s.min_size)
+        return;
+      out.push_back(make(severity::info, "autoscaled pool's floor above its load",
+                         fmt::format("utilisation {} over {:.0f} s and {} calls; for {} "
+                                     "utilisation {} suffice, but min_size is {}",
+                                     percent(d.utilisation), uptime, d.calls,
+                                     percent(target_utilisation),
+                                     count_of(target, "worker", "workers"), s.min_size),
+                         fmt::format("set min_size = {} in {}", target, section),
+                         "pool_too_large"));
+      return;
+    }
     auto frees = d.rss_per_worker_bytes > 0
                    ? fmt::format(" (frees about {})",
                                  format_bytes(static_cast<double>(d.rss_per_worker_bytes)

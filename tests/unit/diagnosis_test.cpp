@@ -400,3 +400,29 @@ TEST_CASE("cgroup limits are read along the cgroup path, v2 then v1") {
   CHECK(!m.cgroup_memory_limit_bytes);
   CHECK(!m.cgroup_cpu_limit);
 }
+
+TEST_CASE("an autoscaled pool is advised on its bounds, not its size") {
+  // At max_size and still rejecting: raise max_size.
+  auto s = pool("ml", 4, 0.8, 1000);
+  s.min_size = 1;
+  s.max_size = 4;
+  s.queue_full = 400;
+  s.failed = 400;
+  auto r = find(only_pool(machine(), s).recommendations, "pool_too_small");
+  REQUIRE(r);
+  CHECK(r->action == "set max_size = 6 in [pools.ml] (it autoscales 1..4)");
+  // Room to grow but it did not: it grows too slowly.
+  s.max_size = 16;
+  r = find(only_pool(machine(), s).recommendations, "pool_too_small");
+  REQUIRE(r);
+  CHECK(has(r->action, "lower scale_up_wait_ms"));
+  // Idle: it shrinks by itself; only a floor above the load is advice.
+  auto idle = pool("idle", 8, 0.05, 200);
+  idle.min_size = 1;
+  idle.max_size = 8;
+  CHECK(!find(only_pool(machine(), idle).recommendations, "pool_too_large"));
+  idle.min_size = 6;
+  r = find(only_pool(machine(), idle).recommendations, "pool_too_large");
+  REQUIRE(r);
+  CHECK(r->action == "set min_size = 1 in [pools.idle]");
+}
