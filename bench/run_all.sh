@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench cluster_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench cluster_bench autoscale_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -50,6 +50,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   gateway_args=(--rounds 1 --seq-calls 300 --calls 1600 --idle 100)
   node_args=(--rounds 1 --seq-calls 300 --calls 1600)
   cluster_args=(--rounds 1 --calls 320)
+  autoscale_args=(--rounds 1 --burst-ms 3000 --idle-ms 2000)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -65,6 +66,7 @@ else
   gateway_args=(--rounds 5)
   node_args=(--rounds 5)
   cluster_args=(--rounds 5)
+  autoscale_args=(--rounds 3)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -119,6 +121,7 @@ run gateway "$bin/gateway_bench" "${gateway_args[@]}"
 run nodes "$bin/node_bench" "${node_args[@]}"
 # cluster_bench exits 1 when a failover lost a queued call; the summary shows it.
 run clusters "$bin/cluster_bench" "${cluster_args[@]}" || true
+run autoscaling "$bin/autoscale_bench" "${autoscale_args[@]}"
 elapsed=$(( $(date +%s) - started ))
 
 # Not named *.txt: the glob must not catch the file being written.

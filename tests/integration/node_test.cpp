@@ -269,3 +269,58 @@ TEST_CASE_FIXTURE(distributed_fixture,
   caf::anon_send_exit(*ml, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(*pool, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_FIXTURE(distributed_fixture,
+                  "a remote stream keeps its credit and its cancel across nodes") {
+  snakepit::testing::temp_dir dir;
+  snakepit::testing::running_tree tree{
+    dir, snakepit::testing::showcase_tree(1) + "\n[node]\nexport = [\"showcase\"]\n"};
+  auto port = node_port(tree);
+  REQUIRE_MESSAGE(port != 0, tree.log());
+  auto pool = connect_pool(*sys, "127.0.0.1", port, "showcase");
+  REQUIRE(pool);
+  caf::scoped_actor self{*sys};
+  constexpr std::uint32_t window = 4;
+  auto req = make_request("count_tracked", {{"n", 1000}, {"key", "remote"}});
+  req.stream_window = window;
+  stream_handle h;
+  self->request(*pool, 10s, execute_stream_atom::value, std::move(req),
+                caf::actor_cast<caf::actor>(self))
+    .receive([&](stream_handle& x) { h = std::move(x); },
+             [](caf::error& e) { FAIL(describe(e).message); });
+  REQUIRE(h.worker);
+  // Takes what arrives within `quiet_for`; the items' indexes.
+  auto take = [&](std::chrono::milliseconds quiet_for) {
+    std::vector<std::uint64_t> got;
+    bool more = true;
+    while (more)
+      self->receive([&](stream_item_atom, std::uint64_t, std::uint64_t index,
+                        value&) { got.push_back(index); },
+                    [&](stream_end_atom, std::uint64_t, stream_summary&) { more = false; },
+                    [&](stream_error_atom, std::uint64_t, caf::error& e) {
+                      FAIL(describe(e).message);
+                      more = false;
+                    },
+                    caf::after(quiet_for) >> [&] { more = false; });
+    return got;
+  };
+  // The window, then nothing until the consumer acks: the credit crosses the network.
+  auto first = take(400ms);
+  CHECK(first.size() == window);
+  caf::anon_send(h.worker, stream_ack_atom::value, h.id, std::uint32_t{2});
+  auto second = take(400ms);
+  CHECK(second.size() == 2);
+  if (!second.empty())
+    CHECK(second.front() == window);
+  caf::anon_send(h.worker, stream_cancel_atom::value, h.id);
+  CHECK(take(300ms).empty());
+  // One worker: `pulled` runs once the cancelled stream has let go of it.
+  std::int64_t produced = -1;
+  self->request(*pool, 10s, execute_atom::value, make_request("pulled", {{"key", "remote"}}))
+    .receive([&](execute_reply& r) { produced = r.result.as_int(); },
+             [](caf::error& e) { FAIL(describe(e).message); });
+  // Python ran at most one item beyond the credit it was given.
+  CHECK(produced >= static_cast<std::int64_t>(window + 2));
+  CHECK(produced <= static_cast<std::int64_t>(window + 2 + 1));
+  CHECK(tree.stop() == 0);
+}
