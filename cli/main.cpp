@@ -86,24 +86,26 @@ std::uint32_t call_many(caf::actor_system& sys, const pool_actor& pool,
     std::uint32_t sent = 0;
     std::uint32_t done = 0;
     std::uint32_t failed = 0;
+    /// Sends the next call. Kept in the state (not in a shared_ptr that its
+    /// own lambdas capture): it goes with the actor instead of leaking.
+    std::function<void()> send_one;
   };
   caf::scoped_actor waiter{sys};
   auto timeout = std::chrono::milliseconds{opts.timeout_ms};
   auto driver = sys.spawn([&opts, &args, pool, timeout,
                            reply_to = caf::actor{waiter}](
                             caf::stateful_actor<driver_state>* self) -> caf::behavior {
-    auto send_one = std::make_shared<std::function<void()>>();
-    *send_one = [self, &opts, &args, pool, timeout, reply_to, send_one] {
+    self->state.send_one = [self, &opts, &args, pool, timeout, reply_to] {
       if (self->state.sent >= opts.repeat)
         return;
       ++self->state.sent;
-      auto finish = [self, &opts, reply_to, send_one] {
+      auto finish = [self, &opts, reply_to] {
         if (++self->state.done == opts.repeat) {
           self->send(reply_to, self->state.failed);
           self->quit();
           return;
         }
-        (*send_one)();
+        self->state.send_one();
       };
       self->request(pool, caf::infinite, execute_atom::value,
                     make_request(opts.tool, args, timeout))
@@ -119,7 +121,7 @@ std::uint32_t call_many(caf::actor_system& sys, const pool_actor& pool,
           });
     };
     for (std::uint32_t i = 0; i < opts.concurrency; ++i)
-      (*send_one)();
+      self->state.send_one();
     return {[](caf::unit_t) {}};
   });
   std::uint32_t failed = 0;

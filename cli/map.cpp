@@ -79,6 +79,9 @@ struct driver_state {
   latency_histogram latency;
   bool progress = false;
   std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  /// Starts queued items while fewer than the limit run. In the state, not in
+  /// a shared_ptr its own lambdas capture: it goes with the actor.
+  std::function<void()> start_next;
 };
 
 double micros_since(std::chrono::steady_clock::time_point start) {
@@ -210,9 +213,8 @@ int run_map(const map_options& opts) {
         line = fmt::format("{{\"index\": {}, {}", index, line.substr(1));
       emit(index, std::move(line));
     };
-    auto start_next = std::make_shared<std::function<void()>>();
-    *start_next = [self, &opts, p, timeout, queue, running, in_flight, emit, fail_item,
-                   start_next] {
+    self->state.start_next = [self, &opts, p, timeout, queue, running, in_flight, emit,
+                              fail_item] {
       auto chunk = std::max<std::uint32_t>(1, opts.chunk);
       while (*running < in_flight && !queue->empty()) {
         // Whatever is queued, up to a chunk: one map request (no waiting for more).
@@ -238,8 +240,8 @@ int run_map(const map_options& opts) {
         };
         self->request(p, caf::infinite, execute_atom::value, std::move(req))
           .then(
-            [self, map, indexes, sent, running, emit, fail_item, ok_line,
-             start_next](execute_reply& reply) {
+            [self, map, indexes, sent, running, emit, fail_item,
+             ok_line](execute_reply& reply) {
               auto& s = self->state;
               auto us = micros_since(sent);
               --*running;
@@ -259,9 +261,9 @@ int run_map(const map_options& opts) {
                   }
                 }
               }
-              (*start_next)();
+              self->state.start_next();
             },
-            [self, indexes, sent, running, fail_item, start_next](caf::error& err) {
+            [self, indexes, sent, running, fail_item](caf::error& err) {
               auto us = micros_since(sent);
               --*running;
               auto info = describe(err);
@@ -269,16 +271,16 @@ int run_map(const map_options& opts) {
                 self->state.latency.add(us);
                 fail_item(index, info);
               }
-              (*start_next)();
+              self->state.start_next();
             });
       }
     };
     if (st.progress)
       self->delayed_send(self, std::chrono::milliseconds{250}, tick_atom::value);
     return {
-      [queue, start_next](item_atom, std::uint64_t index, value::map& args) {
+      [self, queue](item_atom, std::uint64_t index, value::map& args) {
         queue->emplace_back(index, std::move(args));
-        (*start_next)();
+        self->state.start_next();
       },
       [fail_item](item_atom, std::uint64_t index, const std::string& problem) {
         error_info info;
