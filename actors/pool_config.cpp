@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "snakepit/messages/error.hpp"
+#include "snakepit/messages/execute_request.hpp"
 
 namespace snakepit {
 
@@ -49,6 +50,12 @@ caf::expected<pool_config> validate(pool_config cfg) {
   need(cfg.startup_timeout.count() > 0, "startup_timeout_ms must be positive");
   need(cfg.queue_timeout.count() > 0, "queue_timeout_ms must be positive");
   need(cfg.request_timeout.count() > 0, "request_timeout_ms must be positive");
+  for (auto [key, t] : {std::pair{"request_timeout_ms", cfg.request_timeout},
+                        std::pair{"queue_timeout_ms", cfg.queue_timeout},
+                        std::pair{"startup_timeout_ms", cfg.startup_timeout},
+                        std::pair{"session_ttl_ms", cfg.session_ttl}})
+    need(t <= max_timeout, fmt::format("{} must be at most {} (ten years)", key,
+                                       max_timeout.count()));
   need(cfg.session_ttl.count() > 0, "session_ttl_ms must be positive");
   need(cfg.max_sessions >= 1, "max_sessions must be at least 1");
   need(cfg.deadline_grace.count() >= 0, "deadline_grace_ms must not be negative");

@@ -843,7 +843,7 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   call_cmd->add_option("--timeout-ms", call_opts.timeout_ms, "Deadline of the call")
     ->capture_default_str()
-    ->check(CLI::PositiveNumber);
+    ->check(CLI::Range(std::int64_t{1}, std::int64_t{max_timeout.count()}));
   call_cmd->add_option("--repeat", call_opts.repeat, "Make the call N times")
     ->capture_default_str()
     ->check(CLI::Range(1u, 10000000u));
@@ -894,7 +894,7 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   map_cmd->add_option("--timeout-ms", map_opts.timeout_ms, "Deadline of each call (a chunk)")
     ->capture_default_str()
-    ->check(CLI::PositiveNumber);
+    ->check(CLI::Range(std::int64_t{1}, std::int64_t{max_timeout.count()}));
 
   auto* demo_cmd = app.add_subcommand("demo", "Start a pool of the showcase adapter, call a "
                                               "few tools, print results and timings");

@@ -46,6 +46,11 @@ struct execute_request {
   std::vector<value::map> items;
 };
 
+/// The longest timeout anything accepts (ten years): a deadline of now plus
+/// more would overflow `caf::timestamp` and be already past. Config keys and
+/// flags refuse more; `make_request` saturates to it.
+inline constexpr std::chrono::milliseconds max_timeout{315'360'000'000};
+
 /// Builds a request for `tool` with `arguments`.
 inline execute_request make_request(std::string tool, value::map arguments = {}) {
   execute_request r;
@@ -58,7 +63,7 @@ inline execute_request make_request(std::string tool, value::map arguments = {})
 inline execute_request make_request(std::string tool, value::map arguments,
                                     caf::timespan timeout) {
   auto r = make_request(std::move(tool), std::move(arguments));
-  r.deadline = caf::make_timestamp() + timeout;
+  r.deadline = caf::make_timestamp() + std::min<caf::timespan>(timeout, max_timeout);
   return r;
 }
 

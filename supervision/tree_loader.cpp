@@ -39,7 +39,8 @@ namespace {
 constexpr std::uintmax_t max_file_bytes = 16 * 1024 * 1024;
 
 /// Longest time a key may hold: what fits a `caf::timespan` (int64 ns).
-constexpr std::int64_t max_ms = std::numeric_limits<caf::timespan::rep>::max() / 1'000'000;
+// Beyond this, now + the time overflows caf::timestamp (execute_request.hpp).
+constexpr std::int64_t max_ms = max_timeout.count();
 
 constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
 

@@ -571,3 +571,13 @@ def test_maps_come_back_sorted_by_key_as_documented():
     assert proc.returncode == 0, proc.stderr
     keys = list(json.loads(proc.stdout, object_pairs_hook=lambda pairs: dict(pairs)).keys())
     assert keys == sorted(keys) and keys[:2] != ["pid", "ppid"]
+
+
+def test_timeouts_out_of_range_name_the_range():
+    for flag_value in ("0", "7400000000000"):
+        proc = subprocess.run([SNAKEPIT, "call", "--adapter", "snakepit_bridge.showcase.ShowcaseAdapter",
+                               "--tool", "add", "--timeout-ms", flag_value],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0
+        assert "not in range 1 to 315360000000" in proc.stderr, proc.stderr
+        assert len(proc.stderr) < 300, proc.stderr

@@ -1057,3 +1057,16 @@ TEST_CASE("tree: [clusters.NAME] spreads over pools of the tree") {
   REQUIRE(!typo);
   CHECK(snakepit::describe(typo.error()).message.find("adapter") != std::string::npos);
 }
+
+TEST_CASE("tree: times beyond ten years are refused with the range, not overflowed") {
+  auto spec = load_tree_string("[supervisors.app]\nchildren = [\"p\"]\n[pools.p]\nadapter = \"a.B\"\n"
+                               "request_timeout_ms = 9223372036854\n",
+                               "t.toml");
+  REQUIRE(!spec);
+  auto text = snakepit::describe(spec.error()).message;
+  CHECK(text.find("request_timeout_ms") != std::string::npos);
+  CHECK(text.find("at most 315360000000") != std::string::npos);
+  // The longest accepted deadline is still in the future.
+  auto req = make_request("t", {}, caf::timespan{std::numeric_limits<caf::timespan::rep>::max()});
+  CHECK(req.deadline > caf::make_timestamp() + std::chrono::hours{24 * 365});
+}
