@@ -365,10 +365,14 @@ public:
     if (x <= static_cast<std::uint64_t>(
           std::numeric_limits<std::int64_t>::max()))
       return put(value(static_cast<std::int64_t>(x)));
-    return put(value(static_cast<double>(x)));
+    return too_big(std::to_string(x));
   }
 
-  bool number_float(json::number_float_t x, const json::string_t&) {
+  bool number_float(json::number_float_t x, const json::string_t& text) {
+    // An integer literal beyond 64 bits arrives here: refuse it rather than
+    // silently lose its low digits to a double.
+    if (text.find_first_of(".eE") == std::string::npos)
+      return too_big(text);
     return put(value(static_cast<double>(x)));
   }
 
@@ -487,9 +491,11 @@ private:
       return true;
     }
     auto& top = stack_.back();
-    if (top.is_map)
-      top.members.insert_or_assign(std::move(top.key), std::move(x));
-    else
+    if (top.is_map) {
+      // Which of two values the caller meant is not ours to guess.
+      if (!top.members.emplace(top.key, std::move(x)).second)
+        return fail("duplicate key \"" + valid_utf8(top.key) + "\" in an object");
+    } else
       top.items.push_back(std::move(x));
     return true;
   }
@@ -497,6 +503,12 @@ private:
   bool fail(std::string what) {
     error_ = "invalid JSON: " + std::move(what);
     return false;
+  }
+
+  bool too_big(const std::string& digits) {
+    return fail("integer " + digits.substr(0, 64) + " is outside the 64-bit range (-2^63 to "
+                "2^63-1) that values hold; send it as a string, or as a float such as "
+                "1.5e19 if rounding is fine");
   }
 
   std::string_view text_;
