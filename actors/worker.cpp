@@ -133,6 +133,13 @@ caf::error stopped_error(worker_pointer self) {
                                 self->state.cfg.id));
 }
 
+/// What the calls still open get when the worker ends: why it was replaced,
+/// if it was, else that it stopped.
+caf::error calls_error(worker_pointer self) {
+  auto& st = self->state;
+  return is(st.exit_reason, errc::worker_replaced) ? st.exit_reason : stopped_error(self);
+}
+
 /// Asked to stop (by its supervisor): SIGTERM lets Python finish the calls in
 /// flight (their replies still reach the callers), SIGKILL follows after
 /// `shutdown_timeout`; the actor ends when the process is gone.
@@ -141,10 +148,14 @@ void begin_stop(worker_pointer self, caf::error reason) {
   if (st.stopping_requested)
     return;
   st.stopping_requested = true;
-  st.exit_reason = reason ? std::move(reason) : caf::error{caf::exit_reason::user_shutdown};
+  // Killed on purpose first (health, deadline): the supervisor's terminate
+  // that follows must not turn its callers' worker_replaced into
+  // pool_stopped.
+  if (!is(st.exit_reason, errc::worker_replaced))
+    st.exit_reason = reason ? std::move(reason) : caf::error{caf::exit_reason::user_shutdown};
   st.current = phase::stopping;
   if (!st.process_alive) {
-    shut_down(self, st.exit_reason, stopped_error(self));
+    shut_down(self, st.exit_reason, calls_error(self));
     return;
   }
   auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.shutdown_timeout);
@@ -269,7 +280,7 @@ void on_exit(worker_pointer self, const process_exit& how) {
   st.lane.seal();
   redispatch_unstarted(self);
   if (st.current == phase::stopping) {  // asked to stop
-    finish_after_exit(self, st.exit_reason, stopped_error(self));
+    finish_after_exit(self, st.exit_reason, calls_error(self));
     return;
   }
   if (st.exit_reason) {  // killed on purpose, to be replaced

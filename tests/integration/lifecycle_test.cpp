@@ -182,3 +182,26 @@ TEST_CASE_FIXTURE(system_fixture, "a slow starter within its startup timeout is 
   stop(pool);
   std::system(("rm -rf " + dir).c_str());
 }
+
+TEST_CASE_FIXTURE(system_fixture,
+                  "a call on a worker the health check replaces is answered worker_replaced") {
+  auto cfg = showcase(1);
+  cfg.health_interval = 100ms;
+  cfg.health_timeout = 80ms;
+  cfg.health_max_missed = 3;
+  auto pool = start(cfg);
+  auto pid = status(pool).workers.at(0).pid;
+  caf::scoped_actor self{*sys};
+  auto open = self->request(pool, 20s, execute_atom::value,
+                            make_request("sleep", {{"seconds", 10.0}}));
+  std::this_thread::sleep_for(200ms);
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  caf::expected<execute_reply> got{caf::error{}};
+  open.receive([&](execute_reply& r) { got = std::move(r); },
+               [&](caf::error& e) { got = std::move(e); });
+  REQUIRE(!got);
+  CHECK_MESSAGE(kind_of(got) == "worker_replaced", message_of(got));
+  CHECK(message_of(got).find("health") != std::string::npos);
+  ::kill(pid, SIGCONT);
+  stop(pool);
+}
