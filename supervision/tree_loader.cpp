@@ -1,4 +1,5 @@
 #include "snakepit/node/host_port.hpp"
+#include "snakepit/supervision/detail/toml_limits.hpp"
 #include "snakepit/supervision/tree_loader.hpp"
 
 #include <algorithm>
@@ -1831,6 +1832,12 @@ outcome analyze(std::string_view text, std::string source_name,
                 const actor_registry* registry) {
   loader ld{source_name, registry};
   outcome out;
+  // toml++ recurses into keys and values: bound both before it sees them.
+  if (auto limit = detail::check_toml_limits(text)) {
+    out.problems.push_back({source_position{source_name, limit->line, limit->column}, {},
+                            fmt::format("syntax error: {}", limit->message)});
+    return out;
+  }
   toml::table doc;
 #if TOML_EXCEPTIONS
   try {

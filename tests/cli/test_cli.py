@@ -581,3 +581,13 @@ def test_timeouts_out_of_range_name_the_range():
         assert proc.returncode != 0
         assert "not in range 1 to 315360000000" in proc.stderr, proc.stderr
         assert len(proc.stderr) < 300, proc.stderr
+
+
+def test_check_refuses_hostile_nesting_without_crashing(tmp_path: Path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("[" + ".".join(["a"] * 40000) + "]\n")  # toml++ alone overflowed its stack
+    for command in ("check", "run"):
+        proc = subprocess.run([SNAKEPIT, command, str(deep)], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 1, (command, proc.returncode, proc.stderr)
+        assert "more than 64 dotted parts" in proc.stdout + proc.stderr

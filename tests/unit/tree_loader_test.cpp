@@ -15,6 +15,7 @@
 
 #include "snakepit/messages/error.hpp"
 #include "snakepit/supervision/actor_registry.hpp"
+#include "snakepit/supervision/detail/toml_limits.hpp"
 #include "snakepit/supervision/tree_loader.hpp"
 
 using namespace snakepit;
@@ -1069,4 +1070,40 @@ TEST_CASE("tree: times beyond ten years are refused with the range, not overflow
   // The longest accepted deadline is still in the future.
   auto req = make_request("t", {}, caf::timespan{std::numeric_limits<caf::timespan::rep>::max()});
   CHECK(req.deadline > caf::make_timestamp() + std::chrono::hours{24 * 365});
+}
+
+TEST_CASE("tree: hostile nesting is a positioned error, not a stack overflow") {
+  auto dotted = [](std::size_t n) {
+    std::string key = "a";
+    for (std::size_t i = 1; i < n; ++i)
+      key += ".a";
+    return key;
+  };
+  auto expect = [](const std::string& text, const std::string& what) {
+    auto spec = load_tree_string(text, "t.toml");
+    REQUIRE(!spec);
+    auto message = snakepit::describe(spec.error()).message;
+    CHECK_MESSAGE(message.find(what) != std::string::npos, message);
+    CHECK_MESSAGE(message.find("t.toml:") != std::string::npos, message);
+  };
+  expect("[" + dotted(40000) + "]\n", "more than 64 dotted parts");
+  expect("[[" + dotted(40000) + "]]\n", "more than 64 dotted parts");
+  expect("x = 1\n" + dotted(5000) + " = 1\n", "more than 64 dotted parts");
+  expect("x = { " + dotted(5000) + " = 1 }\n", "more than 64 dotted parts");
+  expect("x = " + std::string(50000, '[') + std::string(50000, ']') + "\n", "nested more than 64");
+  std::string tables;
+  for (int i = 0; i < 50000; ++i)
+    tables += "{a = ";
+  expect("x = " + tables + "1" + std::string(50000, '}') + "\n", "nested more than 64");
+  // Dots and brackets inside strings and comments are text, not structure.
+  std::string quoted = "[supervisors.app]\nchildren = [\"p\"]\n# " + dotted(500) + " [[[[\n"
+                       "[pools.p]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n"
+                       "env = { A = \"" + dotted(500) + "\", B = '[[[[{{{{', C = \"\"\"\n"
+                       + dotted(200) + "\n\"\"\" }\n";
+  auto ok = load_tree_string(quoted, "t.toml");
+  CHECK_MESSAGE(ok, (ok ? "" : snakepit::describe(ok.error()).message));
+  // A key of 64 parts and values 64 deep are fine as far as the limits go.
+  CHECK(!snakepit::detail::check_toml_limits(dotted(64) + " = " + std::string(64, '[')
+                                             + std::string(64, ']') + "\n"));
+  CHECK(snakepit::detail::check_toml_limits(dotted(65) + " = 1\n"));
 }
