@@ -276,27 +276,38 @@ std::string join_words(const word_list& words, std::string_view last_sep = " or 
   return out;
 }
 
-/// Optimal string alignment distance (an adjacent swap costs 1), ignoring case.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
+/// Optimal string alignment distance (an adjacent swap costs 1), ignoring
+/// case; anything above `limit` comes back as `limit + 1` (and is found
+/// early: a row whose every cell is above the limit ends the work). Three
+/// rolling rows, no allocation per call beyond them.
+std::size_t edit_distance(std::string_view a, std::string_view b,
+                          std::size_t limit = std::numeric_limits<std::size_t>::max() - 1) {
   auto lower = [](char c) {
     return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   };
-  std::vector<std::vector<std::size_t>> d(a.size() + 1,
-                                          std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i)
-    d[i][0] = i;
+  auto gap = a.size() > b.size() ? a.size() - b.size() : b.size() - a.size();
+  if (gap > limit)
+    return limit + 1;
+  std::vector<std::size_t> before(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j)
-    d[0][j] = j;
+    prev[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    auto row_min = cur[0];
     for (std::size_t j = 1; j <= b.size(); ++j) {
       auto cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0u : 1u;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
       if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2])
           && lower(a[i - 2]) == lower(b[j - 1]))
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        cur[j] = std::min(cur[j], before[j - 2] + 1);
+      row_min = std::min(row_min, cur[j]);
     }
+    if (row_min > limit)
+      return limit + 1;
+    std::swap(before, prev);
+    std::swap(prev, cur);
   }
-  return d[a.size()][b.size()];
+  return std::min(prev[b.size()], limit + 1);
 }
 
 /// The candidate closest to `word` within a few edits (or that `word` starts),
@@ -312,11 +323,12 @@ std::optional<std::string_view> closest(std::string_view word, const Words& cand
     std::string_view c{candidate};
     if (c == word || c.size() > max_len)
       continue;
-    auto d = edit_distance(word, c);
     auto allowed = std::max<std::size_t>(1, std::min(word.size(), c.size()) / 3);
     // A word cut short ("brutal" for "brutal_kill") also counts as close.
-    if (word.size() >= 3 && c.size() > word.size()
-        && edit_distance(word, c.substr(0, word.size())) == 0)
+    bool cut_short = word.size() >= 3 && c.size() > word.size()
+                     && edit_distance(word, c.substr(0, word.size()), 0) == 0;
+    auto d = edit_distance(word, c, allowed);
+    if (cut_short)
       d = std::min(d, allowed);
     if (d <= allowed && d < best_distance) {
       best = c;
@@ -1624,10 +1636,15 @@ private:
       for (const auto& ref : defs_[i].children) {
         auto j = by_name_.find(ref.name);
         if (j == by_name_.end()) {
-          auto hint = closest(ref.name, names);
+          // Suggestions cost a pass over every name: a file with thousands
+          // of wrong names gets them for the first ones only.
+          constexpr std::size_t max_suggestions = 100;
+          auto hint = ++suggested_ <= max_suggestions ? closest(ref.name, names) : std::nullopt;
           problems_.add(ref.where, ref.key_path,
                         fmt::format("no supervisor, pool or actor is named {}{}",
-                                    quote(ref.name), did_you_mean(ref.name, names)));
+                                    quote(ref.name),
+                                    hint ? fmt::format(" (did you mean '{}'?)", *hint)
+                                         : std::string{}));
           if (hint)
             misspelled_.emplace(*hint);
           continue;
@@ -1819,6 +1836,7 @@ private:
   node_spec node_;
   /// Names suggested for undefined references ("did you mean").
   std::set<std::string, std::less<>> misspelled_;
+  std::size_t suggested_ = 0;
   /// The `supervisors` section is not a table (already reported).
   bool supervisors_unknown_ = false;
 };

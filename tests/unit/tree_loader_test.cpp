@@ -1107,3 +1107,21 @@ TEST_CASE("tree: hostile nesting is a positioned error, not a stack overflow") {
                                              + std::string(64, ']') + "\n"));
   CHECK(snakepit::detail::check_toml_limits(dotted(65) + " = 1\n"));
 }
+
+TEST_CASE("tree: many wrong names get suggestions for the first hundred only") {
+  // Each suggestion is a pass over every name: thousands of wrong names
+  // made `check` quadratic (3,000 + 3,000 took a minute).
+  std::string text = "[supervisors.app]\nchildren = [";
+  for (int i = 0; i < 300; ++i)
+    text += (i ? ", \"pool_" : "\"pool_") + std::to_string(i) + "x\"";
+  text += "]\n";
+  for (int i = 0; i < 300; ++i)
+    text += "[pools.pool_" + std::to_string(i) + "]\nadapter = \"a.B\"\n";
+  auto spec = load_tree_string(text, "t.toml");
+  REQUIRE(!spec);
+  auto message = snakepit::describe(spec.error()).message;
+  CHECK(message.find("\"pool_0x\" (did you mean 'pool_0'?)") != std::string::npos);
+  CHECK(message.find("\"pool_99x\" (did you mean 'pool_99'?)") != std::string::npos);
+  CHECK(message.find("\"pool_100x\" (did you mean") == std::string::npos);
+  CHECK(message.find("named \"pool_299x\"") != std::string::npos);
+}
