@@ -205,3 +205,32 @@ TEST_CASE_FIXTURE(system_fixture,
   ::kill(pid, SIGCONT);
   stop(pool);
 }
+
+TEST_CASE_FIXTURE(system_fixture,
+                  "a pool that gave up answers pool_stopped, so a retry loop learns to stop") {
+  auto cfg = showcase(1);
+  cfg.intensity.max_restarts = 1;
+  cfg.intensity.period = 60s;
+  auto pool = start(cfg);
+  caf::scoped_actor self{*sys};
+  self->monitor(pool);
+  // Crash the worker until the pool's supervisor gives up.
+  std::map<std::string, int> kinds;
+  for (int i = 0; i < 200; ++i) {
+    auto r = call(pool, make_request("crash"));
+    kinds[kind_of(r)]++;
+    if (kind_of(r) == "pool_stopped")
+      break;
+    if (i > 3)
+      std::this_thread::sleep_for(20ms);
+  }
+  // Once it is down, every call says so, and says what to do.
+  for (int i = 0; i < 50; ++i) {
+    auto r = call(pool, make_request("add", {{"a", 1}, {"b", 2}}));
+    REQUIRE(!r);
+    CHECK_MESSAGE(kind_of(r) == "pool_stopped", message_of(r));
+  }
+  auto r = call(pool, make_request("add", {{"a", 1}, {"b", 2}}));
+  CHECK(message_of(r).find("do not retry") != std::string::npos);
+  INFO("kinds seen while it went down: " << kinds.size());
+}
