@@ -1,5 +1,6 @@
 #include "snakepit/actors/run_registry.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -130,27 +131,62 @@ std::uint64_t process_start_time(int pid) {
   return std::strtoull(field.c_str(), nullptr, 10);
 }
 
-bool is_our_worker(int pid, std::uint64_t start_time, const std::string& run_id) {
-  if (pid <= 1 || pid == ::getpid() || start_time == 0 || run_id.empty())
-    return false;
-  if (process_start_time(pid) != start_time)
-    return false;  // gone, or the pid now belongs to someone else
+namespace {
+
+/// Whether the process carries our run's marker in its environment (as
+/// every worker does, and what a worker's own children inherit) and is ours.
+bool carries_run_marker(int pid, const std::string& run_id) {
   auto proc = "/proc/" + std::to_string(pid);
   struct stat st {};
   if (::stat(proc.c_str(), &st) != 0 || st.st_uid != ::geteuid())
     return false;
   auto marker = std::string{run_registry::run_id_env} + "=" + run_id;
   auto env = read_proc_file(proc + "/environ", max_environ_bytes);
-  std::size_t pos = 0;
-  while (pos < env.size()) {
+  for (std::size_t pos = 0; pos < env.size();) {
     auto end = env.find('\0', pos);
     if (end == std::string::npos)
       end = env.size();
     if (env.compare(pos, end - pos, marker) == 0)
-      return process_start_time(pid) == start_time;  // and still the same process
+      return true;
     pos = end + 1;
   }
   return false;
+}
+
+/// A process of the group a dead worker led that is ours: what the worker's
+/// adapter started (a subprocess, a server) and outlived it. Linux does not
+/// hand out a number still in use as a process group's id, so a live group
+/// with that id is the worker's own.
+bool group_outlived_its_worker(int pgid, const std::string& run_id) {
+  auto* dir = ::opendir("/proc");
+  if (dir == nullptr)
+    return false;
+  bool found = false;
+  while (auto* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    auto pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 1)
+      continue;
+    if (::getpgid(static_cast<pid_t>(pid)) != pgid || pid == ::getpid())
+      continue;
+    if (carries_run_marker(static_cast<int>(pid), run_id)) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+} // namespace
+
+bool is_our_worker(int pid, std::uint64_t start_time, const std::string& run_id) {
+  if (pid <= 1 || pid == ::getpid() || start_time == 0 || run_id.empty())
+    return false;
+  if (process_start_time(pid) != start_time)
+    return false;  // gone, or the pid now belongs to someone else
+  return carries_run_marker(pid, run_id)
+         && process_start_time(pid) == start_time;  // and still the same process
 }
 
 std::size_t cleanup_dead_runs(const std::string& dir) {
@@ -179,8 +215,15 @@ std::size_t cleanup_dead_runs(const std::string& dir) {
     auto run_id = run_id_of(run.host_pid, run.host_start);
     std::size_t here = 0;
     for (auto& [worker, started] : run.live) {
-      if (!is_our_worker(worker, started, run_id))
+      if (!is_our_worker(worker, started, run_id)) {
+        // The worker died with its host (it may linger as a zombie nobody
+        // reaps yet), but what its adapter started may live on in its group.
+        if (worker > 1 && group_outlived_its_worker(worker, run_id)) {
+          ::kill(-worker, SIGKILL);
+          ++here;
+        }
         continue;
+      }
       // Workers lead their own process group (grandchildren too); a process
       // that does not is killed alone: never a group we did not create.
       if (::getpgid(worker) == worker)

@@ -231,6 +231,15 @@ class ShowcaseAdapter(ArrayShowcase, TelemetryShowcase, BaseAdapter):
         }
 
     @tool
+    def spawn_sleeper(self, seconds: float = 600.0) -> int:
+        """Starts a child process (in this worker's process group) that sleeps ``seconds``;
+        returns its pid. Shows what happens to an adapter's subprocesses when the host dies."""
+        import subprocess
+
+        child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({float(seconds)})"])
+        return child.pid
+
+    @tool
     def getenv(self, name: str) -> Optional[str]:
         """The worker's environment variable ``name`` (None when unset)."""
         return os.environ.get(name)

@@ -591,3 +591,32 @@ def test_check_refuses_hostile_nesting_without_crashing(tmp_path: Path):
                               timeout=60)
         assert proc.returncode == 1, (command, proc.returncode, proc.stderr)
         assert "more than 64 dotted parts" in proc.stdout + proc.stderr
+
+
+def test_an_adapters_subprocess_does_not_outlive_a_sigkilled_host():
+    tmp_path = Path(tempfile.mkdtemp(prefix="sp", dir="/tmp"))
+    env = dict(os.environ, SNAKEPIT_RUNTIME_PARENT=str(tmp_path))
+    tree = tmp_path / "tree.toml"
+    tree.write_text('[supervisors.app]\nchildren = ["p"]\n[pools.p]\n'
+                    'adapter = "snakepit_bridge.showcase.ShowcaseAdapter"\nsize = 1\n')
+    proc = subprocess.Popen([SNAKEPIT, "run", "--print-address", str(tree)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    address = proc.stdout.readline().strip()
+    assert address
+    made = subprocess.run([SNAKEPIT, "call", "--connect", address, "--pool", "p", "--tool",
+                           "spawn_sleeper"], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    sleeper = int(made.stdout)
+    assert is_running(sleeper)
+    proc.kill()
+    proc.wait(timeout=10)
+    time.sleep(0.5)
+    assert is_running(sleeper)  # its worker died with the host; it did not
+    again = run("call", "--tool", "noop", env={"SNAKEPIT_RUNTIME_PARENT": str(tmp_path)})
+    assert again.returncode == 0, again.stderr
+    deadline = time.monotonic() + 5
+    while is_running(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_running(sleeper), "the next start kills what a dead run's worker left"
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
