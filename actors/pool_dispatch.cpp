@@ -127,7 +127,21 @@ caf::error admit(pool_pointer self, execute_request& req) {
                                   bad, req.tool));
   if (!is_valid_utf8(req.tool))
     return make_error(errc::bad_arguments, "the tool name is not valid UTF-8");
-  return {};
+  // Deeper than both sides' decoders accept: refused here, named, instead of
+  // an `internal` DecodeError from Python.
+  auto too_deep = [&](const value::map& args, const std::string& what) -> caf::error {
+    if (auto at = find_too_deep(args, value::max_wire_depth); !at.empty())
+      return make_error(errc::bad_arguments,
+                        fmt::format("{}argument {} of tool '{}' nests lists and maps more than "
+                                    "{} levels deep (the wire's limit); flatten it, or send it "
+                                    "as bytes",
+                                    what, at, req.tool, value::max_wire_depth));
+    return {};
+  };
+  for (std::size_t i = 0; i < req.items.size(); ++i)
+    if (auto err = too_deep(req.items[i], fmt::format("item {}: ", i)))
+      return err;
+  return too_deep(req.arguments, "");
 }
 
 /// Where an admitted request goes now: a worker, an error, or neither (wait

@@ -727,7 +727,46 @@ bool find_invalid_utf8_in(const value& x, std::string& path) {
   return false;
 }
 
+/// Whether `x` nests lists and maps more than `left` deep; `path` then
+/// leads to the level past the limit.
+bool too_deep_in(const value& x, std::size_t left, std::string& path) {
+  auto* xs = x.if_list();
+  auto* m = x.if_map();
+  if (xs == nullptr && m == nullptr)
+    return false;
+  if (left == 0)
+    return true;
+  if (xs != nullptr) {
+    for (std::size_t i = 0; i < xs->size(); ++i) {
+      auto mark = path.size();
+      path += "[" + std::to_string(i) + "]";
+      if (too_deep_in((*xs)[i], left - 1, path))
+        return true;
+      path.resize(mark);
+    }
+    return false;
+  }
+  for (auto& [key, member] : *m) {
+    auto mark = path.size();
+    path += "." + key;
+    if (too_deep_in(member, left - 1, path))
+      return true;
+    path.resize(mark);
+  }
+  return false;
+}
+
 } // namespace
+
+std::string find_too_deep(const value::map& args, std::size_t max_levels) {
+  std::string path;
+  for (auto& [key, member] : args) {
+    path = key;
+    if (too_deep_in(member, max_levels, path))
+      return path;
+  }
+  return {};
+}
 
 std::string find_invalid_utf8(const value::map& args) {
   std::string path;

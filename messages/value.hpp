@@ -99,6 +99,13 @@ public:
   /// Deepest nesting of lists and maps that `from_json` accepts.
   static constexpr std::size_t max_depth = 128;
 
+  /// Deepest nesting of lists and maps inside one argument of a call:
+  /// Python's protobuf decoder refuses messages nested past 100 levels; one
+  /// map level costs three (value, map, entry) on top of the frames around
+  /// a call, so 24 leaves room on both sides. Deeper is `bad_arguments`
+  /// naming the limit.
+  static constexpr std::size_t max_wire_depth = 24;
+
   // -- constructors, destructors, and assignment operators --------------------
 
   /// Constructs null.
@@ -405,5 +412,9 @@ std::string to_string(const bytes& x);
 /// UTF-8, e.g. "text", "rows[2].name" or "opts{key}"; empty when all are.
 /// Binary data belongs in `bytes` values.
 [[nodiscard]] std::string find_invalid_utf8(const value::map& args);
+
+/// The path of the first place in `args` where lists and maps nest more than
+/// `max_levels` deep (`"x[0].a[3]"`), or empty.
+[[nodiscard]] std::string find_too_deep(const value::map& args, std::size_t max_levels);
 
 } // namespace snakepit

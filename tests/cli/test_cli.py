@@ -620,3 +620,19 @@ def test_an_adapters_subprocess_does_not_outlive_a_sigkilled_host():
     assert not is_running(sleeper), "the next start kills what a dead run's worker left"
     shutil.rmtree(tmp_path, ignore_errors=True)
 
+
+
+def test_arguments_nested_past_the_wire_limit_are_bad_arguments(tmp_path: Path):
+    # Python's protobuf decoder refuses ~33 levels of maps: the host says so first, by name,
+    # and the worker keeps serving.
+    for depth, ok in ((24, True), (25, False), (100, False)):
+        args = tmp_path / "args.json"
+        args.write_text('{"value": ' + '{"a": ' * depth + "1" + "}" * depth + "}")
+        proc = run("call", "--tool", "echo", "--args", f"@{args}")
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        else:
+            assert proc.returncode == 1
+            error = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+            assert error["kind"] == "bad_arguments", error
+            assert "more than 24 levels deep" in error["message"]

@@ -531,3 +531,17 @@ TEST_CASE("UTF-8 validation finds the first bad string by its argument path") {
   CHECK(find_invalid_utf8(value::map{{"x", value{"\xe2\x82\xac"}}}).empty());
   CHECK(find_invalid_utf8(value::map{{"bad\xff", value{1}}}) == "(an argument name)");
 }
+
+TEST_CASE("find_too_deep names the first argument nested past the limit") {
+  value x = 1;
+  for (int i = 0; i < 5; ++i)
+    x = value::make_list({x});
+  value::map args{{"flat", 1}, {"deep", x}};
+  CHECK(find_too_deep(args, 5).empty());
+  CHECK(find_too_deep(args, 4) == "deep[0][0][0][0]");
+  value m = 1;
+  for (int i = 0; i < 3; ++i)
+    m = value::map{{"k", m}};
+  CHECK(find_too_deep(value::map{{"m", m}}, 2) == "m.k.k");
+  CHECK(find_too_deep(value::map{{"m", m}}, 3).empty());
+}
