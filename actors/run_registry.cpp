@@ -218,7 +218,11 @@ std::size_t cleanup_dead_runs(const std::string& dir) {
       if (!is_our_worker(worker, started, run_id)) {
         // The worker died with its host (it may linger as a zombie nobody
         // reaps yet), but what its adapter started may live on in its group.
-        if (worker > 1 && group_outlived_its_worker(worker, run_id)) {
+        // A live process of another start time holds a reused pid: the old
+        // group is gone then (Linux reuses no pid a group still has).
+        auto now = process_start_time(worker);
+        if (worker > 1 && (now == 0 || now == started)
+            && group_outlived_its_worker(worker, run_id)) {
           ::kill(-worker, SIGKILL);
           ++here;
         }
