@@ -282,6 +282,19 @@ row("snakepit map / multiprocessing.Pool(2).map, no-op items", fmt(r, 4),
     f"ratio ({fmt(get('map.snakepit', 'items_per_s'), 0)} / {fmt(get('map.mp', 'items_per_s'), 0)} items/s)",
     ">= 1.0", r >= 1.0)
 
+r = get("node", "p50_ratio")
+row("remote pool p50 / in-process p50 (other node, loopback TCP)", fmt(r), "ratio", "<= 2", r <= 2)
+r = get("node", "throughput_ratio")
+row("remote pool calls/s / in-process, 16 callers", fmt(r), "ratio", ">= 0.7", r >= 0.7)
+r = get("cluster", "throughput_ratio")
+row("cluster of 2 nodes / one node, cpu_burn(5 ms) calls/s", fmt(r), "ratio", ">= 0.9", r >= 0.9)
+for key, what in (("kill_answered_ms", "SIGKILL"), ("stop_answered_ms", "SIGSTOP")):
+    r = get("cluster", key)
+    row(f"cluster: node {what}ed under load, until its callers are answered", fmt(r, 0), "ms",
+        "< 2000", r < 2000)
+row("autoscaled pool (1..8) under a burst: p99 queue wait", fmt(get("autoscale", "p99_queue_ms"), 0), "ms")
+row("  worker-seconds, autoscaled / fixed 8", fmt(get("autoscale", "worker_seconds_vs_fixed8")), "ratio")
+
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
 print(f"{'measure':<{widths[0]}}  {'value':>{widths[1]}}  {'unit':<{widths[2]}}  {'target':>6}  verdict")
