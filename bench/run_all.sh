@@ -288,9 +288,9 @@ r = get("node", "throughput_ratio")
 row("remote pool calls/s / in-process, 16 callers", fmt(r), "ratio", ">= 0.7", r >= 0.7)
 r = get("cluster", "throughput_ratio")
 row("cluster of 2 nodes / one node, cpu_burn(5 ms) calls/s", fmt(r), "ratio", ">= 0.9", r >= 0.9)
-for key, what in (("kill_answered_ms", "SIGKILL"), ("stop_answered_ms", "SIGSTOP")):
+for key, what in (("kill_answered_ms", "SIGKILLed"), ("stop_answered_ms", "frozen (SIGSTOP)")):
     r = get("cluster", key)
-    row(f"cluster: node {what}ed under load, until its callers are answered", fmt(r, 0), "ms",
+    row(f"cluster: node {what} under load, until its callers are answered", fmt(r, 0), "ms",
         "< 2000", r < 2000)
 row("autoscaled pool (1..8) under a burst: p99 queue wait", fmt(get("autoscale", "p99_queue_ms"), 0), "ms")
 row("  worker-seconds, autoscaled / fixed 8", fmt(get("autoscale", "worker_seconds_vs_fixed8")), "ratio")
