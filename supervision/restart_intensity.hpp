@@ -41,9 +41,10 @@ private:
   std::deque<clock::time_point> times_;
 };
 
-/// Delay before a restart, so a child that dies at start does not spin:
-/// none for the first restart in the window, then `min` doubling up to `max`,
-/// with +-20% jitter. Both zero: restart at once.
+/// Delay before a restart, so a child that dies at start does not spin. The
+/// supervisor counts only failures at start (before the child was ready)
+/// within the intensity period: none, and the restart is immediate; then
+/// `min` doubling up to `max`, with +-20% jitter. Both zero: restart at once.
 struct restart_backoff {
   caf::timespan min = std::chrono::milliseconds{100};
   caf::timespan max = std::chrono::seconds{2};

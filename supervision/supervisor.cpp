@@ -92,6 +92,11 @@ struct supervisor_state {
   supervisor_config cfg;
   std::vector<child_entry> children;  // in start order
   restart_window window{restart_intensity{}};
+  /// Children that failed to start or died before they were ready, within
+  /// the intensity period: what the restart back-off grows with. A child
+  /// that was up and ready when it died restarts at once (a kill storm keeps
+  /// its capacity); one that keeps failing at start backs off.
+  restart_window early_failures{restart_intensity{}};
   sup_phase phase = sup_phase::starting;
   caf::error stop_reason;
   std::minstd_rand rng{std::random_device{}()};
@@ -315,7 +320,7 @@ void schedule_start_phase(sup_pointer self, bool at_once) {
   caf::timespan delay{0};
   if (!at_once) {
     std::uniform_real_distribution<double> unit{0.0, 1.0};
-    delay = st.cfg.backoff.delay(st.window.count(restart_window::clock::now()),
+    delay = st.cfg.backoff.delay(st.early_failures.count(restart_window::clock::now()) + 1,
                                  unit(st.rng));
   }
   if (delay.count() == 0)
@@ -339,6 +344,7 @@ void on_start_failure(sup_pointer self, child_entry& entry, const caf::error& er
     return;
   }
   detail::log_warning(st.cfg.name, "child {} failed to restart: {}", id, reason_text(err));
+  (void) st.early_failures.record(restart_window::clock::now());
   if (!count_failure(self, id, err))
     return;
   // As OTP: one_for_all stops the siblings it already restarted and starts
@@ -672,6 +678,7 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg)
                         -> supervisor_actor_impl::behavior_type {
     auto& init = self->state;
     init.window = restart_window{cfg.intensity};
+    init.early_failures = restart_window{cfg.intensity};
     init.cfg = std::move(cfg);
     self->set_down_handler([self](caf::down_msg& msg) {
       self->state.started->erase(msg.source);

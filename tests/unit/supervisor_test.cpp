@@ -862,3 +862,36 @@ TEST_CASE_FIXTURE(fixture, "rest_for_one: a failed restart restarts the failed c
                                          "start c", "start d"});
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_FIXTURE(fixture, "back-off: a child killed while running restarts at once, one failing "
+                           "at start backs off") {
+  auto sc = config(100);
+  sc.backoff = restart_backoff{300ms, 2s};
+  auto fail_next = std::make_shared<std::atomic<int>>(0);
+  auto flaky = make_child("a", log);
+  flaky.start = [log = log, fail_next](caf::actor_system& system) -> caf::expected<caf::actor> {
+    log->add("start a");
+    if (fail_next->fetch_sub(1) > 0)
+      return make_error(errc::startup_failed, "a cannot start now");
+    return system.spawn(test_child, std::string{"a"}, log);
+  };
+  sc.children = {flaky};
+  auto sup = spawn_supervisor(*sys, sc);
+  // A kill storm on a running child: every restart is immediate (it was up
+  // and ready when it died), so the child keeps serving.
+  for (int i = 0; i < 6; ++i) {
+    auto a = child(sup, "a");
+    auto t0 = std::chrono::steady_clock::now();
+    caf::anon_send(a, crash_atom::value);
+    wait_new_child(sup, "a", a);
+    CHECK(std::chrono::steady_clock::now() - t0 < 250ms);
+  }
+  // Failing at start: each failed attempt waits longer (300 ms, then 600 ms).
+  fail_next->store(2);
+  auto a = child(sup, "a");
+  auto t0 = std::chrono::steady_clock::now();
+  caf::anon_send(a, crash_atom::value);
+  wait_new_child(sup, "a", a);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 700ms);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
