@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench cluster_bench autoscale_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench cluster_bench autoscale_bench recovery_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -51,6 +51,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   node_args=(--rounds 1 --seq-calls 300 --calls 1600)
   cluster_args=(--rounds 1 --calls 320)
   autoscale_args=(--rounds 1 --burst-ms 3000 --idle-ms 2000)
+  recovery_args=(--storm-ms 3000)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -67,6 +68,7 @@ else
   node_args=(--rounds 5)
   cluster_args=(--rounds 5)
   autoscale_args=(--rounds 3)
+  recovery_args=(--storm-ms 10000)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -122,6 +124,8 @@ run nodes "$bin/node_bench" "${node_args[@]}"
 # cluster_bench exits 1 when a failover lost a queued call; the summary shows it.
 run clusters "$bin/cluster_bench" "${cluster_args[@]}" || true
 run autoscaling "$bin/autoscale_bench" "${autoscale_args[@]}"
+# recovery_bench exits 1 when a failure was not a typed worker error; the summary shows it.
+run recovery "$bin/recovery_bench" "${recovery_args[@]}" || true
 elapsed=$(( $(date +%s) - started ))
 
 # Not named *.txt: the glob must not catch the file being written.
@@ -294,6 +298,9 @@ for key, what in (("kill_answered_ms", "SIGKILLed"), ("stop_answered_ms", "froze
         "< 2000", r < 2000)
 row("autoscaled pool (1..8) under a burst: p99 queue wait", fmt(get("autoscale", "p99_queue_ms"), 0), "ms")
 row("  worker-seconds, autoscaled / fixed 8", fmt(get("autoscale", "worker_seconds_vs_fixed8")), "ratio")
+row("kill storm (a worker of 4 every 150 ms): time at full strength", fmt(get("recovery", "full_strength_pct"), 1), "%")
+r = get("recovery", "none_ready_pct")
+row("  time with no worker ready", fmt(r, 1), "%", "< 5", r < 5)
 
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
