@@ -386,7 +386,8 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     });
     if (lifecycle_enabled(init.cfg))  // it ends once the pool is gone
       spawn_lifecycle(self->system(), caf::actor_cast<pool_actor>(self), init.cfg);
-    detail::log_info(init.cfg.name, "starting {} workers of {} ({})", init.cfg.size,
+    detail::log_info(init.cfg.name, "starting {} worker{} of {} ({})", init.cfg.size,
+                     init.cfg.size == 1 ? "" : "s",
                      init.cfg.adapter, init.cfg.python);
     start_more(self);
     return {

@@ -243,7 +243,7 @@ caf::error enqueue(pool_pointer self, execute_request req, queued_request q,
                               {"tool", req.tool}}};
     });
     return make_error(errc::pool_saturated,
-                      fmt::format("pool '{}' is saturated: all {} workers busy and {} "
+                      fmt::format("pool '{}' is saturated: all {} worker(s) busy and {} "
                                   "requests queued (queue_max); retry later, or raise "
                                   "size or queue_max",
                                   st.cfg.name, st.workers.size(), st.queue.size()));

@@ -817,7 +817,9 @@ int run_doctor(const std::string& python, const std::vector<std::string>& adapte
 int main(int argc, char** argv) {
   CLI::App app{"snakepit: pools of supervised Python workers for C++ (CAF actors over "
                "gRPC)"};
+  app.name("snakepit");
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string{"snakepit "} + SNAKEPIT_VERSION);
 
   call_options call_opts;
   auto* call_cmd = app.add_subcommand("call", "Start a pool, call one tool, print the result "
@@ -966,8 +968,15 @@ int main(int argc, char** argv) {
   doctor_cmd->add_option("--adapter", doctor_adapters, "Adapter to try importing (repeatable)");
   doctor_cmd->add_option("--python-path", doctor_paths, "Extra import directory (repeatable)");
 
+  // No command at all: a person asking what this is gets the usage, not an error document.
+  if (argc <= 1) {
+    std::cerr << app.help() << std::endl;
+    return exit_usage;
+  }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -1,6 +1,7 @@
 """The `snakepit` command line, driven as a user would: real processes, real workers."""
 
 import json
+import re
 import shutil
 import signal
 import tempfile
@@ -636,3 +637,13 @@ def test_arguments_nested_past_the_wire_limit_are_bad_arguments(tmp_path: Path):
             error = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
             assert error["kind"] == "bad_arguments", error
             assert "more than 24 levels deep" in error["message"]
+
+
+def test_version_and_bare_command_are_for_people():
+    version = subprocess.run([SNAKEPIT, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0
+    assert re.fullmatch(r"snakepit \d+\.\d+\.\d+\n", version.stdout), version.stdout
+    bare = subprocess.run([SNAKEPIT], capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2
+    assert "Usage: snakepit" in bare.stderr and "call" in bare.stderr
+    assert not bare.stderr.lstrip().startswith("{")
