@@ -150,8 +150,7 @@ int main(int argc, char** argv) {
   opts.members = {"a", "b"};
   opts.queue_timeout = 120s;
   opts.status_interval = 200ms;
-  opts.rejoin_backoff_min = 20ms;
-  opts.rejoin_backoff_max = 200ms;
+  opts.rejoin_backoff = snakepit::restart_backoff{20ms, 200ms};
   auto cluster = snakepit::spawn_cluster_pool(sys, opts, [&](const std::string& name) {
     std::lock_guard<std::mutex> guard{mtx};
     return std::optional<snakepit::pool_actor>{members.at(name)};

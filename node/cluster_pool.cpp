@@ -28,7 +28,8 @@ struct member_state {
   /// The handle lost last: a lookup that still finds it is stale (its
   /// supervisor has not restarted it yet).
   caf::actor_addr lost_handle;
-  std::chrono::milliseconds backoff{0};
+  /// Lookups since it was lost that found no live handle: its back-off.
+  std::size_t failed_lookups = 0;
   bool rejoin_pending = false;
   /// Its last status, for the cluster's aggregate (workers, size).
   pool_status last;
@@ -296,11 +297,9 @@ void schedule_rejoin(self_ptr self, std::size_t i) {
   if (m.rejoin_pending)
     return;
   m.rejoin_pending = true;
-  m.backoff = m.backoff.count() == 0 ? st.opts.rejoin_backoff_min
-                                     : std::min(m.backoff * 2, st.opts.rejoin_backoff_max);
-  std::uniform_real_distribution<double> jitter{0.8, 1.2};
-  auto delay = std::chrono::milliseconds{
-    static_cast<long>(static_cast<double>(m.backoff.count()) * jitter(st.rng))};
+  // The first wait is `min` (restart_backoff's second step), doubling after.
+  std::uniform_real_distribution<double> unit{0.0, 1.0};
+  auto delay = st.opts.rejoin_backoff.delay(++m.failed_lookups + 1, unit(st.rng));
   self->delayed_send(self, delay, rejoin_atom::value, i);
 }
 
@@ -324,7 +323,7 @@ void lose_member(self_ptr self, std::size_t i, const caf::error& reason) {
                       "node_down, {} queued call(s) wait for the other members",
                       m.status.name, where(m), caf::to_string(reason), running,
                       st.queue.size());
-  m.backoff = std::chrono::milliseconds{0};
+  m.failed_lookups = 0;
   schedule_rejoin(self, i);
 }
 
@@ -339,7 +338,7 @@ void join_member(self_ptr self, std::size_t i, pool_actor handle, const pool_sta
   m.status.capacity = ps.capacity;
   m.status.node = ps.node;
   m.last = ps;
-  m.backoff = std::chrono::milliseconds{0};
+  m.failed_lookups = 0;
   ++m.status.joins;
   detail::log_info(st.opts.name, "cluster member '{}' {} ({}, capacity {})", m.status.name,
                    m.status.joins == 1 ? "joined" : "rejoined", where(m), ps.capacity);

@@ -12,6 +12,7 @@
 
 #include "snakepit/actors/session_table.hpp"
 #include "snakepit/messages/pool_actor.hpp"
+#include "snakepit/supervision/restart_intensity.hpp"
 
 namespace snakepit {
 
@@ -35,9 +36,9 @@ struct cluster_options {
   /// How often members are asked their capacity.
   std::chrono::milliseconds status_interval{500};
   /// A lost member is looked up again after a back-off that doubles from
-  /// `rejoin_backoff_min` to `rejoin_backoff_max`, with ±20 % jitter.
-  std::chrono::milliseconds rejoin_backoff_min{50};
-  std::chrono::milliseconds rejoin_backoff_max{2000};
+  /// `min` to `max` with each lookup that finds nothing, with ±20 % jitter
+  /// (the supervisors' `restart_backoff`).
+  restart_backoff rejoin_backoff{std::chrono::milliseconds{50}, std::chrono::seconds{2}};
 };
 
 /// Finds a member's current handle by name (a restarted member has a new

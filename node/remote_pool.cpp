@@ -45,12 +45,17 @@ caf::error node_down(const remote_pool_state& st, const std::string& why) {
                                 st.options.node_address, st.options.pool, why));
 }
 
+/// Answers every call still open with `err`.
+void fail_open_calls(remote_pool_state& st, const caf::error& err) {
+  for (auto& [id, promise] : st.open)
+    std::visit([&](auto& p) { p.deliver(err); }, promise);
+  st.open.clear();
+}
+
 /// The node is gone: every open call fails, and the stand-in exits.
 void lose_node(self_ptr self, const std::string& why) {
   auto err = node_down(self->state, why);
-  for (auto& [id, promise] : self->state.open)
-    std::visit([&](auto& p) { p.deliver(err); }, promise);
-  self->state.open.clear();
+  fail_open_calls(self->state, err);
   self->quit(err);
 }
 
@@ -115,9 +120,7 @@ auto remote_pool_behavior(self_ptr self, node_actor node, pool_actor pool,
                                       "run",
                                       state.options.pool, state.options.node_address,
                                       caf::to_string(msg.reason)));
-    for (auto& [id, promise] : state.open)
-      std::visit([&](auto& p) { p.deliver(err); }, promise);
-    state.open.clear();
+    fail_open_calls(state, err);
     self->quit(msg.reason);
   });
   self->send(self, heartbeat_atom::value);

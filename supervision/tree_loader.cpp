@@ -1224,17 +1224,19 @@ private:
     }
   }
 
-  void read_backoff(section& s, restart_backoff& backoff) {
-    assign(backoff.min, s.millis("restart_backoff_min_ms", false));
-    assign(backoff.max, s.millis("restart_backoff_max_ms", false));
-    if (backoff.min <= backoff.max || s.failed("restart_backoff_min_ms")
-        || s.failed("restart_backoff_max_ms"))
+  /// `PREFIX_min_ms` and `PREFIX_max_ms` (positive with `positive`, else
+  /// >= 0), the first not above the second.
+  void read_backoff(section& s, restart_backoff& backoff,
+                    std::string_view prefix = "restart_backoff", bool positive = false) {
+    auto min_key = fmt::format("{}_min_ms", prefix);
+    auto max_key = fmt::format("{}_max_ms", prefix);
+    assign(backoff.min, s.millis(min_key, positive));
+    assign(backoff.max, s.millis(max_key, positive));
+    if (backoff.min <= backoff.max || s.failed(min_key) || s.failed(max_key))
       return;
-    auto key = s.get("restart_backoff_min_ms") ? "restart_backoff_min_ms"
-                                               : "restart_backoff_max_ms";
-    s.problem(key, fmt::format("restart_backoff_min_ms ({}) must not exceed "
-                               "restart_backoff_max_ms ({})",
-                               ms_text(backoff.min), ms_text(backoff.max)));
+    auto& key = s.get(min_key) ? min_key : max_key;
+    s.problem(key, fmt::format("{} ({}) must not exceed {} ({})", min_key,
+                               ms_text(backoff.min), max_key, ms_text(backoff.max)));
   }
 
   void read_remote_pool(section& s, definition& def) {
@@ -1278,15 +1280,7 @@ private:
       c.affinity = *parse_affinity_mode(std::string{*w});
     if (auto ms = s.millis("status_interval_ms", true))
       c.status_interval = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
-    if (auto ms = s.millis("rejoin_backoff_min_ms", true))
-      c.rejoin_backoff_min = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
-    if (auto ms = s.millis("rejoin_backoff_max_ms", true))
-      c.rejoin_backoff_max = std::chrono::duration_cast<std::chrono::milliseconds>(*ms);
-    if (c.rejoin_backoff_min > c.rejoin_backoff_max)
-      s.problem("rejoin_backoff_min_ms",
-                fmt::format("rejoin_backoff_min_ms ({}) must not exceed rejoin_backoff_max_ms "
-                            "({})",
-                            ms_text(c.rejoin_backoff_min), ms_text(c.rejoin_backoff_max)));
+    read_backoff(s, c.rejoin_backoff, "rejoin_backoff", true);
     n.restart = s.restart().value_or(restart_type::permanent);
   }
 

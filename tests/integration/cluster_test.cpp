@@ -107,8 +107,7 @@ struct cluster_fixture {
 
   pool_actor cluster(cluster_options opts, member_table& members) {
     opts.status_interval = 100ms;
-    opts.rejoin_backoff_min = 20ms;
-    opts.rejoin_backoff_max = 200ms;
+    opts.rejoin_backoff = restart_backoff{20ms, 200ms};
     auto c = spawn_cluster_pool(*sys, std::move(opts), members.resolver());
     to_stop.push_back(caf::actor_cast<caf::actor>(c));
     return c;

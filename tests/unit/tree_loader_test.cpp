@@ -1040,7 +1040,8 @@ TEST_CASE("tree: [clusters.NAME] spreads over pools of the tree") {
   CHECK(both.cluster.queue_max == 5);
   CHECK(both.cluster.queue_timeout == std::chrono::milliseconds{700});
   CHECK(both.cluster.affinity == affinity_mode::strict_queue);
-  CHECK(both.cluster.rejoin_backoff_max == std::chrono::milliseconds{900});
+  CHECK(both.cluster.rejoin_backoff.max == std::chrono::milliseconds{900});
+  CHECK(both.cluster.rejoin_backoff.min == std::chrono::milliseconds{50});
   CHECK(spec->root.children.at(0).is_local_pool());
   auto unknown = load_tree_string(std::string{base} + "members = [\"ml\", \"nope\"]\n", "t.toml");
   REQUIRE(!unknown);
