@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -56,21 +55,13 @@ caf::error load_plugins(const std::vector<std::string>& libraries, actor_registr
 caf::expected<std::vector<std::string>> plugin_libraries(const std::string& path) {
   // Any problem with the file itself (too big, too deep, bad syntax) the
   // tree loader reports, with positions: here only what parses safely.
-  std::string content;
-  {
-    std::ifstream in{path, std::ios::binary};
-    if (!in)
-      return std::vector<std::string>{};
-    constexpr std::size_t max_bytes = 16 * 1024 * 1024;  // as the tree loader's
-    content.resize(max_bytes + 1);
-    in.read(content.data(), static_cast<std::streamsize>(content.size()));
-    content.resize(static_cast<std::size_t>(in.gcount()));
-    if (content.size() > max_bytes || detail::check_toml_limits(content))
-      return std::vector<std::string>{};
-  }
+  std::string unreadable;
+  auto content = detail::read_tree_file(path, unreadable);
+  if (!content || detail::check_toml_limits(*content))
+    return std::vector<std::string>{};
   toml::table doc;
   try {
-    doc = toml::parse(content, std::string_view{path});
+    doc = toml::parse(*content, std::string_view{path});
   } catch (const toml::parse_error&) {
     return std::vector<std::string>{};
   }

@@ -8,8 +8,6 @@
 #include <climits>
 #include <cstdlib>
 #include <cstdint>
-#include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
@@ -36,11 +34,8 @@ namespace {
 
 // -- limits -------------------------------------------------------------------
 
-/// A tree file is a few kilobytes; refuse anything absurd before parsing it.
-constexpr std::uintmax_t max_file_bytes = 16 * 1024 * 1024;
-
-/// Longest time a key may hold: what fits a `caf::timespan` (int64 ns).
-// Beyond this, now + the time overflows caf::timestamp (execute_request.hpp).
+/// Longest time a key may hold (ten years): beyond it, now + the time would
+/// overflow `caf::timestamp` (`max_timeout`, execute_request.hpp).
 constexpr std::int64_t max_ms = max_timeout.count();
 
 constexpr std::int64_t max_u32 = std::numeric_limits<std::uint32_t>::max();
@@ -1874,50 +1869,9 @@ outcome analyze(std::string_view text, std::string source_name,
   return out;
 }
 
-/// Reads a whole file, or says why it cannot.
-std::optional<std::string> read_file(const std::string& path, std::string& why) {
-  std::error_code ec;
-  auto status = std::filesystem::status(path, ec);
-  if (ec) {
-    why = ec.message();
-    return std::nullopt;
-  }
-  if (std::filesystem::is_directory(status)) {
-    why = "is a directory";
-    return std::nullopt;
-  }
-  auto size = std::filesystem::file_size(path, ec);
-  if (!ec && size > max_file_bytes) {
-    why = fmt::format("the file has {} bytes; a tree file may have at most {}", size,
-                      max_file_bytes);
-    return std::nullopt;
-  }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f{std::fopen(path.c_str(), "rb"),
-                                                    &std::fclose};
-  if (!f) {
-    why = std::generic_category().message(errno);
-    return std::nullopt;
-  }
-  std::string text;
-  char buf[8192];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) {
-    text.append(buf, n);
-    if (text.size() > max_file_bytes) {
-      why = fmt::format("the file has more than {} bytes", max_file_bytes);
-      return std::nullopt;
-    }
-  }
-  if (std::ferror(f.get())) {
-    why = "read error";
-    return std::nullopt;
-  }
-  return text;
-}
-
 outcome analyze_file(const std::string& path, const actor_registry* registry) {
   std::string why;
-  auto text = read_file(path, why);
+  auto text = detail::read_tree_file(path, why);
   if (!text) {
     outcome out;
     out.problems.push_back({{path, 0, 0}, {}, "cannot read the tree file: " + why});

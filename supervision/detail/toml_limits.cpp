@@ -1,10 +1,55 @@
 #include "snakepit/supervision/detail/toml_limits.hpp"
 
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <system_error>
 #include <vector>
 
 #include <fmt/format.h>
 
 namespace snakepit::detail {
+
+std::optional<std::string> read_tree_file(const std::string& path, std::string& why) {
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (ec) {
+    why = ec.message();
+    return std::nullopt;
+  }
+  if (std::filesystem::is_directory(status)) {
+    why = "is a directory";
+    return std::nullopt;
+  }
+  auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > max_tree_file_bytes) {
+    why = fmt::format("the file has {} bytes; a tree file may have at most {}", size,
+                      max_tree_file_bytes);
+    return std::nullopt;
+  }
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f{std::fopen(path.c_str(), "rb"),
+                                                    &std::fclose};
+  if (!f) {
+    why = std::generic_category().message(errno);
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[8192];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) {
+    text.append(buf, n);
+    if (text.size() > max_tree_file_bytes) {
+      why = fmt::format("the file has more than {} bytes", max_tree_file_bytes);
+      return std::nullopt;
+    }
+  }
+  if (std::ferror(f.get())) {
+    why = "read error";
+    return std::nullopt;
+  }
+  return text;
+}
 
 std::optional<toml_limit_problem> check_toml_limits(std::string_view text) {
   int line = 1;
