@@ -125,6 +125,7 @@ worker_config make_worker_config(pool_pointer self, const std::string& id, std::
   // order, which is what lets a queued call move to another worker when the
   // process dies before starting it.
   wc.pipeline_depth = wc.capacity == 1 ? cfg.pipeline_depth : 0;
+  wc.fork_server = self->state.fork_handle;
   wc.owner = self->address();
   return wc;
 }
@@ -167,6 +168,30 @@ std::string launch_worker(pool_pointer self, bool initial, std::optional<std::ui
     .then([](const caf::actor&) {},
           [self](caf::error& err) { fail_pool(self, std::move(err)); });
   return id;
+}
+
+/// `preload = true`: the fork server first (its `preload()` failing fails
+/// the pool's start with the traceback), then the workers, forked from it.
+void start_fork_server(pool_pointer self) {
+  auto& st = self->state;
+  fork_server_config fc;
+  fc.pool = st.cfg.name;
+  fc.python = st.cfg.python;
+  fc.adapter = st.cfg.adapter;
+  fc.python_path = st.cfg.python_path;
+  fc.env = shared_worker_env(st.cfg.env);
+  fc.startup_timeout = st.cfg.startup_timeout;
+  fc.backoff = st.cfg.backoff;
+  st.fork_handle = std::make_shared<fork_server_handle>();
+  fc.handle = st.fork_handle;
+  st.fork_server = spawn_fork_server(self->system(), std::move(fc));
+  // It ends with the pool, whatever the reason (a link ignores a normal exit).
+  self->attach_functor([server = st.fork_server] {
+    caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
+  });
+  self->request(st.fork_server, caf::infinite, caf::get_atom::value)
+    .then([self](std::uint64_t) { start_more(self); },
+          [self](caf::error& err) { fail_pool(self, std::move(err)); });
 }
 
 void start_more(pool_pointer self) {
@@ -389,7 +414,10 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     detail::log_info(init.cfg.name, "starting {} worker{} of {} ({})", init.cfg.size,
                      init.cfg.size == 1 ? "" : "s",
                      init.cfg.adapter, init.cfg.python);
-    start_more(self);
+    if (init.cfg.preload)
+      start_fork_server(self);  // workers start once it is ready
+    else
+      start_more(self);
     return {
       [self](execute_atom, execute_request& req) { return on_execute(self, req); },
       [self](status_atom) { return make_status(self); },

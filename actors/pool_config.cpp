@@ -46,6 +46,9 @@ caf::expected<pool_config> validate(pool_config cfg) {
        "threads_per_worker must be between 1 and 1024");
   need(cfg.profile == worker_profile::thread || cfg.thread_check == thread_check_mode::off,
        "thread_check needs profile = \"thread\"");
+  need(!cfg.preload || cfg.profile == worker_profile::process,
+       "preload needs profile = \"process\": a thread-profile worker is one process "
+       "already, there is nothing to fork");
   need(cfg.queue_max <= 10'000'000, "queue_max must be at most 10000000");
   need(cfg.startup_timeout.count() > 0, "startup_timeout_ms must be positive");
   need(cfg.queue_timeout.count() > 0, "queue_timeout_ms must be positive");

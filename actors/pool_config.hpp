@@ -47,6 +47,9 @@ struct pool_config {
   std::uint32_t threads_per_worker = 4;
   /// Thread profile: run-time check for unsafe sharing between threads.
   thread_check_mode thread_check = thread_check_mode::off;
+  /// Process profile: one fork server imports the adapter and runs its
+  /// `preload()` once; workers are forked from it (docs/preload.md).
+  bool preload = false;
   /// Workers that must be ready before the pool counts as started; 0 = all.
   std::uint32_t min_ready = 0;
   /// Workers starting at the same time; 0 = twice the CPUs this process may use.

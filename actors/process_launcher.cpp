@@ -25,12 +25,16 @@
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <caf/error.hpp>
 #include <caf/sec.hpp>
+
+#include "snakepit/actors/detail/fork_protocol.hpp"
+#include "snakepit/actors/detail/unique_fd.hpp"
 
 extern char** environ;
 
@@ -57,8 +61,8 @@ constexpr int epoll_events_max = 64;
 /// How long teardown waits for SIGKILLed children to die before giving up on reaping.
 constexpr auto teardown_wait = std::chrono::seconds(5);
 /// Child-side descriptors are moved at or above this number before spawning, so that the
-/// dup2 actions onto 0..4 cannot clobber one another.
-constexpr int child_fd_floor = 5;
+/// dup2 actions onto 0..5 cannot clobber one another.
+constexpr int child_fd_floor = 6;
 /// Longest sleep of the loop (keeps timeouts within int milliseconds).
 constexpr std::chrono::milliseconds loop_timeout_max{60'000};
 
@@ -122,41 +126,7 @@ private:
   alignas(T) unsigned char storage_[sizeof(T)];
 };
 
-/// Owns a file descriptor.
-class unique_fd {
-public:
-  unique_fd() noexcept = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {
-    // nop
-  }
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
-    // nop
-  }
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() {
-    reset();
-  }
-
-  [[nodiscard]] int get() const noexcept {
-    return fd_;
-  }
-  explicit operator bool() const noexcept {
-    return fd_ >= 0;
-  }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = fd;
-  }
-
-private:
-  int fd_ = -1;
-};
+using detail::unique_fd;
 
 /// A pipe: both ends close-on-exec.
 struct pipe_pair {
@@ -176,7 +146,7 @@ struct pipe_pair {
   return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
-/// Moves fd to a number >= child_fd_floor (close-on-exec), so dup2 onto 0..4 is safe.
+/// Moves fd to a number >= child_fd_floor (close-on-exec), so dup2 onto 0..5 is safe.
 [[nodiscard]] bool raise_fd(unique_fd& fd) noexcept {
   if (fd.get() >= child_fd_floor)
     return true;
@@ -319,6 +289,8 @@ struct spawn_cmd {
   std::uint64_t id;
   process_spec spec;
   process_events events;
+  /// Non-zero: fork the child from this fork server instead of spawning it.
+  std::uint64_t server = 0;
 };
 
 struct signal_cmd {
@@ -335,13 +307,14 @@ using command = std::variant<spawn_cmd, signal_cmd, terminate_cmd>;
 
 // -- children -----------------------------------------------------------------------------
 
-/// Which descriptor of a child an epoll event is for (low 2 bits of the event data).
-enum class fd_kind : std::uint64_t { pidfd = 0, out = 1, err = 2, ready = 3 };
+/// Which descriptor of a child an epoll event is for (low 3 bits of the event data).
+enum class fd_kind : std::uint64_t { pidfd = 0, out = 1, err = 2, ready = 3, control = 4 };
+constexpr unsigned fd_kind_bits = 3;
 
 constexpr std::uint64_t wake_token = 0; // ids start at 1, so no child encodes to 0
 
 [[nodiscard]] std::uint64_t encode(std::uint64_t id, fd_kind kind) noexcept {
-  return (id << 2) | static_cast<std::uint64_t>(kind);
+  return (id << fd_kind_bits) | static_cast<std::uint64_t>(kind);
 }
 
 struct child {
@@ -359,6 +332,17 @@ struct child {
   bool terminating = false;
   int reap_attempts = 0;
   process_events events;
+  /// A fork server's end of its control socket.
+  unique_fd control;
+  /// A forked child: its fork server (0: spawned by us, so we reap it).
+  std::uint64_t server = 0;
+  /// Forked, but the server has not answered yet (no pid).
+  bool fork_pending = false;
+  /// A terminate that arrived while the fork was pending.
+  std::optional<std::chrono::milliseconds> pending_grace;
+  /// Forked: the exit status the server reported, and whether its pidfd fired already.
+  std::optional<process_exit> reported_exit;
+  bool pidfd_fired = false;
 };
 
 /// A started process, before it is registered.
@@ -368,9 +352,13 @@ struct started_process {
   unique_fd out;
   unique_fd err;
   unique_fd ready;
+  unique_fd control;
 };
 
-enum class timer_kind { kill, reap_retry };
+enum class timer_kind { kill, reap_retry, exit_report };
+
+/// How long a forked child's end waits for its server's exit report.
+constexpr auto exit_report_wait = std::chrono::seconds(2);
 
 struct timer_entry {
   std::uint64_t id;
@@ -454,6 +442,10 @@ public:
   epoll_launcher& operator=(const epoll_launcher&) = delete;
 
   std::uint64_t spawn(process_spec spec, process_events events) override {
+    return submit(0, std::move(spec), std::move(events));
+  }
+
+  std::uint64_t submit(std::uint64_t server, process_spec spec, process_events events) {
     auto id = next_id_.fetch_add(1, std::memory_order_relaxed);
     std::string refusal;
     {
@@ -463,7 +455,7 @@ public:
       } else if (stopping_) {
         refusal = "process launcher is shut down";
       } else {
-        queue_.emplace_back(spawn_cmd{id, std::move(spec), std::move(events)});
+        queue_.emplace_back(spawn_cmd{id, std::move(spec), std::move(events), server});
       }
     }
     if (refusal.empty()) {
@@ -473,6 +465,11 @@ public:
       invoke_guarded("on_spawned", spec.tag, events.on_spawned, std::move(result));
     }
     return id;
+  }
+
+  std::uint64_t spawn_from(std::uint64_t server, process_spec spec,
+                           process_events events) override {
+    return submit(server, std::move(spec), std::move(events));
   }
 
   void signal(std::uint64_t id, int sig) override {
@@ -614,14 +611,16 @@ private:
       run_commands();
       return;
     }
-    auto id = ev.data.u64 >> 2;
-    auto kind = static_cast<fd_kind>(ev.data.u64 & 3u);
+    auto id = ev.data.u64 >> fd_kind_bits;
+    auto kind = static_cast<fd_kind>(ev.data.u64 & ((1u << fd_kind_bits) - 1));
     auto i = children_.find(id);
     if (i == children_.end())
       return; // stale event of a child finished earlier in this batch
     auto& c = i->second;
     if (kind == fd_kind::pidfd) {
       on_pidfd_ready(c);
+    } else if (kind == fd_kind::control) {
+      on_control_ready(c);
     } else if (fd_of(c, kind)) {
       if (!read_pipe(c, kind, read_bytes_per_wakeup_max))
         close_pipe(c, kind);
@@ -675,6 +674,8 @@ private:
         continue; // already reaped
       if (entry.kind == timer_kind::kill)
         send_group(i->second, SIGKILL);
+      else if (entry.kind == timer_kind::exit_report)
+        on_exit_report_overdue(i->second);
       else
         on_pidfd_ready(i->second);
     }
@@ -682,7 +683,23 @@ private:
 
   // -- commands ---------------------------------------------------------------------------
 
+  /// Registers a child under a fresh id.
+  child& add_child(std::uint64_t id, std::string tag) {
+    auto [i, added] = children_.try_emplace(id);
+    if (!added) {
+      log_line("FATAL: duplicate process id " + std::to_string(id));
+      std::abort();
+    }
+    i->second.id = id;
+    i->second.tag = std::move(tag);
+    return i->second;
+  }
+
   void execute(spawn_cmd& cmd) {
+    if (cmd.server != 0) {
+      execute_fork(cmd);
+      return;
+    }
     auto tag = cmd.spec.tag.empty() ? cmd.spec.executable : cmd.spec.tag;
     auto started = start_process(cmd.spec);
     if (!started) {
@@ -691,21 +708,18 @@ private:
       return;
     }
     auto pid = started->pid;
-    auto [i, added] = children_.try_emplace(cmd.id);
-    if (!added) {
-      log_line("FATAL: duplicate process id " + std::to_string(cmd.id));
-      std::abort();
-    }
-    auto& c = i->second;
-    c.id = cmd.id;
-    c.tag = std::move(tag);
+    auto& c = add_child(cmd.id, std::move(tag));
     c.pid = pid;
     c.pidfd = std::move(started->pidfd);
     c.out = std::move(started->out);
     c.err = std::move(started->err);
     c.ready = std::move(started->ready);
+    c.control = std::move(started->control);
     c.events = std::move(cmd.events);
-    for (auto kind : {fd_kind::pidfd, fd_kind::out, fd_kind::err, fd_kind::ready}) {
+    for (auto kind : {fd_kind::pidfd, fd_kind::out, fd_kind::err, fd_kind::ready,
+                      fd_kind::control}) {
+      if (kind == fd_kind::control && !c.control)
+        continue;
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.u64 = encode(c.id, kind);
@@ -714,7 +728,7 @@ private:
         kill_and_reap(pid);
         auto events = std::move(c.events);
         auto tag_copy = std::move(c.tag);
-        children_.erase(i);
+        children_.erase(std::uint64_t{c.id});  // a copy: c dies with the erase
         caf::expected<int> result{make_launch_error("epoll_ctl: " + errno_text(err))};
         invoke_guarded("on_spawned", tag_copy, events.on_spawned, std::move(result));
         return;
@@ -725,7 +739,7 @@ private:
   }
 
   void execute(signal_cmd& cmd) {
-    if (auto i = children_.find(cmd.id); i != children_.end())
+    if (auto i = children_.find(cmd.id); i != children_.end() && !i->second.fork_pending)
       send_group(i->second, cmd.sig);
   }
 
@@ -734,19 +748,29 @@ private:
     if (i == children_.end())
       return;
     auto& c = i->second;
+    if (c.fork_pending) {  // no pid yet: act once the server answers
+      c.pending_grace = cmd.grace;
+      return;
+    }
+    start_terminate(c, cmd.grace);
+  }
+
+  void start_terminate(child& c, std::chrono::milliseconds grace) {
     c.terminating = true;
-    if (cmd.grace <= std::chrono::milliseconds::zero()) {
+    if (grace <= std::chrono::milliseconds::zero()) {
       send_group(c, SIGKILL);
       return;
     }
     send_group(c, SIGTERM);
     send_group(c, SIGCONT);
-    timers_.emplace(clock_type::now() + cmd.grace, timer_entry{c.id, timer_kind::kill});
+    timers_.emplace(clock_type::now() + grace, timer_entry{c.id, timer_kind::kill});
   }
 
   /// Signals the child's process group. Only called while the child is not reaped, so its
   /// pid (and thereby the group id) cannot have been reused.
   void send_group(const child& c, int sig) noexcept {
+    if (c.pid <= 0)
+      return;  // a fork not answered yet: kill(-(-1)) would be everyone
     if (::kill(-c.pid, sig) != 0 && errno != ESRCH)
       log_line("kill(-" + std::to_string(c.pid) + ", " + std::to_string(sig) + ") for ["
                + c.tag + "]: " + errno_text(errno));
@@ -777,6 +801,18 @@ private:
       if (!raise_fd(p->write_end) || !set_nonblocking(p->read_end.get()))
         return make_launch_error("fcntl: " + errno_text(errno));
     }
+    unique_fd control;
+    unique_fd control_child;
+    if (spec.fork_server) {
+      int pair[2];
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0)
+        return make_launch_error("socketpair: " + errno_text(errno));
+      control.reset(pair[0]);
+      control_child.reset(pair[1]);
+      // The server's end blocks: it waits for requests.
+      if (!raise_fd(control_child) || ::fcntl(control_child.get(), F_SETFL, 0) != 0)
+        return make_launch_error("fcntl: " + errno_text(errno));
+    }
     spawn_attrs sa;
     short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     sigset_t empty;
@@ -802,12 +838,14 @@ private:
       rc = posix_spawn_file_actions_adddup2(&sa.actions, ready->write_end.get(), 3);
     if (rc == 0)
       rc = posix_spawn_file_actions_adddup2(&sa.actions, lifeline_read_.get(), 4);
+    if (rc == 0 && control_child)
+      rc = posix_spawn_file_actions_adddup2(&sa.actions, control_child.get(), 5);
     if (rc == 0 && !spec.working_dir.empty())
       rc = posix_spawn_file_actions_addchdir_np(&sa.actions, spec.working_dir.c_str());
 #if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
     // Also drops descriptors other code in the host opened without O_CLOEXEC.
     if (rc == 0)
-      rc = posix_spawn_file_actions_addclosefrom_np(&sa.actions, child_fd_floor);
+      rc = posix_spawn_file_actions_addclosefrom_np(&sa.actions, control_child ? 6 : 5);
 #endif
     if (rc != 0)
       return make_launch_error("posix_spawn setup: " + errno_text(rc));
@@ -818,6 +856,7 @@ private:
     out->write_end.reset();
     err->write_end.reset();
     ready->write_end.reset();
+    control_child.reset();
     if (rc != 0)
       return make_launch_error("posix_spawn " + spec.executable + ": " + errno_text(rc));
     unique_fd pidfd{pidfd_open_compat(pid)};
@@ -826,8 +865,12 @@ private:
       kill_and_reap(pid);
       return make_launch_error("pidfd_open: " + errno_text(e));
     }
-    return started_process{pid, std::move(pidfd), std::move(out->read_end),
-                           std::move(err->read_end), std::move(ready->read_end)};
+    return started_process{pid,
+                           std::move(pidfd),
+                           std::move(out->read_end),
+                           std::move(err->read_end),
+                           std::move(ready->read_end),
+                           std::move(control)};
   }
 
   // -- pipes ------------------------------------------------------------------------------
@@ -840,6 +883,8 @@ private:
         return c.err;
       case fd_kind::ready:
         return c.ready;
+      case fd_kind::control:
+        return c.control;
       default:
         return c.pidfd;
     }
@@ -932,6 +977,10 @@ private:
   void on_pidfd_ready(child& c) {
     if (c.terminating)
       send_group(c, SIGKILL); // the leader is a zombie now, still holding the group id
+    if (c.server != 0) {
+      on_forked_pidfd_ready(c);
+      return;
+    }
     int status = 0;
     pid_t rc;
     do {
@@ -961,8 +1010,202 @@ private:
     finish(c, result);
   }
 
+  // -- fork servers and their children ------------------------------------------------------
+
+  void execute_fork(spawn_cmd& cmd) {
+    auto tag = cmd.spec.tag.empty() ? std::string{"forked"} : cmd.spec.tag;
+    auto fail = [&](std::string why) {
+      caf::expected<int> result{make_launch_error(std::move(why))};
+      invoke_guarded("on_spawned", tag, cmd.events.on_spawned, std::move(result));
+    };
+    auto srv = children_.find(cmd.server);
+    if (srv == children_.end() || !srv->second.control) {
+      fail("fork server " + std::to_string(cmd.server) + " is gone");
+      return;
+    }
+    auto request = detail::encode_fork_request(cmd.id, cmd.spec);
+    if (!request) {
+      fail(caf::to_string(request.error()));
+      return;
+    }
+    auto out = make_pipe();
+    auto err = make_pipe();
+    auto ready = make_pipe();
+    if (!out || !err || !ready) {
+      fail("pipe2: " + errno_text(errno));
+      return;
+    }
+    for (auto* p : {&*out, &*err, &*ready}) {
+      if (!set_nonblocking(p->read_end.get())) {
+        fail("fcntl: " + errno_text(errno));
+        return;
+      }
+    }
+    std::array<int, detail::fork_request_fds> fds{out->write_end.get(), err->write_end.get(),
+                                                 ready->write_end.get(), lifeline_read_.get()};
+    if (auto rc = detail::send_fork_message(srv->second.control.get(), *request, fds.data(),
+                                            fds.size());
+        rc != 0) {
+      fail("fork server [" + srv->second.tag + "]: "
+           + (rc == EAGAIN ? std::string{"its request queue is full"} : errno_text(rc)));
+      return;
+    }
+    // The write ends now live in the server (and then in the child) only.
+    auto& c = add_child(cmd.id, std::move(tag));
+    c.server = cmd.server;
+    c.fork_pending = true;
+    c.out = std::move(out->read_end);
+    c.err = std::move(err->read_end);
+    c.ready = std::move(ready->read_end);
+    c.events = std::move(cmd.events);
+    for (auto kind : {fd_kind::out, fd_kind::err, fd_kind::ready})
+      watch(c, kind);
+  }
+
+  void watch(child& c, fd_kind kind) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = encode(c.id, kind);
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd_of(c, kind).get(), &ev) != 0)
+      log_line("epoll_ctl for [" + c.tag + "]: " + errno_text(errno));
+  }
+
+  /// Messages from a fork server.
+  void on_control_ready(child& srv) {
+    auto server_id = srv.id;
+    for (int budget = 64; budget > 0; --budget) {
+      auto msg = detail::receive_fork_message(srv.control.get());
+      if (!msg)
+        return;
+      using kind = detail::fork_message::kind;
+      if (msg->what == kind::closed) {
+        close_control(srv);
+        return;
+      }
+      if (msg->what == kind::invalid) {
+        log_line("fork server [" + srv.tag + "]: " + msg->text);
+        continue;
+      }
+      if (msg->what == kind::exited) {
+        if (auto* c = forked_child(server_id, msg->pid)) {
+          process_exit how;
+          how.pid = msg->pid;
+          how.signaled = msg->signaled;
+          how.code = msg->code;
+          c->reported_exit = how;
+          if (c->pidfd_fired)
+            finish(*c, how);
+        }
+        continue;
+      }
+      auto i = children_.find(msg->req);
+      if (i == children_.end() || i->second.server != server_id || !i->second.fork_pending) {
+        if (msg->what == kind::forked)  // its actor is gone: nobody will stop it
+          ::kill(-msg->pid, SIGKILL);
+        continue;
+      }
+      auto& c = i->second;
+      if (msg->what == kind::failed) {
+        abandon_fork(c, "fork server [" + srv.tag + "]: " + msg->text);
+        continue;
+      }
+      c.fork_pending = false;
+      c.pid = msg->pid;
+      c.pidfd = std::move(msg->pidfd);
+      watch(c, fd_kind::pidfd);
+      live_.fetch_add(1, std::memory_order_acq_rel);
+      invoke_guarded("on_spawned", c.tag, c.events.on_spawned, caf::expected<int>{c.pid});
+      if (c.pending_grace)
+        start_terminate(c, *c.pending_grace);
+    }
+    // Budget spent: epoll is level-triggered, so the rest comes at the next wakeup.
+  }
+
+  [[nodiscard]] child* forked_child(std::uint64_t server, int pid) {
+    for (auto& [id, c] : children_)
+      if (c.server == server && c.pid == pid && !c.fork_pending)
+        return &c;
+    return nullptr;
+  }
+
+  /// A pending fork that will not happen: report it and forget the child.
+  void abandon_fork(child& c, std::string why) {
+    for (auto kind : {fd_kind::out, fd_kind::err, fd_kind::ready})
+      close_pipe(c, kind);
+    auto events = std::move(c.events);
+    auto tag = std::move(c.tag);
+    children_.erase(std::uint64_t{c.id});  // a copy: c dies with the erase
+    caf::expected<int> result{make_launch_error(std::move(why))};
+    invoke_guarded("on_spawned", tag, events.on_spawned, std::move(result));
+  }
+
+  /// The server's control socket ended (it exited or closed it): its pending forks fail,
+  /// and its running children end without a status.
+  void close_control(child& srv) {
+    if (!srv.control)
+      return;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, srv.control.get(), nullptr);
+    srv.control.reset();
+    std::vector<std::uint64_t> pending;
+    std::vector<std::uint64_t> waiting;
+    for (auto& [id, c] : children_) {
+      if (c.server != srv.id)
+        continue;
+      if (c.fork_pending)
+        pending.push_back(id);
+      else if (c.pidfd_fired)
+        waiting.push_back(id);
+    }
+    auto tag = srv.tag;
+    for (auto id : pending)
+      abandon_fork(children_.at(id), "fork server [" + tag + "] exited before forking");
+    for (auto id : waiting)
+      finish(children_.at(id), unknown_exit(children_.at(id)));
+  }
+
+  [[nodiscard]] static process_exit unknown_exit(const child& c) {
+    process_exit how;
+    how.pid = c.pid;
+    how.code = -1;
+    return how;
+  }
+
+  [[nodiscard]] bool server_alive(const child& c) const {
+    auto i = children_.find(c.server);
+    return i != children_.end() && i->second.control;
+  }
+
+  void on_forked_pidfd_ready(child& c) {
+    if (c.pidfd) {  // level-triggered: once is enough
+      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
+      c.pidfd.reset();
+    }
+    c.pidfd_fired = true;
+    if (c.reported_exit) {
+      finish(c, *c.reported_exit);
+    } else if (!server_alive(c)) {
+      finish(c, unknown_exit(c));
+    } else {
+      timers_.emplace(clock_type::now() + exit_report_wait,
+                      timer_entry{c.id, timer_kind::exit_report});
+    }
+  }
+
+  void on_exit_report_overdue(child& c) {
+    log_line("no exit status for [" + c.tag + "] from its fork server");
+    finish(c, unknown_exit(c));
+  }
+
   /// Drains the pipes of a reaped child, then reports its exit and forgets it.
   void finish(child& c, const process_exit& result) {
+    if (c.server != 0) {  // let the server reap it now that we are done with its pid
+      if (auto srv = children_.find(c.server); srv != children_.end() && srv->second.control) {
+        auto reap = detail::encode_reap(c.pid);
+        static_cast<void>(detail::send_fork_message(srv->second.control.get(), reap, nullptr, 0));
+      }
+    }
+    if (c.control)
+      close_control(c);
     live_.fetch_sub(1, std::memory_order_acq_rel);
     for (auto kind : {fd_kind::out, fd_kind::err, fd_kind::ready}) {
       if (fd_of(c, kind)) {
@@ -987,6 +1230,8 @@ private:
       send_group(c, SIGKILL);
     auto deadline = clock_type::now() + teardown_wait;
     for (auto& [id, c] : children_) {
+      if (c.server != 0 || c.pid <= 0)
+        continue;  // a fork server's child: the server reaps it (or init, once it is gone)
       for (;;) {
         auto rc = ::waitpid(c.pid, nullptr, WNOHANG);
         if (rc != 0 && !(rc < 0 && errno == EINTR))

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/expected.hpp>
 
 namespace snakepit {
@@ -48,6 +49,9 @@ struct process_spec {
   std::string tag;
   /// The child's working directory; empty: the host's.
   std::string working_dir;
+  /// Start a fork server (see `spawn_from`): the child also gets fd 5, its end of a
+  /// SOCK_SEQPACKET control socket.
+  bool fork_server = false;
 };
 
 /// Callbacks, all invoked on the launcher thread, never concurrently for one process.
@@ -78,6 +82,17 @@ public:
   /// On a launcher that has shut down (static teardown), `on_spawned` receives an error
   /// at once, on the calling thread.
   virtual std::uint64_t spawn(process_spec spec, process_events events) = 0;
+
+  /// Has the fork server `server` (a child spawned with `process_spec::fork_server`, see
+  /// python/snakepit_bridge/fork_server.py) fork a child that runs with `spec.args`,
+  /// `spec.env` applied on top of the server's environment, and `spec.working_dir`
+  /// (`spec.executable` is not used). The child gets fds 1-4 as a spawned one does, and its
+  /// own process group; reports come through `events` as for `spawn`. Its exit status comes
+  /// from the server: if the server is gone by then, `on_exit` has `code` -1. A server that
+  /// is unknown, gone, or does not answer the request fails it through `on_spawned`. Requests
+  /// sent while the server still starts wait in its control socket.
+  virtual std::uint64_t spawn_from(std::uint64_t server, process_spec spec,
+                                   process_events events) = 0;
 
   /// Sends `sig` to the process group of the process (`kill(-pgid, sig)`); no-op after
   /// exit or for an unknown id.
@@ -115,3 +130,6 @@ void set_default_output_sink(
   std::function<void(std::string_view tag, bool is_stderr, std::string_view line)> sink);
 
 } // namespace snakepit
+
+// Sent between local actors only (a launcher reports to its own process).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::process_exit)

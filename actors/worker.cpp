@@ -1,10 +1,13 @@
 #include "snakepit/actors/worker.hpp"
 
 #include "snakepit/actors/detail/worker_state.hpp"
+#include "snakepit/actors/fork_server.hpp"
+#include "snakepit/actors/worker_env.hpp"
 
 namespace snakepit::worker_impl {
 
-process_spec make_spec(const worker_state& st) {
+/// `forked`: the spec a fork server runs (the worker's own arguments only).
+process_spec make_spec(const worker_state& st, bool forked) {
   const auto& cfg = st.cfg;
   process_spec spec;
   spec.executable = cfg.python;
@@ -15,10 +18,15 @@ process_spec make_spec(const worker_state& st) {
                                 "--max-message-bytes", std::to_string(cfg.max_payload_bytes),
                                 "--ready-fd",   "3",
                                 "--lifeline-fd", "4",
-                                "--parent-pid", std::to_string(::getpid()),
                                 "--worker-id",  cfg.id,
                                 "--event-buffer", std::to_string(cfg.python_event_buffer),
                                 "--max-sessions", std::to_string(cfg.max_sessions)};
+  if (!forked) {  // a forked worker's parent is its fork server
+    args.emplace_back("--parent-pid");
+    args.emplace_back(std::to_string(::getpid()));
+  }
+  if (cfg.fork_server && !forked)
+    args.emplace_back("--preload");  // no fork server to have run it
   if (!cfg.host_socket.empty()) {
     args.emplace_back("--host-socket");
     args.emplace_back(cfg.host_socket);
@@ -43,22 +51,9 @@ process_spec make_spec(const worker_state& st) {
     args.emplace_back(absolute_path(dir));
   }
   // Nothing is imported from the host's working directory (see python_command.hpp).
-  spec.args = python_module_argv("snakepit_bridge.worker", args);
+  spec.args = forked ? std::move(args) : python_module_argv("snakepit_bridge.worker", args);
   spec.working_dir = python_working_dir;
-  std::string pythonpath = python_package_dir();
-  if (auto* existing = std::getenv("PYTHONPATH"); existing && *existing)
-    pythonpath += std::string{":"} + existing;
-  // Native thread pools sized for the profile: one thread per request slot,
-  // so N workers (or N threads of one worker) do not each start a BLAS pool
-  // as large as the machine. Users may override these in `env`.
-  std::string threads = "1";
-  spec.env = {{"PYTHONPATH", pythonpath},
-              {run_registry::run_id_env, run_registry::this_run_id()},
-              {"PYTHONUNBUFFERED", "1"},
-              {"OMP_NUM_THREADS", threads},
-              {"OPENBLAS_NUM_THREADS", threads},
-              {"MKL_NUM_THREADS", threads},
-              {"NUMEXPR_NUM_THREADS", threads}};
+  spec.env = base_python_env();
   for (auto& kv : cfg.env)
     spec.env.push_back(kv);
   return spec;
@@ -463,7 +458,11 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
       else if (shm)  // the actor is gone: nobody takes what the process wrote
         shm->remove_files_of(how.pid);
     };
-    init.launch_id = default_process_launcher().spawn(make_spec(init), std::move(events));
+    auto& launcher = default_process_launcher();
+    auto server = init.cfg.fork_server ? init.cfg.fork_server->ready_server() : 0;
+    init.launch_id = server != 0
+                       ? launcher.spawn_from(server, make_spec(init, true), std::move(events))
+                       : launcher.spawn(make_spec(init, false), std::move(events));
     init.process_alive = true;
     self->delayed_send(self, init.cfg.startup_timeout, start_tout_atom::value);
     return {

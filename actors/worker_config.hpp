@@ -19,6 +19,8 @@ class shm_arena;
 
 namespace snakepit {
 
+class fork_server_handle;
+
 /// Everything one worker actor needs to start and run its Python process.
 /// Pools fill it from their `pool_config`; users rarely build one by hand.
 struct worker_config {
@@ -75,6 +77,10 @@ struct worker_config {
   /// Where bytes and array payloads above its threshold travel (the pool's,
   /// shared by its workers); null: always inline.
   std::shared_ptr<detail::shm_arena> shm;
+  /// A preloaded pool's fork server: the worker is forked from it when it is
+  /// ready, else started as a plain process that runs `preload()` itself.
+  /// Null: no preload.
+  std::shared_ptr<fork_server_handle> fork_server;
   /// Receives readiness, startup failures and free slots (the pool). Weak,
   /// so a pool nobody references can end.
   caf::actor_addr owner;

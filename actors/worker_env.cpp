@@ -1,8 +1,12 @@
 #include "snakepit/actors/worker_env.hpp"
 
+#include "snakepit/actors/run_registry.hpp"
+#include "snakepit/actors/runtime_paths.hpp"
+
 #include <sched.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <string_view>
 
 namespace snakepit {
@@ -62,6 +66,32 @@ expand_worker_env(const std::vector<std::pair<std::string, std::string>>& env,
     }
     out.emplace_back(key, std::move(value));
   }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> base_python_env() {
+  std::string pythonpath = python_package_dir();
+  if (auto* existing = std::getenv("PYTHONPATH"); existing && *existing)
+    pythonpath += std::string{":"} + existing;
+  std::string threads = "1";
+  return {{"PYTHONPATH", pythonpath},
+          {run_registry::run_id_env, run_registry::this_run_id()},
+          {"PYTHONUNBUFFERED", "1"},
+          {"OMP_NUM_THREADS", threads},
+          {"OPENBLAS_NUM_THREADS", threads},
+          {"MKL_NUM_THREADS", threads},
+          {"NUMEXPR_NUM_THREADS", threads}};
+}
+
+std::vector<std::pair<std::string, std::string>>
+shared_worker_env(const std::vector<std::pair<std::string, std::string>>& env) {
+  // Two different slots expand a placeholder differently; a fixed value never.
+  auto first = expand_worker_env(env, 0, 2);
+  auto second = expand_worker_env(env, 1, 2);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (std::size_t i = 0; i < env.size(); ++i)
+    if (first[i].second == env[i].second && second[i].second == env[i].second)
+      out.push_back(env[i]);
   return out;
 }
 

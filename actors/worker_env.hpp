@@ -17,6 +17,18 @@ std::vector<std::pair<std::string, std::string>>
 expand_worker_env(const std::vector<std::pair<std::string, std::string>>& env,
                   std::uint32_t index, std::uint32_t count);
 
+/// The environment every Python process of a pool starts with, before the
+/// pool's `env`: the bridge package on PYTHONPATH, the run marker, unbuffered
+/// output, and native thread pools of one thread (one per request slot, so N
+/// workers do not each start a BLAS pool as large as the machine; a fork
+/// server must not start one at all). Users may override these in `env`.
+std::vector<std::pair<std::string, std::string>> base_python_env();
+
+/// The entries of a pool's `env` that are the same for every worker (no
+/// placeholder): what its fork server starts with.
+std::vector<std::pair<std::string, std::string>>
+shared_worker_env(const std::vector<std::pair<std::string, std::string>>& env);
+
 /// The placeholder in `text` that looks meant but is not understood
 /// (`{index % 0}`, `{index % x}`, `{idx}`...), for a clear config error;
 /// empty when there is none.

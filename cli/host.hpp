@@ -36,6 +36,7 @@ struct pool_options {
   std::string thread_check = "off";
   std::uint32_t min_workers = 0;
   std::uint32_t max_workers = 0;
+  bool preload = false;
 
   void add_to(CLI::App& app) {
     app.add_option("--profile", profile, "Worker profile: process (one call at a time per "
@@ -65,6 +66,9 @@ struct pool_options {
     app.add_option("--max-workers", max_workers,
                    "Autoscale: workers at most (with --min-workers)")
       ->check(CLI::Range(1u, 4096u));
+    app.add_flag("--preload", preload,
+                 "Fork the workers from one process that imported the adapter and ran its "
+                 "preload() (process profile)");
     app.add_option("--max-payload-bytes", max_payload_bytes,
                    "Largest request or result in bytes")
       ->capture_default_str();
@@ -93,6 +97,7 @@ struct pool_options {
     cfg.profile = *parse_worker_profile(profile);
     cfg.threads_per_worker = threads;
     cfg.thread_check = *parse_thread_check_mode(thread_check);
+    cfg.preload = preload;
     return cfg;
   }
 };

@@ -105,7 +105,7 @@ const word_list pool_keys = {
   "pipeline_depth",   "pipeline_budget_ms",
   "min_size",         "max_size",        "scale_up_wait_ms", "scale_busy_threshold",
   "scale_busy_window_ms", "idle_timeout_ms", "scale_max_step", "scale_up_cooldown_ms",
-  "scale_down_cooldown_ms", "cpu_affinity",
+  "scale_down_cooldown_ms", "cpu_affinity", "preload",
 };
 
 const word_list actor_keys = {"kind",        "args",            "restart", "shutdown",
@@ -1442,6 +1442,7 @@ private:
     assign(cfg.batches.max_unanswered,
            s.count("batch_max_unanswered", 1, 64, "an integer 1..64"));
     assign(cfg.pipeline_depth, s.count("pipeline_depth", 0, 1024, "an integer 0..1024 (0: off)"));
+    assign(cfg.preload, s.boolean("preload"));
     assign(cfg.shared_memory, s.boolean("shared_memory"));
     assign(cfg.shm_threshold,
            s.integer("shm_threshold", 0, std::numeric_limits<std::int64_t>::max(),

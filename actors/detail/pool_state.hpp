@@ -16,6 +16,7 @@
 #include "snakepit/actors/detail/deadline_set.hpp"
 #include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/host_tool_server.hpp"
+#include "snakepit/actors/fork_server.hpp"
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pipelining_policy.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
@@ -25,6 +26,7 @@
 #include "snakepit/actors/python_locator.hpp"
 #include "snakepit/actors/scheduler_settings.hpp"
 #include "snakepit/actors/worker.hpp"
+#include "snakepit/actors/worker_env.hpp"
 #include "snakepit/messages/error.hpp"
 #include "snakepit/supervision/supervisor.hpp"
 
@@ -144,6 +146,10 @@ struct pool_state {
   /// Every slot was busy at the last dispatch (capacity events are edges).
   bool at_capacity = false;
   session_table sessions{10000, std::chrono::minutes{30}};
+  /// `preload = true`: the actor running the fork server, and what its
+  /// workers read to find it.
+  caf::actor fork_server;
+  std::shared_ptr<fork_server_handle> fork_handle;
   /// Serves `cfg.host_tools` to the workers (none: no server).
   std::shared_ptr<detail::host_tool_server> host_tools;
   /// Where large payloads travel; null with `shared_memory = false`.

@@ -24,6 +24,7 @@
 #include "snakepit/actors/detail/pool_protocol.hpp"
 #include "snakepit/actors/detail/python_events.hpp"
 #include "snakepit/actors/detail/shm_arena.hpp"
+#include "snakepit/actors/detail/stderr_tail.hpp"
 #include "snakepit/actors/detail/stream_call.hpp"
 #include "snakepit/actors/detail/worker_channel.hpp"
 #include "snakepit/actors/process_launcher.hpp"
@@ -36,7 +37,6 @@
 #include "snakepit/messages/worker_actor.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::detail::rpc_call_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::process_exit)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(snakepit::detail::batch_reply_ptr)
 
 namespace snakepit::worker_impl {
@@ -76,31 +76,6 @@ using worker_actor_impl = worker_actor::extend<
   caf::reacts_to<detail::batch_reply_atom, std::uint64_t, detail::batch_reply_ptr>,
   caf::reacts_to<detail::batch_closed_atom, std::uint64_t, std::int32_t, std::string>>;
 
-/// The last lines a worker wrote to stderr, kept for startup errors.
-class stderr_tail {
-public:
-  void push(std::string_view line) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    lines_.emplace_back(line.substr(0, 2000));
-    if (lines_.size() > max_lines)
-      lines_.pop_front();
-  }
-
-  std::string joined() const {
-    std::lock_guard<std::mutex> guard{mtx_};
-    std::string out;
-    for (auto& l : lines_) {
-      out += l;
-      out += '\n';
-    }
-    return out;
-  }
-
-private:
-  static constexpr size_t max_lines = 30;
-  mutable std::mutex mtx_;
-  std::deque<std::string> lines_;
-};
 
 enum class phase { starting, ready, stopping };
 
@@ -176,7 +151,7 @@ struct worker_state {
   std::string implementation;
   bool gil_enabled = true;
   bool free_threaded = false;
-  std::shared_ptr<stderr_tail> tail = std::make_shared<stderr_tail>();
+  std::shared_ptr<detail::stderr_tail> tail = std::make_shared<detail::stderr_tail>();
   /// Set once the actor decided how it ends (crash, replacement, stop).
   caf::error exit_reason;
   /// The process is gone; replies it sent just before may still be on their
@@ -220,7 +195,7 @@ using detail::error_from_wire;
 // Handlers and helpers, by file.
 
 // worker.cpp
-process_spec make_spec(const worker_state& st);
+process_spec make_spec(const worker_state& st, bool forked);
 worker_status make_status(worker_pointer self);
 void fail_streams(worker_state& st, const caf::error& err);
 void shut_down(worker_pointer self, caf::error reason, const caf::error& call_error);

@@ -11,7 +11,7 @@ from snakepit_bridge.tools import ToolDef, ToolOptions, ToolSpec
 if TYPE_CHECKING:
     from snakepit_bridge.sessions import SessionState
 
-_RESERVED = frozenset({"setup", "teardown", "describe", "on_session_opened", "on_session_closed"})
+_RESERVED = frozenset({"preload", "setup", "teardown", "describe", "on_session_opened", "on_session_closed"})
 _CACHE = "_snakepit_tools_"
 
 
@@ -27,6 +27,20 @@ class BaseAdapter:
     guard shared state accordingly. An adapter meant for thread-profile pools derives from
     ``snakepit_bridge.ThreadSafeAdapter`` instead.
     """
+
+    @classmethod
+    def preload(cls) -> None:
+        """Runs once per class, before any worker exists, in a pool with ``preload = true``.
+
+        Load what every worker shares read-only here (model weights, indexes) and keep it on the
+        class: the pool's fork server runs this once, and each worker forked from it shares those
+        pages with the others until it writes to them. Must not start threads (nor libraries
+        that do, e.g. a BLAS pool): a forked process gets only the thread that forked it, so the
+        fork server refuses to start when it sees a second thread. Per-worker state (connections,
+        sockets, anything opened) belongs in :meth:`setup`, which still runs in each worker.
+        Without a fork server (a plain pool, or a worker started while the pool's fork server
+        restarts) it runs in the worker itself, before the instance is created.
+        """
 
     def setup(self) -> None:
         """Runs once in the worker before the first call. A failure stops the worker's start."""

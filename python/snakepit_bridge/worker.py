@@ -113,6 +113,11 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--cpu-affinity", default="", metavar="CPUS",
                         help="comma-separated CPUs to run on, set before anything starts a thread "
                              "(threads started later inherit it)")
+    parser.add_argument("--preload", action="store_true",
+                        help="run the adapter class's preload() before creating it (a preloaded pool's "
+                             "worker started without its fork server)")
+    parser.add_argument("--forked", action="store_true",
+                        help=argparse.SUPPRESS)  # set by snakepit_bridge.fork_server in the forked child
     parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
                         help="prepend DIR to sys.path (repeatable, kept in order)")
     args = parser.parse_args(argv)
@@ -158,14 +163,19 @@ def _say(text: str) -> None:
 
 
 def _guard_parent(args: argparse.Namespace) -> None:
-    """Step 1: die with the host, and never outlive it."""
-    if sys.platform.startswith("linux"):
+    """Step 1: die with the host, and never outlive it.
+
+    A worker forked by a fork server skips the parent-death signal and the parent check: its
+    parent is the fork server, whose loss must not take running workers along. The lifeline
+    (its write end lives in the host only) still ends it when the host dies.
+    """
+    if sys.platform.startswith("linux") and not args.forked:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             _say(f"prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}")
-    if args.parent_pid is not None and os.getppid() != args.parent_pid:
+    if args.parent_pid is not None and not args.forked and os.getppid() != args.parent_pid:
         _say(f"parent is pid {os.getppid()}, not --parent-pid {args.parent_pid}: the host is gone")
         os._exit(EXIT_HOST_GONE)
     for fd in (args.ready_fd, args.lifeline_fd):
@@ -231,8 +241,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type_name(type(exc))}: {exc}"
 
 
-def _load_adapter(path: str, profile: str = "process", threads: int = 1) -> Any:
-    """Step 2: import, check, instantiate and set up the adapter; raises _StartupFailure."""
+def import_adapter_class(path: str, profile: str = "process", threads: int = 1) -> Any:
+    """Imports the adapter class and checks it can be served; raises _StartupFailure."""
     import importlib
 
     from snakepit_bridge.adapter import BaseAdapter, tool_table
@@ -261,6 +271,22 @@ def _load_adapter(path: str, profile: str = "process", threads: int = 1) -> Any:
         tool_table(target)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too
         raise _StartupFailure(f"adapter '{path}' has a tool that cannot be served: {exc}", exc) from None
+    return target
+
+
+def run_preload(path: str, cls: Any) -> None:
+    """Runs the class-level ``preload()`` hook; raises _StartupFailure."""
+    try:
+        cls.preload()
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too
+        raise _StartupFailure(f"preload() of adapter '{path}' failed: {_describe(exc)}", exc) from None
+
+
+def _load_adapter(path: str, profile: str = "process", threads: int = 1, preload: bool = False) -> Any:
+    """Step 2: import, check, instantiate and set up the adapter; raises _StartupFailure."""
+    target = import_adapter_class(path, profile, threads)
+    if preload:
+        run_preload(path, target)
     try:
         adapter = target()
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too
@@ -423,7 +449,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     telemetry.configure(args.event_buffer)  # before the adapter is imported: its setup() may emit
     sys.path[:0] = args.python_path
     try:
-        adapter = _load_adapter(args.adapter, args.profile, args.concurrency)
+        adapter = _load_adapter(args.adapter, args.profile, args.concurrency, preload=args.preload)
     except _StartupFailure as failure:
         _say(failure.message)
         _report(args.ready_fd, failure.line())
