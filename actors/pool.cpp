@@ -486,6 +486,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       [self](detail::worker_exited_atom, const caf::actor_addr& addr) {
         if (auto* w = self->state.find(addr))
           w->gone = true;
+        return true;  // the worker may end: nothing more is sent to it
       },
       [self](detail::redispatch_atom, const caf::actor_addr& from, execute_request& req) {
         return on_redispatch(self, from, req);

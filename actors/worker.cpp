@@ -245,14 +245,15 @@ bool has_unanswered(const worker_state& st) {
 /// short wait; calls still open then fail with `call_error`.
 void finish_after_exit(worker_pointer self, caf::error reason, caf::error call_error) {
   auto& st = self->state;
-  if (!has_unanswered(st)) {
+  if (!has_unanswered(st) && !st.awaiting_pool) {
     shut_down(self, std::move(reason), call_error);
     return;
   }
   st.exited = true;
   st.final_reason = std::move(reason);
   st.final_call_error = std::move(call_error);
-  self->delayed_send(self, std::chrono::milliseconds{200}, flush_atom::value);
+  if (has_unanswered(st))
+    self->delayed_send(self, std::chrono::milliseconds{200}, flush_atom::value);
 }
 
 void on_exit(worker_pointer self, const process_exit& how) {
@@ -271,7 +272,18 @@ void on_exit(worker_pointer self, const process_exit& how) {
   // The pool sends nothing more here; calls queued behind the one running
   // never started: other workers take them.
   st.process_gone = true;
-  tell_owner(st, detail::worker_exited_atom::value, self->address());
+  if (auto owner = caf::actor_cast<caf::actor>(st.cfg.owner)) {
+    st.awaiting_pool = true;
+    auto confirmed = [self] {
+      auto& ws = self->state;
+      ws.awaiting_pool = false;
+      if (ws.exited && !has_unanswered(ws))
+        shut_down(self, ws.final_reason, ws.final_call_error);
+    };
+    self->request(owner, std::chrono::seconds{10}, detail::worker_exited_atom::value,
+                  self->address())
+      .then([confirmed](bool) { confirmed(); }, [confirmed](caf::error&) { confirmed(); });
+  }
   st.lane.seal();
   redispatch_unstarted(self);
   if (st.current == phase::stopping) {  // asked to stop
@@ -553,6 +565,10 @@ worker_actor spawn_worker(caf::actor_system& sys, worker_config cfg) {
       },
       [self](flush_atom) {
         auto& st = self->state;
+        if (st.awaiting_pool) {  // calls the pool sent meanwhile must still find us
+          self->delayed_send(self, std::chrono::milliseconds{50}, flush_atom::value);
+          return;
+        }
         shut_down(self, st.final_reason, st.final_call_error);
       },
       [self](orphan_atom, std::uint64_t seq) {

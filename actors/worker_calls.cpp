@@ -203,8 +203,14 @@ caf::error accept(const worker_state& st, execute_request& req,
 
 caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req) {
   auto& st = self->state;
-  if (st.process_gone) {
-    // Sent before the pool heard the process is gone: it never started here.
+  auto pipeline_room = st.lane.is_open() ? st.cfg.pipeline_depth : 0;
+  // Sent before the pool heard the process is gone, or pipelined by the pool
+  // while this worker's batch stream had just closed (its process dying: the
+  // stream's end can come before the exit): it never started here, so
+  // another worker takes it.
+  if (st.process_gone
+      || (st.current == phase::ready
+          && st.calls.size() + st.streams.size() >= st.cfg.capacity + pipeline_room)) {
     if (auto owner = caf::actor_cast<caf::actor>(st.cfg.owner)) {
       auto promise = self->make_response_promise<execute_reply>();
       promise.delegate(owner, detail::redispatch_atom::value, self->address(), std::move(req));
@@ -216,7 +222,7 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   std::optional<execute_request> retained;
   if (st.lane.is_open() && st.calls.size() + st.streams.size() >= st.cfg.capacity)
     retained = req;
-  auto pipeline = st.lane.is_open() ? st.cfg.pipeline_depth : 0;
+  auto pipeline = pipeline_room;
   auto items = req.items.size();
   bridge::v1::ExecuteRequest wire;
   std::int64_t bytes = 0;

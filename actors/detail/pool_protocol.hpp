@@ -60,7 +60,7 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
   caf::reacts_to<worker_failed_atom, std::string, caf::error>,
   caf::reacts_to<slot_free_atom, caf::actor_addr, bool, std::int64_t, std::int64_t, std::string>,
-  caf::reacts_to<worker_exited_atom, caf::actor_addr>,
+  caf::replies_to<worker_exited_atom, caf::actor_addr>::with<bool>,
   caf::replies_to<redispatch_atom, caf::actor_addr, execute_request>::with<execute_reply>,
   caf::reacts_to<replace_atom, caf::actor_addr, std::string>,
   caf::reacts_to<drained_atom, std::string>,

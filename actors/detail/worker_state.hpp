@@ -157,6 +157,10 @@ struct worker_state {
   /// The process is gone; replies it sent just before may still be on their
   /// way, so the actor waits briefly for them before it ends.
   bool exited = false;
+  /// The process is gone and the pool has not yet confirmed it knows: calls
+  /// it sent meanwhile still arrive here (and go back to it), so the actor
+  /// must not end before.
+  bool awaiting_pool = false;
   /// Health pings: the last one sent, whether it was answered, misses in a row.
   std::uint64_t ping_seq = 0;
   bool ping_answered = true;
