@@ -23,7 +23,7 @@ export SNAKEPIT_PYTHON="${SNAKEPIT_PYTHON:-/usr/bin/python3}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/snakepit-bench-XXXXXX)}"
 mkdir -p "$out"
 
-for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench cluster_bench autoscale_bench recovery_bench; do
+for exe in latency_bench throughput_bench startup_bench profile_bench recycle_bench telemetry_bench stream_bench fast_path_bench arrays_bench gateway_bench node_bench cluster_bench autoscale_bench recovery_bench preload_bench; do
   if [[ ! -x "$bin/$exe" ]]; then
     echo "run_all.sh: $bin/$exe not found: build first, e.g." >&2
     echo "  cmake -S $repo -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && ninja -C $build" >&2
@@ -52,6 +52,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   cluster_args=(--rounds 1 --calls 320)
   autoscale_args=(--rounds 1 --burst-ms 3000 --idle-ms 2000)
   recovery_args=(--storm-ms 3000)
+  preload_args=(--rounds 1 --many 40 --pss-mb 50 --recycle-s 2)
 else
   lat_args=(--rounds 5 --calls 1000)
   tput_args=(--rounds 5 --calls 1200 --slices 3)
@@ -69,6 +70,7 @@ else
   cluster_args=(--rounds 5)
   autoscale_args=(--rounds 3)
   recovery_args=(--storm-ms 10000)
+  preload_args=(--rounds 5)
 fi
 
 # Share of the machine's CPU time used by others over one second while nothing of ours
@@ -126,6 +128,7 @@ run clusters "$bin/cluster_bench" "${cluster_args[@]}" || true
 run autoscaling "$bin/autoscale_bench" "${autoscale_args[@]}"
 # recovery_bench exits 1 when a failure was not a typed worker error; the summary shows it.
 run recovery "$bin/recovery_bench" "${recovery_args[@]}" || true
+run preload "$bin/preload_bench" "${preload_args[@]}"
 elapsed=$(( $(date +%s) - started ))
 
 # Not named *.txt: the glob must not catch the file being written.
@@ -301,6 +304,17 @@ row("  worker-seconds, autoscaled / fixed 8", fmt(get("autoscale", "worker_secon
 row("kill storm (a worker of 4 every 150 ms): time at full strength", fmt(get("recovery", "full_strength_pct"), 1), "%")
 r = get("recovery", "none_ready_pct")
 row("  time with no worker ready", fmt(r, 1), "%", "< 5", r < 5)
+
+r = get("preload", "start_ratio")
+row("preload: 16 workers served, fork server / plain start", fmt(r), "ratio", "<= 0.3", r <= 0.3)
+r = get("preload", "many_ms")
+row("preload: 100 workers served", fmt(r, 0), "ms", "< 3000", r < 3000)
+r = get("preload", "pss_ratio")
+row("preload: PSS of 8 workers, array in preload() / in setup()", fmt(r), "ratio", "<= 0.3", r <= 0.3)
+r = get("preload", "recycle_p99_ratio")
+row("preload: p99 with / without recycling every 200 calls", fmt(r), "ratio", "<= 1.5", r <= 1.5)
+r = get("preload", "recycle_failures")
+row("preload: failed calls while recycling", fmt(r, 0), "calls", "0", r == 0)
 
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 print("=== summary ===")
