@@ -1126,3 +1126,22 @@ TEST_CASE("tree: many wrong names get suggestions for the first hundred only") {
   CHECK(message.find("\"pool_100x\" (did you mean") == std::string::npos);
   CHECK(message.find("named \"pool_299x\"") != std::string::npos);
 }
+
+TEST_CASE("tree: preload is a process-profile pool's boolean") {
+  auto tree = [](std::string_view pool) {
+    return std::string{"[supervisors.app]\nchildren = [\"p\"]\n\n[pools.p]\nadapter = \"a.B\"\n"}
+           + std::string{pool};
+  };
+  auto spec = load_tree_string(tree("preload = true\n"), "t.toml");
+  REQUIRE_MESSAGE(spec, describe(spec.error()).message);
+  CHECK(spec->root.children.at(0).pool.preload);
+  auto plain = load_tree_string(tree(""), "t.toml");
+  REQUIRE(plain);
+  CHECK_FALSE(plain->root.children.at(0).pool.preload);
+  auto text = tree("preload = \"yes\"\n");
+  CHECK(problem_at(check(text), "pools.p.preload").message.find("true or false")
+        != std::string::npos);
+  text = tree("profile = \"thread\"\npreload = true\n");
+  CHECK(problem_at(check(text), "pools.p.preload").message.find("needs profile")
+        != std::string::npos);
+}
