@@ -8,8 +8,9 @@
 //   start-many   the same for --many workers, preload only (plain is reported for 1 round)
 //   pss          total PSS (fork server included) of --pss-workers workers holding a
 //                --pss-mb numpy array loaded in preload() vs in setup()
-//   recycle      16 callers on 4 preloaded workers for --recycle-s, each worker recycled every
-//                200 calls vs never: p99, failures
+//   recycle      8 callers of sleep(2 ms) on 2 preloaded workers for --recycle-s, each worker
+//                recycled every second (worker_ttl) vs never: p99, failures (and the same
+//                recycling with plain starts, for comparison)
 //
 // The adapter is tests/integration/adapters/preload_adapter.py.
 
@@ -155,16 +156,21 @@ struct recycle_result {
   std::uint64_t recycles = 0;
 };
 
-recycle_result steady_load(caf::actor_system& sys, bool recycle, clk::duration length) {
-  auto pc = preload_pool(4, true);
-  if (recycle)
-    pc.worker_max_requests = 200;
+/// recycle_bench's setting: 2 workers, 8 callers of sleep(2 ms), each worker recycled every
+/// second (worker_ttl) or never.
+recycle_result steady_load(caf::actor_system& sys, bool preload, bool recycle,
+                           clk::duration length) {
+  auto pc = preload_pool(2, preload);
+  if (recycle) {
+    pc.worker_ttl = 1s;
+    pc.lifecycle_interval = 100ms;
+  }
   auto pool = snakepit::start_pool(sys, pc);
   if (!pool)
     throw std::runtime_error("pool failed to start: " + snakepit::describe(pool.error()).message);
   auto r = event_callers_for(
-    sys, pool_sender(*pool, [] { return snakepit::make_request("sleep", {{"seconds", 0.005}}); }),
-    16, length);
+    sys, pool_sender(*pool, [] { return snakepit::make_request("sleep", {{"seconds", 0.002}}); }),
+    8, length);
   recycle_result out;
   out.p99_ms = percentile(r.lat_us, 99) / 1000.0;
   out.failures = r.failures;
@@ -195,7 +201,7 @@ int main(int argc, char** argv) {
   try {
     static_cast<void>(time_to_served(sys, 1, false));  // the interpreter probe, once
     std::vector<double> plain_n, pre_n, pre_many, ratio_n, pss_pre, pss_setup, pss_ratio,
-      p99_recycle, p99_steady, p99_ratio;
+      p99_recycle, p99_steady, p99_ratio, p99_plain_ratio;
     std::uint64_t recycle_failures = 0, recycles = 0;
     for (int round = 0; round < rounds; ++round) {
       auto a = time_to_served(sys, n, false);
@@ -209,18 +215,21 @@ int main(int argc, char** argv) {
       pss_setup.push_back(setup_mib);
       pss_pre.push_back(pre_mib);
       pss_ratio.push_back(pre_mib / setup_mib);
-      auto steady = steady_load(sys, false, recycle_s);
-      auto rec = steady_load(sys, true, recycle_s);
+      auto steady = steady_load(sys, true, false, recycle_s);
+      auto rec = steady_load(sys, true, true, recycle_s);
+      auto plain_rec = steady_load(sys, false, true, recycle_s);
       p99_steady.push_back(steady.p99_ms);
       p99_recycle.push_back(rec.p99_ms);
       p99_ratio.push_back(rec.p99_ms / steady.p99_ms);
-      recycle_failures += rec.failures + steady.failures;
+      p99_plain_ratio.push_back(plain_rec.p99_ms / steady.p99_ms);
+      recycle_failures += rec.failures + steady.failures + plain_rec.failures;
       recycles += rec.recycles;
       fmt::print("round {}: start-{} plain {:.0f} ms, preload {:.0f} ms; start-{} preload {:.0f} "
                  "ms; PSS setup {:.0f} MiB, preload {:.0f} MiB; p99 steady {:.1f} ms, "
-                 "recycling {:.1f} ms ({} recycles, {} failed)\n",
+                 "recycling {:.1f} ms, plain recycling {:.1f} ms ({} recycles, {} failed)\n",
                  round + 1, n, a, b, many, pre_many.back(), setup_mib, pre_mib, steady.p99_ms,
-                 rec.p99_ms, rec.recycles, rec.failures + steady.failures);
+                 rec.p99_ms, plain_rec.p99_ms, rec.recycles,
+                 rec.failures + steady.failures + plain_rec.failures);
     }
     auto plain_many = time_to_served(sys, many, false);
     table t({"measure", "plain / in setup()", "preload", "ratio", "aim"});
@@ -231,14 +240,16 @@ int main(int argc, char** argv) {
     t.add({fmt::format("PSS of {} workers, {} MB each (MiB)", pss_workers, pss_mb),
            fixed(median(pss_setup)), fixed(median(pss_pre)), fixed(median(pss_ratio), 2),
            "<= 0.3"});
-    t.add({"p99 under load, recycled every 200 calls (ms)", fixed(median(p99_steady), 1),
+    t.add({"p99, each worker recycled every 1 s / never (ms)", fixed(median(p99_steady), 1),
            fixed(median(p99_recycle), 1), fixed(median(p99_ratio), 2), "<= 1.5"});
+    t.add({"  the same ratio with plain starts", "", "", fixed(median(p99_plain_ratio), 2), ""});
     t.print();
     fmt::print("recycles: {}, failed calls: {}\n", recycles, recycle_failures);
     result_line("preload", "start_ratio", median(ratio_n));
     result_line("preload", "many_ms", median(pre_many));
     result_line("preload", "pss_ratio", median(pss_ratio));
     result_line("preload", "recycle_p99_ratio", median(p99_ratio));
+    result_line("preload", "plain_recycle_p99_ratio", median(p99_plain_ratio));
     result_line("preload", "recycle_failures", static_cast<double>(recycle_failures));
   } catch (const std::exception& ex) {
     fmt::print(stderr, "preload_bench: {}\n", ex.what());

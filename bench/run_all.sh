@@ -312,7 +312,7 @@ row("preload: 100 workers served", fmt(r, 0), "ms", "< 3000", r < 3000)
 r = get("preload", "pss_ratio")
 row("preload: PSS of 8 workers, array in preload() / in setup()", fmt(r), "ratio", "<= 0.3", r <= 0.3)
 r = get("preload", "recycle_p99_ratio")
-row("preload: p99 with / without recycling every 200 calls", fmt(r), "ratio", "<= 1.5", r <= 1.5)
+row("preload: p99 with / without recycling each worker every 1 s", fmt(r), "ratio", "<= 1.5", r <= 1.5)
 r = get("preload", "recycle_failures")
 row("preload: failed calls while recycling", fmt(r, 0), "calls", "0", r == 0)
 
