@@ -184,10 +184,13 @@ class AdapterTestClient:
         """The telemetry events the replies carried so far, in order: ``Event(name,
         measurements, metadata, unix_ns)`` as the host receives them.
 
-        Events travel on replies, as in a worker: an event emitted outside a call (in
-        ``setup()``, from a thread of the adapter's) shows up after the next call, and one reply
-        carries at most ``telemetry.MAX_EVENTS_PER_BATCH`` events.
+        Events travel on replies, as in a worker, and one reply carries at most
+        ``telemetry.MAX_EVENTS_PER_BATCH`` events. An event emitted outside a call (in
+        ``setup()``, from a thread of the adapter's) is here too, with no call after it: a worker
+        delivers those on the host's next health ping, which this method stands for.
         """
+        while telemetry.pending() > 0:
+            self._record_events(telemetry.drain())
         return list(self._events)
 
     def events_dropped(self) -> int:
