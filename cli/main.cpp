@@ -28,6 +28,7 @@
 #include "interrupt_watcher.hpp"
 #include "progress.hpp"
 #include "repeat_call.hpp"
+#include "startup_log.hpp"
 #include "snakepit/actors/detail/read_all.hpp"
 #include "snakepit/actors/detail/run_captured.hpp"
 #include "snakepit/actors/detail/trusted_files.hpp"
@@ -505,8 +506,12 @@ int run_tree(const std::string& file, const std::string& log_level,
   auto t0 = steady_clock::now();
   caf::expected<running_tree> tree{caf::error{}};
   {
+    // On a terminal, a failed start reads once, from print_error below.
+    startup_log held;
     startup_progress progress{pool_sizes(spec->root)};
     tree = start_tree(sys, *spec, registry->get());
+    if (!tree)
+      held.end(describe(tree.error()).message);
   }
   if (!tree) {
     print_error(tree.error());

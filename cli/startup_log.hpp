@@ -44,13 +44,27 @@ public:
     set_log_record_sink({});
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& [message, line] : held_)
-      if (failure.empty() || message.find(failure) == std::string::npos)
+      if (!repeats(message, failure))
         std::cerr << line << '\n';
     std::cerr << std::flush;
     held_.clear();
   }
 
 private:
+  /// Whether a log message says what `failure` says: it contains it ("pool
+  /// failed: X" for X), or, past its "what: " prefix, is part of it (a tree's
+  /// "supervisor app: child ml failed: X" for a pool's "could not start: X").
+  static bool repeats(const std::string& message, const std::string& failure) {
+    if (failure.empty())
+      return false;
+    if (message.find(failure) != std::string::npos)
+      return true;
+    auto colon = message.find(": ");
+    auto said = colon == std::string::npos ? message : message.substr(colon + 2);
+    constexpr std::size_t min_said = 16;  // not a word that any message may hold
+    return said.size() >= min_said && failure.find(said) != std::string::npos;
+  }
+
   bool active_;
   std::mutex mtx_;
   /// (message, formatted line), in order.

@@ -115,3 +115,15 @@ def test_inspect_of_a_closed_port_says_why_in_words():
     message = json.loads(done.stderr.strip().splitlines()[-1])["error"]["message"]
     assert message == (f"cannot reach http://127.0.0.1:{port}/status: the connection was refused or failed: "
                        "nothing listens there (is the tree running, and are the host and port right?)")
+
+
+def test_a_tree_that_fails_to_start_on_a_terminal_says_so_once(tmp_path):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('the model file is missing')\n")
+    tree = tmp_path / "tree.toml"
+    tree.write_text(f'[supervisors.app]\nchildren = ["ml"]\n\n[pools.ml]\nadapter = "broken.Adapter"\n'
+                    f'python_path = ["{tmp_path}"]\nsize = 1\n')
+    code, out = on_terminal("run", str(tree))
+    assert code == 1, out
+    assert out.count("snakepit: error: startup_failed: ") == 1, out
+    assert out.endswith("RuntimeError: the model file is missing\r\n"), out
+    assert "could not start: " not in out and "pool failed: " not in out, out
