@@ -33,8 +33,9 @@ struct workload_observation {
   double usable_cores = 0;
   std::optional<double> cpu_pressure;
   /// Over a window of `window` (0: unknown), summed over the workers: the
-  /// time their processes waited in the run queue for a CPU (the kernel
-  /// scheduler's figure), and the tools' wall and CPU time. With them, calls
+  /// time their tool threads waited in the run queue for a CPU (the kernel
+  /// scheduler's figure: a process worker's most-waiting thread, all of a
+  /// thread worker's threads), and the tools' wall and CPU time. With them, calls
   /// starved of CPU are told apart from calls waiting for I/O (both show a low
   /// CPU share of their wall time; only the first spend it in the run queue).
   caf::timespan window{0};

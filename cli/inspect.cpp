@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <fmt/format.h>
@@ -237,8 +238,23 @@ int run_inspect(const inspect_options& opts) {
   }
 }
 
+namespace {
+
+/// Whether the tree diagnosed runs on this machine: found in this user's run
+/// registry, or a --url on the loopback interface.
+bool on_this_machine(const attach_options& opts) {
+  if (opts.url.empty())
+    return true;
+  for (const char* local : {"//127.", "//localhost", "//[::1]"})
+    if (opts.url.find(local) != std::string::npos)
+      return true;
+  return false;
+}
+
 /// How long `diagnose` watches the workers (see run_diagnose).
 constexpr auto diagnose_window = std::chrono::seconds{1};
+
+} // namespace
 
 int run_diagnose(const attach_options& opts, bool json) {
   auto machine = read_machine_info();
@@ -253,8 +269,11 @@ int run_diagnose(const attach_options& opts, bool json) {
     }
     // A second look a moment later: what the workers did in between (their
     // run-queue waits, their tools' time) tells calls starved of CPU from
-    // calls waiting for I/O. Workers of another machine are not readable here.
-    auto sched_before = read_processes_cpu(worker_pids(st->pools));
+    // calls waiting for I/O. Only for a tree on this machine: another
+    // machine's pids name other processes here.
+    auto sched_before = on_this_machine(opts)
+                          ? read_processes_cpu(worker_pids(st->pools))
+                          : std::map<std::int32_t, process_cpu>{};
     if (!sched_before.empty()) {
       auto t0 = std::chrono::steady_clock::now();
       std::this_thread::sleep_for(diagnose_window);

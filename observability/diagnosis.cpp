@@ -147,7 +147,12 @@ workload_observation observe(const pool_status& s, const machine_info& m) {
       if (sample == m.workers.end())
         continue;
       any = true;
-      w.window_run_queue_wait += sample->second.sched.run_queue_wait;
+      // A process worker's calls run in one thread: that thread's waits,
+      // not its gRPC threads' (which a busy machine makes add up). A thread
+      // worker's calls run in all its pool threads: the sum.
+      w.window_run_queue_wait += w.profile == worker_profile::process
+                                   ? sample->second.sched.busiest_thread_wait
+                                   : sample->second.sched.run_queue_wait;
       w.window_tools_wall += sample->second.tools_wall;
       w.window_tools_cpu += sample->second.tools_cpu;
     }

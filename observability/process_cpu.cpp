@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 
+#include <cstdlib>
 #include <fstream>
 
 namespace snakepit {
@@ -25,6 +26,7 @@ std::optional<process_cpu> read_process_cpu(std::int32_t pid, const std::string&
     if (in >> run_ns >> wait_ns && run_ns >= 0 && wait_ns >= 0) {
       out.run += caf::timespan{run_ns};
       out.run_queue_wait += caf::timespan{wait_ns};
+      out.thread_waits[std::atoi(entry->d_name)] = caf::timespan{wait_ns};
       any = true;
     }
   }
@@ -47,6 +49,12 @@ std::map<std::int32_t, process_cpu> cpu_growth(const std::map<std::int32_t, proc
     grew.run = std::max(caf::timespan{0}, now.run - then->second.run);
     grew.run_queue_wait = std::max(caf::timespan{0},
                                    now.run_queue_wait - then->second.run_queue_wait);
+    for (auto& [tid, wait] : now.thread_waits) {
+      auto before_wait = then->second.thread_waits.find(tid);
+      if (before_wait != then->second.thread_waits.end())
+        grew.busiest_thread_wait = std::max(grew.busiest_thread_wait,
+                                            wait - before_wait->second);
+    }
     out[pid] = grew;
   }
   return out;

@@ -18,6 +18,12 @@ namespace snakepit {
 struct process_cpu {
   caf::timespan run{0};
   caf::timespan run_queue_wait{0};
+  /// Each thread's run-queue time, by thread id. A process-profile worker
+  /// runs its calls in one thread: its most-waiting thread is the one that
+  /// tells, where the sum also holds the gRPC threads' many short waits.
+  std::map<std::int32_t, caf::timespan> thread_waits;
+  /// In a growth (`cpu_growth`): the largest growth of one thread's wait.
+  caf::timespan busiest_thread_wait{0};
 };
 
 /// Sums /proc/PID/task/*/schedstat (under `root`, for tests); nullopt when

@@ -29,11 +29,19 @@ std::optional<T> optional_of(const nlohmann::json& j) {
   return j.is_null() ? std::nullopt : std::optional<T>{j.get<T>()};
 }
 
+/// {pid: {tid: [ns on a CPU, ns in the run queue]}}, as read_processes_cpu reads it.
 std::map<std::int32_t, process_cpu> sched_of(const nlohmann::json& j) {
   std::map<std::int32_t, process_cpu> out;
-  for (auto& [pid, figures] : j.items())
-    out[std::stoi(pid)] = process_cpu{caf::timespan{figures[0].get<std::int64_t>()},
-                                      caf::timespan{figures[1].get<std::int64_t>()}};
+  for (auto& [pid, threads] : j.items()) {
+    process_cpu p;
+    for (auto& [tid, figures] : threads.items()) {
+      caf::timespan wait{figures[1].get<std::int64_t>()};
+      p.run += caf::timespan{figures[0].get<std::int64_t>()};
+      p.run_queue_wait += wait;
+      p.thread_waits[std::stoi(tid)] = wait;
+    }
+    out[std::stoi(pid)] = std::move(p);
+  }
   return out;
 }
 

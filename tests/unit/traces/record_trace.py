@@ -6,7 +6,7 @@
 Starts `snakepit run` with one pool ("traced") of the showcase adapter, drives it through the gateway
 with `call --repeat` at the given concurrency, and after the warm-up takes the two looks `diagnose`
 takes: the tree's status (`inspect --json`) and the workers' scheduler figures
-(/proc/PID/task/*/schedstat), a second apart, with the machine's figures (cores, memory, CPU
+(/proc/PID/task/*/schedstat, per thread), a second apart, with the machine's figures (cores, memory, CPU
 pressure, load). The trace is a JSON document; the test replays it through the same rules.
 """
 
@@ -33,17 +33,17 @@ threads_per_worker = {threads}
 """
 
 
-def schedstat(pid: int) -> list[int] | None:
-    run = wait = 0
+def schedstat(pid: int) -> dict[str, list[int]] | None:
+    """Each thread's [ns on a CPU, ns in the run queue], by thread id."""
+    threads = {}
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
                 fields = stat.read().split()
-            run += int(fields[0])
-            wait += int(fields[1])
+            threads[task] = [int(fields[0]), int(fields[1])]
     except OSError:
         return None
-    return [run, wait]
+    return threads
 
 
 def look(snakepit: str, run_pid: int) -> tuple[dict, dict]:
