@@ -16,6 +16,7 @@
 
 #include "output.hpp"
 #include "progress.hpp"
+#include "startup_log.hpp"
 #include "snakepit/snakepit.hpp"
 
 namespace snakepit::cli {
@@ -37,8 +38,13 @@ struct pool_options {
   std::uint32_t min_workers = 0;
   std::uint32_t max_workers = 0;
   bool preload = false;
+  /// Errors as JSON on stderr even on a terminal.
+  bool json_errors = false;
 
   void add_to(CLI::App& app) {
+    app.add_flag("--json", json_errors,
+                 "Errors as one JSON object on stderr even on a terminal (they are JSON "
+                 "whenever stderr is not one)");
     app.add_option("--profile", profile, "Worker profile: process (one call at a time per "
                                          "process) or thread (--threads calls per process)")
       ->capture_default_str()
@@ -139,12 +145,15 @@ struct host {
   /// prints the error and answers nothing when it cannot start.
   std::optional<pool_actor> start(const pool_config& pool_cfg) {
     caf::expected<pool_actor> pool{caf::error{}};
+    startup_log held;
     {
       startup_progress progress{{{pool_cfg.name, pool_cfg.size}}};
       pool = start_pool(*sys, pool_cfg);
     }
     if (!pool) {
-      print_error(pool.error());
+      auto info = describe(pool.error());
+      held.end(info.message);
+      print_error(info);
       return std::nullopt;
     }
     return *pool;

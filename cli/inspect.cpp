@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 #include "snakepit/observability/control_file.hpp"
 #include "snakepit/observability/diagnosis.hpp"
 #include "snakepit/observability/machine_info.hpp"
+#include "snakepit/observability/process_cpu.hpp"
 #include "snakepit/observability/status_json.hpp"
 
 namespace snakepit::cli {
@@ -68,6 +70,28 @@ caf::expected<endpoint> find_endpoint(const attach_options& opts) {
   return endpoint{r.url, r.token, fmt::format("tree {} (pid {}, {})", r.tree, r.pid, r.file)};
 }
 
+/// Why a request got no answer, in words (httplib's own names are one word:
+/// "Connection").
+std::string unreachable_reason(httplib::Error err) {
+  switch (err) {
+    case httplib::Error::Connection:
+      return "the connection was refused or failed: nothing listens there (is the tree "
+             "running, and are the host and port right?)";
+    case httplib::Error::ConnectionTimeout:
+      return "no answer to the connection within 2 s (a firewall, or a host that is down?)";
+    case httplib::Error::Read:
+      return "the connection broke while reading the answer (not a snakepit endpoint, or "
+             "it stopped?)";
+    case httplib::Error::Write:
+      return "the connection broke while sending the request";
+    case httplib::Error::SSLConnection:
+    case httplib::Error::SSLServerVerification:
+      return "the TLS handshake failed (snakepit's status endpoints speak plain HTTP)";
+    default:
+      return httplib::to_string(err);
+  }
+}
+
 caf::expected<std::string> fetch(const endpoint& ep, const std::string& path) {
   httplib::Client client{ep.url};
   client.set_connection_timeout(2, 0);
@@ -93,7 +117,7 @@ caf::expected<std::string> fetch(const endpoint& ep, const std::string& path) {
                                                   ep.url, path, max_response_bytes));
   if (!res)
     return make_error(errc::internal, fmt::format("cannot reach {}{}: {}", ep.url, path,
-                                                  httplib::to_string(res.error())));
+                                                  unreachable_reason(res.error())));
   if (res->status != 200)
     return make_error(errc::internal, fmt::format("{}{} answered {}: {}", ep.url, path,
                                                   res->status, body));
@@ -214,6 +238,24 @@ int run_inspect(const inspect_options& opts) {
   }
 }
 
+namespace {
+
+/// Whether the tree diagnosed runs on this machine: found in this user's run
+/// registry, or a --url on the loopback interface.
+bool on_this_machine(const attach_options& opts) {
+  if (opts.url.empty())
+    return true;
+  for (const char* local : {"//127.", "//localhost", "//[::1]"})
+    if (opts.url.find(local) != std::string::npos)
+      return true;
+  return false;
+}
+
+/// How long `diagnose` watches the workers (see run_diagnose).
+constexpr auto diagnose_window = std::chrono::seconds{1};
+
+} // namespace
+
 int run_diagnose(const attach_options& opts, bool json) {
   auto machine = read_machine_info();
   std::vector<pool_status> pools;
@@ -224,6 +266,25 @@ int run_diagnose(const attach_options& opts, bool json) {
     if (!st) {
       print_error(st.error());
       return exit_failed;
+    }
+    // A second look a moment later: what the workers did in between (their
+    // run-queue waits, their tools' time) tells calls starved of CPU from
+    // calls waiting for I/O. Only for a tree on this machine: another
+    // machine's pids name other processes here.
+    auto sched_before = on_this_machine(opts)
+                          ? read_processes_cpu(worker_pids(st->pools))
+                          : std::map<std::int32_t, process_cpu>{};
+    if (!sched_before.empty()) {
+      auto t0 = std::chrono::steady_clock::now();
+      std::this_thread::sleep_for(diagnose_window);
+      auto again = fetch_status(*ep);
+      if (again) {
+        auto sched_after = read_processes_cpu(worker_pids(again->pools));
+        add_worker_window(machine, st->pools, again->pools, sched_before, sched_after,
+                          std::chrono::duration_cast<caf::timespan>(
+                            std::chrono::steady_clock::now() - t0));
+        st = std::move(again);
+      }
     }
     pools = std::move(st->pools);
   } else if (opts.pid != 0 || !opts.url.empty()) {

@@ -25,7 +25,10 @@
 #include "host.hpp"
 #include "map.hpp"
 #include "output.hpp"
+#include "interrupt_watcher.hpp"
 #include "progress.hpp"
+#include "repeat_call.hpp"
+#include "startup_log.hpp"
 #include "snakepit/actors/detail/read_all.hpp"
 #include "snakepit/actors/detail/run_captured.hpp"
 #include "snakepit/actors/detail/trusted_files.hpp"
@@ -58,91 +61,15 @@ struct call_options {
   std::uint32_t repeat = 1;
   std::uint32_t concurrency = 1;
   bool stream = false;
+  /// With --repeat: the same calls on a process pool and on a thread pool of
+  /// the same slots (--concurrency), compared.
+  bool compare_profiles = false;
   /// Through a running tree's gateway instead of a pool of its own.
   std::string connect;
   std::string remote_pool;
   std::string token_file;
   std::string ca_file;
 };
-
-std::string reply_json(const execute_reply& reply, bool timings) {
-  if (!timings)
-    return reply.result.to_json();
-  auto us = [](caf::timespan t) {
-    return std::chrono::duration_cast<std::chrono::microseconds>(t).count();
-  };
-  return value::make_map({{"result", reply.result},
-                          {"python_wall_us", us(reply.python_wall)},
-                          {"python_cpu_us", us(reply.python_cpu)},
-                          {"worker", reply.worker_id}})
-    .to_json();
-}
-
-/// Sends `opts.repeat` calls with at most `opts.concurrency` in flight, one
-/// JSON line per result on stdout (errors on stderr); returns the failures.
-std::uint32_t call_many(caf::actor_system& sys, const pool_actor& pool,
-                        const call_options& opts, const value::map& args) {
-  struct driver_state {
-    std::uint32_t sent = 0;
-    std::uint32_t done = 0;
-    std::uint32_t failed = 0;
-    /// Sends the next call. Kept in the state (not in a shared_ptr that its
-    /// own lambdas capture): it goes with the actor instead of leaking.
-    std::function<void()> send_one;
-  };
-  caf::scoped_actor waiter{sys};
-  auto timeout = std::chrono::milliseconds{opts.timeout_ms};
-  auto driver = sys.spawn([&opts, &args, pool, timeout,
-                           reply_to = caf::actor{waiter}](
-                            caf::stateful_actor<driver_state>* self) -> caf::behavior {
-    self->state.send_one = [self, &opts, &args, pool, timeout, reply_to] {
-      if (self->state.sent >= opts.repeat)
-        return;
-      ++self->state.sent;
-      auto finish = [self, &opts, reply_to] {
-        if (++self->state.done == opts.repeat) {
-          self->send(reply_to, self->state.failed);
-          self->quit();
-          return;
-        }
-        self->state.send_one();
-      };
-      self->request(pool, caf::infinite, execute_atom::value,
-                    make_request(opts.tool, args, timeout))
-        .then(
-          [&opts, finish](execute_reply& reply) {
-            std::cout << reply_json(reply, opts.timings) << '\n';
-            finish();
-          },
-          [self, finish](caf::error& err) {
-            ++self->state.failed;
-            print_error(err);
-            finish();
-          });
-    };
-    for (std::uint32_t i = 0; i < opts.concurrency; ++i)
-      self->state.send_one();
-    return {[](caf::unit_t) {}};
-  });
-  std::uint32_t failed = 0;
-  waiter->receive([&](std::uint32_t n) { failed = n; });
-  std::cout.flush();
-  return failed;
-}
-
-using interrupt_atom = caf::atom_constant<caf::atom("interrupt")>;
-
-constexpr int exit_interrupted = 130;
-
-/// The signals that interrupt a streaming call (blocked in every thread by
-/// `run_call` before the actor system starts, and waited for on one).
-sigset_t interrupt_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  return set;
-}
 
 /// Runs a streaming tool: one JSON line per item on stdout, as each arrives;
 /// one credit per item printed, so a slow terminal holds the generator back.
@@ -151,25 +78,8 @@ sigset_t interrupt_signals() {
 int stream_call(caf::actor_system& sys, const pool_actor& pool, const call_options& opts,
                 execute_request req) {
   caf::scoped_actor self{sys};
-  std::atomic<bool> done{false};
-  std::thread watcher{[&done, me = caf::actor_cast<caf::actor>(self)] {
-    auto set = interrupt_signals();
-    timespec tick{0, 100'000'000};
-    while (!done) {
-      if (sigtimedwait(&set, nullptr, &tick) > 0) {
-        caf::anon_send(me, interrupt_atom::value);
-        return;
-      }
-    }
-  }};
-  struct joiner {
-    std::atomic<bool>& done;
-    std::thread& t;
-    ~joiner() {
-      done = true;
-      t.join();
-    }
-  } join_watcher{done, watcher};
+  interrupt_watcher watcher{
+    [me = caf::actor_cast<caf::actor>(self)] { caf::anon_send(me, interrupt_atom::value); }};
   caf::expected<stream_handle> handle{caf::error{}};
   self->request(pool, caf::infinite, execute_stream_atom::value, std::move(req),
                 caf::actor_cast<caf::actor>(self))
@@ -243,7 +153,20 @@ caf::expected<std::string> args_text(const std::string& given) {
   return text;
 }
 
+repeat_plan repeat_plan_of(const call_options& opts, value::map args) {
+  repeat_plan plan;
+  plan.tool = opts.tool;
+  plan.args = std::move(args);
+  plan.timeout_ms = opts.timeout_ms;
+  plan.repeat = opts.repeat;
+  plan.concurrency = opts.concurrency;
+  plan.timings = opts.timings;
+  plan.print_results = !opts.compare_profiles;
+  return plan;
+}
+
 int run_call(const call_options& opts) {
+  bool repeating = opts.repeat > 1 || opts.concurrency > 1;
   if (!apply_log_level(opts.pool.log_level))
     return exit_usage;
   auto text = args_text(opts.args_json);
@@ -284,9 +207,10 @@ int run_call(const call_options& opts) {
       }
       rc.token = std::move(*token);
     }
-    if (!opts.stream && (opts.repeat > 1 || opts.concurrency > 1)) {
+    if (!opts.stream && repeating) {
       // Many calls: the same driver as for a pool of our own, through a
       // proxy that calls the remote pool over the gateway.
+      block_interrupt_signals();
       host h;
       auto proxy = cli::connect_gateway_pool(
         *h.sys, cli::gateway_address{rc.address, rc.pool, rc.token, rc.ca_file});
@@ -294,23 +218,27 @@ int run_call(const call_options& opts) {
         print_error(proxy.error());
         return exit_usage;
       }
-      auto t0 = steady_clock::now();
-      auto failed = call_many(*h.sys, *proxy, opts, rc.arguments);
-      auto secs = std::chrono::duration<double>(steady_clock::now() - t0).count();
+      auto plan = repeat_plan_of(opts, rc.arguments);
+      auto outcome = call_repeatedly(*h.sys, *proxy, plan);
       caf::anon_send_exit(*proxy, caf::exit_reason::user_shutdown);
-      log_line(fmt::format("{} calls, {} in flight, {} failed, {:.3f} s, {:.0f} calls/s "
-                           "(pool {} through the gateway at {})",
-                           opts.repeat, opts.concurrency, failed, secs, opts.repeat / secs,
-                           rc.pool, rc.address));
-      return failed == 0 ? exit_ok : exit_failed;
+      log_line(fmt::format("{} (pool {} through the gateway at {}{})", outcome.text(plan),
+                           rc.pool, rc.address, outcome.interrupted ? "; interrupted" : ""));
+      if (outcome.interrupted)
+        return exit_interrupted;
+      return outcome.failed == 0 ? exit_ok : exit_failed;
     }
     return cli::run_remote_call(rc);
   }
-  if (opts.stream) {
-    // Before any thread starts, so all inherit the mask: the stream's
-    // watcher thread takes the signal and cancels the stream cleanly.
-    auto set = interrupt_signals();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // Before any thread starts, so all inherit the mask: the watcher thread
+  // takes the signal and cancels the stream, or ends the run with a summary.
+  if (opts.stream || repeating)
+    block_interrupt_signals();
+  if (repeating)
+    return run_repeat(opts.pool, repeat_plan_of(opts, *args->if_map()), opts.compare_profiles);
+  if (opts.compare_profiles) {
+    print_error("bad_arguments", "--compare-profiles needs --repeat N (and --concurrency C, "
+                                 "the slots of each profile): it compares many calls");
+    return exit_usage;
   }
   host h;
   auto cfg = opts.pool.to_config("call");
@@ -318,31 +246,6 @@ int run_call(const call_options& opts) {
   auto pool = h.start(cfg);
   if (!pool)
     return exit_failed;
-  if (opts.repeat > 1 || opts.concurrency > 1) {
-    auto t0 = steady_clock::now();
-    auto failed = call_many(*h.sys, *pool, opts, *args->if_map());
-    auto secs = std::chrono::duration<double>(steady_clock::now() - t0).count();
-    pool_status status;
-    {
-      caf::scoped_actor self{*h.sys};
-      self->request(*pool, caf::infinite, status_atom::value)
-        .receive([&](pool_status& st) { status = std::move(st); }, [](caf::error&) {});
-    }
-    stop_pool(*h.sys, *pool);
-    auto observed = observe(status);
-    observed.elapsed = std::chrono::duration_cast<caf::timespan>(steady_clock::now() - t0);
-    auto advice = advise_profile(observed);
-    log_line(fmt::format("{} calls, {} in flight, {} failed, {:.3f} s, {:.0f} calls/s "
-                         "({} profile, {} workers{})",
-                         opts.repeat, opts.concurrency, failed, secs, opts.repeat / secs,
-                         opts.pool.profile, opts.pool.workers,
-                         opts.pool.profile == "thread"
-                           ? fmt::format(" x {} threads", opts.pool.threads)
-                           : std::string{}));
-    log_line(fmt::format("profile advice: {} ({})", to_string(advice.recommended),
-                         advice.reason));
-    return failed == 0 ? exit_ok : exit_failed;
-  }
   auto req = make_request(opts.tool, *args->if_map(),
                           std::chrono::milliseconds{opts.timeout_ms});
   if (opts.stream) {
@@ -603,8 +506,12 @@ int run_tree(const std::string& file, const std::string& log_level,
   auto t0 = steady_clock::now();
   caf::expected<running_tree> tree{caf::error{}};
   {
+    // On a terminal, a failed start reads once, from print_error below.
+    startup_log held;
     startup_progress progress{pool_sizes(spec->root)};
     tree = start_tree(sys, *spec, registry->get());
+    if (!tree)
+      held.end(describe(tree.error()).message);
   }
   if (!tree) {
     print_error(tree.error());
@@ -853,6 +760,11 @@ int main(int argc, char** argv) {
                        "With --repeat: calls in flight at once")
     ->capture_default_str()
     ->check(CLI::Range(1u, 100000u));
+  call_cmd->add_flag("--compare-profiles", call_opts.compare_profiles,
+                     "With --repeat: run the calls on a process pool of --concurrency workers, "
+                     "then on one thread-profile worker of as many threads (the same slots), "
+                     "and compare calls/s, latency, memory and start time")
+    ->excludes(connect_opt);
   call_cmd->add_flag("--timings", call_opts.timings,
                      "Print {result, python_wall_us, python_cpu_us, worker}");
   call_cmd->add_flag("--stream", call_opts.stream,
@@ -959,6 +871,10 @@ int main(int argc, char** argv) {
   libraries_cmd->add_option("--python", libraries_python, "Python interpreter");
   libraries_cmd->add_flag("--json", libraries_json, "Print JSON");
 
+  auto* python_path_cmd = app.add_subcommand(
+    "python-path", "Print the directory holding the snakepit_bridge package the workers import "
+                   "(for PYTHONPATH, to test adapters with AdapterTestClient)");
+
   std::string doctor_python;
   std::vector<std::string> doctor_adapters, doctor_paths;
   auto* doctor_cmd = app.add_subcommand(
@@ -989,6 +905,10 @@ int main(int argc, char** argv) {
     print_error(info);
     return exit_usage;
   }
+  // A command asked for JSON: its errors are JSON too, terminal or not.
+  if (call_opts.pool.json_errors || map_opts.pool.json_errors || demo_opts.json_errors || ls_json
+      || inspect_opts.json || diagnose_json || libraries_json)
+    errors_as_json() = true;
   if (ls_cmd->parsed())
     return run_list_trees(ls_json);
   if (call_cmd->parsed())
@@ -1007,6 +927,10 @@ int main(int argc, char** argv) {
     return run_diagnose(diagnose_opts, diagnose_json);
   if (libraries_cmd->parsed())
     return run_libraries(libraries_python, libraries_json);
+  if (python_path_cmd->parsed()) {
+    std::cout << python_package_dir() << std::endl;
+    return exit_ok;
+  }
   if (doctor_cmd->parsed())
     return run_doctor(doctor_python, doctor_adapters, doctor_paths);
   return exit_usage;

@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "latency_histogram.hpp"
 #include "progress.hpp"
 
 namespace snakepit::cli {
@@ -34,35 +35,6 @@ constexpr std::uint64_t read_ahead_factor = 4;
 
 /// Calls in flight to a pool behind a gateway when --concurrency is not given.
 constexpr std::uint32_t remote_in_flight = 16;
-
-/// Latencies in log buckets (5% wide): p50/p99 for any number of items in
-/// constant memory.
-class latency_histogram {
-public:
-  void add(double us) {
-    auto b = us <= 1 ? 0 : static_cast<std::size_t>(std::log(us) / std::log(growth));
-    ++buckets_[std::min(b, buckets_.size() - 1)];
-    ++count_;
-  }
-
-  double quantile(double q) const {
-    if (count_ == 0)
-      return 0;
-    auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));
-    std::uint64_t seen = 0;
-    for (std::size_t b = 0; b < buckets_.size(); ++b) {
-      seen += buckets_[b];
-      if (seen >= rank)
-        return std::pow(growth, static_cast<double>(b) + 0.5);
-    }
-    return std::pow(growth, static_cast<double>(buckets_.size()));
-  }
-
-private:
-  static constexpr double growth = 1.05;
-  std::array<std::uint64_t, 500> buckets_{};  // up to 1.05^500 us: years
-  std::uint64_t count_ = 0;
-};
 
 /// Shared between the reading thread and the driver actor: how far output got.
 struct flow {
@@ -92,11 +64,7 @@ double micros_since(std::chrono::steady_clock::time_point start) {
 /// The closing line: throughput, latency, failures by kind.
 std::string summary_text(const driver_state& s) {
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.t0).count();
-  std::string kinds;
-  for (auto& [kind, n] : s.stats.failures)
-    kinds += fmt::format("{}{}: {}", kinds.empty() ? " (" : ", ", kind, n);
-  if (!kinds.empty())
-    kinds += ")";
+  auto kinds = failures_by_kind(s.stats.failures);
   return fmt::format("map: {} items in {:.3f} s, {:.0f} items/s, latency p50 {:.2f} ms p99 "
                      "{:.2f} ms, {} failed{}",
                      s.stats.items, secs, static_cast<double>(s.stats.items) / std::max(secs, 1e-9),

@@ -1,7 +1,11 @@
 #pragma once
 
-// How the command line talks to its user: results on stdout, errors as one
-// JSON object on stderr, operator lines prefixed "snakepit: " on stderr.
+// How the command line talks to its user: results on stdout, an error on
+// stderr (one JSON object for programs; for a person at a terminal, one
+// readable message with the Python traceback as Python prints it), operator
+// lines prefixed "snakepit: " on stderr.
+
+#include <unistd.h>
 
 #include <iostream>
 #include <string>
@@ -16,8 +20,29 @@ constexpr int exit_ok = 0;
 constexpr int exit_failed = 1;
 constexpr int exit_usage = 2;
 
+/// Whether errors go out as JSON: when stderr is not a terminal (a program
+/// reads it), or when a command's --json asks. Decided once, at the first error.
+inline bool& errors_as_json() {
+  static bool json = ::isatty(STDERR_FILENO) != 1;
+  return json;
+}
+
 inline void print_error(const error_info& info) {
-  std::cerr << info.to_json() << std::endl;
+  if (errors_as_json()) {
+    std::cerr << info.to_json() << std::endl;
+    return;
+  }
+  std::cerr << "snakepit: error: " << info.kind << ": " << info.message;
+  if (!info.python_type.empty() && info.traceback.empty())
+    std::cerr << " (" << info.python_type << ")";
+  std::cerr << '\n';
+  if (!info.traceback.empty()) {
+    // Python's own text, which ends with the exception's type and message.
+    std::cerr << info.traceback;
+    if (info.traceback.back() != '\n')
+      std::cerr << '\n';
+  }
+  std::cerr << std::flush;
 }
 
 inline void print_error(const caf::error& err) {

@@ -100,7 +100,109 @@ struct pool_facts {
   std::uint64_t missing_workers = 0;
 };
 
-pool_facts measure(const pool_status& s) {
+/// How long the pool has been ready, when the status can tell: the pool was
+/// ready when its last initial worker was, so while none was replaced or
+/// added since, that is the youngest worker's age. Before it, the first
+/// workers waited for the others, not for calls: the pool's start-up is not
+/// idle time.
+std::optional<caf::timespan> ready_for(const pool_status& s) {
+  std::uint64_t recycled = 0;
+  for (auto& [why, n] : s.recycles)
+    recycled += n;
+  if (s.workers.empty() || s.workers.size() < s.size || s.crashes + s.replacements + recycled
+                                                           + s.scale_ups > 0)
+    return std::nullopt;
+  auto youngest = s.workers.front().age;
+  for (auto& w : s.workers)
+    youngest = std::min(youngest, w.age);
+  return youngest;
+}
+
+/// A worker's time to serve calls: since it was ready, and not before the pool was.
+caf::timespan serving_time(const worker_status& w, const std::optional<caf::timespan>& pool_ready) {
+  return pool_ready ? std::min(w.age, *pool_ready) : w.age;
+}
+
+} // namespace
+
+workload_observation observe(const pool_status& s, const machine_info& m) {
+  auto w = observe(s);
+  auto pool_ready = ready_for(s);
+  double serving = 0;
+  for (auto& worker : s.workers)
+    serving += seconds(serving_time(worker, pool_ready));
+  if (!s.workers.empty())
+    w.elapsed = caf::timespan{static_cast<caf::timespan::rep>(
+      serving / static_cast<double>(s.workers.size()) * 1e9)};
+  w.usable_cores = static_cast<double>(usable_cores(m));
+  // A short look goes with the last 10 s of pressure; a pool watched longer
+  // with the last minute.
+  w.cpu_pressure = w.elapsed < std::chrono::seconds{60} && m.cpu_pressure_10s
+                     ? m.cpu_pressure_10s
+                     : m.cpu_pressure_60s;
+  if (m.worker_window_length.count() > 0) {
+    bool any = false;
+    for (auto& worker : s.workers) {
+      auto sample = m.workers.find(worker.pid);
+      if (sample == m.workers.end())
+        continue;
+      any = true;
+      // A process worker's calls run in one thread: that thread's waits,
+      // not its gRPC threads' (which a busy machine makes add up). A thread
+      // worker's calls run in all its pool threads: the sum.
+      w.window_run_queue_wait += w.profile == worker_profile::process
+                                   ? sample->second.sched.busiest_thread_wait
+                                   : sample->second.sched.run_queue_wait;
+      w.window_tools_wall += sample->second.tools_wall;
+      w.window_tools_cpu += sample->second.tools_cpu;
+    }
+    if (any)
+      w.window = m.worker_window_length;
+  }
+  return w;
+}
+
+std::vector<std::int32_t> worker_pids(const std::vector<pool_status>& pools) {
+  std::vector<std::int32_t> out;
+  for (auto& pool : pools)
+    for (auto& w : pool.workers)
+      if (w.pid > 0)
+        out.push_back(w.pid);
+  return out;
+}
+
+void add_worker_window(machine_info& m, const std::vector<pool_status>& before,
+                       const std::vector<pool_status>& after,
+                       const std::map<std::int32_t, process_cpu>& sched_before,
+                       const std::map<std::int32_t, process_cpu>& sched_after,
+                       caf::timespan window) {
+  std::map<std::int32_t, const worker_status*> earlier;
+  for (auto& pool : before)
+    for (auto& w : pool.workers)
+      earlier[w.pid] = &w;
+  auto grown = cpu_growth(sched_before, sched_after);
+  m.workers.clear();
+  for (auto& pool : after) {
+    for (auto& w : pool.workers) {
+      auto then = earlier.find(w.pid);
+      auto sched = grown.find(w.pid);
+      if (w.pid <= 0 || then == earlier.end() || sched == grown.end())
+        continue;
+      worker_window sample;
+      sample.sched = sched->second;
+      sample.tools_wall = std::max(caf::timespan{0},
+                                   w.python_wall_total - then->second->python_wall_total);
+      sample.tools_cpu = std::max(caf::timespan{0},
+                                  w.python_cpu_total - then->second->python_cpu_total);
+      m.workers[w.pid] = sample;
+    }
+  }
+  m.worker_window_length = m.workers.empty() ? caf::timespan{0} : window;
+}
+
+namespace {
+
+pool_facts measure(const pool_status& s, const machine_info& m) {
   pool_facts f;
   f.status = &s;
   auto& d = f.d;
@@ -111,13 +213,13 @@ pool_facts measure(const pool_status& s) {
   d.rejected = s.queue_full + s.queue_timeouts;
   d.busy_now = ratio(s.busy, s.capacity);
   d.saturation = ratio(static_cast<double>(d.rejected), static_cast<double>(d.calls));
-  double wall = 0, slot_time = 0, age = 0;
+  double wall = 0, slot_time = 0;
+  auto pool_ready = ready_for(s);
   for (auto& w : s.workers) {
     if (d.profile.empty())
       d.profile = w.profile;
     wall += seconds(w.python_wall_total);
-    slot_time += seconds(w.age) * w.capacity;
-    age += seconds(w.age);
+    slot_time += seconds(serving_time(w, pool_ready)) * w.capacity;
     if (w.rss_bytes > 0)
       f.rss.push_back(w.rss_bytes);
     d.rss_total_bytes += std::max<std::int64_t>(0, w.rss_bytes);
@@ -130,13 +232,11 @@ pool_facts measure(const pool_status& s) {
     d.rss_per_worker_bytes = f.rss[(f.rss.size() - 1) / 2];
   f.ran = d.calls > d.rejected ? d.calls - d.rejected : 0;
   f.missing_workers = s.size > s.workers.size() ? s.size - s.workers.size() : 0;
-  auto w = observe(s);
-  if (w.elapsed.count() == 0 && !s.workers.empty())
-    w.elapsed = caf::timespan{static_cast<caf::timespan::rep>(
-      age / static_cast<double>(s.workers.size()) * 1e9)};
+  auto w = observe(s, m);
   f.advice = advise_profile(w);
   bool share_known = w.calls > 0 && w.python_wall.count() > 0;
-  f.cpu_bound = share_known && f.advice.cpu_share >= cpu_bound_share;
+  // Starving calls want CPU like CPU-bound ones: they count against the cores.
+  f.cpu_bound = share_known && (f.advice.cpu_share >= cpu_bound_share || f.advice.cpu_starved);
   f.waiting = share_known && !f.cpu_bound;
   return f;
 }
@@ -222,11 +322,13 @@ void size_rules(const pool_facts& f, const machine_info& m, const memory_budget&
   }
   auto uptime = seconds(s.uptime);
   if (uptime < judge_min_uptime_seconds || d.calls < judge_min_calls) {
-    out.push_back(make(severity::info, "not enough traffic yet to judge the size",
-                       fmt::format("{} calls in {:.0f} s; the size is judged from {} calls over "
-                                   "{} s",
-                                   d.calls, uptime, judge_min_calls, judge_min_uptime_seconds),
-                       "look again under normal load", "not_enough_traffic"));
+    // Both thresholds and both facts: "2545 calls in 28 s" next to "judged
+    // from 100 calls" alone read as a contradiction.
+    out.push_back(make(severity::info, "too early to judge the size",
+                       fmt::format("a size is judged after at least {} s up and {} calls; this "
+                                   "pool has been up {:.0f} s and answered {} calls",
+                                   judge_min_uptime_seconds, judge_min_calls, uptime, d.calls),
+                       "look again later, under normal load", "not_enough_traffic"));
     return;
   }
   if (d.utilisation < idle_utilisation && s.size > 1 && s.queued == 0) {
@@ -269,6 +371,20 @@ void profile_rule(const pool_facts& f, const machine_info& m, std::vector<recomm
   if (s.workers.empty() || f.d.calls < profile_min_calls)
     return;
   auto current = f.d.profile == "thread" ? worker_profile::thread : worker_profile::process;
+  if (f.advice.cpu_starved) {
+    auto cores = usable_cores(m);
+    auto fewer = cores > 0 && s.size > cores && current == worker_profile::process
+                   ? fmt::format("set size = {} in [pools.{}] (one busy process per core) if "
+                                 "this pool keeps the cores busy; else ",
+                                 cores, s.name)
+                   : std::string{};
+    out.push_back(make(severity::warning, "calls starved of CPU", f.advice.reason,
+                       fmt::format("keep profile = \"{}\"; {}give the machine more cores or "
+                                   "move other work off it",
+                                   to_string(current), fewer),
+                       "cpu_starved"));
+    return;
+  }
   if (f.advice.recommended == current)
     return;
   std::uint64_t slots = 0;
@@ -466,7 +582,7 @@ diagnosis diagnose(const machine_info& m, const std::vector<pool_status>& pools)
   std::vector<pool_facts> facts;
   std::int64_t pools_rss = 0;
   for (auto& s : pools) {
-    facts.push_back(measure(s));
+    facts.push_back(measure(s, m));
     pools_rss += facts.back().d.rss_total_bytes;
   }
   auto budget = budget_of(m, pools_rss);
@@ -527,6 +643,11 @@ std::string render_text(const diagnosis& d) {
   if (m.cgroup_memory_limit_bytes)
     out += fmt::format(" (cgroup limit {})",
                        format_bytes(static_cast<double>(*m.cgroup_memory_limit_bytes)));
+  if (m.cpu_pressure_10s)
+    out += fmt::format(", CPU pressure {} (10 s), {} (60 s)", percent(*m.cpu_pressure_10s),
+                       percent(m.cpu_pressure_60s.value_or(0)));
+  if (m.load_1m)
+    out += fmt::format(", load {:.2f}, {} runnable", *m.load_1m, m.runnable.value_or(0));
   if (!m.kernel.empty())
     out += ", " + m.kernel;
   out += "\n";
@@ -574,7 +695,11 @@ std::string render_json(const diagnosis& d) {
                     {"memory_available_bytes", m.memory_available_bytes},
                     {"cgroup_memory_limit_bytes", or_null(m.cgroup_memory_limit_bytes)},
                     {"cgroup_cpu_limit", or_null(m.cgroup_cpu_limit)},
-                    {"kernel", m.kernel}};
+                    {"kernel", m.kernel},
+                    {"cpu_pressure_10s", or_null(m.cpu_pressure_10s)},
+                    {"cpu_pressure_60s", or_null(m.cpu_pressure_60s)},
+                    {"load_1m", or_null(m.load_1m)},
+                    {"runnable", or_null(m.runnable)}};
   out["recommendations"] = to_json(d.recommendations);
   auto pools = nlohmann::ordered_json::array();
   for (auto& p : d.pools)

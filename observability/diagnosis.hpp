@@ -1,9 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "snakepit/actors/profile_advice.hpp"
 #include "snakepit/messages/pool_status.hpp"
 #include "snakepit/observability/machine_info.hpp"
 
@@ -35,8 +37,11 @@ struct pool_diagnosis {
   std::uint32_t size = 0;
   std::uint32_t ready = 0;
   std::uint64_t calls = 0;
-  /// 0..1: the share of the workers' slot time spent in tools, over their
-  /// lives: sum of python_wall_total / sum of (age * capacity).
+  /// 0..1: the share of the workers' slot time spent in tools since they
+  /// (and the pool) were ready: sum of python_wall_total / sum of
+  /// (serving time * capacity), where a worker's serving time is its age, but
+  /// not longer than the pool has been ready (when the status tells: no worker
+  /// replaced or added since).
   double utilisation = 0;
   /// 0..1: busy / capacity, now.
   double busy_now = 0;
@@ -91,6 +96,26 @@ inline constexpr std::uint32_t max_suggested_threads = 16;
 /// From this many deadline kills, they are a warning (below, info).
 inline constexpr std::uint64_t many_replacements = 3;
 
+/// What `advise_profile` judges a pool by, from its status on machine `m`:
+/// `observe(status)`, observed over the time the workers served since the
+/// pool was ready (its start-up is not idle time), with the machine's usable
+/// cores and CPU pressure, and the workers' run-queue waits and tools' times
+/// over `m`'s sampling window. `diagnose` and `call --repeat` both advise from it.
+workload_observation observe(const pool_status& status, const machine_info& m);
+
+/// The pids of the pools' workers.
+std::vector<std::int32_t> worker_pids(const std::vector<pool_status>& pools);
+
+/// Fills `m.workers` and `m.worker_window_length` from two looks at the same
+/// pools `window` apart: the status before and after, and the scheduler's
+/// figures of their workers before and after (`read_processes_cpu`). Workers
+/// seen only once are left out.
+void add_worker_window(machine_info& m, const std::vector<pool_status>& before,
+                       const std::vector<pool_status>& after,
+                       const std::map<std::int32_t, process_cpu>& sched_before,
+                       const std::map<std::int32_t, process_cpu>& sched_after,
+                       caf::timespan window);
+
 /// Diagnoses pools from their status on machine `m`. Pure: same input, same
 /// output. The rules (ids in brackets):
 ///
@@ -109,8 +134,11 @@ inline constexpr std::uint64_t many_replacements = 3;
 ///   `judge_min_calls` calls: size ceil(size * utilisation /
 ///   `target_utilisation`) (at least 1), with the memory it frees. Info.
 /// - [not_enough_traffic] a shorter or quieter history: no size advice. Info.
-/// - [profile] `advise_profile(observe(status))` (observed for the workers'
-///   mean age) recommends the other profile, with at least
+/// - [cpu_starved] `advise_profile(observe(status, m))` finds the calls
+///   starved of CPU (their low CPU share is time in the run queue, not waiting
+///   for I/O): keep the profile; at most one busy process per core, or more
+///   cores. Warning.
+/// - [profile] `advise_profile(observe(status, m))` recommends the other profile, with at least
 ///   `profile_min_calls` calls. Warning, with its reason; the action keeps the
 ///   pool's slots (at most `max_suggested_threads` threads per worker; to the
 ///   process profile, which it advises only for CPU-bound calls: at most one
@@ -134,7 +162,7 @@ inline constexpr std::uint64_t many_replacements = 3;
 ///   under `memory_reserve`, critical under `memory_critical`.
 /// - [cpu_oversubscribed] more busy worker processes than cores (the cgroup
 ///   CPU limit when lower), not counting pools whose calls mostly wait
-///   (CPU share < `cpu_bound_share`). Warning.
+///   (CPU share < `cpu_bound_share`, and not starved of CPU). Warning.
 /// - [no_pools] no pools to diagnose. Info.
 diagnosis diagnose(const machine_info& m, const std::vector<pool_status>& pools);
 

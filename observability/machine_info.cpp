@@ -2,7 +2,9 @@
 
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -150,6 +152,35 @@ std::optional<T> cgroup_limit(const std::string& root,
   return std::nullopt;
 }
 
+/// "avg10=12.50" in the "some" line of /proc/pressure/cpu, as a share.
+std::optional<double> pressure_average(const std::string& psi, std::string_view key) {
+  auto some = psi.find("some ");
+  if (some == std::string::npos)
+    return std::nullopt;
+  auto line = std::string_view{psi}.substr(some, psi.find('\n', some) - some);
+  auto at = line.find(key);
+  if (at == std::string_view::npos)
+    return std::nullopt;
+  auto text = std::string{line.substr(at + key.size())};
+  char* end = nullptr;
+  auto percent = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || percent < 0)
+    return std::nullopt;
+  return std::min(percent, 100.0) / 100.0;
+}
+
+/// "0.52 0.58 0.59 3/186 8722": the 1-minute load and the runnable tasks.
+void read_loadavg(const std::string& text, machine_info& m) {
+  std::istringstream in{text};
+  double load = 0, load5 = 0, load15 = 0;
+  std::string tasks;
+  if (!(in >> load >> load5 >> load15 >> tasks))
+    return;
+  m.load_1m = load;
+  if (auto running = parse_int(tasks.substr(0, tasks.find('/'))); running && *running >= 0)
+    m.runnable = static_cast<std::uint32_t>(*running);
+}
+
 std::string kernel_name() {
   utsname u{};
   if (::uname(&u) != 0)
@@ -177,6 +208,12 @@ machine_info read_machine_info(const std::string& root) {
         limit && *limit < m.cores)
       m.cgroup_cpu_limit = limit;
     m.kernel = kernel_name();
+    if (auto psi = read_text(root + "/proc/pressure/cpu")) {
+      m.cpu_pressure_10s = pressure_average(*psi, "avg10=");
+      m.cpu_pressure_60s = pressure_average(*psi, "avg60=");
+    }
+    if (auto loadavg = read_text(root + "/proc/loadavg"))
+      read_loadavg(*loadavg, m);
   } catch (...) {
     // Only allocation can throw here; what was read so far is still true.
   }

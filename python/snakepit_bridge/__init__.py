@@ -1,7 +1,8 @@
 """snakepit_bridge: the Python side of snakepit.
 
 Write an adapter by subclassing :class:`BaseAdapter` (or :class:`ThreadSafeAdapter`, for
-thread-profile pools) and marking methods with :func:`tool`;
+thread-profile pools, or declare an existing one with :func:`declare_thread_safe`) and marking
+methods with :func:`tool`;
 snakepit starts worker processes (``python -m snakepit_bridge.worker``) that serve it over
 gRPC. :func:`emit` sends telemetry events to the host (:mod:`snakepit_bridge.telemetry`).
 Tools call the C++ functions registered with their pool through their :class:`CallContext`
@@ -20,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = ["BaseAdapter", "ThreadSafeAdapter", "tool", "CallContext", "SessionState", "ToolCallError",
-           "ThreadSafetyError", "HostToolError", "AdapterTestClient", "emit", "__version__"]
+           "ThreadSafetyError", "HostToolError", "declare_thread_safe", "AdapterTestClient", "emit", "__version__"]
 
 _EXPORTS = {
     "BaseAdapter": "snakepit_bridge.adapter",
     "ThreadSafeAdapter": "snakepit_bridge.thread_safe",
+    "declare_thread_safe": "snakepit_bridge.thread_safe",
     "ThreadSafetyError": "snakepit_bridge.errors",
     "tool": "snakepit_bridge.tools",
     "CallContext": "snakepit_bridge.context",
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from snakepit_bridge.sessions import SessionState
     from snakepit_bridge.telemetry import emit
     from snakepit_bridge.testing import AdapterTestClient
-    from snakepit_bridge.thread_safe import ThreadSafeAdapter
+    from snakepit_bridge.thread_safe import ThreadSafeAdapter, declare_thread_safe
     from snakepit_bridge.tools import tool
 
 

@@ -2,7 +2,8 @@
 
 No subprocess, no socket: each call is encoded to the wire form, serialized, parsed, checked
 and run exactly as a worker would (argument checks, value encoding, payload limit, thread pool
-or event loop), and the response comes back decoded, or as a :class:`ToolCallError`.
+or event loop), and the response comes back decoded, or as a :class:`ToolCallError`. Maps in
+the arguments and results come sorted by key, as the C++ host passes them on.
 
 :class:`HostToolServer` stands in for the C++ host's service ``Host``: Python callables served
 as host tools over gRPC on a unix socket, for ``AdapterTestClient(..., host_tools=...)`` and for
@@ -184,10 +185,13 @@ class AdapterTestClient:
         """The telemetry events the replies carried so far, in order: ``Event(name,
         measurements, metadata, unix_ns)`` as the host receives them.
 
-        Events travel on replies, as in a worker: an event emitted outside a call (in
-        ``setup()``, from a thread of the adapter's) shows up after the next call, and one reply
-        carries at most ``telemetry.MAX_EVENTS_PER_BATCH`` events.
+        Events travel on replies, as in a worker, and one reply carries at most
+        ``telemetry.MAX_EVENTS_PER_BATCH`` events. An event emitted outside a call (in
+        ``setup()``, from a thread of the adapter's) is here too, with no call after it: a worker
+        delivers those on the host's next health ping, which this method stands for.
         """
+        while telemetry.pending() > 0:
+            self._record_events(telemetry.drain())
         return list(self._events)
 
     def events_dropped(self) -> int:
@@ -227,6 +231,8 @@ class AdapterTestClient:
         request = pb.ExecuteRequest.FromString(request.SerializeToString())  # exactly what a worker parses
         future = asyncio.run_coroutine_threadsafe(dispatcher.execute(request), loop)
         response = pb.ExecuteResponse.FromString(future.result().SerializeToString())
+        if response.HasField("result"):
+            _sort_maps(response.result)
         self.last_wall_ns = response.wall_ns
         self.last_cpu_ns = response.cpu_ns
         if response.HasField("telemetry"):
@@ -341,7 +347,31 @@ def _request(tool_name: str, arguments: Mapping[str, Any], **fields: Any) -> pb.
         encoded = values.encode_map(arguments, what=f"arguments of tool '{tool_name}'")
     except BridgeError as exc:
         raise ToolCallError(exc.kind, exc.message) from None
+    _sort_map_entries(encoded)
     return pb.ExecuteRequest(request_id=uuid.uuid4().hex, tool=tool_name, arguments=encoded, **fields)
+
+
+def _sort_map_entries(mapping: pb.MapValue) -> None:
+    """Sorts a map's entries by key, at every depth, in place: what the C++ host does to every
+    map that crosses it (``snakepit::value::map`` is a ``std::map``; UTF-8 byte order is code
+    point order), so a test sees the order a tool and its caller really see."""
+    entries = sorted(mapping.entries, key=lambda entry: entry.key)
+    for entry in entries:
+        _sort_maps(entry.value)
+    if [entry.key for entry in entries] != [entry.key for entry in mapping.entries]:
+        copies = [pb.MapEntry(key=entry.key, value=entry.value) for entry in entries]
+        del mapping.entries[:]
+        mapping.entries.extend(copies)
+
+
+def _sort_maps(value: pb.Value) -> None:
+    """:func:`_sort_map_entries` for the maps inside a value."""
+    kind = value.WhichOneof("kind")
+    if kind == "map_value":
+        _sort_map_entries(value.map_value)
+    elif kind == "list_value":
+        for item in value.list_value.items:
+            _sort_maps(item)
 
 
 def _tool_call_error(error: pb.Error) -> ToolCallError:
@@ -393,6 +423,7 @@ class TestStream:
         if kind == "item":
             if self._auto_credit:
                 self.grant(1)
+            _sort_maps(reply.item)
             return values.decode(reply.item, where="item")
         self._finish()
         if kind == "end":

@@ -3,6 +3,8 @@
 A thread-profile worker runs one adapter instance in one process and serves N calls at the same
 time from a thread pool. Deriving from :class:`ThreadSafeAdapter` declares that the adapter is
 written for that; a thread-profile worker refuses any other adapter at start.
+:func:`declare_thread_safe` makes the same declaration for an adapter class that already exists,
+without rewriting it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any, ClassVar, Dict, FrozenSet, List
+from typing import Any, ClassVar, Dict, FrozenSet, List, Type, TypeVar
 
 from snakepit_bridge.adapter import BaseAdapter
 from snakepit_bridge.errors import ThreadSafetyError
@@ -83,6 +85,44 @@ class ThreadSafeAdapter(BaseAdapter):
         return running
 
 
+AdapterClass = TypeVar("AdapterClass", bound=type)
+
+
+def declare_thread_safe(cls: AdapterClass) -> AdapterClass:
+    """Declares an existing adapter class thread-safe: a class decorator, or a call.
+
+    ::
+
+        @declare_thread_safe
+        class Classifier(BaseAdapter): ...
+
+        FastClassifier = declare_thread_safe(Classifier)   # in a module of your own
+
+    The declaration stays explicit, and its meaning is the same as deriving from
+    :class:`ThreadSafeAdapter` (whose contract you then keep: shared state changed only under
+    ``self.lock``): it returns a subclass of ``cls`` and :class:`ThreadSafeAdapter` with the same
+    name, module and docstring, so ``self.lock``, ``self.local``, ``active_requests()`` and the
+    thread-safety checker (``thread_check``) work as for a derived class. Applied to a class that
+    already derives from :class:`ThreadSafeAdapter`, it returns it unchanged.
+
+    Raises:
+        TypeError: ``cls`` is not a ``BaseAdapter`` subclass, or it defines one of the names
+            :class:`ThreadSafeAdapter` adds (``lock``, ``local``, ``locked``,
+            ``active_requests``), which would change what they mean.
+    """
+    if not isinstance(cls, type) or not issubclass(cls, BaseAdapter):
+        raise TypeError(f"declare_thread_safe: {cls!r} is not a BaseAdapter subclass")
+    if issubclass(cls, ThreadSafeAdapter):
+        return cls
+    clashes = sorted(name for name in ThreadSafeAdapter._snakepit_reserved_
+                     if any(name in vars(klass) for klass in cls.__mro__ if klass is not object))
+    if clashes:
+        raise TypeError(f"declare_thread_safe: {cls.__module__}.{cls.__qualname__} defines "
+                        f"{', '.join(clashes)}, which ThreadSafeAdapter provides; rename them")
+    namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    return type(cls.__name__, (cls, ThreadSafeAdapter), namespace)  # type: ignore[return-value]
+
+
 def begin_request(adapter: ThreadSafeAdapter, request_id: str, tool: str) -> int:
     """Dispatcher side: a call starts running in this thread; returns its key for :func:`end_request`."""
     key = next(adapter._snakepit_request_keys)  # type: ignore[attr-defined]
@@ -100,14 +140,16 @@ def end_request(adapter: ThreadSafeAdapter, key: int) -> None:
 
 
 def is_thread_safe(cls: type) -> bool:
-    """Whether an adapter class is declared thread-safe (derives from :class:`ThreadSafeAdapter`)."""
+    """Whether an adapter class is declared thread-safe (derives from :class:`ThreadSafeAdapter`,
+    perhaps through :func:`declare_thread_safe`)."""
     return isinstance(cls, type) and issubclass(cls, ThreadSafeAdapter)
 
 
 def refusal(adapter_path: str, threads: int) -> str:
     """The message a thread-profile worker gives for an adapter not declared thread-safe."""
     return (f"adapter '{adapter_path}' is not declared thread-safe: derive it from "
-            f"snakepit_bridge.ThreadSafeAdapter to run it in a thread-profile pool "
+            f"snakepit_bridge.ThreadSafeAdapter (or decorate it with "
+            f"@snakepit_bridge.declare_thread_safe) to run it in a thread-profile pool "
             f"(threads_per_worker={threads}), or use the process profile")
 
 

@@ -272,7 +272,8 @@ def test_repeat_with_concurrency_prints_one_line_per_call_and_advice():
                "--args", '{"seconds": 0.2}', "--repeat", "8", "--concurrency", "4")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 8 and all(abs(json.loads(x) - 0.2) < 0.05 for x in lines)
+    # Each line is the time the call slept: at least the 0.2 s asked; a busy machine adds some.
+    assert len(lines) == 8 and all(0.2 <= json.loads(x) < 1.0 for x in lines), lines
     assert "8 calls, 4 in flight, 0 failed" in proc.stderr
     assert "thread profile" in proc.stderr
     assert "profile advice: thread" in proc.stderr

@@ -40,7 +40,11 @@ TEST_CASE_FIXTURE(system_fixture, "calls reach Python and values survive the rou
     auto r = call(pool, make_request("cpu_burn", {{"milliseconds", 30}}));
     REQUIRE_MESSAGE(r, message_of(r));
     CHECK(r->python_wall >= std::chrono::milliseconds{25});
-    CHECK(r->python_cpu >= std::chrono::milliseconds{10});
+    // cpu_burn spins for a wall time: on a machine whose cores are all busy the
+    // call is starved of CPU and gets only a few ms of it (seen at 99% CPU
+    // pressure), so only "some CPU, no more than the wall time" holds anywhere.
+    CHECK(r->python_cpu > caf::timespan{0});
+    CHECK(r->python_cpu <= r->python_wall + std::chrono::milliseconds{5});
     CHECK(r->worker_id.rfind("test/w-", 0) == 0);
     CHECK(!r->request_id.empty());
   }

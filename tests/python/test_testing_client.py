@@ -94,6 +94,21 @@ def test_results_keep_their_types(client):
     assert client.call("async_double", x=21) == 42
 
 
+class OrderWitness(BaseAdapter):
+    @tool
+    def keys_seen(self, value: dict) -> dict:
+        return {"seen": [list(value), list(value["inner"])], "z": 1, "a": {"y": 1, "b": 2}}
+
+
+def test_maps_come_sorted_by_key_both_ways_as_through_the_host():
+    # The C++ host keeps maps as std::map (docs/python-adapters.md, "Maps and order"); the test
+    # client gives the same order, so a test cannot pass on an order production never shows.
+    with AdapterTestClient(OrderWitness) as client:
+        result = client.call("keys_seen", value={"b": 1, "a": 2, "inner": {"é": 1, "e": 2}})
+    assert result["seen"] == [["a", "b", "inner"], ["e", "é"]]
+    assert list(result) == ["a", "seen", "z"] and list(result["a"]) == ["b", "y"]
+
+
 @pytest.mark.parametrize("tool_name, arguments, message", [
     ("add", {"a": 1}, "missing required argument 'b' (float)"),
     ("add", {}, "missing required arguments 'a' (float), 'b' (float)"),

@@ -100,10 +100,50 @@ def test_an_adapter_not_declared_thread_safe_is_refused_by_the_thread_profile(wo
     report = worker.report
     assert (report["status"], report["kind"], report["python_type"]) == ("error", "startup_failed", "ThreadSafetyError")
     assert report["message"] == (
-        f"adapter '{SHOWCASE}' is not declared thread-safe: derive it from snakepit_bridge.ThreadSafeAdapter to run "
-        f"it in a thread-profile pool (threads_per_worker={THREADS}), or use the process profile")
+        f"adapter '{SHOWCASE}' is not declared thread-safe: derive it from snakepit_bridge.ThreadSafeAdapter (or "
+        f"decorate it with @snakepit_bridge.declare_thread_safe) to run it in a thread-profile pool "
+        f"(threads_per_worker={THREADS}), or use the process profile")
     accepted = workers.start(SHOWCASE, concurrency=THREADS, extra_args=("--profile", "process"))
     assert accepted.report["profile"] == "process" and accepted.report["thread_safe"] is False
+
+
+DECLARED = textwrap.dedent('''
+    import time
+    from snakepit_bridge import BaseAdapter, declare_thread_safe, tool
+
+    @declare_thread_safe
+    class Waiter(BaseAdapter):
+        def setup(self) -> None:
+            self.calls = 0
+
+        @tool
+        def wait(self, seconds: float) -> int:
+            time.sleep(seconds)
+            with self.lock:
+                self.calls += 1
+                return self.calls
+
+        @tool
+        def racy(self, seconds: float) -> int:
+            seen = self.calls
+            time.sleep(seconds)
+            self.calls = seen + 1
+            return self.calls
+''')
+
+
+def test_an_existing_adapter_declared_with_the_decorator_runs_in_a_thread_worker(workers, tmp_path):
+    (tmp_path / "declared.py").write_text(DECLARED)
+    worker = thread_worker(workers, adapter="declared.Waiter", check="strict", python_path=(tmp_path,))
+    assert worker.report["profile"] == "thread" and worker.report["thread_safe"] is True
+    stub = worker.stub()
+    start = time.monotonic()
+    waited = at_once(stub, THREADS, "wait", seconds=SLEEP_S)
+    assert sorted(result_of(response) for response in waited) == list(range(1, THREADS + 1))
+    assert time.monotonic() - start < SLEEP_S * THREADS * 0.75  # side by side, not one after another
+    raced = at_once(stub, THREADS, "racy", seconds=0.05)  # the checker watches the declared class too
+    failed = [response.error for response in raced if response.WhichOneof("outcome") == "error"]
+    assert failed and all(error.python_type == "ThreadSafetyError" for error in failed)
 
 
 def finding_lines(path: Path) -> List[str]:

@@ -204,9 +204,35 @@ def test_the_thread_profile_refuses_an_adapter_not_declared_thread_safe():
         AdapterTestClient(Plain, concurrency=4, profile="thread")
     assert str(refused.value) == (
         f"adapter '{__name__}.Plain' is not declared thread-safe: derive it from snakepit_bridge.ThreadSafeAdapter "
-        "to run it in a thread-profile pool (threads_per_worker=4), or use the process profile")
+        "(or decorate it with @snakepit_bridge.declare_thread_safe) to run it in a thread-profile pool (threads_per_worker=4), or use the process profile")
     with AdapterTestClient(Plain, concurrency=4) as client:  # the process profile takes it
         assert client.call("noop") is None
+
+
+def test_declare_thread_safe_declares_an_existing_class_and_keeps_its_identity():
+    declared = snakepit_bridge.declare_thread_safe(Plain)
+    assert issubclass(declared, ThreadSafeAdapter) and issubclass(declared, Plain)
+    assert (declared.__name__, declared.__module__, declared.__qualname__) == ("Plain", __name__, "Plain")
+    assert snakepit_bridge.declare_thread_safe(declared) is declared
+    assert snakepit_bridge.declare_thread_safe(Shared) is Shared  # derived already: unchanged
+    with AdapterTestClient(declared, concurrency=4, profile="thread") as client:
+        assert client.call("noop") is None
+        assert isinstance(client.adapter.lock, type(threading.RLock()))
+
+
+def test_declare_thread_safe_refuses_what_it_cannot_declare():
+    with pytest.raises(TypeError, match="is not a BaseAdapter subclass"):
+        snakepit_bridge.declare_thread_safe(object)
+
+    class OwnLock(BaseAdapter):
+        lock = None
+
+        @tool
+        def noop(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"OwnLock defines lock, which ThreadSafeAdapter provides; rename them"):
+        snakepit_bridge.declare_thread_safe(OwnLock)
 
 
 # -- the checker: attribute writes ----------------------------------------------------------------

@@ -168,13 +168,16 @@ TEST_CASE("an idle pool is too large, with the memory a smaller size frees") {
 
 TEST_CASE("a short or quiet history is not enough to judge the size") {
   auto young = only_pool(machine(), pool("young", 8, 0.05, 200, 0.9, 100 * mib, 30s));
-  CHECK(find(young.recommendations, "not_enough_traffic"));
+  REQUIRE(find(young.recommendations, "not_enough_traffic"));
+  CHECK(has(find(young.recommendations, "not_enough_traffic")->why,
+            "judged after at least 60 s up and 100 calls; this pool has been up 30 s and "
+            "answered 1600 calls"));
   CHECK(!find(young.recommendations, "pool_too_large"));
   auto quiet = only_pool(machine(), pool("quiet", 8, 0.05, 10));  // 80 calls
   auto r = find(quiet.recommendations, "not_enough_traffic");
   REQUIRE(r);
   CHECK(r->level == recommendation::severity::info);
-  CHECK(has(r->what, "not enough traffic yet to judge"));
+  CHECK(has(r->what, "too early to judge the size"));
   CHECK(!find(quiet.recommendations, "ok"));
 }
 
@@ -355,6 +358,22 @@ TEST_CASE("text and JSON renderings, critical first") {
   CHECK(j["pools"][0]["recommendations"][0]["level"] == "critical");
 }
 
+TEST_CASE("utilisation counts from when the pool was ready, not from each worker's ready") {
+  // Four workers ready 30 s apart in a slow start; calls ran on all of them
+  // since the pool was ready (the youngest's age): busy all the time.
+  auto s = pool("ml", 4, 0.0);
+  caf::timespan ages[] = {100s, 90s, 80s, 70s};
+  for (std::size_t i = 0; i < 4; ++i) {
+    s.workers[i].age = ages[i];
+    s.workers[i].python_wall_total = 70s;
+    s.workers[i].python_cpu_total = 60s;
+  }
+  CHECK(only_pool(machine(), s).utilisation == doctest::Approx(1.0));
+  // A replaced worker hides when the pool was ready: each worker's own age.
+  s.crashes = 1;
+  CHECK(only_pool(machine(), s).utilisation == doctest::Approx(280.0 / 340.0));
+}
+
 TEST_CASE("this machine's figures are sane") {
   auto m = read_machine_info();
   CHECK(m.cores >= 1);
@@ -393,12 +412,24 @@ TEST_CASE("cgroup limits are read along the cgroup path, v2 then v1") {
   CHECK(!m.cgroup_memory_limit_bytes);
   REQUIRE(m.cgroup_cpu_limit);
   CHECK(*m.cgroup_cpu_limit == doctest::Approx(0.5));
+  // CPU pressure (PSI) and the run queue.
+  write("proc/pressure/cpu", "some avg10=87.50 avg60=42.00 avg300=10.00 total=123\n"
+                             "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  write("proc/loadavg", "14.44 10.79 6.08 16/186 8722\n");
+  m = read_machine_info(root.string());
+  REQUIRE(m.cpu_pressure_10s);
+  CHECK(*m.cpu_pressure_10s == doctest::Approx(0.875));
+  CHECK(*m.cpu_pressure_60s == doctest::Approx(0.42));
+  CHECK(*m.load_1m == doctest::Approx(14.44));
+  CHECK(m.runnable == std::optional<std::uint32_t>{16});
   // Nothing readable: zeros, no limits, no exception.
   fs::remove_all(root);
   m = read_machine_info(root.string());
   CHECK(m.memory_total_bytes == 0);
   CHECK(!m.cgroup_memory_limit_bytes);
   CHECK(!m.cgroup_cpu_limit);
+  CHECK(!m.cpu_pressure_10s);
+  CHECK(!m.runnable);
 }
 
 TEST_CASE("an autoscaled pool is advised on its bounds, not its size") {

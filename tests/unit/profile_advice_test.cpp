@@ -79,3 +79,44 @@ TEST_CASE("calls of a few microseconds get no profile advice") {
   CHECK(a.recommended == worker_profile::process);
   CHECK(a.reason.find("too little for the profile to matter") != std::string::npos);
 }
+
+TEST_CASE("a low CPU share spent in the run queue is starving, not waiting") {
+  // 16 process workers on 2 busy cores: each call gets 1/8 of its wall time on a CPU.
+  auto w = seen(worker_profile::process, 80s, 10s);
+  w.elapsed = 10s;
+  w.usable_cores = 2;
+  w.window = 10s;
+  w.window_tools_wall = 80s;
+  w.window_tools_cpu = 10s;
+  w.window_run_queue_wait = 60s;  // most of the 70 s off a CPU: runnable, queued for a core
+  auto starved = advise_profile(w);
+  CHECK(starved.cpu_starved);
+  CHECK(starved.recommended == worker_profile::process);
+  CHECK(starved.reason.find("starved of CPU, not waiting") != std::string::npos);
+  CHECK(starved.reason.find("86% of the rest") != std::string::npos);
+  // The same share with little run-queue time: the calls wait for I/O.
+  w.window_run_queue_wait = 5s;
+  auto waiting = advise_profile(w);
+  CHECK(!waiting.cpu_starved);
+  CHECK(waiting.recommended == worker_profile::thread);
+}
+
+TEST_CASE("without the run queue, busy cores mean starving and CPU pressure means unsure") {
+  auto w = seen(worker_profile::process, 80s, 18s);
+  w.elapsed = 10s;  // 1.8 of 2 cores used by the tools
+  w.usable_cores = 2;
+  auto starved = advise_profile(w);
+  CHECK(starved.cpu_starved);
+  CHECK(starved.recommended == worker_profile::process);
+  CHECK(starved.reason.find("use 1.8 of the 2 usable cores") != std::string::npos);
+  // Few cores used, but the machine is under CPU pressure: no claim, no switch.
+  w.python_cpu = 4s;
+  w.cpu_pressure = 0.9;
+  auto unsure = advise_profile(w);
+  CHECK(!unsure.cpu_starved);
+  CHECK(unsure.recommended == worker_profile::process);
+  CHECK(unsure.reason.find("CPU pressure is 90%") != std::string::npos);
+  // A quiet machine: waiting.
+  w.cpu_pressure = 0.05;
+  CHECK(advise_profile(w).recommended == worker_profile::thread);
+}
