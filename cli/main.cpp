@@ -58,6 +58,8 @@ struct call_options {
   std::uint32_t repeat = 1;
   std::uint32_t concurrency = 1;
   bool stream = false;
+  /// The call may run twice: retried after a worker crash.
+  bool idempotent = false;
   /// Through a running tree's gateway instead of a pool of its own.
   std::string connect;
   std::string remote_pool;
@@ -74,7 +76,8 @@ std::string reply_json(const execute_reply& reply, bool timings) {
   return value::make_map({{"result", reply.result},
                           {"python_wall_us", us(reply.python_wall)},
                           {"python_cpu_us", us(reply.python_cpu)},
-                          {"worker", reply.worker_id}})
+                          {"worker", reply.worker_id},
+                          {"attempts", reply.attempts}})
     .to_json();
 }
 
@@ -107,8 +110,9 @@ std::uint32_t call_many(caf::actor_system& sys, const pool_actor& pool,
         }
         self->state.send_one();
       };
-      self->request(pool, caf::infinite, execute_atom::value,
-                    make_request(opts.tool, args, timeout))
+      auto req = make_request(opts.tool, args, timeout);
+      req.idempotent = opts.idempotent;
+      self->request(pool, caf::infinite, execute_atom::value, std::move(req))
         .then(
           [&opts, finish](execute_reply& reply) {
             std::cout << reply_json(reply, opts.timings) << '\n';
@@ -275,6 +279,7 @@ int run_call(const call_options& opts) {
     rc.timeout_ms = opts.timeout_ms;
     rc.stream = opts.stream;
     rc.timings = opts.timings;
+    rc.idempotent = opts.idempotent;
     rc.ca_file = opts.ca_file;
     if (!opts.token_file.empty()) {
       auto token = read_token_file(opts.token_file, "--token-file");
@@ -345,6 +350,7 @@ int run_call(const call_options& opts) {
   }
   auto req = make_request(opts.tool, *args->if_map(),
                           std::chrono::milliseconds{opts.timeout_ms});
+  req.idempotent = opts.idempotent;
   if (opts.stream) {
     auto code = stream_call(*h.sys, *pool, opts, std::move(req));
     stop_pool(*h.sys, *pool);
@@ -854,7 +860,10 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::Range(1u, 100000u));
   call_cmd->add_flag("--timings", call_opts.timings,
-                     "Print {result, python_wall_us, python_cpu_us, worker}");
+                     "Print {result, python_wall_us, python_cpu_us, worker, attempts}");
+  call_cmd->add_flag("--idempotent", call_opts.idempotent,
+                     "The call may run twice: retry it on another worker if its worker "
+                     "crashes (the pool's retry_max_attempts)");
   call_cmd->add_flag("--stream", call_opts.stream,
                      "Call a streaming (generator) tool: one JSON line per item; "
                      "--timeout-ms covers the whole stream")
