@@ -1,6 +1,7 @@
 // The pure parts of the crash barrier: retry decisions (attempts, back-off
 // with jitter, the deadline), the poison table (counts, threshold, expiry,
-// bound, request keys) and the circuit breaker's states, on a fake clock.
+// bound, request keys) and the circuit breaker's states, on a fake clock; and
+// the metrics their events and the pool's status become.
 #include <chrono>
 #include <string>
 
@@ -9,6 +10,9 @@
 #include "snakepit/actors/circuit_breaker.hpp"
 #include "snakepit/actors/poison_table.hpp"
 #include "snakepit/actors/retry_policy.hpp"
+#include "snakepit/actors/telemetry.hpp"
+#include "snakepit/observability/metrics_registry.hpp"
+#include "snakepit/observability/prometheus_text.hpp"
 
 using namespace snakepit;
 using namespace std::chrono_literals;
@@ -248,4 +252,30 @@ TEST_CASE("breaker: a call that cannot be a probe passes only a closed breaker")
   CHECK_FALSE(a.allowed);
   CHECK(b.state(t(1500ms)) == breaker_state::half_open);
   CHECK(b.admit(t(1501ms)).probe);
+}
+
+TEST_CASE("crash barrier metrics: counters from the events, gauges from the pool status") {
+  telemetry bus;
+  metrics_registry registry{bus};
+  bus.emit({"snakepit.request.retried", {{"attempt", 2}}, {{"pool", "p"}, {"tool", "t"}}});
+  bus.emit({"snakepit.request.poisoned", {{"crashes", 3}}, {{"pool", "p"}, {"tool", "t"}}});
+  bus.emit({"snakepit.request.poison_refused", {}, {{"pool", "p"}, {"tool", "t"}}});
+  bus.emit({"snakepit.request.poison_refused", {}, {{"pool", "p"}, {"tool", "t"}}});
+  bus.emit({"snakepit.request.breaker_refused", {}, {{"pool", "p"}, {"tool", "t"}}});
+  bus.emit({"snakepit.pool.breaker", {}, {{"pool", "p"}, {"state", "open"}}});
+  pool_status st;
+  st.name = "p";
+  st.breaker = "half_open";
+  st.poisoned = 1;
+  auto text = render_prometheus(registry.snapshot(), {st});
+  INFO(text);
+  for (auto line : {"snakepit_request_retries_total{pool=\"p\",tool=\"t\"} 1",
+                    "snakepit_poisoned_requests_total{pool=\"p\",tool=\"t\"} 1",
+                    "snakepit_poison_refusals_total{pool=\"p\",tool=\"t\"} 2",
+                    "snakepit_breaker_refusals_total{pool=\"p\"} 1",
+                    "snakepit_breaker_transitions_total{pool=\"p\",state=\"open\"} 1",
+                    "snakepit_pool_breaker_state{pool=\"p\",state=\"half_open\"} 1",
+                    "snakepit_pool_breaker_state{pool=\"p\",state=\"open\"} 0",
+                    "snakepit_pool_poisoned_requests{pool=\"p\"} 1"})
+    CHECK_MESSAGE(text.find(line) != std::string::npos, line);
 }
