@@ -102,13 +102,13 @@ const word_list pool_keys = {
   "restart",          "shutdown",     "significant",
   "transport",        "batch_max_calls", "batch_max_bytes", "batch_max_unanswered",
   "shared_memory",    "shm_threshold",   "shm_bytes_max",   "shm_cache_bytes",
+  "retry_max_attempts", "retry_backoff_min_ms", "retry_backoff_max_ms",
+  "poison_threshold", "poison_ttl_ms", "poison_max_entries",
+  "breaker_threshold", "breaker_window_ms", "breaker_open_ms",
   "pipeline_depth",   "pipeline_budget_ms",
   "min_size",         "max_size",        "scale_up_wait_ms", "scale_busy_threshold",
   "scale_busy_window_ms", "idle_timeout_ms", "scale_max_step", "scale_up_cooldown_ms",
   "scale_down_cooldown_ms", "cpu_affinity",
-  "retry_max_attempts", "retry_backoff_min_ms", "retry_backoff_max_ms",
-  "poison_threshold", "poison_ttl_ms", "poison_max_entries",
-  "breaker_threshold", "breaker_window_ms", "breaker_open_ms",
 };
 
 const word_list actor_keys = {"kind",        "args",            "restart", "shutdown",
