@@ -32,6 +32,7 @@ pool_status make_status(pool_pointer self) {
   out.sessions = static_cast<std::uint32_t>(st.sessions.size());
   out.uptime = caf::make_timestamp() - st.started_at;
   out.recycles = st.recycles;
+  fill_barrier_status(st, out);
   for (auto& w : st.workers) {
     if (!w.draining)
       out.capacity += w.info.capacity;
@@ -89,6 +90,7 @@ void fail_pool(pool_pointer self, caf::error err) {
     q.fail(err);
   st.failed += st.queue.size();
   st.queue.clear();
+  fail_followed(self, err);
   self->quit(err);
 }
 
@@ -211,6 +213,7 @@ void on_worker_ready(pool_pointer self, worker_actor& handle, worker_status& inf
                                   [&](const worker_slot& w) { return w.info.id == info.id; }),
                    st.workers.end());
   self->monitor(handle);
+  note_idempotent_tools(st, info);
   worker_slot slot;
   slot.ready_at = caf::make_timestamp();
   slot.addr = handle.address();
@@ -341,6 +344,8 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     init.shm = std::move(shm);
     init.sessions = session_table{init.cfg.max_sessions, init.cfg.session_ttl};
     init.pipelining = detail::pipelining_policy{init.cfg.pipeline_depth, init.cfg.pipeline_budget};
+    init.poison = poison_table{init.cfg.poison};
+    init.breaker = circuit_breaker{init.cfg.breaker};
     init.host_tools = std::move(host_tools);
     init.log_name = detail::log_pool_name{init.cfg.name};
     init.target_size = init.cfg.size;
@@ -362,6 +367,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
                         msg.source == st.sup.address() ? "its supervisor" : "outside");
       if (msg.source == st.sup.address()) {
         if (st.current == phase::stopping) {  // its workers are gone: done
+          fail_followed(self, closed_error(st));
           self->quit(st.failure);
           return;
         }
@@ -379,6 +385,7 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       for (auto& q : st.queue)
         q.fail(err);
       st.queue.clear();
+      fail_waiting_retries(self, err);
       for (auto& rp : st.ready_waiters)
         rp.deliver(err);
       st.ready_waiters.clear();
@@ -387,11 +394,13 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
     self->set_down_handler([self](caf::down_msg& msg) {
       auto& st = self->state;
       if (msg.source == st.sup.address()) {
-        if (st.current == phase::stopping)  // its workers are gone: done
+        if (st.current == phase::stopping) {  // its workers are gone: done
+          fail_followed(self, closed_error(st));
           self->quit(st.failure);
-        else
+        } else {
           fail_pool(self, msg.reason ? msg.reason
                                      : make_error(errc::internal, "worker supervisor exited"));
+        }
         return;
       }
       auto* w = st.find(msg.source);
@@ -511,6 +520,10 @@ caf::expected<pool_actor> spawn_pool(caf::actor_system& sys, pool_config cfg) {
       },
       [self](detail::session_sweep_atom) { sweep_sessions(self); },
       [self](detail::autoscale_atom) { on_autoscale_tick(self); },
+      [self](detail::calls_crashed_atom, const caf::actor_addr&,
+             const std::vector<detail::crashed_call>& calls) { on_calls_crashed(self, calls); },
+      [self](detail::retry_atom, std::uint64_t id) { on_retry(self, id); },
+      [self](detail::attempt_atom, execute_request& req) { return on_attempt(self, req); },
       [self](detail::events_dropped_atom, const caf::actor_addr& worker, std::uint64_t total) {
         if (auto* w = self->state.find(worker))
           w->info.python_events_dropped = total;

@@ -93,6 +93,20 @@ caf::expected<pool_config> validate(pool_config cfg) {
        "pipeline_budget_ms must be between 0 and 60000");
   need(cfg.backoff.min <= cfg.backoff.max,
        "restart_backoff_min_ms must not exceed restart_backoff_max_ms");
+  need(cfg.retry.max_attempts >= 1 && cfg.retry.max_attempts <= 100,
+       "retry_max_attempts must be between 1 and 100 (1: no retries)");
+  need(cfg.retry.backoff_min.count() >= 0 && cfg.retry.backoff_min <= cfg.retry.backoff_max,
+       "retry_backoff_min_ms must be at least 0 and not exceed retry_backoff_max_ms");
+  need(cfg.retry.backoff_max <= std::chrono::minutes{10},
+       "retry_backoff_max_ms must be at most 600000");
+  need(cfg.poison.ttl.count() > 0 && cfg.poison.ttl <= max_timeout,
+       "poison_ttl_ms must be positive (and at most ten years)");
+  need(cfg.poison.max_entries >= 1 && cfg.poison.max_entries <= 10'000'000,
+       "poison_max_entries must be between 1 and 10000000");
+  need(cfg.breaker.window.count() > 0 && cfg.breaker.window <= max_timeout,
+       "breaker_window_ms must be positive (and at most ten years)");
+  need(cfg.breaker.open_time.count() > 0 && cfg.breaker.open_time <= max_timeout,
+       "breaker_open_ms must be positive (and at most ten years)");
   if (!problems.empty()) {
     std::string msg = fmt::format("invalid configuration of pool '{}':", cfg.name);
     for (auto& p : problems)

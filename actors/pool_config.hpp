@@ -13,6 +13,9 @@
 #include "snakepit/actors/host_tool.hpp"
 #include "snakepit/actors/session_table.hpp"
 #include "snakepit/actors/batch_limits.hpp"
+#include "snakepit/actors/circuit_breaker.hpp"
+#include "snakepit/actors/poison_table.hpp"
+#include "snakepit/actors/retry_policy.hpp"
 #include "snakepit/actors/worker_env.hpp"
 #include "snakepit/actors/worker_profile.hpp"
 #include "snakepit/supervision/restart_intensity.hpp"
@@ -143,6 +146,13 @@ struct pool_config {
   /// Directory for the workers' sockets; empty: the host's private runtime
   /// directory. Trees give each running tree its own.
   std::string runtime_dir;
+  /// Crash barrier (docs/architecture.md#crash-barrier): retries of
+  /// idempotent calls whose worker crashed (`retry_*`), requests refused
+  /// after crashing workers repeatedly (`poison_*`), and the circuit breaker
+  /// over the pool's worker crashes (`breaker_*`).
+  retry_settings retry;
+  poison_settings poison;
+  breaker_settings breaker;
 };
 
 /// Checks a configuration; the error (`errc::bad_config`) lists every problem.

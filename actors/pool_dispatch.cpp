@@ -173,6 +173,13 @@ caf::result<execute_reply> on_execute(pool_pointer self, execute_request& req) {
     ++st.failed;
     return err;
   }
+  barrier_ticket ticket;
+  if (auto err = barrier_admit(self, req, &ticket)) {
+    ++st.failed;
+    return err;
+  }
+  if (ticket.follow)
+    return run_followed(self, req, ticket);
   return route_call(self, req, caf::make_timestamp());
 }
 
@@ -265,6 +272,10 @@ caf::result<stream_handle> on_execute_stream(pool_pointer self, execute_request&
                                              caf::actor& consumer) {
   auto& st = self->state;
   if (auto err = admit(self, req)) {
+    ++st.failed;
+    return err;
+  }
+  if (auto err = barrier_admit(self, req, nullptr)) {
     ++st.failed;
     return err;
   }

@@ -80,6 +80,7 @@ worker_status make_status(worker_pointer self) {
   out.batched_calls = st.lane.calls_written();
   out.batches = st.lane.batches_written();
   out.unary_calls = st.unary_calls;
+  out.idempotent_tools = st.idempotent_tools;
   return out;
 }
 
@@ -190,6 +191,10 @@ void on_ready_line(worker_pointer self, const std::string& line) {
   st.python_version = doc.value("python_version", std::string{});
   st.implementation = doc.value("implementation", std::string{});
   st.gil_enabled = doc.value("gil_enabled", true);
+  if (auto t = doc.find("idempotent_tools"); t != doc.end() && t->is_array())
+    for (auto& name : *t)
+      if (name.is_string())
+        st.idempotent_tools.push_back(name.get<std::string>());
   st.free_threaded = doc.value("free_threaded", false);
   if (auto w = doc.find("warnings"); w != doc.end() && w->is_array())
     for (auto& item : *w)
@@ -310,6 +315,7 @@ void on_exit(worker_pointer self, const process_exit& how) {
                                     "restart intensity, in which case the pool stops",
                                     st.cfg.id, how.pid, how.describe()));
   detail::log_warning(st.cfg.id, "{}", describe(err).message);
+  report_crashed_calls(self);
   // Items the process sent before it died have reached their consumers
   // already (they go straight from gRPC's threads): the error is last.
   fail_streams(st, err);

@@ -46,6 +46,7 @@ void finish_call(worker_pointer self, std::unordered_map<std::uint64_t, call_sta
         reply.queued = entry.queued;
         reply.request_id = entry.request_id;
         reply.worker_id = st.cfg.id;
+        reply.attempts = std::max<std::uint32_t>(entry.attempt, 1);
         reply.items.reserve(static_cast<std::size_t>(resp.items_size()));
         for (auto& item : *resp.mutable_items()) {
           item_outcome out;
@@ -244,6 +245,9 @@ caf::result<execute_reply> on_execute(worker_pointer self, execute_request& req)
   entry.deadline = req.deadline;
   entry.items = items;
   entry.segments = std::move(segments);
+  entry.attempt = req.attempt;
+  entry.poison_key = req.poison_key;
+  entry.idempotent = req.idempotent;
   if (st.lane.fits(bytes)) {
     entry.batched = true;
     entry.retained = std::move(retained);
@@ -301,6 +305,9 @@ bool redispatch(worker_pointer self, std::unordered_map<std::uint64_t, call_stat
   }
   req->deadline = entry.deadline;
   req->queued = entry.queued;
+  req->attempt = entry.attempt;
+  req->poison_key = entry.poison_key;
+  req->idempotent = entry.idempotent;
   detail::log_debug(st.cfg.id, "request {} for tool '{}' never started here: sent back to "
                     "the pool", entry.request_id, entry.tool);
   entry.promise.delegate(owner, detail::redispatch_atom::value, self->address(),
@@ -322,6 +329,15 @@ void redispatch_unstarted(worker_pointer self) {
       redispatch(self, i);
     }
   }
+}
+
+void report_crashed_calls(worker_pointer self) {
+  auto& st = self->state;
+  std::vector<detail::crashed_call> calls;
+  for (auto& [seq, call] : st.calls)
+    if (!call.answered)
+      calls.push_back({call.tool, call.poison_key});
+  tell_owner(st, detail::calls_crashed_atom::value, self->address(), std::move(calls));
 }
 
 /// Results from the batch stream (or its first, empty reply: the stream

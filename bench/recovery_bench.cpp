@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   const std::uint32_t size = 4;
   auto pool = start_showcase_pool(sys, "storm", size, [](snakepit::pool_config& pc) {
     pc.intensity.max_restarts = 100000;  // the storm must not make it give up
+    pc.breaker.threshold = 0;  // recovery is measured, not the breaker's refusals
     pc.intensity.period = std::chrono::seconds{1};
     pc.queue_timeout = std::chrono::seconds{60};
   });

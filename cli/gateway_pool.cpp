@@ -70,6 +70,7 @@ caf::behavior proxy(caf::stateful_actor<proxy_state>* self, std::shared_ptr<gw::
         call->request.set_tool(req.tool);
         call->request.set_session_id(req.session_id);
         call->request.set_correlation_id(req.correlation_id);
+        call->request.set_idempotent(req.idempotent);
         detail::to_proto(std::move(req.arguments), call->request.mutable_arguments());
         st.stub->async()->Call(&call->context, &call->request, &call->reply,
                                [handle, id, call, address](grpc::Status status) {
@@ -86,6 +87,7 @@ caf::behavior proxy(caf::stateful_actor<proxy_state>* self, std::shared_ptr<gw::
                                  out.worker_id = r.worker_id();
                                  out.python_wall = caf::timespan{r.python_wall_ns()};
                                  out.queued = caf::timespan{r.queued_ns()};
+                                 out.attempts = std::max<std::uint32_t>(r.attempts(), 1);
                                  caf::anon_send(handle, done_atom::value, id, std::move(out));
                                });
       } else {

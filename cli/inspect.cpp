@@ -174,6 +174,12 @@ std::string render(const tree_status& st, const std::string& label) {
                        p.crashes,
                        p.replacements, recycled,
                        recycle_reasons.empty() ? "" : " (" + recycle_reasons + ")");
+    if (p.breaker != "closed" || p.breaker_opened > 0 || p.retries > 0 || p.poisoned > 0
+        || p.poison_refused > 0)
+      out += fmt::format("  crash barrier: breaker {} (opened {}x, {} refused)  {} retries  "
+                         "{} poisoned request(s), {} refused\n",
+                         p.breaker, p.breaker_opened, p.breaker_refused, p.retries, p.poisoned,
+                         p.poison_refused);
     if (p.max_size > 0)
       out += fmt::format("  autoscaling {}..{} workers: {} up, {} down so far\n", p.min_size,
                          p.max_size, p.scale_ups, p.scale_downs);

@@ -64,6 +64,8 @@ struct call_options {
   /// With --repeat: the same calls on a process pool and on a thread pool of
   /// the same slots (--concurrency), compared.
   bool compare_profiles = false;
+  /// The call may run twice: retried after a worker crash.
+  bool idempotent = false;
   /// Through a running tree's gateway instead of a pool of its own.
   std::string connect;
   std::string remote_pool;
@@ -162,6 +164,7 @@ repeat_plan repeat_plan_of(const call_options& opts, value::map args) {
   plan.concurrency = opts.concurrency;
   plan.timings = opts.timings;
   plan.print_results = !opts.compare_profiles;
+  plan.idempotent = opts.idempotent;
   return plan;
 }
 
@@ -198,6 +201,7 @@ int run_call(const call_options& opts) {
     rc.timeout_ms = opts.timeout_ms;
     rc.stream = opts.stream;
     rc.timings = opts.timings;
+    rc.idempotent = opts.idempotent;
     rc.ca_file = opts.ca_file;
     if (!opts.token_file.empty()) {
       auto token = read_token_file(opts.token_file, "--token-file");
@@ -248,6 +252,7 @@ int run_call(const call_options& opts) {
     return exit_failed;
   auto req = make_request(opts.tool, *args->if_map(),
                           std::chrono::milliseconds{opts.timeout_ms});
+  req.idempotent = opts.idempotent;
   if (opts.stream) {
     auto code = stream_call(*h.sys, *pool, opts, std::move(req));
     stop_pool(*h.sys, *pool);
@@ -766,7 +771,10 @@ int main(int argc, char** argv) {
                      "and compare calls/s, latency, memory and start time")
     ->excludes(connect_opt);
   call_cmd->add_flag("--timings", call_opts.timings,
-                     "Print {result, python_wall_us, python_cpu_us, worker}");
+                     "Print {result, python_wall_us, python_cpu_us, worker, attempts}");
+  call_cmd->add_flag("--idempotent", call_opts.idempotent,
+                     "The call may run twice: retry it on another worker if its worker "
+                     "crashes (the pool's retry_max_attempts)");
   call_cmd->add_flag("--stream", call_opts.stream,
                      "Call a streaming (generator) tool: one JSON line per item; "
                      "--timeout-ms covers the whole stream")

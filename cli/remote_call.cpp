@@ -54,6 +54,7 @@ int run_remote_call(const remote_call& call) {
   gw::CallRequest req;
   req.set_pool(call.pool);
   req.set_tool(call.tool);
+  req.set_idempotent(call.idempotent);
   detail::to_proto(call.arguments, req.mutable_arguments());
   if (call.stream) {
     auto reader = stub->Stream(&ctx, req);
@@ -84,7 +85,8 @@ int run_remote_call(const remote_call& call) {
   if (call.timings)
     std::cout << value::make_map({{"result", result},
                                   {"python_wall_us", reply.python_wall_ns() / 1000},
-                                  {"worker", reply.worker_id()}})
+                                  {"worker", reply.worker_id()},
+                                  {"attempts", std::max<std::uint32_t>(reply.attempts(), 1)}})
                    .to_json()
               << std::endl;
   else

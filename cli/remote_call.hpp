@@ -21,6 +21,8 @@ struct remote_call {
   std::string ca_file;
   bool stream = false;
   bool timings = false;
+  /// May run twice: the pool retries it after a worker crash.
+  bool idempotent = false;
 };
 
 /// Makes the call and prints its result (or items, one per line) on stdout,

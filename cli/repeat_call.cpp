@@ -54,7 +54,8 @@ std::string reply_json(const execute_reply& reply, bool timings) {
   return value::make_map({{"result", reply.result},
                           {"python_wall_us", us(reply.python_wall)},
                           {"python_cpu_us", us(reply.python_cpu)},
-                          {"worker", reply.worker_id}})
+                          {"worker", reply.worker_id},
+                          {"attempts", reply.attempts}})
     .to_json();
 }
 
@@ -106,8 +107,9 @@ repeat_outcome call_repeatedly(caf::actor_system& sys, const pool_actor& pool,
         ++out->finished;
         ++counters->finished;
       };
-      self->request(pool, caf::infinite, execute_atom::value,
-                    make_request(plan->tool, plan->args, timeout))
+      auto req = make_request(plan->tool, plan->args, timeout);
+      req.idempotent = plan->idempotent;
+      self->request(pool, caf::infinite, execute_atom::value, std::move(req))
         .then(
           [plan, record, next](execute_reply& reply) {
             record();

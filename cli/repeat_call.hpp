@@ -26,6 +26,8 @@ struct repeat_plan {
   bool timings = false;
   /// Each result on stdout, one JSON line (off when comparing: the summaries are the output).
   bool print_results = true;
+  /// The calls may run twice: retried after a worker crash (`--idempotent`).
+  bool idempotent = false;
 };
 
 /// What a run of repeated calls did.

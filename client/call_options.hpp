@@ -17,6 +17,9 @@ struct call_options {
   std::string correlation_id;
   /// Passed to the tool's context in Python.
   std::map<std::string, std::string> metadata;
+  /// The call may run twice: if its worker crashes under it, the pool
+  /// retries it (its `retry_max_attempts`, within the deadline).
+  bool idempotent = false;
 };
 
 } // namespace snakepit

@@ -56,6 +56,7 @@ struct client::impl {
     detail::to_proto(std::move(arguments), req->mutable_arguments());
     req->set_session_id(opts.session_id);
     req->set_correlation_id(opts.correlation_id);
+    req->set_idempotent(opts.idempotent);
     for (auto& [k, v] : opts.metadata)
       (*req->mutable_metadata())[k] = v;
   }

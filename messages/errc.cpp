@@ -14,11 +14,12 @@ constexpr const char* errc_names[] = {
   "session_unknown", "session_lost", "session_busy",
   "already_started", "already_present", "child_running", "child_unknown", "ignored",
   "unavailable", "unauthenticated", "node_down",
+  "poison_request", "circuit_open",
 };
 
 constexpr auto errc_count = sizeof(errc_names) / sizeof(errc_names[0]);
 
-static_assert(errc_count == static_cast<std::size_t>(errc::node_down) + 1,
+static_assert(errc_count == static_cast<std::size_t>(errc::circuit_open) + 1,
               "every errc needs a name");
 
 } // namespace

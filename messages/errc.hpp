@@ -71,6 +71,13 @@ enum class errc : std::uint8_t {
   /// The node that runs the pool cannot be reached, or went down while the
   /// call was there: it may or may not have run.
   node_down,
+  /// The request (same tool and arguments) crashed workers `poison_threshold`
+  /// times within `poison_ttl_ms`: refused at once instead of killing another
+  /// worker, until its taint expires. Fix the tool or its input.
+  poison_request,
+  /// The pool's circuit breaker is open after repeated worker crashes: the
+  /// call was refused without running; the message says when to retry.
+  circuit_open,
 };
 
 /// Stable lower-case name of a code, e.g. "unknown_tool".

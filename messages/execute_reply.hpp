@@ -29,12 +29,16 @@ struct execute_reply {
   /// A map request's outcomes, one per argument set, in order (`result`
   /// stays null; `python_wall` and `python_cpu` are their sums).
   std::vector<item_outcome> items;
+  /// Attempts it took: 1, or more when its worker crashed and the pool
+  /// retried it (idempotent calls only).
+  std::uint32_t attempts = 1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, execute_reply& x) {
   return f(caf::meta::type_name("snakepit::execute_reply"), x.result,
-           x.python_wall, x.python_cpu, x.queued, x.request_id, x.worker_id, x.items);
+           x.python_wall, x.python_cpu, x.queued, x.request_id, x.worker_id, x.items,
+           x.attempts);
 }
 
 } // namespace snakepit

@@ -44,6 +44,14 @@ struct execute_request {
   /// (one slot, one deadline for all); `arguments` must then be empty. The
   /// reply's `items` holds each set's result or error.
   std::vector<value::map> items;
+  /// The call may run more than once: a call whose worker crashes under it is
+  /// retried (the pool's `retry_max_attempts`, back-off, within the
+  /// deadline). Also when the tool says so (`@tool(idempotent=True)`).
+  bool idempotent = false;
+  /// Set by the pool: which attempt this is (1: the first), and the request's
+  /// identity in the poison table (a hash of tool and arguments).
+  std::uint32_t attempt = 0;
+  std::uint64_t poison_key = 0;
 };
 
 /// The longest timeout anything accepts (ten years): a deadline of now plus
@@ -71,7 +79,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, execute_request& x) {
   return f(caf::meta::type_name("snakepit::execute_request"), x.request_id,
            x.tool, x.arguments, x.deadline, x.queued, x.correlation_id,
-           x.session_id, x.metadata, x.session_moved, x.stream_window, x.items);
+           x.session_id, x.metadata, x.session_moved, x.stream_window, x.items,
+           x.idempotent, x.attempt, x.poison_key);
 }
 
 } // namespace snakepit

@@ -63,6 +63,16 @@ struct pool_status {
   std::string node;
   /// A cluster pool's members (`spawn_cluster_pool`); empty for a pool.
   std::vector<cluster_member_status> members;
+  /// Crash barrier (docs/architecture.md#crash-barrier): the circuit
+  /// breaker's state ("closed", "open", "half_open"), the times it opened and
+  /// the calls it refused; calls retried after a crash; requests tainted now
+  /// and calls refused as `poison_request`.
+  std::string breaker = "closed";
+  std::uint64_t breaker_opened = 0;
+  std::uint64_t breaker_refused = 0;
+  std::uint64_t retries = 0;
+  std::uint32_t poisoned = 0;
+  std::uint64_t poison_refused = 0;
 };
 
 template <class Inspector>
@@ -71,7 +81,8 @@ typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
            x.size, x.ready, x.capacity, x.busy, x.queued, x.queue_max, x.served,
            x.failed, x.queue_full, x.queue_timeouts, x.sessions, x.uptime, x.crashes, x.replacements, x.recycles, x.workers,
            x.redispatched, x.node, x.members, x.min_size, x.max_size, x.scale_ups,
-           x.scale_downs);
+           x.scale_downs, x.breaker, x.breaker_opened, x.breaker_refused, x.retries,
+           x.poisoned, x.poison_refused);
 }
 
 } // namespace snakepit

@@ -29,6 +29,9 @@ struct tool_spec {
   std::string returns;
   /// A generator: call it with `execute_stream_atom`.
   bool streaming = false;
+  /// Safe to run twice (`@tool(idempotent=True)`): a call whose worker
+  /// crashes is retried.
+  bool idempotent = false;
 };
 
 } // namespace snakepit

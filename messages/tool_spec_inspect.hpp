@@ -18,7 +18,7 @@ typename Inspector::result_type inspect(Inspector& f, parameter_spec& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tool_spec& x) {
   return f(caf::meta::type_name("snakepit::tool_spec"), x.name, x.description, x.parameters,
-           x.returns, x.streaming);
+           x.returns, x.streaming, x.idempotent);
 }
 
 } // namespace snakepit

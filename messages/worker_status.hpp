@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
@@ -59,6 +60,9 @@ struct worker_status {
   std::uint64_t batched_calls = 0;
   std::uint64_t batches = 0;
   std::uint64_t unary_calls = 0;
+  /// Tools its adapter declares idempotent (`@tool(idempotent=True)`): their
+  /// calls are retried when a worker crashes under them.
+  std::vector<std::string> idempotent_tools;
 };
 
 template <class Inspector>
@@ -68,7 +72,7 @@ typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
            x.implementation, x.gil_enabled, x.free_threaded, x.profile,
            x.python_wall_total, x.python_cpu_total, x.age, x.draining, x.rss_bytes,
            x.python_events_dropped, x.transport, x.pipeline_depth, x.batched_calls,
-           x.batches, x.unary_calls);
+           x.batches, x.unary_calls, x.idempotent_tools);
 }
 
 } // namespace snakepit

@@ -443,7 +443,7 @@ void rss_rule(const pool_facts& f, std::vector<recommendation>& out) {
     "rss_outlier"));
 }
 
-/// [crashes], [replacements] and [not_ready].
+/// [crashes], [breaker], [poison], [replacements] and [not_ready].
 void health_rules(const pool_facts& f, std::vector<recommendation>& out) {
   auto& s = *f.status;
   auto uptime = seconds(s.uptime);
@@ -456,6 +456,27 @@ void health_rules(const pool_facts& f, std::vector<recommendation>& out) {
                        "tracebacks (their stderr is logged with the worker id); a kill by "
                        "signal 9 may be the out-of-memory killer (dmesg)",
                        "crashes"));
+  if (s.breaker != "closed" || s.breaker_opened > 0)
+    out.push_back(make(s.breaker == "closed" ? severity::warning : severity::critical,
+                       s.breaker == "closed" ? "circuit breaker opened"
+                                             : "circuit breaker " + s.breaker,
+                       fmt::format("it opened {} after repeated worker crashes and refused {} "
+                                   "(circuit_open)",
+                                   count_of(s.breaker_opened, "time", "times"),
+                                   count_of(s.breaker_refused, "call", "calls")),
+                       "find why the workers crash (the log's worker lines, tracebacks, dmesg "
+                       "for the OOM killer); breaker_threshold, breaker_window_ms and "
+                       "breaker_open_ms tune it",
+                       "breaker"));
+  if (s.poisoned > 0 || s.poison_refused > 0)
+    out.push_back(make(severity::warning, "requests that crash workers",
+                       fmt::format("{} refused now, {} refused so far (poison_request): the same "
+                                   "tool and arguments crashed workers repeatedly",
+                                   count_of(s.poisoned, "request", "requests"),
+                                   count_of(s.poison_refused, "call", "calls")),
+                       "the log names the tool (\"crashed workers N times\"): fix the tool or "
+                       "its input; the refusal ends poison_ttl_ms after the last crash",
+                       "poison"));
   if (s.replacements > 0)
     out.push_back(make(s.replacements >= many_replacements ? severity::warning : severity::info,
                        "workers killed for calls past their deadline",

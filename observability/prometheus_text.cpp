@@ -98,6 +98,10 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   auto scaled = make("snakepit_pool_scaled_total",
                      "Steps autoscaling took, by direction (up: workers added at once).",
                      kind::counter);
+  auto breaker = make("snakepit_pool_breaker_state",
+                      "1 for the circuit breaker's current state (closed, open, half_open).");
+  auto poisoned = make("snakepit_pool_poisoned_requests",
+                       "Requests refused now as poison_request (crashed workers too often).");
   auto m_up = make("snakepit_cluster_member_connected",
                    "1 when the cluster can send the member calls, else 0.");
   auto m_cap = make("snakepit_cluster_member_capacity", "The member's reported capacity.");
@@ -135,6 +139,11 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
     queue_max.values[pool] = p.queue_max;
     uptime.values[pool] = seconds(p.uptime);
     sessions.values[pool] = p.sessions;
+    if (p.members.empty()) {
+      for (auto state : {"closed", "open", "half_open"})
+        breaker.values[{{"pool", p.name}, {"state", state}}] = p.breaker == state ? 1 : 0;
+      poisoned.values[pool] = p.poisoned;
+    }
     if (p.max_size > 0) {
       min_size.values[pool] = p.min_size;
       max_size.values[pool] = p.max_size;
@@ -159,7 +168,7 @@ std::vector<metric_family> status_families(const std::vector<pool_status>& pools
   detached.values[{}] = static_cast<double>(telemetry::global().detached_for_throwing());
   return {up,       size,   ready, capacity, busy,      queued,   queue_max, uptime,
           sessions, min_size, max_size, scaled, w_busy, w_cap, w_rss, w_age, w_wall, m_up, m_cap,
-          m_busy, m_latency, m_calls, m_lost, detached};
+          m_busy, m_latency, m_calls, m_lost, breaker, poisoned, detached};
 }
 
 } // namespace

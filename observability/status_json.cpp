@@ -59,6 +59,12 @@ json pool_json(const pool_status& p) {
               {"workers", std::move(workers)}};
   if (!p.node.empty())
     out["node"] = p.node;
+  out["breaker"] = p.breaker;
+  out["breaker_opened"] = p.breaker_opened;
+  out["breaker_refused"] = p.breaker_refused;
+  out["retries"] = p.retries;
+  out["poisoned"] = p.poisoned;
+  out["poison_refused"] = p.poison_refused;
   if (p.max_size > 0) {
     out["min_size"] = p.min_size;
     out["max_size"] = p.max_size;
@@ -140,6 +146,12 @@ pool_status pool_from(const json& j) {
   get(j, "crashes", p.crashes);
   get(j, "replacements", p.replacements);
   get(j, "recycles", p.recycles);
+  get(j, "breaker", p.breaker);
+  get(j, "breaker_opened", p.breaker_opened);
+  get(j, "breaker_refused", p.breaker_refused);
+  get(j, "retries", p.retries);
+  get(j, "poisoned", p.poisoned);
+  get(j, "poison_refused", p.poison_refused);
   if (auto i = j.find("workers"); i != j.end() && i->is_array())
     for (auto& w : *i)
       p.workers.push_back(worker_from(w));

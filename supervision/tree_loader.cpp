@@ -102,6 +102,9 @@ const word_list pool_keys = {
   "restart",          "shutdown",     "significant",
   "transport",        "batch_max_calls", "batch_max_bytes", "batch_max_unanswered",
   "shared_memory",    "shm_threshold",   "shm_bytes_max",   "shm_cache_bytes",
+  "retry_max_attempts", "retry_backoff_min_ms", "retry_backoff_max_ms",
+  "poison_threshold", "poison_ttl_ms", "poison_max_entries",
+  "breaker_threshold", "breaker_window_ms", "breaker_open_ms",
   "pipeline_depth",   "pipeline_budget_ms",
   "min_size",         "max_size",        "scale_up_wait_ms", "scale_busy_threshold",
   "scale_busy_window_ms", "idle_timeout_ms", "scale_max_step", "scale_up_cooldown_ms",
@@ -1234,6 +1237,23 @@ private:
                                ms_text(backoff.min), max_key, ms_text(backoff.max)));
   }
 
+  /// The crash barrier's keys: retries, poison table, circuit breaker.
+  void read_crash_barrier(section& s, pool_config& cfg) {
+    assign(cfg.retry.max_attempts,
+           s.count("retry_max_attempts", 1, 100, "an integer 1..100 (1: no retries)"));
+    assign(cfg.retry.backoff_min, s.millis("retry_backoff_min_ms", false));
+    assign(cfg.retry.backoff_max, s.millis("retry_backoff_max_ms", false));
+    assign(cfg.poison.threshold,
+           s.count("poison_threshold", 0, max_u32, "an integer >= 0 (0: off)"));
+    assign(cfg.poison.ttl, s.millis("poison_ttl_ms", true));
+    assign(cfg.poison.max_entries,
+           s.count("poison_max_entries", 1, 10'000'000, "an integer 1..10000000"));
+    assign(cfg.breaker.threshold,
+           s.count("breaker_threshold", 0, max_u32, "an integer >= 0 (0: off)"));
+    assign(cfg.breaker.window, s.millis("breaker_window_ms", true));
+    assign(cfg.breaker.open_time, s.millis("breaker_open_ms", true));
+  }
+
   void read_remote_pool(section& s, definition& def) {
     auto& n = def.node;
     n.pool.name = n.name;
@@ -1458,6 +1478,7 @@ private:
            s.count("max_restarts", 0, max_u32, "an integer >= 0"));
     assign(cfg.intensity.period, s.seconds("max_seconds"));
     read_backoff(s, cfg.backoff);
+    read_crash_barrier(s, cfg);
     n.restart = s.restart().value_or(restart_type::permanent);
     read_significant(s, n);
     auto default_shutdown = cfg.shutdown_timeout + std::chrono::seconds{1};

@@ -1,10 +1,12 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <caf/actor_addr.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
+#include <caf/meta/type_name.hpp>
 
 #include "snakepit/messages/pool_actor.hpp"
 #include "snakepit/messages/worker_actor.hpp"
@@ -40,6 +42,16 @@ using worker_exited_atom = caf::atom_constant<caf::atom("wexited")>;
 /// never started there (its process died); the pool routes it again. Sent
 /// by the worker as a delegation, so the reply goes to the original caller.
 using redispatch_atom = caf::atom_constant<caf::atom("redisp")>;
+/// (calls_crashed_atom, worker address, calls): the worker's process died
+/// on its own (a crash, not a kill); `calls` are those it had open and may
+/// have started (the poison table counts them, the breaker the crash).
+using calls_crashed_atom = caf::atom_constant<caf::atom("crashed")>;
+/// (retry_atom, id): a crashed idempotent call's back-off is over.
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// (attempt_atom, request): one attempt of a call the pool follows (retried
+/// or the breaker's probe), sent to itself: routed like any call, its reply
+/// comes back to the pool.
+using attempt_atom = caf::atom_constant<caf::atom("attempt")>;
 /// (autoscale_atom): time for the autoscaling policy to look at the pool.
 using autoscale_atom = caf::atom_constant<caf::atom("autoscale")>;
 /// (expire_atom, time the timer was armed for, in ns): the queue's timer.
@@ -55,6 +67,17 @@ inline std::string pipeline_key(const execute_request& req) {
   return pipeline_key(req.tool, !req.items.empty());
 }
 
+/// A call open on a worker whose process crashed.
+struct crashed_call {
+  std::string tool;
+  std::uint64_t poison_key = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, crashed_call& x) {
+  return f(caf::meta::type_name("snakepit::detail::crashed_call"), x.tool, x.poison_key);
+}
+
 /// The pool as its workers and timers see it.
 using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<worker_ready_atom, worker_actor, worker_status>,
@@ -66,6 +89,9 @@ using pool_actor_impl = pool_actor::extend<
   caf::reacts_to<drained_atom, std::string>,
   caf::reacts_to<events_dropped_atom, caf::actor_addr, std::uint64_t>,
   caf::reacts_to<session_sweep_atom>,
+  caf::reacts_to<calls_crashed_atom, caf::actor_addr, std::vector<crashed_call>>,
+  caf::reacts_to<retry_atom, std::uint64_t>,
+  caf::replies_to<attempt_atom, execute_request>::with<execute_reply>,
   caf::reacts_to<autoscale_atom>,
   caf::reacts_to<expire_atom, std::int64_t>>;
 

@@ -20,7 +20,9 @@
 #include "snakepit/actors/detail/log.hpp"
 #include "snakepit/actors/detail/pipelining_policy.hpp"
 #include "snakepit/actors/detail/pool_protocol.hpp"
+#include "snakepit/actors/circuit_breaker.hpp"
 #include "snakepit/actors/lifecycle.hpp"
+#include "snakepit/actors/poison_table.hpp"
 #include "snakepit/actors/pool.hpp"
 #include "snakepit/actors/runtime_paths.hpp"
 #include "snakepit/actors/python_locator.hpp"
@@ -118,6 +120,33 @@ struct queued_request {
   }
 };
 
+/// A call the pool follows instead of delegating it away: an idempotent call
+/// (retried after a crash) or the half-open breaker's probe
+/// (actors/pool_barrier.cpp).
+struct tracked_call {
+  std::uint64_t id = 0;
+  /// The request as the caller sent it (a retry needs its arguments again;
+  /// empty once taken by an attempt that cannot be retried).
+  execute_request req;
+  caf::typed_response_promise<execute_reply> promise;
+  /// Attempts started so far.
+  std::uint32_t attempt = 0;
+  bool retryable = false;
+  bool probe = false;
+  /// Between a crash and its retry (the back-off timer runs).
+  bool waiting = false;
+};
+
+/// What the crash barrier decided about an admitted call.
+struct barrier_ticket {
+  /// The pool follows it (instead of delegating it away).
+  bool follow = false;
+  /// A crash under it is retried.
+  bool retryable = false;
+  /// The half-open breaker's probe.
+  bool probe = false;
+};
+
 struct pool_state {
   pool_config cfg;
   supervisor_actor sup;
@@ -174,6 +203,16 @@ struct pool_state {
   /// Each worker's slot by local id ("w-3" -> 0): its `{index}` in `env`
   /// and its place in `cpu_affinity`.
   std::map<std::string, std::uint32_t> slots;
+
+  /// Crash barrier (pool_barrier.cpp): crashes per request, the breaker,
+  /// tools the adapter declares idempotent, calls waiting for their retry.
+  poison_table poison;
+  circuit_breaker breaker;
+  std::set<std::string> idempotent_tools;
+  std::map<std::uint64_t, std::shared_ptr<tracked_call>> followed;
+  std::uint64_t next_followed = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t poison_refused = 0;
 
   /// Marks the name as a pool's for the log's `pool=` field while it lives.
   detail::log_pool_name log_name;
@@ -296,6 +335,23 @@ void bind_session(pool_pointer self, execute_request& req, worker_slot& w);
 void end_session(pool_pointer self, const session_entry& s, const char* reason);
 void sweep_sessions(pool_pointer self);
 caf::result<std::string> open_session(pool_pointer self, std::string id);
+
+// pool_barrier.cpp
+/// Poison table and breaker for an admitted call or stream (null `ticket`):
+/// its key is set; an error when it is refused.
+caf::error barrier_admit(pool_pointer self, execute_request& req, barrier_ticket* ticket);
+/// Runs a call the pool follows: attempts, retries, the probe's verdict.
+caf::result<execute_reply> run_followed(pool_pointer self, execute_request& req,
+                                       const barrier_ticket& ticket);
+/// The pool ends: every call it follows gets `err`.
+void fail_followed(pool_pointer self, const caf::error& err);
+/// The pool stops: calls waiting for a retry get `err` now.
+void fail_waiting_retries(pool_pointer self, const caf::error& err);
+caf::result<execute_reply> on_attempt(pool_pointer self, execute_request& req);
+void on_retry(pool_pointer self, std::uint64_t id);
+void on_calls_crashed(pool_pointer self, const std::vector<detail::crashed_call>& calls);
+void note_idempotent_tools(pool_state& st, const worker_status& info);
+void fill_barrier_status(const pool_state& st, pool_status& out);
 
 // pool_autoscaling.cpp
 void start_autoscaling(pool_pointer self);

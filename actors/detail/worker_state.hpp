@@ -107,6 +107,11 @@ struct call_state {
   std::optional<execute_request> retained;
   /// Its arguments in shared memory: removed when the call ends here.
   segment_list segments;
+  /// The pool's marks (execute_request): attempt number, poison-table key,
+  /// retry allowed; kept for the reply, a crash report and a re-dispatch.
+  std::uint32_t attempt = 0;
+  std::uint64_t poison_key = 0;
+  bool idempotent = false;
 };
 
 /// A stream in flight: it holds a slot until its RPC is over.
@@ -149,6 +154,8 @@ struct worker_state {
   bool process_gone = false;
   std::string python_version;
   std::string implementation;
+  /// Tools the adapter declares idempotent (the ready line's `idempotent_tools`).
+  std::vector<std::string> idempotent_tools;
   bool gil_enabled = true;
   bool free_threaded = false;
   std::shared_ptr<detail::stderr_tail> tail = std::make_shared<detail::stderr_tail>();
@@ -231,6 +238,9 @@ caf::result<std::vector<tool_spec>> on_list_tools(worker_pointer self);
 void on_tools_listed(worker_pointer self, std::vector<tool_spec>& tools, bool ok);
 bool redispatch(worker_pointer self, std::unordered_map<std::uint64_t, call_state>::iterator i);
 void redispatch_unstarted(worker_pointer self);
+/// The process crashed: tells the pool which open calls it may have been
+/// running (the poison table counts them, the breaker the crash).
+void report_crashed_calls(worker_pointer self);
 void on_batch_reply(worker_pointer self, std::uint64_t id, detail::batch_reply_ptr& reply);
 void on_batch_closed(worker_pointer self, std::uint64_t id, std::int32_t code,
                      const std::string& message);

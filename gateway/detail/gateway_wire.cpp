@@ -42,6 +42,7 @@ execute_request to_request(const gw::CallRequest& req,
   for (auto& [k, v] : req.metadata())
     r.metadata.emplace(k, v);
   r.stream_window = req.stream_window();
+  r.idempotent = req.idempotent();
   if (deadline)
     r.deadline = caf::timestamp{
       std::chrono::duration_cast<caf::timestamp::duration>(deadline->time_since_epoch())};
@@ -58,6 +59,7 @@ void fill(gw::CallReply* out, execute_reply&& x, std::size_t max_bytes) {
   out->set_worker_id(x.worker_id);
   out->set_python_wall_ns(x.python_wall.count());
   out->set_queued_ns(x.queued.count());
+  out->set_attempts(x.attempts);
 }
 
 } // namespace snakepit::detail

@@ -10,6 +10,7 @@ tool_spec from_proto(const bridge::v1::ToolSpec& t) {
   spec.description = t.description();
   spec.returns = t.returns();
   spec.streaming = t.streaming();
+  spec.idempotent = t.idempotent();
   for (auto& p : t.parameters()) {
     parameter_spec param;
     param.name = p.name();
@@ -35,6 +36,7 @@ void to_proto(const tool_spec& x, bridge::v1::ToolSpec* out) {
   out->set_description(x.description);
   out->set_returns(x.returns);
   out->set_streaming(x.streaming);
+  out->set_idempotent(x.idempotent);
   for (auto& p : x.parameters) {
     auto* param = out->add_parameters();
     param->set_name(p.name);

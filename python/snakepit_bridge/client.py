@@ -295,7 +295,7 @@ def _tool_dict(spec: pb.ToolSpec) -> Dict[str, Any]:
             entry["default"] = _decode(parameter.default_value, f"{spec.name}.{parameter.name}")
         parameters.append(entry)
     return {"name": spec.name, "description": spec.description, "parameters": parameters,
-            "returns": spec.returns, "streaming": spec.streaming}
+            "returns": spec.returns, "streaming": spec.streaming, "idempotent": spec.idempotent}
 
 
 def _pools(reply: gw.ListPoolsReply) -> List[Dict[str, Any]]:
@@ -523,8 +523,8 @@ class Client:
     def pools(self, *, timeout: Optional[float] = None) -> List[Dict[str, Any]]:
         """The tree's pools: dicts with ``name``, ``state``, ``size``, ``ready``, ``busy``,
         ``queued``, ``profile``, ``adapter`` and ``tools`` (dicts with ``name``,
-        ``description``, ``parameters``, ``returns``, ``streaming``; empty when the gateway
-        did not list them)."""
+        ``description``, ``parameters``, ``returns``, ``streaming``, ``idempotent``; empty when
+        the gateway did not list them)."""
         return _pools(self._unary(self._stub.ListPools, gw.ListPoolsRequest(), timeout))
 
     def status(self, pool: str = "", *, timeout: Optional[float] = None) -> Dict[str, Any]:

@@ -26,6 +26,7 @@ class ToolOptions:
 
     name: Optional[str] = None
     description: Optional[str] = None
+    idempotent: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ class ToolSpec:
     """One tool, as reported by ``describe()`` and ``ListTools``.
 
     ``streaming`` is true for a generator tool (``def`` or ``async def`` with ``yield``): it is
-    called with ``ExecuteStream`` and ``returns`` is the type of each item.
+    called with ``ExecuteStream`` and ``returns`` is the type of each item. ``idempotent`` is
+    true when ``@tool(idempotent=True)`` says running it twice is safe: the host retries a call
+    whose worker crashed under it.
     """
 
     name: str
@@ -59,12 +62,13 @@ class ToolSpec:
     returns: str
     is_async: bool = False
     streaming: bool = False
+    idempotent: bool = False
 
 
 def wire_spec(spec: ToolSpec) -> pb.ToolSpec:
     """The wire ``ToolSpec`` of a tool (``ListTools``, and ``ListHostTools`` of the test host)."""
     message = pb.ToolSpec(name=spec.name, description=spec.description, returns=spec.returns,
-                          streaming=spec.streaming)
+                          streaming=spec.streaming, idempotent=spec.idempotent)
     for parameter in spec.parameters:
         entry = message.parameters.add(name=parameter.name, type=parameter.type, required=parameter.required,
                                        description=parameter.description)
@@ -91,11 +95,17 @@ def tool(function: F) -> F: ...
 
 
 @overload
-def tool(*, name: Optional[str] = None, description: Optional[str] = None) -> Callable[[F], F]: ...
+def tool(
+    *, name: Optional[str] = None, description: Optional[str] = None, idempotent: bool = False
+) -> Callable[[F], F]: ...
 
 
 def tool(
-    function: Any = None, *, name: Optional[str] = None, description: Optional[str] = None
+    function: Any = None,
+    *,
+    name: Optional[str] = None,
+    description: Optional[str] = None,
+    idempotent: bool = False,
 ) -> Any:
     """Marks a method of a :class:`BaseAdapter` subclass as a tool.
 
@@ -107,17 +117,24 @@ def tool(
     A generator method (sync or ``async def``, with ``yield``) is a streaming tool: its items go
     to the caller one by one (``ExecuteStream``), and its return annotation names the item type
     (``Iterator[int]``, ``Generator[int, None, None]``, ``AsyncIterator[dict]``...).
+
+    ``idempotent=True`` declares that running the tool twice with the same arguments is safe:
+    when its worker process crashes under a call, the host retries the call on another worker
+    (the pool's ``retry_max_attempts``, with back-off, within the call's deadline). Leave it off
+    for tools with effects that must not happen twice.
     """
     if isinstance(function, str):
         raise TypeError("use @tool(name=...) to give a tool a name")
     if name is not None and (not isinstance(name, str) or not name):
         raise TypeError("a tool name must be a non-empty str")
+    if not isinstance(idempotent, bool):
+        raise TypeError("idempotent must be True or False")
 
     def mark(target: Any) -> Any:
         inner = target.__func__ if isinstance(target, (staticmethod, classmethod)) else target
         if not inspect.isfunction(inner):
             raise TypeError(f"@tool decorates functions, not {type(target).__name__}")
-        setattr(inner, _MARK, ToolOptions(name, description))
+        setattr(inner, _MARK, ToolOptions(name, description, idempotent))
         return target
 
     return mark if function is None else mark(function)
@@ -181,7 +198,8 @@ def build(attribute: str, member: Any, options: ToolOptions, owner: str) -> Tool
     is_async = inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
     description = options.description if options.description is not None else _first_paragraph(doc)
     return ToolDef(
-        spec=ToolSpec(name, description, tuple(specs), returns.name, is_async, streaming),
+        spec=ToolSpec(name, description, tuple(specs), returns.name, is_async, streaming,
+                      options.idempotent),
         attribute=attribute,
         types=types,
         context_parameter=context_parameter,

@@ -28,8 +28,9 @@ The start contract with the host (the C++ side implements the other half)::
    (``ctx.call_host``; the channel opens on first use, ``docs/host-tools.md``).
 5. Then one JSON line ``{"status": "ready", "pid", "worker_id", "python_version",
    "implementation", "gil_enabled", "free_threaded", "profile", "concurrency", "thread_safe",
-   "thread_check", "adapter", "tools", "warnings"}`` on the ready fd, and close it. In the thread
-   profile, ``warnings`` names the imported libraries listed as not thread-safe (also on stderr).
+   "thread_check", "adapter", "tools", "idempotent_tools", "warnings"}`` on the ready fd, and
+   close it. In the thread profile, ``warnings`` names the imported libraries listed as not
+   thread-safe (also on stderr).
 6. Stop RPC (its grace_ms) or SIGTERM/SIGINT (5000 ms): stop accepting, let calls in flight
    finish within the grace, ``on_session_closed(id, "stopping", state)`` for each session still
    held, ``teardown()``, exit 0.
@@ -337,6 +338,8 @@ async def _serve(args: argparse.Namespace, adapter: Any) -> int:
         "thread_check": args.thread_check,
         "adapter": args.adapter,
         "tools": sorted(server.dispatcher.tools),
+        "idempotent_tools": sorted(name for name, definition in server.dispatcher.tools.items()
+                                   if definition.spec.idempotent),
         "warnings": warnings,
     })
     await server.serve_until_stopped()

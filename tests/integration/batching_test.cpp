@@ -10,43 +10,13 @@
 
 #include "pool_fixture.hpp"
 #include "snakepit/actors/telemetry.hpp"
+#include "../support/event_log.hpp"
 
 using namespace snakepit;
 using namespace snakepit::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Events of some names seen on the bus while it lives.
-class event_log {
-public:
-  explicit event_log(std::string pattern) {
-    id_ = telemetry::global().attach(std::move(pattern), [this](const telemetry_event& e) {
-      std::lock_guard<std::mutex> guard{mtx_};
-      events_.push_back(e);
-    });
-  }
-  ~event_log() {
-    telemetry::global().detach(id_);
-  }
-  std::vector<telemetry_event> named(const std::string& name) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    std::vector<telemetry_event> out;
-    for (auto& e : events_)
-      if (e.name == name)
-        out.push_back(e);
-    return out;
-  }
-  void clear() {
-    std::lock_guard<std::mutex> guard{mtx_};
-    events_.clear();
-  }
-
-private:
-  std::mutex mtx_;
-  std::vector<telemetry_event> events_;
-  std::uint64_t id_ = 0;
-};
 
 /// Sends `req` `n` times from `self` without waiting.
 void send_n(caf::scoped_actor& self, const pool_actor& pool, int n, const execute_request& req) {

@@ -388,6 +388,7 @@ def test_pools_lists_the_profile_adapter_and_tools(client: Client):
     assert [(p["name"], p["type"], p["required"]) for p in tools["add"]["parameters"]] == [
         ("a", "float", True), ("b", "float", True)]
     assert tools["count"]["streaming"] is True and tools["add"]["streaming"] is False
+    assert tools["add"]["idempotent"] is False
     delay = {p["name"]: p for p in tools["count"]["parameters"]}["delay_ms"]
     assert delay["required"] is False and delay["default"] == 0
 

@@ -241,3 +241,24 @@ def test_return_hints_that_the_wire_lacks_read_as_any():
 
     found = specs(Results)
     assert (found["pair"].returns, found["odd"].returns) == ("list", "any")
+
+
+class Idempotency(BaseAdapter):
+    @tool(idempotent=True)
+    def lookup(self, key: str) -> str:
+        return key
+
+    @tool
+    def charge(self, amount: int) -> int:
+        return amount
+
+
+def test_idempotent_is_declared_by_the_decorator_and_travels_on_the_wire():
+    from snakepit_bridge.tools import wire_spec
+
+    found = specs(Idempotency)
+    assert found["lookup"].idempotent and not found["charge"].idempotent
+    assert wire_spec(found["lookup"]).idempotent
+    assert not wire_spec(found["charge"]).idempotent
+    with pytest.raises(TypeError, match="idempotent"):
+        tool(idempotent="yes")  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ def test_ready_line_describes_the_worker(workers):
     assert report["tools"] == sorted(report["tools"])
     assert {"noop", "echo", "add", "sleep", "cpu_burn", "fail", "make_bytes", "bytes_length", "worker_info",
             "unencodable", "crash", "noisy"} <= set(report["tools"])
+    assert report["idempotent_tools"] == []  # the showcase declares none (@tool(idempotent=True))
 
 
 def test_execute_ping_and_list_tools(workers):

@@ -457,3 +457,26 @@ TEST_CASE("an autoscaled pool is advised on its bounds, not its size") {
   REQUIRE(r);
   CHECK(r->action == "set min_size = 1 in [pools.idle]");
 }
+
+TEST_CASE("an open circuit breaker is critical; poisoned requests point at the tool") {
+  auto s = pool("flaky", 2, 0.5, 100);
+  CHECK(!find(only_pool(machine(), s).recommendations, "breaker"));
+  CHECK(!find(only_pool(machine(), s).recommendations, "poison"));
+  s.breaker = "open";
+  s.breaker_opened = 1;
+  s.breaker_refused = 12;
+  s.poisoned = 1;
+  s.poison_refused = 3;
+  auto d = only_pool(machine(), s);
+  auto open = find(d.recommendations, "breaker");
+  REQUIRE(open);
+  CHECK(open->level == recommendation::severity::critical);
+  CHECK(has(open->why, "refused 12 calls"));
+  auto poison = find(d.recommendations, "poison");
+  REQUIRE(poison);
+  CHECK(has(poison->why, "1 request refused now, 3 calls refused so far"));
+  s.breaker = "closed";
+  open = find(only_pool(machine(), s).recommendations, "breaker");
+  REQUIRE(open);
+  CHECK(open->level == recommendation::severity::warning);
+}

@@ -1145,3 +1145,53 @@ TEST_CASE("tree: preload is a process-profile pool's boolean") {
   CHECK(problem_at(check(text), "pools.p.preload").message.find("needs profile")
         != std::string::npos);
 }
+
+TEST_SUITE("tree_loader") {
+
+TEST_CASE("tree: the crash barrier's keys, their defaults and their bounds") {
+  auto spec = load_tree_string(base, "t.toml");
+  REQUIRE_MESSAGE(spec, describe(spec.error()).message);
+  auto& d = spec->root.children.at(0).pool;
+  CHECK(d.retry.max_attempts == 3);
+  CHECK(d.retry.backoff_min == 50ms);
+  CHECK(d.retry.backoff_max == 1000ms);
+  CHECK(d.poison.threshold == 3);
+  CHECK(d.poison.ttl == 600000ms);
+  CHECK(d.poison.max_entries == 10000);
+  CHECK(d.breaker.threshold == 5);
+  CHECK(d.breaker.window == 10000ms);
+  CHECK(d.breaker.open_time == 5000ms);
+  auto set = load_tree_string(with(R"(
+retry_max_attempts = 5
+retry_backoff_min_ms = 10
+retry_backoff_max_ms = 200
+poison_threshold = 2
+poison_ttl_ms = 1500
+poison_max_entries = 64
+breaker_threshold = 0
+breaker_window_ms = 2000
+breaker_open_ms = 750
+)"),
+                              "t.toml");
+  REQUIRE_MESSAGE(set, describe(set.error()).message);
+  auto& p = set->root.children.at(0).pool;
+  CHECK(p.retry.max_attempts == 5);
+  CHECK(p.retry.backoff_min == 10ms);
+  CHECK(p.retry.backoff_max == 200ms);
+  CHECK(p.poison.threshold == 2);
+  CHECK(p.poison.ttl == 1500ms);
+  CHECK(p.poison.max_entries == 64);
+  CHECK(p.breaker.threshold == 0);
+  CHECK(p.breaker.window == 2000ms);
+  CHECK(p.breaker.open_time == 750ms);
+  for (auto bad : {"retry_max_attempts = 0\n", "retry_max_attempts = 101\n",
+                   "poison_ttl_ms = 0\n", "poison_max_entries = 0\n", "breaker_window_ms = 0\n",
+                   "breaker_open_ms = 0\n",
+                   "retry_backoff_min_ms = 500\nretry_backoff_max_ms = 100\n"}) {
+    auto problems = check(with(bad));
+    INFO(bad << dump(problems));
+    CHECK(problems.size() == 1);
+  }
+}
+
+} // TEST_SUITE

@@ -355,18 +355,20 @@ class TelemetryEvent(_message.Message):
     def __init__(self, name: _Optional[str] = ..., measurements: _Optional[_Mapping[str, float]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., unix_ns: _Optional[int] = ...) -> None: ...
 
 class ToolSpec(_message.Message):
-    __slots__ = ["description", "name", "parameters", "returns", "streaming"]
+    __slots__ = ["description", "idempotent", "name", "parameters", "returns", "streaming"]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     RETURNS_FIELD_NUMBER: _ClassVar[int]
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     description: str
+    idempotent: bool
     name: str
     parameters: _containers.RepeatedCompositeFieldContainer[ParameterSpec]
     returns: str
     streaming: bool
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ..., returns: _Optional[str] = ..., streaming: bool = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ..., returns: _Optional[str] = ..., streaming: bool = ..., idempotent: bool = ...) -> None: ...
 
 class Value(_message.Message):
     __slots__ = ["bool_value", "bytes_value", "double_value", "int_value", "list_value", "map_value", "ndarray_value", "null_value", "shared_bytes", "string_value"]

@@ -13,23 +13,25 @@ class CallFrame(_message.Message):
     def __init__(self, calls: _Optional[_Iterable[_Union[MuxCall, _Mapping]]] = ...) -> None: ...
 
 class CallReply(_message.Message):
-    __slots__ = ["failure", "python_wall_ns", "queued_ns", "request_id", "result", "worker_id"]
+    __slots__ = ["attempts", "failure", "python_wall_ns", "queued_ns", "request_id", "result", "worker_id"]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     PYTHON_WALL_NS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_NS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    attempts: int
     failure: Failure
     python_wall_ns: int
     queued_ns: int
     request_id: str
     result: _bridge_pb2.Value
     worker_id: str
-    def __init__(self, result: _Optional[_Union[_bridge_pb2.Value, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., request_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., python_wall_ns: _Optional[int] = ..., queued_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, result: _Optional[_Union[_bridge_pb2.Value, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., request_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., python_wall_ns: _Optional[int] = ..., queued_ns: _Optional[int] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class CallRequest(_message.Message):
-    __slots__ = ["arguments", "correlation_id", "metadata", "pool", "session_id", "stream_window", "tool"]
+    __slots__ = ["arguments", "correlation_id", "idempotent", "metadata", "pool", "session_id", "stream_window", "tool"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +41,7 @@ class CallRequest(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -46,12 +49,13 @@ class CallRequest(_message.Message):
     TOOL_FIELD_NUMBER: _ClassVar[int]
     arguments: _bridge_pb2.MapValue
     correlation_id: str
+    idempotent: bool
     metadata: _containers.ScalarMap[str, str]
     pool: str
     session_id: str
     stream_window: int
     tool: str
-    def __init__(self, pool: _Optional[str] = ..., tool: _Optional[str] = ..., arguments: _Optional[_Union[_bridge_pb2.MapValue, _Mapping]] = ..., session_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., stream_window: _Optional[int] = ...) -> None: ...
+    def __init__(self, pool: _Optional[str] = ..., tool: _Optional[str] = ..., arguments: _Optional[_Union[_bridge_pb2.MapValue, _Mapping]] = ..., session_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., stream_window: _Optional[int] = ..., idempotent: bool = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ["kind", "message", "python_type", "traceback"]
