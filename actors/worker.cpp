@@ -150,8 +150,8 @@ void begin_stop(worker_pointer self, caf::error reason) {
   if (!is(st.exit_reason, errc::worker_replaced))
     st.exit_reason = reason ? std::move(reason) : caf::error{caf::exit_reason::user_shutdown};
   st.current = phase::stopping;
-  if (!st.process_alive) {
-    shut_down(self, st.exit_reason, calls_error(self));
+  if (!st.process_alive) {  // once the pool knows (calls it sent meanwhile go back to it)
+    finish_after_exit(self, st.exit_reason, calls_error(self));
     return;
   }
   auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.shutdown_timeout);
