@@ -1,5 +1,6 @@
 #include "snakepit/actors/worker.hpp"
 
+#include "snakepit/actors/detail/ready_line.hpp"
 #include "snakepit/actors/detail/worker_state.hpp"
 #include "snakepit/actors/fork_server.hpp"
 #include "snakepit/actors/worker_env.hpp"
@@ -171,35 +172,28 @@ void on_ready_line(worker_pointer self, const std::string& line) {
   auto& st = self->state;
   if (st.current != phase::starting)
     return;
-  auto doc = nlohmann::json::parse(line, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
+  std::string why;
+  auto doc = detail::parse_ready_line(line, why);
+  if (!doc) {
     fail_startup(self, make_error(errc::startup_failed,
-                                  fmt::format("worker {} sent an unreadable ready line: {}",
-                                              st.cfg.id, line.substr(0, 500))));
+                                  fmt::format("worker {} sent an unreadable ready line ({}): {}",
+                                              st.cfg.id, why, line.substr(0, 500))));
     return;
   }
-  auto status = doc.value("status", std::string{});
-  if (status != "ready") {
-    auto message = doc.value("message", std::string{"unknown startup error"});
+  if (!doc->ready) {
     fail_startup(self, make_error(errc::startup_failed,
                                   fmt::format("worker {} could not start adapter '{}': {}",
-                                              st.cfg.id, st.cfg.adapter, message),
-                                  doc.value("python_type", std::string{}),
-                                  doc.value("traceback", std::string{})));
+                                              st.cfg.id, st.cfg.adapter, doc->message),
+                                  doc->python_type, doc->traceback));
     return;
   }
-  st.python_version = doc.value("python_version", std::string{});
-  st.implementation = doc.value("implementation", std::string{});
-  st.gil_enabled = doc.value("gil_enabled", true);
-  if (auto t = doc.find("idempotent_tools"); t != doc.end() && t->is_array())
-    for (auto& name : *t)
-      if (name.is_string())
-        st.idempotent_tools.push_back(name.get<std::string>());
-  st.free_threaded = doc.value("free_threaded", false);
-  if (auto w = doc.find("warnings"); w != doc.end() && w->is_array())
-    for (auto& item : *w)
-      if (item.is_string())
-        detail::log_warning(st.cfg.id, "{}", item.get<std::string>());
+  st.python_version = std::move(doc->python_version);
+  st.implementation = std::move(doc->implementation);
+  st.gil_enabled = doc->gil_enabled;
+  st.free_threaded = doc->free_threaded;
+  st.idempotent_tools = std::move(doc->idempotent_tools);
+  for (auto& warning : doc->warnings)
+    detail::log_warning(st.cfg.id, "{}", warning);
   st.channel = std::make_unique<detail::worker_channel>(
     st.socket_path, st.cfg.max_payload_bytes + 65536);
   if (st.cfg.use_batches) {

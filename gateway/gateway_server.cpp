@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <mutex>
@@ -50,6 +51,13 @@ void fill(gw::PoolInfo* info, const std::vector<tool_spec>& tools) {
   for (auto& t : tools)
     detail::to_proto(t, info->add_tools());
 }
+
+/// The state of the actor driving one Map call: the function that sends the next chunk lives
+/// here, not in a shared_ptr its own lambdas capture (that cycle kept every Map's driver, its
+/// chunks and the pool alive for good: LeakSanitizer, cli tests).
+struct map_driver {
+  std::function<void()> send_next;
+};
 
 } // namespace
 
@@ -259,10 +267,10 @@ public:
       reactor->Finish(grpc::Status::OK);
       return reactor;
     }
-    owner_->sys->spawn([reactor, reply, ticket, st, pool = *pool](caf::event_based_actor* self) {
+    owner_->sys->spawn([reactor, reply, ticket, st,
+                        pool = *pool](caf::stateful_actor<map_driver>* self) {
       // Sends the next chunk, if any; finishes once every chunk is back.
-      auto send_next = std::make_shared<std::function<void()>>();
-      *send_next = [=]() mutable {
+      self->state.send_next = [=]() mutable {
         if (st->next >= st->chunks.size())
           return;
         auto index = st->next++;
@@ -282,7 +290,7 @@ public:
             self->quit();
             return;
           }
-          (*send_next)();
+          self->state.send_next();
         };
         self->request(pool, caf::infinite, execute_atom::value, std::move(st->chunks[index]))
           .then(
@@ -306,7 +314,7 @@ public:
             });
       };
       for (std::size_t k = 0; k < map_chunks_in_flight; ++k)
-        (*send_next)();
+        self->state.send_next();
     });
     return reactor;
   }

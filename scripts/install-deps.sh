@@ -18,6 +18,8 @@ packages=(
   python3-numpy
   # process tools used by tests (ps, kill); network namespaces for partition tests (ip, tc)
   procps iproute2 util-linux
+  # sanitizer and fuzz jobs (scripts/sanitize.sh, fuzz.sh, tsan.sh): clang with its runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -63,9 +63,12 @@ void batch_stream::OnWriteDone(bool ok) {
 
 void batch_stream::OnReadDone(bool ok) {
   if (!ok) {
-    // The RPC is ending: no more writes either.
+    // The RPC is ending: no more writes either. A reply that does not parse fails the read
+    // too but leaves the RPC open (it would hang until the process dies): cancel it, so its
+    // end reaches the worker now (a no-op when the RPC has its status already).
     std::lock_guard<std::mutex> guard{mtx_};
     closed_ = true;
+    context_.TryCancel();
     if (!writing_ && !hold_released_) {
       hold_released_ = true;
       RemoveHold();

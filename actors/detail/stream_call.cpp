@@ -1,5 +1,7 @@
 #include "snakepit/actors/detail/stream_call.hpp"
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
@@ -38,6 +40,7 @@ void stream_call::start(bridge::v1::Worker::Stub& stub, std::shared_ptr<channel_
   *first.mutable_start() = std::move(start);
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    credit_ = std::max<std::uint64_t>(1, first.start().stream_credit());  // 0 counts as 1
     write_locked(std::move(first));
     started_ = true;
   }
@@ -74,6 +77,7 @@ void stream_call::credit(std::uint32_t n) {
   if (n == 0)
     return;
   std::lock_guard<std::mutex> guard{mtx_};
+  credit_ += n;
   bridge::v1::StreamRequest msg;
   msg.set_credit(n);
   write_locked(std::move(msg));
@@ -145,6 +149,19 @@ void stream_call::OnReadDone(bool ok) {
         close_writes_locked(true);
         break;
       }
+      if (!finished_ && credit_ == 0) {
+        // Python ignores the back-pressure: the consumer never asked for this.
+        finish_locked(stream_error_atom::value, p_.id,
+                      make_error(errc::internal,
+                                 fmt::format("worker {} sent stream item {} beyond the "
+                                             "consumer's credit: the stream is cancelled",
+                                             p_.worker_id, next_index_)));
+        close_writes_locked(true);
+        context_.TryCancel();
+        break;
+      }
+      if (credit_ > 0)
+        --credit_;
       // From this one thread at a time to one actor: the order holds.
       if (!finished_)
         caf::anon_send(p_.consumer, stream_item_atom::value, p_.id, next_index_++,

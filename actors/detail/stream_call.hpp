@@ -106,6 +106,10 @@ private:
   /// The last message, until sent.
   caf::message last_;
   std::uint64_t next_index_ = 0;
+  /// Items Python may still send: the start's credit plus every `credit`,
+  /// less the items received. An item beyond it fails the stream (a worker
+  /// ignoring the back-pressure would otherwise fill the consumer's mailbox).
+  std::uint64_t credit_ = 0;
   std::int64_t wall_ns_ = 0;
   std::int64_t cpu_ns_ = 0;
   std::uint64_t events_dropped_ = 0;

@@ -97,22 +97,61 @@ worker_channel::worker_channel(const std::string& socket_path,
   slot_->channel = grpc::CreateCustomChannel("unix:" + socket_path,
                                              grpc::InsecureChannelCredentials(), args);
   stub_ = bridge::v1::Worker::NewStub(slot_->channel);
+  generic_ = std::make_unique<grpc::GenericStub>(slot_->channel);
 }
 
 worker_channel::~worker_channel() {
   stub_.reset();
+  generic_.reset();
   channel_keeper::instance().retire(std::move(slot_));
 }
+
+namespace {
+
+/// Calls `method` (e.g. "Execute") of service Worker with `request`, and parses the reply into
+/// `response` before `done(status)` runs. gRPC's own callback unary call does not do for us:
+/// a reply that does not parse is dropped and the call still reports the server's status, OK,
+/// with `response` untouched (a garbage reply read as an empty success). A worker process is
+/// not trusted, so its reply arrives as bytes (`reply_bytes`) and an unreadable one is INTERNAL,
+/// like a broken transport. `request_bytes`, `reply_bytes` and `response` must live until
+/// `done` has run (`done` owns the call that holds them).
+template <class Request, class Response>
+void call_parsed(grpc::GenericStub& stub, grpc::ClientContext* context, const char* method,
+                 const Request& request, grpc::ByteBuffer* request_bytes,
+                 grpc::ByteBuffer* reply_bytes, Response* response,
+                 std::function<void(grpc::Status)> done) {
+  bool own_buffer = false;
+  auto written = grpc::SerializationTraits<Request>::Serialize(request, request_bytes, &own_buffer);
+  if (!written.ok()) {
+    done(std::move(written));
+    return;
+  }
+  stub.UnaryCall(context, std::string{"/snakepit.bridge.v1.Worker/"} + method, grpc::StubOptions{},
+                 request_bytes, reply_bytes,
+                 [method, reply_bytes, response, done = std::move(done)](grpc::Status status) {
+                   if (status.ok()) {
+                     auto read = grpc::SerializationTraits<Response>::Deserialize(reply_bytes,
+                                                                                  response);
+                     if (!read.ok())
+                       status = grpc::Status{grpc::StatusCode::INTERNAL,
+                                             std::string{"the worker's reply to "} + method
+                                               + " is unreadable: " + read.error_message()};
+                   }
+                   done(std::move(status));
+                 });
+}
+
+} // namespace
 
 void worker_channel::execute(rpc_call_ptr call, std::function<void(rpc_call_ptr)> done) {
   call->guard.attach(slot_);
   auto* raw = call.get();
-  stub_->async()->Execute(&raw->context, &raw->request, &raw->response,
-                          [call = std::move(call), done = std::move(done)](
-                            grpc::Status status) mutable {
-                            call->status = std::move(status);
-                            done(std::move(call));
-                          });
+  call_parsed(*generic_, &raw->context, "Execute", raw->request, &raw->request_bytes,
+              &raw->response_bytes, &raw->response,
+              [call = std::move(call), done = std::move(done)](grpc::Status status) mutable {
+                call->status = std::move(status);
+                done(std::move(call));
+              });
 }
 
 std::shared_ptr<batch_stream> worker_channel::open_batches(std::uint64_t id,
@@ -137,6 +176,8 @@ struct unary_call {
   grpc::ClientContext context;
   Request request;
   Response response;
+  grpc::ByteBuffer request_bytes;
+  grpc::ByteBuffer response_bytes;
 
   static std::shared_ptr<unary_call> make(const std::shared_ptr<channel_slot>& slot,
                                           std::chrono::milliseconds timeout) {
@@ -153,10 +194,11 @@ void worker_channel::ping(std::chrono::milliseconds timeout,
                           std::function<void(bool, const bridge::v1::PingResponse&)> done) {
   auto call = unary_call<bridge::v1::PingRequest, bridge::v1::PingResponse>::make(slot_, timeout);
   auto* raw = call.get();
-  stub_->async()->Ping(&raw->context, &raw->request, &raw->response,
-                       [call, done = std::move(done)](grpc::Status status) {
-                         done(status.ok(), call->response);
-                       });
+  call_parsed(*generic_, &raw->context, "Ping", raw->request, &raw->request_bytes,
+              &raw->response_bytes, &raw->response,
+              [call, done = std::move(done)](grpc::Status status) {
+                done(status.ok(), call->response);
+              });
 }
 
 void worker_channel::list_tools(
@@ -165,10 +207,11 @@ void worker_channel::list_tools(
   auto call = unary_call<bridge::v1::ListToolsRequest, bridge::v1::ListToolsResponse>::make(
     slot_, timeout);
   auto* raw = call.get();
-  stub_->async()->ListTools(&raw->context, &raw->request, &raw->response,
-                            [call, done = std::move(done)](grpc::Status status) {
-                              done(status.ok(), call->response);
-                            });
+  call_parsed(*generic_, &raw->context, "ListTools", raw->request, &raw->request_bytes,
+              &raw->response_bytes, &raw->response,
+              [call, done = std::move(done)](grpc::Status status) {
+                done(status.ok(), call->response);
+              });
 }
 
 void worker_channel::close_session(const std::string& session_id, const std::string& reason,
@@ -179,10 +222,9 @@ void worker_channel::close_session(const std::string& session_id, const std::str
   call->request.set_session_id(session_id);
   call->request.set_reason(reason);
   auto* raw = call.get();
-  stub_->async()->CloseSession(&raw->context, &raw->request, &raw->response,
-                               [call, done = std::move(done)](grpc::Status status) {
-                                 done(status.ok());
-                               });
+  call_parsed(*generic_, &raw->context, "CloseSession", raw->request, &raw->request_bytes,
+              &raw->response_bytes, &raw->response,
+              [call, done = std::move(done)](grpc::Status status) { done(status.ok()); });
 }
 
 } // namespace snakepit::detail

@@ -8,6 +8,7 @@
 #include <string>
 
 #include <caf/actor_addr.hpp>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "bridge.grpc.pb.h"
@@ -48,6 +49,9 @@ struct rpc_call {
   grpc::ClientContext context;
   bridge::v1::ExecuteRequest request;
   bridge::v1::ExecuteResponse response;
+  /// The wire bytes of both (the reply is parsed by us: worker_channel.cpp).
+  grpc::ByteBuffer request_bytes;
+  grpc::ByteBuffer response_bytes;
   grpc::Status status;
 };
 
@@ -102,6 +106,8 @@ public:
 private:
   std::shared_ptr<channel_slot> slot_;
   std::unique_ptr<bridge::v1::Worker::Stub> stub_;
+  /// Unary calls, whose replies we parse ourselves.
+  std::unique_ptr<grpc::GenericStub> generic_;
 };
 
 } // namespace snakepit::detail

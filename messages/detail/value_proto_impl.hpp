@@ -155,14 +155,18 @@ auto read_segment(const pb::SharedSegment& ref, Shm* shm) {
 template <class Message, class Shm>
 value read_ndarray(Message& x, Shm* shm) {
   constexpr bool moving = !std::is_const_v<Message>;
-  auto type = static_cast<dtype>(x.dtype());
-  ndarray::shape_type shape(x.shape().begin(), x.shape().end());
   auto fail = [&](std::string why) {
     if constexpr (!std::is_same_v<Shm, no_segments>)
       if (shm != nullptr)
         shm->fail("an n-d array on the wire is invalid: " + why);
     return value();
   };
+  // The wire's number, checked before it becomes the 8-bit enum (257 would wrap to 1).
+  auto number = static_cast<int>(x.dtype());
+  if (number < 0 || number > 255 || !is_valid(static_cast<dtype>(number)))
+    return fail("invalid dtype " + std::to_string(number));
+  auto type = static_cast<dtype>(number);
+  ndarray::shape_type shape(x.shape().begin(), x.shape().end());
   if (x.has_segment()) {
     auto mapping = read_segment(x.segment(), shm);
     if (!mapping)

@@ -496,6 +496,9 @@ def test_map_writes_one_line_per_input_in_order_with_per_item_errors(tmp_path: P
     assert got == {i: i + 1 for i in range(50)}
 
 
+@pytest.mark.skipif(bool(os.environ.get("SNAKEPIT_SANITIZER")),
+                    reason="under AddressSanitizer freed memory waits in its quarantine: peak RSS "
+                           "measures the sanitizer (scripts/sanitize.sh)")
 def test_map_memory_stays_bounded_whatever_the_input_size(tmp_path: Path):
     def peak_rss_kib(items: int) -> int:
         feed = tmp_path / f"feed-{items}.jsonl"

@@ -5,6 +5,7 @@
 // queue bound, queue timeout and deadlines.
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -47,19 +48,24 @@ struct node_process {
 /// Member handles by name, changed by the test while the cluster runs (as a
 /// supervisor's restarts would).
 struct member_table {
-  std::mutex mtx;
-  std::map<std::string, pool_actor> handles;
+  struct entries {
+    std::mutex mtx;
+    std::map<std::string, pool_actor> handles;
+  };
+  /// Shared with the resolvers: a cluster still running after the test's table went out of
+  /// scope (it stops with the fixture) must not read a dead table (ASan: stack-use-after-scope).
+  std::shared_ptr<entries> table = std::make_shared<entries>();
 
   void set(const std::string& name, pool_actor h) {
-    std::lock_guard<std::mutex> guard{mtx};
-    handles[name] = std::move(h);
+    std::lock_guard<std::mutex> guard{table->mtx};
+    table->handles[name] = std::move(h);
   }
 
   member_resolver resolver() {
-    return [this](const std::string& name) -> std::optional<pool_actor> {
-      std::lock_guard<std::mutex> guard{mtx};
-      auto i = handles.find(name);
-      if (i == handles.end())
+    return [shared = table](const std::string& name) -> std::optional<pool_actor> {
+      std::lock_guard<std::mutex> guard{shared->mtx};
+      auto i = shared->handles.find(name);
+      if (i == shared->handles.end())
         return std::nullopt;
       return i->second;
     };

@@ -226,6 +226,20 @@ TEST_CASE("ndarray: protobuf round trip inline") {
     REQUIRE(reader.error);
     CHECK(describe(reader.error).message.find("invalid") != std::string::npos);
   }
+  SUBCASE("a dtype number past the enumerators is invalid, not wrapped into one") {
+    // 257 once read as dtype 1 (bool): the number was cut to the enum's 8 bits.
+    for (int number : {0, 15, 255, 257, 268, -1, 1 << 30}) {
+      bridge::v1::Value msg;
+      msg.mutable_ndarray_value()->set_dtype(static_cast<bridge::v1::DType>(number));
+      msg.mutable_ndarray_value()->add_shape(1);
+      msg.mutable_ndarray_value()->set_data(std::string(1, '\x01'));
+      CHECK_MESSAGE(detail::from_proto(msg).is_null(), number);
+      detail::shm_reader reader;
+      CHECK_MESSAGE(detail::from_proto(std::move(msg), reader).is_null(), number);
+      REQUIRE(reader.error);
+      CHECK(describe(reader.error).message.find("invalid dtype") != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("shm_arena: payloads above the threshold travel in segments") {

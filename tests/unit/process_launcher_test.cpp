@@ -396,11 +396,12 @@ TEST_CASE("the child sees only fds 0-4, its own group, and a clean signal state"
   // posix_spawn always leaves its two internal signals (32 and 33, SIGCANCEL and SIGSETXID)
   // ignored in the child, whatever the flags; a glibc program re-installs them on use.
   REQUIRE(rec->err.size() == 2);
+  auto& err_lines = rec->err; // a lambda may not capture a structured binding (clang, C++17)
   auto mask_of = [&](std::string_view name) -> unsigned long long {
-    for (const auto& line : rec->err)
+    for (const auto& line : err_lines)
       if (line.rfind(name, 0) == 0)
         return std::stoull(line.substr(name.size()), nullptr, 16);
-    FAIL("no " << name << " line in " << joined(rec->err));
+    FAIL("no " << name << " line in " << joined(err_lines));
     return 0;
   };
   constexpr unsigned long long glibc_internal = (1ull << (32 - 1)) | (1ull << (33 - 1));

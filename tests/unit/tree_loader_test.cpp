@@ -957,9 +957,9 @@ template = "ghost"
 } // TEST_SUITE("tree_loader")
 
 TEST_CASE("tree: [node] reads its keys and exports only pools of the tree") {
-  constexpr auto base = "[supervisors.app]\nchildren = [\"ml\"]\n\n[pools.ml]\n"
+  constexpr auto local_base = "[supervisors.app]\nchildren = [\"ml\"]\n\n[pools.ml]\n"
                         "adapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n";
-  auto spec = load_tree_string(std::string{base}
+  auto spec = load_tree_string(std::string{local_base}
                                      + "\n[node]\nname = \"left\"\nlisten = \"127.0.0.1:4711\"\n"
                                        "export = [\"ml\"]\n",
                                    "t.toml");
@@ -968,18 +968,18 @@ TEST_CASE("tree: [node] reads its keys and exports only pools of the tree") {
   CHECK(spec->node.name == "left");
   CHECK(spec->node.listen == "127.0.0.1:4711");
   CHECK(spec->node.exports == std::vector<std::string>{"ml"});
-  CHECK_FALSE(load_tree_string(base, "t.toml")->node.enabled);
-  auto wrong = load_tree_string(std::string{base} + "\n[node]\nexport = [\"nope\"]\n",
+  CHECK_FALSE(load_tree_string(local_base, "t.toml")->node.enabled);
+  auto wrong = load_tree_string(std::string{local_base} + "\n[node]\nexport = [\"nope\"]\n",
                                     "t.toml");
   REQUIRE(!wrong);
   auto text = snakepit::describe(wrong.error()).message;
   CHECK(text.find("exports 'nope', which is not a pool of this tree; its pools: ml")
         != std::string::npos);
-  auto bad_listen = load_tree_string(std::string{base} + "\n[node]\nlisten = \"4711\"\n",
+  auto bad_listen = load_tree_string(std::string{local_base} + "\n[node]\nlisten = \"4711\"\n",
                                          "t.toml");
   REQUIRE(!bad_listen);
   CHECK(snakepit::describe(bad_listen.error()).message.find("node.listen") != std::string::npos);
-  auto tls = load_tree_string(std::string{base}
+  auto tls = load_tree_string(std::string{local_base}
                                 + "\n[node]\ntls_cert = \"a.pem\"\ntls_key = \"a.key\"\n"
                                   "tls_ca = \"ca.pem\"\n",
                               "t.toml");
@@ -987,7 +987,7 @@ TEST_CASE("tree: [node] reads its keys and exports only pools of the tree") {
   CHECK(tls->node.tls_cert == "a.pem");
   CHECK(tls->node.tls_key == "a.key");
   CHECK(tls->node.tls_ca == "ca.pem");
-  auto part = load_tree_string(std::string{base} + "\n[node]\ntls_cert = \"a.pem\"\n", "t.toml");
+  auto part = load_tree_string(std::string{local_base} + "\n[node]\ntls_cert = \"a.pem\"\n", "t.toml");
   REQUIRE(!part);
   auto part_text = snakepit::describe(part.error()).message;
   CHECK(part_text.find("node.tls_key: missing") != std::string::npos);
@@ -995,8 +995,8 @@ TEST_CASE("tree: [node] reads its keys and exports only pools of the tree") {
 }
 
 TEST_CASE("tree: [remote_pools.NAME] is a pool child on another node") {
-  constexpr auto base = "[supervisors.app]\nchildren = [\"far\"]\n\n[remote_pools.far]\n";
-  auto spec = load_tree_string(std::string{base}
+  constexpr auto local_base = "[supervisors.app]\nchildren = [\"far\"]\n\n[remote_pools.far]\n";
+  auto spec = load_tree_string(std::string{local_base}
                                  + "node = \"10.0.0.5:4710\"\npool = \"ml\"\n"
                                    "heartbeat_interval_ms = 500\nheartbeat_timeout_ms = 2000\n",
                                "t.toml");
@@ -1007,27 +1007,27 @@ TEST_CASE("tree: [remote_pools.NAME] is a pool child on another node") {
   CHECK(far.remote_pool == "ml");
   CHECK(far.heartbeat_timeout == std::chrono::milliseconds{2000});
   CHECK(snakepit::needs_distribution(*spec));
-  auto missing = load_tree_string(std::string{base} + "pool = \"ml\"\n", "t.toml");
+  auto missing = load_tree_string(std::string{local_base} + "pool = \"ml\"\n", "t.toml");
   REQUIRE(!missing);
   CHECK(snakepit::describe(missing.error()).message.find("missing required key 'node'")
         != std::string::npos);
   for (auto bad : {"h:70000", "h:4x", ":4710", "h:"}) {
-    auto wrong = load_tree_string(std::string{base} + "node = \"" + bad + "\"\n", "t.toml");
+    auto wrong = load_tree_string(std::string{local_base} + "node = \"" + bad + "\"\n", "t.toml");
     REQUIRE(!wrong);
     CHECK(snakepit::describe(wrong.error()).message.find("port 0 to 65535") != std::string::npos);
   }
-  auto adapter = load_tree_string(std::string{base} + "node = \"h:1\"\nadapter = \"x.Y\"\n",
+  auto adapter = load_tree_string(std::string{local_base} + "node = \"h:1\"\nadapter = \"x.Y\"\n",
                                   "t.toml");
   REQUIRE(!adapter);
   CHECK(snakepit::describe(adapter.error()).message.find("adapter") != std::string::npos);
 }
 
 TEST_CASE("tree: [clusters.NAME] spreads over pools of the tree") {
-  constexpr auto base = "[supervisors.app]\nchildren = [\"ml\", \"far\", \"both\"]\n\n"
+  constexpr auto local_base = "[supervisors.app]\nchildren = [\"ml\", \"far\", \"both\"]\n\n"
                         "[pools.ml]\nadapter = \"snakepit_bridge.showcase.ShowcaseAdapter\"\n\n"
                         "[remote_pools.far]\nnode = \"127.0.0.1:4710\"\npool = \"ml\"\n\n"
                         "[clusters.both]\n";
-  auto spec = load_tree_string(std::string{base}
+  auto spec = load_tree_string(std::string{local_base}
                                  + "members = [\"ml\", \"far\"]\nqueue_max = 5\n"
                                    "queue_timeout_ms = 700\naffinity = \"strict_queue\"\n"
                                    "rejoin_backoff_max_ms = 900\n",
@@ -1043,18 +1043,18 @@ TEST_CASE("tree: [clusters.NAME] spreads over pools of the tree") {
   CHECK(both.cluster.rejoin_backoff.max == std::chrono::milliseconds{900});
   CHECK(both.cluster.rejoin_backoff.min == std::chrono::milliseconds{50});
   CHECK(spec->root.children.at(0).is_local_pool());
-  auto unknown = load_tree_string(std::string{base} + "members = [\"ml\", \"nope\"]\n", "t.toml");
+  auto unknown = load_tree_string(std::string{local_base} + "members = [\"ml\", \"nope\"]\n", "t.toml");
   REQUIRE(!unknown);
   CHECK(snakepit::describe(unknown.error()).message.find("'nope' is not a pool of this tree")
         != std::string::npos);
-  auto nested = load_tree_string(std::string{base} + "members = [\"both\"]\n", "t.toml");
+  auto nested = load_tree_string(std::string{local_base} + "members = [\"both\"]\n", "t.toml");
   REQUIRE(!nested);
   CHECK(snakepit::describe(nested.error()).message.find("'both' is a cluster")
         != std::string::npos);
-  auto none = load_tree_string(std::string{base} + "queue_max = 1\n", "t.toml");
+  auto none = load_tree_string(std::string{local_base} + "queue_max = 1\n", "t.toml");
   REQUIRE(!none);
   CHECK(snakepit::describe(none.error()).message.find("members") != std::string::npos);
-  auto typo = load_tree_string(std::string{base} + "members = [\"ml\"]\nadapter = \"x.Y\"\n",
+  auto typo = load_tree_string(std::string{local_base} + "members = [\"ml\"]\nadapter = \"x.Y\"\n",
                                "t.toml");
   REQUIRE(!typo);
   CHECK(snakepit::describe(typo.error()).message.find("adapter") != std::string::npos);
