@@ -121,7 +121,26 @@ void shut_down(worker_pointer self, caf::error reason, const caf::error& call_er
     default_process_launcher().terminate(st.launch_id, grace);
     st.process_alive = false;  // the launcher finishes the job
   }
-  self->quit(std::move(reason));
+  if (st.quitting)
+    return;
+  st.quitting = true;
+  auto owner = caf::actor_cast<caf::actor>(st.cfg.owner);
+  if (st.pool_confirmed || !owner) {
+    self->quit(std::move(reason));
+    return;
+  }
+  // Calls the pool sent before it hears of this go back to it (on_execute),
+  // so none meets an actor that is gone (CAF would answer the caller
+  // request_receiver_down, which reads as a stopped pool).
+  st.process_gone = true;
+  st.quit_reason = std::move(reason);
+  if (st.awaiting_pool)
+    return;  // the pool's answer to worker_exited ends the actor
+  st.awaiting_pool = true;
+  self->request(owner, std::chrono::seconds{10}, detail::worker_exited_atom::value,
+                self->address())
+    .then([self](bool) { self->quit(self->state.quit_reason); },
+          [self](caf::error&) { self->quit(self->state.quit_reason); });
 }
 
 caf::error stopped_error(worker_pointer self) {
@@ -276,7 +295,10 @@ void on_exit(worker_pointer self, const process_exit& how) {
     auto confirmed = [self] {
       auto& ws = self->state;
       ws.awaiting_pool = false;
-      if (ws.exited && !has_unanswered(ws))
+      ws.pool_confirmed = true;
+      if (ws.quitting)
+        self->quit(ws.quit_reason);
+      else if (ws.exited && !has_unanswered(ws))
         shut_down(self, ws.final_reason, ws.final_call_error);
     };
     self->request(owner, std::chrono::seconds{10}, detail::worker_exited_atom::value,

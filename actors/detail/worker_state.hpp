@@ -168,6 +168,11 @@ struct worker_state {
   /// it sent meanwhile still arrive here (and go back to it), so the actor
   /// must not end before.
   bool awaiting_pool = false;
+  /// The pool has confirmed it sends nothing more here.
+  bool pool_confirmed = false;
+  /// `shut_down` ran: the actor ends with `quit_reason` once the pool confirms.
+  bool quitting = false;
+  caf::error quit_reason;
   /// Health pings: the last one sent, whether it was answered, misses in a row.
   std::uint64_t ping_seq = 0;
   bool ping_answered = true;
