@@ -274,7 +274,10 @@ def test_timeout_s_shortens_the_call_and_the_deadline_caps_it():
         start = time.monotonic()
         outcome = client.call("with_timeout", name="slow", timeout_s=0.2)
         assert (outcome["kind"], outcome["tool"]) == ("timeout", "slow")
-        assert "no answer within 200 ms" in outcome["message"]
+        # The caller's own 200 ms, or the host tool server's timeout_ms=200 it was sent with,
+        # whichever fires first on a busy machine: both say the call timed out at 200 ms.
+        assert ("no answer within 200 ms" in outcome["message"]
+                or "within timeout_ms=200" in outcome["message"]), outcome["message"]
         outcome = client.call_with("with_timeout", {"name": "slow", "timeout_s": 60.0}, timeout_ms=300)
         assert outcome["kind"] == "timeout"
         assert time.monotonic() - start < 2.0
