@@ -34,12 +34,16 @@ enum class server_phase { starting, ready, waiting, gave_up };
 struct fork_server_state {
   fork_server_config cfg;
   server_phase current = server_phase::starting;
-  std::uint64_t launch_id = 0;
+  /// The server process: shared with the exit functor, which runs after the state is gone.
+  struct process_ref {
+    std::uint64_t launch_id = 0;
+    bool alive = false;
+  };
+  std::shared_ptr<process_ref> proc = std::make_shared<process_ref>();
   /// Incremented per start, so a late message of an earlier process is ignored.
   std::uint64_t generation = 0;
   int pid = 0;
   bool ever_ready = false;
-  bool process_alive = false;
   /// Why the current start failed, when the ready line said so.
   caf::error start_error;
   std::uint32_t start_failures = 0;
@@ -102,8 +106,8 @@ void start_process(server_actor* self) {
     run_registry::instance().record_exit(how.pid);
     send(fs_exited_atom::value, generation, how);
   };
-  st.launch_id = default_process_launcher().spawn(make_spec(st.cfg), std::move(events));
-  st.process_alive = true;
+  st.proc->launch_id = default_process_launcher().spawn(make_spec(st.cfg), std::move(events));
+  st.proc->alive = true;
   self->delayed_send(self, st.cfg.startup_timeout, fs_timeout_atom::value, generation);
 }
 
@@ -177,11 +181,11 @@ void on_ready_line(server_actor* self, const std::string& line) {
   st.current = server_phase::ready;
   st.ever_ready = true;
   st.start_failures = 0;
-  st.cfg.handle->set_ready_server(st.launch_id);
+  st.cfg.handle->set_ready_server(st.proc->launch_id);
   detail::log_info(st.cfg.pool, "fork server ready (pid {}, preload {} ms)", st.pid,
                    doc.value("preload_ms", 0.0));
   for (auto& rp : st.waiters)
-    rp.deliver(st.launch_id);
+    rp.deliver(st.proc->launch_id);
   st.waiters.clear();
 }
 
@@ -190,18 +194,18 @@ void on_ready_line(server_actor* self, const std::string& line) {
 caf::actor spawn_fork_server(caf::actor_system& sys, fork_server_config cfg) {
   return sys.spawn([cfg = std::move(cfg)](server_actor* self) mutable -> caf::behavior {
     self->state.cfg = std::move(cfg);
-    self->attach_functor([self] {
-      auto& st = self->state;
-      st.cfg.handle->set_ready_server(0);
-      if (st.process_alive)
-        default_process_launcher().terminate(st.launch_id, server_stop_grace);
+    // Runs after the state is destroyed: it holds what it needs itself.
+    self->attach_functor([handle = self->state.cfg.handle, proc = self->state.proc] {
+      handle->set_ready_server(0);
+      if (proc->alive)
+        default_process_launcher().terminate(proc->launch_id, server_stop_grace);
     });
     start_process(self);
     return {
       [self](caf::get_atom) -> caf::result<std::uint64_t> {
         auto& st = self->state;
         if (st.current == server_phase::ready)
-          return st.launch_id;
+          return st.proc->launch_id;
         if (st.current == server_phase::gave_up)
           return make_error(errc::startup_failed, "the fork server of pool " + st.cfg.pool
                                                     + " gave up restarting");
@@ -214,7 +218,7 @@ caf::actor spawn_fork_server(caf::actor_system& sys, fork_server_config cfg) {
         if (generation != st.generation)
           return;
         if (pid == 0) {
-          st.process_alive = false;
+          st.proc->alive = false;
           on_down(self, make_error(errc::startup_failed,
                                    "cannot start the fork server of pool " + st.cfg.pool + ": "
                                      + err),
@@ -231,7 +235,7 @@ caf::actor spawn_fork_server(caf::actor_system& sys, fork_server_config cfg) {
         auto& st = self->state;
         if (generation != st.generation)
           return;
-        st.process_alive = false;
+        st.proc->alive = false;
         auto at_start = st.current == server_phase::starting;
         auto why = at_start ? start_failure(self, how.describe() + " before it was ready")
                             : make_error(errc::startup_failed,
@@ -249,7 +253,7 @@ caf::actor spawn_fork_server(caf::actor_system& sys, fork_server_config cfg) {
                             std::chrono::duration_cast<std::chrono::milliseconds>(
                               st.cfg.startup_timeout)
                               .count()));
-        default_process_launcher().terminate(st.launch_id, server_stop_grace);
+        default_process_launcher().terminate(st.proc->launch_id, server_stop_grace);
       },
       [self](fs_start_atom) {
         if (self->state.current == server_phase::waiting)
