@@ -39,6 +39,7 @@
 #include <string>
 #include <utility>
 #include <vector>
+#include <thread>
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -119,6 +120,22 @@ inline std::string read_first_line(const std::string& path) {
   std::string line;
   std::getline(in, line);
   return line;
+}
+
+/// True once `pid` is gone or a zombie (its parent has not reaped it yet).
+inline bool process_gone(int pid) {
+  auto stat = read_first_line("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return stat.empty()
+         || (close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z');
+}
+
+/// Waits until every one of `pids` is gone, at most `limit` in all.
+inline void wait_processes_gone(const std::vector<int>& pids, std::chrono::milliseconds limit) {
+  auto t0 = clk::now();
+  for (auto pid : pids)
+    while (!process_gone(pid) && ms_between(t0, clk::now()) < limit.count())
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
 }
 
 /// Per-thread counters of process `pid` (tid -> info). Threads that end between

@@ -70,21 +70,11 @@ std::vector<int> pids_of(caf::actor_system& sys, const snakepit::pool_actor& poo
   return out;
 }
 
-bool gone(int pid) {
-  auto stat = read_first_line("/proc/" + std::to_string(pid) + "/stat");
-  auto close = stat.rfind(')');
-  return stat.empty()
-         || (close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z');
-}
-
 /// Stops the pool and waits for its processes, so the next run has the CPUs to itself.
 void stop_and_wait(caf::actor_system& sys, const snakepit::pool_actor& pool,
                    std::vector<int> pids) {
   stop_pool_within(sys, pool, 60s);
-  auto t0 = clk::now();
-  for (auto pid : pids)
-    while (!gone(pid) && ms_between(t0, clk::now()) < 20000)
-      std::this_thread::sleep_for(2ms);
+  wait_processes_gone(pids, 20s);
 }
 
 /// start_pool + a call on every worker, in ms.

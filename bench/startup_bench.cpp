@@ -135,15 +135,7 @@ pool_timing start_pool_and_call(caf::actor_system& sys, std::uint32_t n) {
   stop_pool_within(sys, *pool);
   // The pool actor is gone at once; its processes end in the background. Wait
   // for them, so the next measurement does not share the CPUs with them.
-  auto gone = [](int pid) {
-    auto stat = read_first_line("/proc/" + std::to_string(pid) + "/stat");
-    auto close = stat.rfind(')');
-    return stat.empty() || (close != std::string::npos && stat.size() > close + 2
-                            && stat[close + 2] == 'Z');
-  };
-  for (auto pid : pids)
-    while (!gone(pid) && ms_between(t1, clk::now()) < 10000)
-      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  wait_processes_gone(pids, std::chrono::milliseconds{10000});
   out.stop_ms = ms_between(t1, clk::now());
   return out;
 }
