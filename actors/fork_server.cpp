@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 
 #include "snakepit/actors/detail/emit.hpp"
 #include "snakepit/actors/detail/log.hpp"
+#include "snakepit/actors/detail/ready_line.hpp"
 #include "snakepit/actors/detail/stderr_tail.hpp"
 #include "snakepit/actors/process_launcher.hpp"
 #include "snakepit/actors/python_command.hpp"
@@ -165,16 +165,18 @@ void on_ready_line(server_actor* self, const std::string& line) {
   auto& st = self->state;
   if (st.current != server_phase::starting)
     return;
-  auto doc = nlohmann::json::parse(line, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || doc.value("status", std::string{}) != "ready") {
-    auto message = doc.is_object() ? doc.value("message", std::string{"unknown startup error"})
-                                   : "sent an unreadable ready line: " + line.substr(0, 500);
+  // The shared reader: a line from the process is untrusted, and no field of a wrong type
+  // may throw here.
+  std::string why;
+  auto doc = detail::parse_ready_line(line, why);
+  if (!doc || !doc->ready) {
+    auto message = doc ? doc->message : "sent an unreadable ready line (" + why + "): "
+                                          + line.substr(0, 500);
     st.start_error = make_error(
       errc::startup_failed,
       fmt::format("the fork server of pool {} could not preload adapter '{}': {}", st.cfg.pool,
                   st.cfg.adapter, message),
-      doc.is_object() ? doc.value("python_type", std::string{}) : std::string{},
-      doc.is_object() ? doc.value("traceback", std::string{}) : std::string{});
+      doc ? doc->python_type : std::string{}, doc ? doc->traceback : std::string{});
     // The process exits on its own (exit 3); its exit reports the failure.
     return;
   }
@@ -182,8 +184,7 @@ void on_ready_line(server_actor* self, const std::string& line) {
   st.ever_ready = true;
   st.start_failures = 0;
   st.cfg.handle->set_ready_server(st.proc->launch_id);
-  detail::log_info(st.cfg.pool, "fork server ready (pid {}, preload {} ms)", st.pid,
-                   doc.value("preload_ms", 0.0));
+  detail::log_info(st.cfg.pool, "fork server ready (pid {})", st.pid);
   for (auto& rp : st.waiters)
     rp.deliver(st.proc->launch_id);
   st.waiters.clear();
